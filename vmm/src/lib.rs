@@ -1,0 +1,3 @@
+//! Flint's KVM virtual machine monitor.
+
+pub mod devices;
