@@ -1,1 +1,20 @@
-//! flintd library.
+//! flintd: Flint's host agent. It stores functions (SQLite + content-addressed code
+//! bundles), keeps their instances in sandboxes, and serves the `flint.v1` gRPC API.
+//! See docs/ARCHITECTURE.md for the path of one invocation through these modules.
+
+pub mod api;
+pub mod client;
+pub mod code;
+pub mod config;
+pub mod core;
+pub mod functions;
+pub mod instance;
+pub mod invoke;
+pub mod limits;
+pub mod logs;
+pub mod pool;
+pub mod runtimes;
+pub mod sandbox;
+pub mod server;
+pub mod store;
+pub mod validate;

@@ -1,1 +1,294 @@
-fn main() {}
+//! flint: the command-line client of flintd.
+
+use clap::{Parser, Subcommand};
+use flint_agent::client::{bundle, connect, Client};
+use flint_proto::v1::*;
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "flint", version, about = "Deploy and invoke functions on a flintd agent")]
+struct Cli {
+    /// flintd's Unix socket path, or http://HOST:PORT.
+    #[arg(long, global = true, env = "FLINT_ENDPOINT", default_value = "/run/flint/flintd.sock")]
+    endpoint: String,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Create a function.
+    Create {
+        name: String,
+        #[arg(long)]
+        runtime: String,
+        #[arg(long)]
+        handler: String,
+        /// A directory (zipped for you) or a .zip file.
+        #[arg(long)]
+        code: PathBuf,
+        /// Memory in MB (128-10240).
+        #[arg(long, default_value_t = 128)]
+        memory: u32,
+        /// Timeout in seconds (1-900).
+        #[arg(long, default_value_t = 3)]
+        timeout: u32,
+        /// Environment variable KEY=VALUE (repeatable).
+        #[arg(long = "env", value_parser = parse_kv)]
+        env: Vec<(String, String)>,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// Replace a function's code.
+    UpdateCode {
+        name: String,
+        #[arg(long)]
+        code: PathBuf,
+    },
+    /// Change a function's configuration.
+    UpdateConfig {
+        name: String,
+        #[arg(long)]
+        runtime: Option<String>,
+        #[arg(long)]
+        handler: Option<String>,
+        #[arg(long)]
+        memory: Option<u32>,
+        #[arg(long)]
+        timeout: Option<u32>,
+        /// Replaces all environment variables (repeatable KEY=VALUE).
+        #[arg(long = "env", value_parser = parse_kv)]
+        env: Vec<(String, String)>,
+        /// Remove all environment variables.
+        #[arg(long, conflicts_with = "env")]
+        clear_env: bool,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Show one function.
+    Get { name: String },
+    /// List functions.
+    Ls,
+    /// Delete a function.
+    Rm { name: String },
+    /// Invoke a function and print its result.
+    Invoke {
+        name: String,
+        /// JSON payload (default {}).
+        #[arg(long, default_value = "{}")]
+        payload: String,
+        /// Queue the event and return at once (invocation type Event).
+        #[arg(long = "async")]
+        is_async: bool,
+        /// Validate only (invocation type DryRun).
+        #[arg(long, conflicts_with = "is_async")]
+        dry_run: bool,
+        /// Print the last 4 KB of the invocation's log to stderr.
+        #[arg(long)]
+        log: bool,
+    },
+}
+
+fn parse_kv(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("flint: {e}");
+            std::process::exit(1);
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("flint: {e:#}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn status_err(s: tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!("{} ({:?})", s.message(), s.code())
+}
+
+fn function_json(f: &FunctionConfiguration) -> serde_json::Value {
+    serde_json::json!({
+        "name": f.name, "runtime": f.runtime, "handler": f.handler,
+        "memory_mb": f.memory_mb, "timeout_s": f.timeout_s, "environment": f.environment,
+        "description": f.description, "code_sha256": f.code_sha256, "code_size": f.code_size,
+        "last_modified": f.last_modified, "revision": f.revision, "function_arn": f.function_arn,
+    })
+}
+
+fn print_function(f: &FunctionConfiguration, json: bool) {
+    if json {
+        println!("{}", function_json(f));
+        return;
+    }
+    println!("name:          {}", f.name);
+    println!("arn:           {}", f.function_arn);
+    println!("runtime:       {}", f.runtime);
+    println!("handler:       {}", f.handler);
+    println!("memory:        {} MB", f.memory_mb);
+    println!("timeout:       {} s", f.timeout_s);
+    if !f.description.is_empty() {
+        println!("description:   {}", f.description);
+    }
+    let mut env: Vec<_> = f.environment.iter().collect();
+    env.sort();
+    for (k, v) in env {
+        println!("env:           {k}={v}");
+    }
+    println!("code:          {} bytes, sha256 {}", f.code_size, f.code_sha256);
+    println!("last modified: {} (revision {})", f.last_modified, f.revision);
+}
+
+async fn run(cli: Cli) -> anyhow::Result<i32> {
+    let mut c: Client = connect(&cli.endpoint).await?;
+    match cli.cmd {
+        Cmd::Create { name, runtime, handler, code, memory, timeout, env, description } => {
+            let code_zip = bundle(&code).map_err(|e| anyhow::anyhow!("reading code {}: {e}", code.display()))?;
+            let f = c
+                .functions
+                .create_function(CreateFunctionRequest {
+                    name,
+                    runtime,
+                    handler,
+                    memory_mb: memory,
+                    timeout_s: timeout,
+                    environment: env.into_iter().collect(),
+                    description,
+                    code_zip,
+                })
+                .await
+                .map_err(status_err)?
+                .into_inner();
+            print_function(&f, cli.json);
+        }
+        Cmd::UpdateCode { name, code } => {
+            let code_zip = bundle(&code).map_err(|e| anyhow::anyhow!("reading code {}: {e}", code.display()))?;
+            let f = c
+                .functions
+                .update_function_code(UpdateFunctionCodeRequest { name, code_zip })
+                .await
+                .map_err(status_err)?
+                .into_inner();
+            print_function(&f, cli.json);
+        }
+        Cmd::UpdateConfig { name, runtime, handler, memory, timeout, env, clear_env, description } => {
+            let environment = if clear_env || !env.is_empty() {
+                Some(Environment { variables: env.into_iter().collect::<HashMap<_, _>>() })
+            } else {
+                None
+            };
+            let f = c
+                .functions
+                .update_function_configuration(UpdateFunctionConfigurationRequest {
+                    name,
+                    runtime,
+                    handler,
+                    memory_mb: memory,
+                    timeout_s: timeout,
+                    environment,
+                    description,
+                })
+                .await
+                .map_err(status_err)?
+                .into_inner();
+            print_function(&f, cli.json);
+        }
+        Cmd::Get { name } => {
+            let f = c
+                .functions
+                .get_function(GetFunctionRequest { name })
+                .await
+                .map_err(status_err)?
+                .into_inner();
+            print_function(&f, cli.json);
+        }
+        Cmd::Ls => {
+            let all = c
+                .functions
+                .list_functions(ListFunctionsRequest {})
+                .await
+                .map_err(status_err)?
+                .into_inner()
+                .functions;
+            if cli.json {
+                println!("{}", serde_json::Value::Array(all.iter().map(function_json).collect()));
+            } else {
+                println!("{:<32} {:<12} {:>7} {:>8}  LAST MODIFIED", "NAME", "RUNTIME", "MEMORY", "TIMEOUT");
+                for f in all {
+                    println!("{:<32} {:<12} {:>4} MB {:>6} s  {}", f.name, f.runtime, f.memory_mb, f.timeout_s, f.last_modified);
+                }
+            }
+        }
+        Cmd::Rm { name } => {
+            c.functions
+                .delete_function(DeleteFunctionRequest { name: name.clone() })
+                .await
+                .map_err(status_err)?;
+            if cli.json {
+                println!("{}", serde_json::json!({"deleted": name}));
+            } else {
+                println!("deleted {name}");
+            }
+        }
+        Cmd::Invoke { name, payload, is_async, dry_run, log } => {
+            let invocation_type = if is_async {
+                InvocationType::Event
+            } else if dry_run {
+                InvocationType::DryRun
+            } else {
+                InvocationType::RequestResponse
+            };
+            let r = c
+                .invocations
+                .invoke(InvokeRequest {
+                    function_name: name,
+                    invocation_type: invocation_type as i32,
+                    log_type: if log { LogType::Tail } else { LogType::LogNone } as i32,
+                    payload: payload.into_bytes(),
+                    client_context: String::new(),
+                })
+                .await
+                .map_err(status_err)?
+                .into_inner();
+            let body = String::from_utf8_lossy(&r.payload).into_owned();
+            if cli.json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "status_code": r.status_code, "request_id": r.request_id,
+                        "function_error": r.function_error, "payload": body,
+                        "log_result": r.log_result,
+                    })
+                );
+            } else {
+                if log && !r.log_result.is_empty() {
+                    eprint!("{}", r.log_result);
+                }
+                match r.status_code {
+                    202 => println!("queued (request id {})", r.request_id),
+                    204 => println!("dry run ok (request id {})", r.request_id),
+                    _ => println!("{body}"),
+                }
+            }
+            if !r.function_error.is_empty() {
+                eprintln!("flint: the function failed ({})", r.function_error);
+                return Ok(2);
+            }
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,139 @@
+//! The `flint.v1.Functions` service.
+
+use crate::core::Agent;
+use crate::functions::{arn, ConfigChange, NewFunction};
+use crate::store::Function;
+use flint_proto::v1::functions_server::Functions;
+use flint_proto::v1::*;
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+/// Serves function management.
+pub struct FunctionsApi {
+    pub agent: Arc<Agent>,
+}
+
+/// Converts a stored function to its API form.
+pub fn to_proto(f: Function) -> FunctionConfiguration {
+    FunctionConfiguration {
+        function_arn: arn(&f.name),
+        name: f.name,
+        runtime: f.runtime,
+        handler: f.handler,
+        memory_mb: f.memory_mb,
+        timeout_s: f.timeout_s,
+        environment: f.environment,
+        description: f.description,
+        code_sha256: f.code_sha256,
+        code_size: f.code_size,
+        last_modified: f.last_modified,
+        revision: f.revision,
+    }
+}
+
+/// Runs blocking registry work off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Status> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Status::internal(format!("worker failed: {e}")))?
+}
+
+#[tonic::async_trait]
+impl Functions for FunctionsApi {
+    async fn create_function(
+        &self,
+        req: Request<CreateFunctionRequest>,
+    ) -> Result<Response<FunctionConfiguration>, Status> {
+        let r = req.into_inner();
+        let agent = self.agent.clone();
+        let f = blocking(move || {
+            agent
+                .create_function(NewFunction {
+                    name: r.name,
+                    runtime: r.runtime,
+                    handler: r.handler,
+                    memory_mb: r.memory_mb,
+                    timeout_s: r.timeout_s,
+                    environment: r.environment,
+                    description: r.description,
+                    code_zip: r.code_zip,
+                })
+                .map_err(Status::from)
+        })
+        .await?;
+        Ok(Response::new(to_proto(f)))
+    }
+
+    async fn update_function_code(
+        &self,
+        req: Request<UpdateFunctionCodeRequest>,
+    ) -> Result<Response<FunctionConfiguration>, Status> {
+        let r = req.into_inner();
+        let agent = self.agent.clone();
+        let f = blocking(move || agent.update_code(&r.name, &r.code_zip).map_err(Status::from)).await?;
+        Ok(Response::new(to_proto(f)))
+    }
+
+    async fn update_function_configuration(
+        &self,
+        req: Request<UpdateFunctionConfigurationRequest>,
+    ) -> Result<Response<FunctionConfiguration>, Status> {
+        let r = req.into_inner();
+        let agent = self.agent.clone();
+        let f = blocking(move || {
+            agent
+                .update_config(
+                    &r.name,
+                    ConfigChange {
+                        runtime: r.runtime,
+                        handler: r.handler,
+                        memory_mb: r.memory_mb,
+                        timeout_s: r.timeout_s,
+                        environment: r.environment.map(|e| e.variables),
+                        description: r.description,
+                    },
+                )
+                .map_err(Status::from)
+        })
+        .await?;
+        Ok(Response::new(to_proto(f)))
+    }
+
+    async fn get_function(
+        &self,
+        req: Request<GetFunctionRequest>,
+    ) -> Result<Response<FunctionConfiguration>, Status> {
+        let f = self
+            .agent
+            .store
+            .get(&req.into_inner().name)
+            .map_err(|e| Status::from(crate::functions::FunctionError::from(e)))?;
+        Ok(Response::new(to_proto(f)))
+    }
+
+    async fn list_functions(
+        &self,
+        _req: Request<ListFunctionsRequest>,
+    ) -> Result<Response<ListFunctionsResponse>, Status> {
+        let all = self
+            .agent
+            .store
+            .list()
+            .map_err(|e| Status::from(crate::functions::FunctionError::from(e)))?;
+        Ok(Response::new(ListFunctionsResponse {
+            functions: all.into_iter().map(to_proto).collect(),
+        }))
+    }
+
+    async fn delete_function(
+        &self,
+        req: Request<DeleteFunctionRequest>,
+    ) -> Result<Response<DeleteFunctionResponse>, Status> {
+        let name = req.into_inner().name;
+        let agent = self.agent.clone();
+        blocking(move || agent.delete_function(&name).map_err(Status::from)).await?;
+        Ok(Response::new(DeleteFunctionResponse {}))
+    }
+}

@@ -1,0 +1,59 @@
+//! The `flint.v1.Invocations` service.
+
+use crate::core::Agent;
+use crate::invoke::{InvocationType as T, InvokeInput};
+use flint_proto::v1::invocations_server::Invocations;
+use flint_proto::v1::{InvocationType, InvokeRequest, InvokeResponse, LogType};
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+/// Serves invocations.
+pub struct InvocationsApi {
+    pub agent: Arc<Agent>,
+}
+
+#[tonic::async_trait]
+impl Invocations for InvocationsApi {
+    async fn invoke(&self, req: Request<InvokeRequest>) -> Result<Response<InvokeResponse>, Status> {
+        let r = req.into_inner();
+        let invocation_type = match InvocationType::try_from(r.invocation_type) {
+            Ok(InvocationType::RequestResponse) => T::RequestResponse,
+            Ok(InvocationType::Event) => T::Event,
+            Ok(InvocationType::DryRun) => T::DryRun,
+            Err(_) => {
+                return Err(Status::invalid_argument(format!(
+                    "unknown invocation_type {}: use REQUEST_RESPONSE, EVENT or DRY_RUN",
+                    r.invocation_type
+                )))
+            }
+        };
+        let log_tail = match LogType::try_from(r.log_type) {
+            Ok(LogType::Tail) => true,
+            Ok(LogType::LogNone) => false,
+            Err(_) => {
+                return Err(Status::invalid_argument(format!(
+                    "unknown log_type {}: use LOG_NONE or TAIL",
+                    r.log_type
+                )))
+            }
+        };
+        let out = self
+            .agent
+            .invoke(InvokeInput {
+                function_name: r.function_name,
+                invocation_type,
+                log_tail,
+                payload: r.payload,
+                client_context: r.client_context,
+            })
+            .await?;
+        Ok(Response::new(InvokeResponse {
+            status_code: out.status_code,
+            payload: out.payload,
+            function_error: out.function_error.unwrap_or_default(),
+            log_result: out.log_result.unwrap_or_default(),
+            executed_version: "$LATEST".into(),
+            request_id: out.request_id,
+        }))
+    }
+}

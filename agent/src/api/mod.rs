@@ -1,0 +1,6 @@
+//! The gRPC front end: thin conversions between `flint.v1` messages and the agent's
+//! core operations. Errors become `Status` in one place (status.rs).
+
+pub mod functions;
+pub mod invocations;
+pub mod status;

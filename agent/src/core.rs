@@ -1,0 +1,100 @@
+//! The agent's state, shared by every API front end: the registry, the code store,
+//! the runtimes, the sandbox backend and the pool of idle instances.
+
+use crate::code::CodeStore;
+use crate::config::{Backend, Config};
+use crate::logs::Logs;
+use crate::pool::Pool;
+use crate::runtimes::{Runtime, RuntimeError, Runtimes};
+use crate::sandbox::namespace::NamespaceBackend;
+use crate::sandbox::SandboxBackend;
+use crate::store::Store;
+use std::sync::{Arc, RwLock};
+
+/// Failures opening the agent's state.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// Data directory problems
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    /// Registry problems
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// Code store problems
+    #[error(transparent)]
+    Code(#[from] crate::code::CodeError),
+    /// Runtime images problems
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+}
+
+/// Everything an API call works on.
+pub struct Agent {
+    pub config: Config,
+    pub store: Store,
+    pub code: CodeStore,
+    pub logs: Logs,
+    pub pool: Arc<Pool>,
+    pub backend: Arc<dyn SandboxBackend>,
+    runtimes: RwLock<Runtimes>,
+}
+
+impl Agent {
+    /// Opens the data directory, the database and the images; starts the reaper.
+    pub fn open(config: Config) -> Result<Arc<Self>, OpenError> {
+        let data = &config.data_dir;
+        std::fs::create_dir_all(data).map_err(|source| OpenError::DataDir {
+            path: data.clone(),
+            source,
+        })?;
+        let store = Store::open(&data.join("flint.db"))?;
+        let code = CodeStore::open(&data.join("code"))?;
+        let logs = Logs::open(&data.join("logs")).map_err(|source| OpenError::DataDir {
+            path: data.join("logs"),
+            source,
+        })?;
+        let runtimes = Runtimes::scan(&config.images_dir)?;
+        if runtimes.is_empty() {
+            tracing::warn!(images = %config.images_dir.display(), "no runtime images: run images/build-rootfs.sh");
+        } else {
+            tracing::info!(runtimes = ?runtimes.names(), "runtimes available");
+        }
+        let backend: Arc<dyn SandboxBackend> = match config.backend {
+            Backend::Namespace => Arc::new(NamespaceBackend::new(
+                config.init_path.clone(),
+                config.cgroup_parent.clone(),
+            )),
+        };
+        tracing::info!(backend = backend.kind(), "sandbox backend selected");
+        let pool = Pool::new(config.keep_alive);
+        pool.spawn_reaper();
+        let agent = Arc::new(Self {
+            config,
+            store,
+            code,
+            logs,
+            pool,
+            backend,
+            runtimes: RwLock::new(runtimes),
+        });
+        for f in agent.store.list()? {
+            agent.pool.retire(&f.name, Some(f.revision));
+        }
+        Ok(agent)
+    }
+
+    /// Looks a runtime up, rescanning the images once if it is unknown (so images
+    /// built while the agent runs become usable).
+    pub fn runtime(&self, name: &str) -> Result<Runtime, RuntimeError> {
+        if let Ok(rt) = self.runtimes.read().unwrap_or_else(|p| p.into_inner()).get(name) {
+            return Ok(rt.clone());
+        }
+        let fresh = Runtimes::scan(&self.config.images_dir)?;
+        let r = fresh.get(name).cloned();
+        *self.runtimes.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+        r
+    }
+}

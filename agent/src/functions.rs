@@ -1,0 +1,214 @@
+//! Function management: create, update, read, list and delete, with validation and
+//! nothing half-done on failure.
+
+use crate::code::{check_bundle, CodeError};
+use crate::core::Agent;
+use crate::limits::{MEMORY_DEFAULT_MB, TIMEOUT_DEFAULT_S};
+use crate::runtimes::RuntimeError;
+use crate::store::{Function, StoreError};
+use crate::validate::{self, ValidationError};
+use std::collections::{HashMap, HashSet};
+
+/// Why a management call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FunctionError {
+    /// Bad setting
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// Bad code bundle
+    #[error(transparent)]
+    Code(#[from] CodeError),
+    /// Unknown runtime
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// Registry failure, not found or already exists
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A new function, as requested.
+#[derive(Debug, Clone, Default)]
+pub struct NewFunction {
+    pub name: String,
+    pub runtime: String,
+    pub handler: String,
+    /// 0 means the default.
+    pub memory_mb: u32,
+    /// 0 means the default.
+    pub timeout_s: u32,
+    pub environment: HashMap<String, String>,
+    pub description: String,
+    pub code_zip: Vec<u8>,
+}
+
+/// A configuration change; `None` keeps the current value.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigChange {
+    pub runtime: Option<String>,
+    pub handler: Option<String>,
+    pub memory_mb: Option<u32>,
+    pub timeout_s: Option<u32>,
+    pub environment: Option<HashMap<String, String>>,
+    pub description: Option<String>,
+}
+
+fn now_rfc3339() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    rfc3339(now.as_secs(), now.subsec_millis())
+}
+
+/// Formats Unix time as RFC 3339 UTC with milliseconds.
+pub fn rfc3339(secs: u64, millis: u32) -> String {
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+impl Agent {
+    fn check_settings(&self, f: &Function) -> Result<(), FunctionError> {
+        validate::name(&f.name)?;
+        validate::memory(f.memory_mb)?;
+        validate::timeout(f.timeout_s)?;
+        validate::handler(&f.handler)?;
+        validate::description(&f.description)?;
+        validate::environment(&f.environment)?;
+        self.runtime(&f.runtime)?;
+        Ok(())
+    }
+
+    /// Creates a function.
+    pub fn create_function(&self, req: NewFunction) -> Result<Function, FunctionError> {
+        let mut f = Function {
+            name: req.name,
+            runtime: req.runtime,
+            handler: req.handler,
+            memory_mb: if req.memory_mb == 0 { MEMORY_DEFAULT_MB } else { req.memory_mb },
+            timeout_s: if req.timeout_s == 0 { TIMEOUT_DEFAULT_S } else { req.timeout_s },
+            environment: req.environment,
+            description: req.description,
+            code_sha256: String::new(),
+            code_size: 0,
+            last_modified: now_rfc3339(),
+            revision: 1,
+        };
+        self.check_settings(&f)?;
+        match self.store.get(&f.name) {
+            Ok(_) => return Err(StoreError::Exists(f.name).into()),
+            Err(StoreError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let info = check_bundle(&req.code_zip)?;
+        f.code_sha256 = info.sha256;
+        f.code_size = info.size;
+        self.code.put(&f.code_sha256, &req.code_zip)?;
+        if let Err(e) = self.store.insert(&f) {
+            self.collect_code();
+            return Err(e.into());
+        }
+        self.pool.retire(&f.name, Some(f.revision));
+        tracing::info!(function = %f.name, runtime = %f.runtime, "function created");
+        Ok(f)
+    }
+
+    /// Replaces a function's code.
+    pub fn update_code(&self, name: &str, zip: &[u8]) -> Result<Function, FunctionError> {
+        let mut f = self.store.get(name)?;
+        let info = check_bundle(zip)?;
+        self.code.put(&info.sha256, zip)?;
+        f.code_sha256 = info.sha256;
+        f.code_size = info.size;
+        f.revision += 1;
+        f.last_modified = now_rfc3339();
+        self.store.update(&f)?;
+        self.pool.retire(&f.name, Some(f.revision));
+        self.collect_code();
+        tracing::info!(function = %f.name, revision = f.revision, "code updated");
+        Ok(f)
+    }
+
+    /// Changes a function's configuration.
+    pub fn update_config(&self, name: &str, ch: ConfigChange) -> Result<Function, FunctionError> {
+        let mut f = self.store.get(name)?;
+        if let Some(v) = ch.runtime {
+            f.runtime = v;
+        }
+        if let Some(v) = ch.handler {
+            f.handler = v;
+        }
+        if let Some(v) = ch.memory_mb {
+            f.memory_mb = v;
+        }
+        if let Some(v) = ch.timeout_s {
+            f.timeout_s = v;
+        }
+        if let Some(v) = ch.environment {
+            f.environment = v;
+        }
+        if let Some(v) = ch.description {
+            f.description = v;
+        }
+        self.check_settings(&f)?;
+        f.revision += 1;
+        f.last_modified = now_rfc3339();
+        self.store.update(&f)?;
+        self.pool.retire(&f.name, Some(f.revision));
+        tracing::info!(function = %f.name, revision = f.revision, "configuration updated");
+        Ok(f)
+    }
+
+    /// Deletes a function, its instances, its log and its code if no one else uses it.
+    pub fn delete_function(&self, name: &str) -> Result<Function, FunctionError> {
+        let f = self.store.delete(name)?;
+        self.pool.retire(name, None);
+        self.logs.remove(name);
+        self.collect_code();
+        tracing::info!(function = %name, "function deleted");
+        Ok(f)
+    }
+
+    fn collect_code(&self) {
+        let keep: Result<HashSet<String>, _> = self
+            .store
+            .list()
+            .map(|l| l.into_iter().map(|f| f.code_sha256).collect());
+        if let Ok(keep) = keep {
+            if let Err(e) = self.code.collect_garbage(&keep) {
+                tracing::warn!(error = %e, "code garbage collection");
+            }
+        }
+    }
+}
+
+/// Lambda-style ARN of a function.
+pub fn arn(name: &str) -> String {
+    format!("arn:flint:lambda:local:000000000000:function:{name}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_formats_known_instants() {
+        assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(1_795_787_634, 5), "2026-11-27T13:53:54.005Z");
+        assert_eq!(rfc3339(951_782_400, 0), "2000-02-29T00:00:00.000Z");
+    }
+}

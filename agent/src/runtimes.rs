@@ -1,0 +1,140 @@
+//! The runtimes this host can run: one per image built by images/build-rootfs.sh,
+//! described by the image's runtime.json. Adding a runtime is adding a recipe.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Runtime lookup failures.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// Unknown runtime name
+    #[error("unknown runtime {name:?}: this host offers {available}")]
+    Unknown { name: String, available: String },
+    /// Images directory unreadable
+    #[error("cannot read runtime images in {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// What an image's runtime.json says.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RuntimeManifest {
+    pub name: String,
+    /// The runtime process flint-init starts (argv).
+    pub bootstrap: Vec<String>,
+    #[serde(default)]
+    pub description: String,
+    /// Other names for the same runtime (for example provided.al2023).
+    #[serde(default)]
+    pub aliases: Vec<String>,
+}
+
+/// One runnable runtime.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    pub manifest: RuntimeManifest,
+    /// The read-only root file system tree.
+    pub rootfs: PathBuf,
+}
+
+/// All runtimes found in the images directory.
+#[derive(Debug, Clone, Default)]
+pub struct Runtimes {
+    by_name: BTreeMap<String, Runtime>,
+}
+
+impl Runtimes {
+    /// Scans `images_dir/<name>/{runtime.json,rootfs}`. Folders without both are skipped.
+    pub fn scan(images_dir: &Path) -> Result<Self, RuntimeError> {
+        let io = |source| RuntimeError::Io {
+            path: images_dir.to_path_buf(),
+            source,
+        };
+        let mut by_name = BTreeMap::new();
+        for entry in std::fs::read_dir(images_dir).map_err(io)? {
+            let dir = entry.map_err(io)?.path();
+            let (manifest_path, rootfs) = (dir.join("runtime.json"), dir.join("rootfs"));
+            if !rootfs.is_dir() {
+                continue;
+            }
+            let Ok(text) = std::fs::read_to_string(&manifest_path) else {
+                continue;
+            };
+            let manifest: RuntimeManifest = match serde_json::from_str(&text) {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(path = %manifest_path.display(), error = %e, "skipping unreadable runtime manifest");
+                    continue;
+                }
+            };
+            if manifest.bootstrap.is_empty() {
+                tracing::warn!(path = %manifest_path.display(), "skipping runtime without bootstrap");
+                continue;
+            }
+            let rt = Runtime { manifest, rootfs };
+            for alias in rt.manifest.aliases.clone() {
+                by_name.insert(alias, rt.clone());
+            }
+            by_name.insert(rt.manifest.name.clone(), rt);
+        }
+        Ok(Self { by_name })
+    }
+
+    /// Looks a runtime up by name or alias.
+    pub fn get(&self, name: &str) -> Result<&Runtime, RuntimeError> {
+        self.by_name.get(name).ok_or_else(|| RuntimeError::Unknown {
+            name: name.chars().take(64).collect(),
+            available: if self.by_name.is_empty() {
+                "no runtime (build images with images/build-rootfs.sh)".to_string()
+            } else {
+                self.names().join(", ")
+            },
+        })
+    }
+
+    /// Every name and alias, sorted.
+    pub fn names(&self) -> Vec<String> {
+        self.by_name.keys().cloned().collect()
+    }
+
+    /// True when no runtime is available.
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scans_manifests_and_aliases() {
+        let dir = tempfile::tempdir().unwrap();
+        let py = dir.path().join("python3.11");
+        std::fs::create_dir_all(py.join("rootfs")).unwrap();
+        std::fs::write(
+            py.join("runtime.json"),
+            r#"{"name":"python3.11","bootstrap":["/var/runtime/bootstrap"]}"#,
+        )
+        .unwrap();
+        let custom = dir.path().join("provided");
+        std::fs::create_dir_all(custom.join("rootfs")).unwrap();
+        std::fs::write(
+            custom.join("runtime.json"),
+            r#"{"name":"provided","bootstrap":["/var/task/bootstrap"],"aliases":["provided.al2023"]}"#,
+        )
+        .unwrap();
+        std::fs::create_dir_all(dir.path().join("half-built")).unwrap();
+        let rts = Runtimes::scan(dir.path()).unwrap();
+        assert_eq!(rts.names(), ["provided", "provided.al2023", "python3.11"]);
+        assert_eq!(
+            rts.get("provided.al2023").unwrap().manifest.bootstrap,
+            ["/var/task/bootstrap"]
+        );
+        let err = rts.get("cobol").unwrap_err().to_string();
+        assert!(err.contains("python3.11"), "{err}");
+    }
+}

@@ -1,0 +1,64 @@
+//! Sandboxes: the isolation boundary around one function instance. A backend makes
+//! sandboxes; each runs flint-init as its PID 1 and hands the host one byte stream to
+//! it. Everything above this interface (protocol, runtimes, limits, API) is shared by
+//! all backends.
+
+pub mod namespace;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+
+/// A boxed future, for object-safe async trait methods.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Failures creating or destroying sandboxes.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// cgroup operations failed
+    #[error("cgroup {path}: {message}")]
+    Cgroup { path: String, message: String },
+    /// Spawning the sandbox process failed
+    #[error("starting sandbox process {path}: {source}")]
+    Spawn {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Other I/O
+    #[error("sandbox I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What a new sandbox needs to know.
+#[derive(Debug, Clone)]
+pub struct SandboxSpec {
+    /// Unique id, also the cgroup name.
+    pub id: String,
+    /// Read-only root file system of the runtime.
+    pub rootfs: PathBuf,
+    /// Memory cap for everything in the sandbox, in MB.
+    pub memory_mb: u32,
+}
+
+/// Makes sandboxes.
+pub trait SandboxBackend: Send + Sync {
+    /// Short name for logs and the API ("namespace", "microvm").
+    fn kind(&self) -> &'static str;
+    /// Starts a sandbox; returns once its flint-init stream is connected.
+    fn create<'a>(
+        &'a self,
+        spec: &'a SandboxSpec,
+    ) -> BoxFuture<'a, Result<Box<dyn Sandbox>, SandboxError>>;
+}
+
+/// One running sandbox.
+pub trait Sandbox: Send + Sync {
+    /// The sandbox id.
+    fn id(&self) -> &str;
+    /// The host end of the flint-init stream (taken once).
+    fn take_stream(&mut self) -> Option<tokio::net::UnixStream>;
+    /// True when the kernel's OOM killer has killed a process in this sandbox.
+    fn oom_killed(&self) -> bool;
+    /// Kills everything in the sandbox and removes every trace of it. Idempotent.
+    fn destroy(&mut self) -> BoxFuture<'_, Result<(), SandboxError>>;
+}

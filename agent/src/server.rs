@@ -1,0 +1,134 @@
+//! Serving the API: the Unix socket (always) and TCP (when asked), with gRPC health
+//! and server reflection, until SIGINT or SIGTERM; then every instance is destroyed.
+
+use crate::api::functions::FunctionsApi;
+use crate::api::invocations::InvocationsApi;
+use crate::core::Agent;
+use crate::limits::GRPC_MESSAGE_MAX;
+use flint_proto::v1::functions_server::FunctionsServer;
+use flint_proto::v1::invocations_server::InvocationsServer;
+use std::sync::Arc;
+use tokio::net::UnixListener;
+use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
+
+/// Serving failures.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Could not bind a listener
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    /// Reflection set-up failed
+    #[error("server reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The transport failed
+    #[error("gRPC transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+fn router(
+    agent: &Arc<Agent>,
+    health: tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
+) -> Result<tonic::transport::server::Router, ServeError> {
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(flint_proto::v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let functions = FunctionsServer::new(FunctionsApi {
+        agent: agent.clone(),
+    })
+    .max_decoding_message_size(GRPC_MESSAGE_MAX)
+    .max_encoding_message_size(GRPC_MESSAGE_MAX);
+    let invocations = InvocationsServer::new(InvocationsApi {
+        agent: agent.clone(),
+    })
+    .max_decoding_message_size(GRPC_MESSAGE_MAX)
+    .max_encoding_message_size(GRPC_MESSAGE_MAX);
+    Ok(tonic::transport::Server::builder()
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(functions)
+        .add_service(invocations))
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+}
+
+/// Serves until a shutdown signal; then destroys all instances.
+pub async fn serve(agent: Arc<Agent>) -> Result<(), ServeError> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter
+        .set_serving::<FunctionsServer<FunctionsApi>>()
+        .await;
+    reporter
+        .set_serving::<InvocationsServer<InvocationsApi>>()
+        .await;
+
+    let sock = agent.config.socket.clone();
+    if let Some(dir) = sock.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let _ = std::fs::remove_file(&sock);
+    let uds = UnixListener::bind(&sock).map_err(|source| ServeError::Bind {
+        addr: sock.display().to_string(),
+        source,
+    })?;
+    tracing::info!(socket = %sock.display(), "listening");
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let wait_stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let mut servers = tokio::task::JoinSet::new();
+    let r = router(&agent, health.clone())?;
+    let rx = stop_rx.clone();
+    servers.spawn(async move {
+        r.serve_with_incoming_shutdown(UnixListenerStream::new(uds), wait_stop(rx))
+            .await
+    });
+    if let Some(addr) = agent.config.listen {
+        let tcp = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Bind {
+                addr: addr.to_string(),
+                source,
+            })?;
+        tracing::info!(%addr, "listening");
+        let r = router(&agent, health.clone())?;
+        let rx = stop_rx.clone();
+        servers.spawn(async move {
+            r.serve_with_incoming_shutdown(TcpListenerStream::new(tcp), wait_stop(rx))
+                .await
+        });
+    }
+    println!("flintd ready on {}", sock.display());
+
+    let result = tokio::select! {
+        _ = shutdown_signal() => Ok(()),
+        Some(r) = servers.join_next() => match r {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(ServeError::from(e)),
+            Err(e) => { tracing::error!(error = %e, "server task failed"); Ok(()) }
+        },
+    };
+    tracing::info!("shutting down: destroying instances");
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        while servers.join_next().await.is_some() {}
+    })
+    .await;
+    agent.pool.shutdown().await;
+    let _ = std::fs::remove_file(&sock);
+    result
+}

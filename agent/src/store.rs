@@ -1,0 +1,260 @@
+//! The function registry: an embedded SQLite database in the data directory.
+//! Every function's configuration survives an agent restart.
+
+use rusqlite::{params, Connection, OptionalExtension};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+/// Registry failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite said no
+    #[error("function database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A stored row could not be read back
+    #[error("function database holds a corrupt row for {0}")]
+    Corrupt(String),
+    /// Name taken
+    #[error("function {0} already exists: pick another name or update it")]
+    Exists(String),
+    /// Unknown name
+    #[error("function {0} not found: create it first (flint create) or check the name (flint ls)")]
+    NotFound(String),
+}
+
+/// One function's configuration as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Function {
+    pub name: String,
+    pub runtime: String,
+    pub handler: String,
+    pub memory_mb: u32,
+    pub timeout_s: u32,
+    pub environment: HashMap<String, String>,
+    pub description: String,
+    pub code_sha256: String,
+    pub code_size: u64,
+    /// RFC 3339, UTC.
+    pub last_modified: String,
+    /// Bumped on every change; instances of an older revision are retired.
+    pub revision: u64,
+}
+
+/// The SQLite-backed registry.
+pub struct Store {
+    conn: Mutex<Connection>,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS functions (
+    name          TEXT PRIMARY KEY,
+    runtime       TEXT NOT NULL,
+    handler       TEXT NOT NULL,
+    memory_mb     INTEGER NOT NULL,
+    timeout_s     INTEGER NOT NULL,
+    environment   TEXT NOT NULL,
+    description   TEXT NOT NULL,
+    code_sha256   TEXT NOT NULL,
+    code_size     INTEGER NOT NULL,
+    last_modified TEXT NOT NULL,
+    revision      INTEGER NOT NULL
+);
+";
+
+impl Store {
+    /// Opens (creating) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite inconsistent: each
+        // statement is atomic. Keep serving.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Inserts a new function; fails if the name is taken.
+    pub fn insert(&self, f: &Function) -> Result<(), StoreError> {
+        let env = serde_json::to_string(&f.environment).map_err(|_| StoreError::Corrupt(f.name.clone()))?;
+        let r = self.lock().execute(
+            "INSERT INTO functions VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
+            params![
+                f.name,
+                f.runtime,
+                f.handler,
+                f.memory_mb,
+                f.timeout_s,
+                env,
+                f.description,
+                f.code_sha256,
+                f.code_size as i64,
+                f.last_modified,
+                f.revision as i64
+            ],
+        );
+        match r {
+            Ok(_) => Ok(()),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Err(StoreError::Exists(f.name.clone()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Replaces an existing function's row.
+    pub fn update(&self, f: &Function) -> Result<(), StoreError> {
+        let env = serde_json::to_string(&f.environment).map_err(|_| StoreError::Corrupt(f.name.clone()))?;
+        let n = self.lock().execute(
+            "UPDATE functions SET runtime=?2, handler=?3, memory_mb=?4, timeout_s=?5,
+             environment=?6, description=?7, code_sha256=?8, code_size=?9,
+             last_modified=?10, revision=?11 WHERE name=?1",
+            params![
+                f.name,
+                f.runtime,
+                f.handler,
+                f.memory_mb,
+                f.timeout_s,
+                env,
+                f.description,
+                f.code_sha256,
+                f.code_size as i64,
+                f.last_modified,
+                f.revision as i64
+            ],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NotFound(f.name.clone()));
+        }
+        Ok(())
+    }
+
+    /// Reads one function.
+    pub fn get(&self, name: &str) -> Result<Function, StoreError> {
+        let conn = self.lock();
+        let row = conn
+            .query_row(
+                "SELECT * FROM functions WHERE name=?1",
+                params![name],
+                row_to_raw,
+            )
+            .optional()?;
+        match row {
+            Some(raw) => raw.into_function(),
+            None => Err(StoreError::NotFound(name.to_string())),
+        }
+    }
+
+    /// Every function, by name.
+    pub fn list(&self) -> Result<Vec<Function>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare("SELECT * FROM functions ORDER BY name")?;
+        let rows = stmt.query_map([], row_to_raw)?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(r?.into_function()?);
+        }
+        Ok(out)
+    }
+
+    /// Deletes a function; returns its last configuration.
+    pub fn delete(&self, name: &str) -> Result<Function, StoreError> {
+        let f = self.get(name)?;
+        self.lock()
+            .execute("DELETE FROM functions WHERE name=?1", params![name])?;
+        Ok(f)
+    }
+}
+
+struct RawRow {
+    f: Function,
+    env: String,
+}
+
+fn row_to_raw(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
+    Ok(RawRow {
+        f: Function {
+            name: r.get(0)?,
+            runtime: r.get(1)?,
+            handler: r.get(2)?,
+            memory_mb: r.get(3)?,
+            timeout_s: r.get(4)?,
+            environment: HashMap::new(),
+            description: r.get(6)?,
+            code_sha256: r.get(7)?,
+            code_size: r.get::<_, i64>(8)? as u64,
+            last_modified: r.get(9)?,
+            revision: r.get::<_, i64>(10)? as u64,
+        },
+        env: r.get(5)?,
+    })
+}
+
+impl RawRow {
+    fn into_function(self) -> Result<Function, StoreError> {
+        let mut f = self.f;
+        f.environment =
+            serde_json::from_str(&self.env).map_err(|_| StoreError::Corrupt(f.name.clone()))?;
+        Ok(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(name: &str) -> Function {
+        Function {
+            name: name.into(),
+            runtime: "python3.11".into(),
+            handler: "app.handler".into(),
+            memory_mb: 128,
+            timeout_s: 3,
+            environment: [("A".to_string(), "1".to_string())].into(),
+            description: "d".into(),
+            code_sha256: "00".repeat(32),
+            code_size: 10,
+            last_modified: "2026-11-27T00:00:00Z".into(),
+            revision: 1,
+        }
+    }
+
+    #[test]
+    fn survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("flint.db");
+        {
+            let s = Store::open(&db).unwrap();
+            s.insert(&sample("a")).unwrap();
+            s.insert(&sample("b")).unwrap();
+            assert!(matches!(s.insert(&sample("a")), Err(StoreError::Exists(_))));
+        }
+        let s = Store::open(&db).unwrap();
+        let all = s.list().unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0], sample("a"));
+    }
+
+    #[test]
+    fn update_and_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("f.db")).unwrap();
+        let mut f = sample("x");
+        assert!(matches!(s.update(&f), Err(StoreError::NotFound(_))));
+        s.insert(&f).unwrap();
+        f.memory_mb = 512;
+        f.revision = 2;
+        s.update(&f).unwrap();
+        assert_eq!(s.get("x").unwrap().memory_mb, 512);
+        s.delete("x").unwrap();
+        assert!(matches!(s.get("x"), Err(StoreError::NotFound(_))));
+    }
+}

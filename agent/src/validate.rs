@@ -1,0 +1,179 @@
+//! Validation of function settings. Every error names the field, the bad value and
+//! what a valid one looks like.
+
+use crate::limits::*;
+use std::collections::HashMap;
+
+/// A function setting that is not acceptable.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ValidationError {
+    /// Bad function name
+    #[error("invalid function name {0:?}: use 1-64 characters from A-Z, a-z, 0-9, '-' and '_'")]
+    Name(String),
+    /// Memory out of range
+    #[error("memory size {0} MB is out of range: choose {MEMORY_MIN_MB}-{MEMORY_MAX_MB} MB")]
+    Memory(u32),
+    /// Timeout out of range
+    #[error("timeout {0} s is out of range: choose {TIMEOUT_MIN_S}-{TIMEOUT_MAX_S} seconds")]
+    Timeout(u32),
+    /// Bad handler
+    #[error("invalid handler {0:?}: give a non-empty string of at most {HANDLER_MAX} characters without spaces, e.g. \"app.handler\"")]
+    Handler(String),
+    /// Description too long
+    #[error("description is {0} characters long: at most {DESCRIPTION_MAX} allowed")]
+    Description(usize),
+    /// Bad environment variable name
+    #[error("invalid environment variable name {0:?}: start with a letter, then letters, digits and '_'")]
+    EnvName(String),
+    /// Reserved environment variable
+    #[error("environment variable {0} is reserved by the runtime: remove it")]
+    EnvReserved(String),
+    /// Environment too large
+    #[error("environment variables take {0} bytes: at most {ENV_TOTAL_MAX} bytes (keys + values) allowed")]
+    EnvSize(usize),
+}
+
+/// Lambda's reserved environment variables; functions may not set them.
+pub const RESERVED_ENV: &[&str] = &[
+    "_HANDLER",
+    "_X_AMZN_TRACE_ID",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+    "AWS_EXECUTION_ENV",
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_INITIALIZATION_TYPE",
+    "AWS_LAMBDA_LOG_GROUP_NAME",
+    "AWS_LAMBDA_LOG_STREAM_NAME",
+    "AWS_ACCESS_KEY",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_LAMBDA_RUNTIME_API",
+    "LAMBDA_TASK_ROOT",
+    "LAMBDA_RUNTIME_DIR",
+];
+
+/// Checks a function name.
+pub fn name(n: &str) -> Result<(), ValidationError> {
+    let ok = !n.is_empty()
+        && n.len() <= NAME_MAX
+        && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(ValidationError::Name(n.chars().take(80).collect()))
+    }
+}
+
+/// Checks a memory size in MB.
+pub fn memory(mb: u32) -> Result<(), ValidationError> {
+    if (MEMORY_MIN_MB..=MEMORY_MAX_MB).contains(&mb) {
+        Ok(())
+    } else {
+        Err(ValidationError::Memory(mb))
+    }
+}
+
+/// Checks a timeout in seconds.
+pub fn timeout(s: u32) -> Result<(), ValidationError> {
+    if (TIMEOUT_MIN_S..=TIMEOUT_MAX_S).contains(&s) {
+        Ok(())
+    } else {
+        Err(ValidationError::Timeout(s))
+    }
+}
+
+/// Checks a handler string.
+pub fn handler(h: &str) -> Result<(), ValidationError> {
+    if h.is_empty() || h.len() > HANDLER_MAX || h.chars().any(|c| c.is_whitespace()) {
+        Err(ValidationError::Handler(h.chars().take(140).collect()))
+    } else {
+        Ok(())
+    }
+}
+
+/// Checks a description.
+pub fn description(d: &str) -> Result<(), ValidationError> {
+    let n = d.chars().count();
+    if n > DESCRIPTION_MAX {
+        Err(ValidationError::Description(n))
+    } else {
+        Ok(())
+    }
+}
+
+/// Checks environment variables: names, reserved keys and total size.
+pub fn environment(env: &HashMap<String, String>) -> Result<(), ValidationError> {
+    let mut total = 0;
+    for (k, v) in env {
+        let mut chars = k.chars();
+        let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic());
+        if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(ValidationError::EnvName(k.chars().take(80).collect()));
+        }
+        if RESERVED_ENV.contains(&k.as_str()) {
+            return Err(ValidationError::EnvReserved(k.clone()));
+        }
+        total += k.len() + v.len();
+    }
+    if total > ENV_TOTAL_MAX {
+        return Err(ValidationError::EnvSize(total));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(name("hello-world_1").is_ok());
+        assert!(name(&"a".repeat(64)).is_ok());
+        for bad in ["", "has space", "slash/", "dot.name", &"a".repeat(65), "ünï"] {
+            assert!(name(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn memory_and_timeout_bounds() {
+        assert!(memory(128).is_ok() && memory(10240).is_ok());
+        assert_eq!(memory(127), Err(ValidationError::Memory(127)));
+        assert!(memory(10241).is_err());
+        assert!(timeout(1).is_ok() && timeout(900).is_ok());
+        assert!(timeout(0).is_err() && timeout(901).is_err());
+    }
+
+    #[test]
+    fn environment_rules() {
+        let mut env = HashMap::new();
+        env.insert("GREETING".to_string(), "hi".to_string());
+        assert!(environment(&env).is_ok());
+        env.insert("1BAD".to_string(), String::new());
+        assert!(matches!(environment(&env), Err(ValidationError::EnvName(_))));
+        env.remove("1BAD");
+        env.insert("AWS_REGION".to_string(), "x".to_string());
+        assert_eq!(
+            environment(&env),
+            Err(ValidationError::EnvReserved("AWS_REGION".into()))
+        );
+        env.remove("AWS_REGION");
+        env.insert("BIG".to_string(), "x".repeat(5000));
+        assert!(matches!(environment(&env), Err(ValidationError::EnvSize(_))));
+    }
+
+    #[test]
+    fn handler_rules() {
+        assert!(handler("app.handler").is_ok());
+        assert!(handler("").is_err());
+        assert!(handler("a b").is_err());
+    }
+
+    #[test]
+    fn message_tells_what_to_fix() {
+        let msg = memory(64).unwrap_err().to_string();
+        assert!(msg.contains("128-10240"), "{msg}");
+    }
+}
