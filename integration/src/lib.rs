@@ -1,1 +1,286 @@
-//! Helpers for the end-to-end tests.
+//! Helpers for the end-to-end tests: start a real flintd binary on a private socket,
+//! data directory and cgroup parent; write function code; check for leftovers.
+//!
+//! The tests need root (namespaces, cgroups), the binaries built
+//! (`cargo build --workspace`) and the runtime images
+//! (`images/build-rootfs.sh`). Missing prerequisites make tests fail, never skip.
+
+use flint_agent::client::{connect, Client};
+use flint_proto::v1::*;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// The directory holding the workspace's built binaries (target/debug).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/debug/deps/<test-binary>
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in target/<profile>/deps")
+        .to_path_buf()
+}
+
+/// Path of a workspace binary; panics with the command to build it.
+pub fn binary(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(
+        p.is_file(),
+        "{} is missing: run `cargo build --workspace` before the tests",
+        p.display()
+    );
+    p
+}
+
+/// The runtime images directory the tests use.
+pub fn images_dir() -> PathBuf {
+    let dir = PathBuf::from(
+        std::env::var("FLINT_IMAGES_DIR").unwrap_or_else(|_| "/var/lib/flint/images".into()),
+    );
+    assert!(
+        dir.join("python3.11/rootfs").is_dir(),
+        "no python3.11 image in {}: run images/build-rootfs.sh first",
+        dir.display()
+    );
+    dir
+}
+
+/// A running flintd with its own data directory, socket and cgroup parent.
+pub struct TestAgent {
+    child: Option<Child>,
+    pub data_dir: PathBuf,
+    pub socket: PathBuf,
+    pub cgroup_parent: String,
+    _tmp: Option<tempfile::TempDir>,
+    keep_alive: u64,
+}
+
+impl TestAgent {
+    /// Starts a flintd on a fresh data directory.
+    pub async fn start() -> TestAgent {
+        Self::start_with(300).await
+    }
+
+    /// Starts a flintd whose idle instances live `keep_alive` seconds.
+    pub async fn start_with(keep_alive: u64) -> TestAgent {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let mut a = TestAgent {
+            child: None,
+            data_dir: tmp.path().join("data"),
+            socket: tmp.path().join("flintd.sock"),
+            cgroup_parent: format!("flint-test-{}-{n}", std::process::id()),
+            _tmp: Some(tmp),
+            keep_alive,
+        };
+        a.spawn().await;
+        a
+    }
+
+    async fn spawn(&mut self) {
+        let child = Command::new(binary("flintd"))
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--socket")
+            .arg(&self.socket)
+            .arg("--images-dir")
+            .arg(images_dir())
+            .arg("--init-path")
+            .arg(binary("flint-init"))
+            .arg("--cgroup-parent")
+            .arg(&self.cgroup_parent)
+            .arg("--keep-alive")
+            .arg(self.keep_alive.to_string())
+            .env("FLINT_LOG", std::env::var("FLINT_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn flintd");
+        self.child = Some(child);
+        let t0 = Instant::now();
+        loop {
+            if let Some(st) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("flintd exited during start-up: {st}");
+            }
+            if self.socket.exists() && connect(self.socket.to_str().unwrap()).await.is_ok() {
+                return;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(20), "flintd did not start within 20 s");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// A connected client.
+    pub async fn client(&self) -> Client {
+        connect(self.socket.to_str().expect("utf-8 path"))
+            .await
+            .expect("connect to flintd")
+    }
+
+    /// Stops flintd with SIGTERM and waits for it.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("agent running");
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let t0 = Instant::now();
+        loop {
+            if let Some(st) = child.try_wait().expect("wait flintd") {
+                return st;
+            }
+            if t0.elapsed() > Duration::from_secs(20) {
+                let _ = child.kill();
+                panic!("flintd did not stop within 20 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Restarts flintd on the same data directory.
+    pub async fn restart(&mut self) {
+        let st = self.stop();
+        assert!(st.success(), "flintd exited with {st} on SIGTERM");
+        self.spawn().await;
+    }
+
+    /// Starts flintd again after it was killed (reaps the dead process first).
+    pub async fn restart_after_kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.wait();
+        }
+        self.spawn().await;
+    }
+
+    /// The pid of the running flintd.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("agent running").id()
+    }
+
+    /// Sandbox cgroups that currently exist under this agent's parent.
+    pub fn sandbox_cgroups(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for root in cgroup_roots(&self.cgroup_parent) {
+            if let Ok(rd) = std::fs::read_dir(&root) {
+                out.extend(rd.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+            }
+        }
+        out
+    }
+
+    /// Number of distinct sandboxes (by cgroup name) that exist now.
+    pub fn sandbox_count(&self) -> usize {
+        let mut names: Vec<_> = self
+            .sandbox_cgroups()
+            .into_iter()
+            .filter_map(|p| p.file_name().map(|n| n.to_owned()))
+            .collect();
+        names.sort();
+        names.dedup();
+        names.len()
+    }
+
+    /// Waits until no sandbox cgroup is left (instances are destroyed in the background).
+    pub async fn wait_no_sandboxes(&self, within: Duration) -> Vec<PathBuf> {
+        let t0 = Instant::now();
+        loop {
+            let left = self.sandbox_cgroups();
+            if left.is_empty() || t0.elapsed() > within {
+                return left;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn cgroup_roots(parent: &str) -> Vec<PathBuf> {
+    let v2 = !Path::new("/sys/fs/cgroup/memory").exists();
+    if v2 {
+        vec![Path::new("/sys/fs/cgroup").join(parent)]
+    } else {
+        ["memory", "pids"]
+            .iter()
+            .map(|c| Path::new("/sys/fs/cgroup").join(c).join(parent))
+            .collect()
+    }
+}
+
+impl Drop for TestAgent {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        // Remove what a killed agent could not (the next agent would do it too).
+        for root in cgroup_roots(&self.cgroup_parent) {
+            if let Ok(rd) = std::fs::read_dir(&root) {
+                for e in rd.flatten() {
+                    if let Ok(p) = std::fs::read_to_string(e.path().join("cgroup.procs")) {
+                        for pid in p.lines().filter_map(|l| l.parse::<i32>().ok()) {
+                            let _ = nix::sys::signal::kill(
+                                nix::unistd::Pid::from_raw(pid),
+                                nix::sys::signal::Signal::SIGKILL,
+                            );
+                        }
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                    let _ = std::fs::remove_dir(e.path());
+                }
+            }
+            let _ = std::fs::remove_dir(&root);
+        }
+    }
+}
+
+/// Zips files given as (path, contents) into a code bundle (mode 0644, or 0755 for
+/// names ending in "bootstrap").
+pub fn zip_files(files: &[(&str, &str)]) -> Vec<u8> {
+    use std::io::Write;
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, body) in files {
+        let mode = if name.ends_with("bootstrap") { 0o755 } else { 0o644 };
+        w.start_file(*name, zip::write::SimpleFileOptions::default().unix_permissions(mode))
+            .expect("zip entry");
+        w.write_all(body.as_bytes()).expect("zip write");
+    }
+    w.finish().expect("zip finish").into_inner()
+}
+
+/// A CreateFunctionRequest for a Python function with one file app.py.
+pub fn python_function(name: &str, app_py: &str) -> CreateFunctionRequest {
+    CreateFunctionRequest {
+        name: name.to_string(),
+        runtime: "python3.11".into(),
+        handler: "app.handler".into(),
+        memory_mb: 128,
+        timeout_s: 3,
+        code_zip: zip_files(&[("app.py", app_py)]),
+        ..Default::default()
+    }
+}
+
+/// Invokes synchronously with a JSON payload and log tail.
+pub async fn invoke(c: &mut Client, name: &str, payload: &str) -> InvokeResponse {
+    c.invocations
+        .invoke(InvokeRequest {
+            function_name: name.into(),
+            invocation_type: InvocationType::RequestResponse as i32,
+            log_type: LogType::Tail as i32,
+            payload: payload.as_bytes().to_vec(),
+            client_context: String::new(),
+        })
+        .await
+        .expect("invoke RPC")
+        .into_inner()
+}
+
+/// Parses a response payload as JSON.
+pub fn json(r: &InvokeResponse) -> serde_json::Value {
+    serde_json::from_slice(&r.payload).unwrap_or_else(|e| {
+        panic!(
+            "payload is not JSON ({e}): {}",
+            String::from_utf8_lossy(&r.payload)
+        )
+    })
+}
