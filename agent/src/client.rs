@@ -82,7 +82,10 @@ pub fn bundle(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
             if ty.is_symlink() {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::InvalidInput,
-                    format!("{} is a symbolic link: code bundles cannot hold links", e.path().display()),
+                    format!(
+                        "{} is a symbolic link: code bundles cannot hold links",
+                        e.path().display()
+                    ),
                 ));
             } else if ty.is_dir() {
                 stack.push(e.path());

@@ -62,8 +62,8 @@ pub fn check_bundle(zip: &[u8]) -> Result<BundleInfo, CodeError> {
     if zip.len() > CODE_ZIP_MAX {
         return Err(CodeError::TooLarge(zip.len()));
     }
-    let mut archive = zip::ZipArchive::new(Cursor::new(zip))
-        .map_err(|e| CodeError::Malformed(e.to_string()))?;
+    let mut archive =
+        zip::ZipArchive::new(Cursor::new(zip)).map_err(|e| CodeError::Malformed(e.to_string()))?;
     let entries = archive.len();
     if entries == 0 {
         return Err(CodeError::Empty);
@@ -247,6 +247,9 @@ pub(crate) mod tests {
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
         assert_eq!(store.get(&info.sha256).unwrap(), z);
         assert_eq!(store.collect_garbage(&HashSet::new()).unwrap(), 1);
-        assert!(matches!(store.get(&info.sha256), Err(CodeError::Missing(_))));
+        assert!(matches!(
+            store.get(&info.sha256),
+            Err(CodeError::Missing(_))
+        ));
     }
 }

@@ -9,7 +9,9 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The flint-init binary was not found
-    #[error("flint-init not found at {0}: build it (cargo build -p flint-init) or pass --init-path")]
+    #[error(
+        "flint-init not found at {0}: build it (cargo build -p flint-init) or pass --init-path"
+    )]
     InitMissing(PathBuf),
     /// The images directory holds no runtime
     #[error("no runtime images in {0}: run images/build-rootfs.sh or pass --images-dir")]
@@ -24,7 +26,11 @@ pub enum ConfigError {
 
 /// flintd's command-line flags, as typed.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "flintd", version, about = "Flint's host agent: serves the flint.v1 gRPC API")]
+#[command(
+    name = "flintd",
+    version,
+    about = "Flint's host agent: serves the flint.v1 gRPC API"
+)]
 pub struct RawConfig {
     /// Directory for the SQLite database, code bundles and function logs.
     #[arg(long, env = "FLINT_DATA_DIR", default_value = "/var/lib/flint/data")]
@@ -36,7 +42,11 @@ pub struct RawConfig {
     #[arg(long, env = "FLINT_LISTEN")]
     pub listen: Option<SocketAddr>,
     /// Runtime images built by images/build-rootfs.sh.
-    #[arg(long, env = "FLINT_IMAGES_DIR", default_value = "/var/lib/flint/images")]
+    #[arg(
+        long,
+        env = "FLINT_IMAGES_DIR",
+        default_value = "/var/lib/flint/images"
+    )]
     pub images_dir: PathBuf,
     /// The flint-init binary; default: next to the flintd executable.
     #[arg(long, env = "FLINT_INIT_PATH")]

@@ -89,7 +89,12 @@ impl Agent {
     /// Looks a runtime up, rescanning the images once if it is unknown (so images
     /// built while the agent runs become usable).
     pub fn runtime(&self, name: &str) -> Result<Runtime, RuntimeError> {
-        if let Ok(rt) = self.runtimes.read().unwrap_or_else(|p| p.into_inner()).get(name) {
+        if let Ok(rt) = self
+            .runtimes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+        {
             return Ok(rt.clone());
         }
         let fresh = Runtimes::scan(&self.config.images_dir)?;

@@ -99,8 +99,16 @@ impl Agent {
             name: req.name,
             runtime: req.runtime,
             handler: req.handler,
-            memory_mb: if req.memory_mb == 0 { MEMORY_DEFAULT_MB } else { req.memory_mb },
-            timeout_s: if req.timeout_s == 0 { TIMEOUT_DEFAULT_S } else { req.timeout_s },
+            memory_mb: if req.memory_mb == 0 {
+                MEMORY_DEFAULT_MB
+            } else {
+                req.memory_mb
+            },
+            timeout_s: if req.timeout_s == 0 {
+                TIMEOUT_DEFAULT_S
+            } else {
+                req.timeout_s
+            },
             environment: req.environment,
             description: req.description,
             code_sha256: String::new(),

@@ -4,8 +4,8 @@
 use crate::sandbox::{Sandbox, SandboxBackend, SandboxError, SandboxSpec};
 use flint_proto::frame::{tokio_io, FrameError};
 use flint_proto::init::{
-    guest_message::Msg as G, host_message::Msg as H, Configure, GuestMessage, HostMessage,
-    Invoke, Shutdown, PROTOCOL_VERSION,
+    guest_message::Msg as G, host_message::Msg as H, Configure, GuestMessage, HostMessage, Invoke,
+    Shutdown, PROTOCOL_VERSION,
 };
 use std::time::{Duration, Instant};
 use tokio::net::unix::OwnedWriteHalf;
@@ -130,21 +130,33 @@ impl Instance {
         }
     }
 
-    async fn handshake(&mut self, configure: Configure, timeout: Duration) -> Result<(), StartError> {
+    async fn handshake(
+        &mut self,
+        configure: Configure,
+        timeout: Duration,
+    ) -> Result<(), StartError> {
         match tokio::time::timeout(HELLO_TIMEOUT, self.events.recv()).await {
             Ok(Some(Event::Msg(G::Hello(h)))) if h.protocol_version == PROTOCOL_VERSION => {}
-            Ok(Some(Event::Msg(G::Hello(h)))) => {
+            Ok(Some(Event::Msg(G::Hello(h)))) => return Err(StartError::Protocol(format!(
+                "flint-init speaks protocol {}, the agent {PROTOCOL_VERSION}: rebuild flint-init",
+                h.protocol_version
+            ))),
+            Ok(Some(Event::Closed(e))) => {
                 return Err(StartError::Protocol(format!(
-                    "flint-init speaks protocol {}, the agent {PROTOCOL_VERSION}: rebuild flint-init",
-                    h.protocol_version
+                    "flint-init closed the stream before Hello: {e}"
                 )))
             }
-            Ok(Some(Event::Closed(e))) => return Err(StartError::Protocol(format!("flint-init closed the stream before Hello: {e}"))),
             Ok(Some(Event::Msg(other))) => {
-                return Err(StartError::Protocol(format!("expected Hello, got {other:?}")))
+                return Err(StartError::Protocol(format!(
+                    "expected Hello, got {other:?}"
+                )))
             }
             Ok(None) => return Err(StartError::Protocol("stream closed before Hello".into())),
-            Err(_) => return Err(StartError::Protocol("no Hello from flint-init within 10 s".into())),
+            Err(_) => {
+                return Err(StartError::Protocol(
+                    "no Hello from flint-init within 10 s".into(),
+                ))
+            }
         }
         self.send(H::Configure(configure))
             .await
@@ -153,7 +165,12 @@ impl Instance {
         loop {
             let ev = match tokio::time::timeout_at(deadline, self.events.recv()).await {
                 Ok(ev) => ev,
-                Err(_) => return Err(StartError::Timeout(timeout, std::mem::take(&mut self.init_log))),
+                Err(_) => {
+                    return Err(StartError::Timeout(
+                        timeout,
+                        std::mem::take(&mut self.init_log),
+                    ))
+                }
             };
             match ev {
                 Some(Event::Msg(G::Ready(_))) => return Ok(()),
@@ -168,7 +185,10 @@ impl Instance {
                 Some(Event::Msg(G::RuntimeExit(x))) => {
                     // Usually preceded by InitError; if not, make one.
                     let (error_type, msg) = if self.sandbox.oom_killed() {
-                        ("Runtime.OutOfMemory", "Runtime exited with error: signal: killed".to_string())
+                        (
+                            "Runtime.OutOfMemory",
+                            "Runtime exited with error: signal: killed".to_string(),
+                        )
                     } else {
                         ("Runtime.ExitError", exit_text(x.exit_code, x.signal))
                     };
@@ -182,7 +202,9 @@ impl Instance {
                     tracing::warn!(function = %self.function, "unexpected message during init: {other:?}");
                 }
                 Some(Event::Closed(e)) => {
-                    return Err(StartError::Protocol(format!("flint-init closed the stream during init: {e}")))
+                    return Err(StartError::Protocol(format!(
+                        "flint-init closed the stream during init: {e}"
+                    )))
                 }
                 None => return Err(StartError::Protocol("stream closed during init".into())),
             }
@@ -217,7 +239,12 @@ impl Instance {
     }
 
     /// Runs one invocation; `log` receives the function's output.
-    pub async fn invoke(&mut self, invoke: Invoke, deadline: Instant, log: &mut Vec<u8>) -> Outcome {
+    pub async fn invoke(
+        &mut self,
+        invoke: Invoke,
+        deadline: Instant,
+        log: &mut Vec<u8>,
+    ) -> Outcome {
         let request_id = invoke.request_id.clone();
         if let Err(e) = self.send(H::Invoke(invoke)).await {
             tracing::warn!(function = %self.function, request_id, error = %e, "sending Invoke failed");
@@ -278,7 +305,11 @@ impl Instance {
     /// Stops the runtime and removes the sandbox.
     pub async fn destroy(mut self) {
         if !self.dead {
-            let _ = tokio::time::timeout(Duration::from_millis(100), self.send(H::Shutdown(Shutdown {}))).await;
+            let _ = tokio::time::timeout(
+                Duration::from_millis(100),
+                self.send(H::Shutdown(Shutdown {})),
+            )
+            .await;
         }
         if let Err(e) = self.sandbox.destroy().await {
             tracing::warn!(sandbox = %self.sandbox.id(), error = %e, "destroying sandbox");
@@ -309,7 +340,11 @@ pub fn exit_text(exit_code: i32, signal: i32) -> String {
         let name = nix::sys::signal::Signal::try_from(signal)
             .map(|s| s.as_str().trim_start_matches("SIG").to_lowercase())
             .unwrap_or_else(|_| signal.to_string());
-        let name = if name == "kill" { "killed".to_string() } else { name };
+        let name = if name == "kill" {
+            "killed".to_string()
+        } else {
+            name
+        };
         format!("Runtime exited with error: signal: {name}")
     } else {
         format!("Runtime exited with error: exit status {exit_code}")

@@ -146,7 +146,8 @@ impl Agent {
                 })
             }
             InvocationType::RequestResponse => {
-                let span = tracing::info_span!("invoke", function = %f.name, request_id = %request_id);
+                let span =
+                    tracing::info_span!("invoke", function = %f.name, request_id = %request_id);
                 self.run(&f, &request_id, &input).instrument(span).await
             }
         }
@@ -209,27 +210,51 @@ impl Agent {
                     (i, Some(d))
                 }
                 Err(InvokeError::Sandbox {
-                    source: StartError::Init { error_type, payload, log: init_log },
+                    source:
+                        StartError::Init {
+                            error_type,
+                            payload,
+                            log: init_log,
+                        },
                     ..
                 }) => {
                     log.extend_from_slice(&init_log);
-                    return Ok(self.finish_failed_init(f, request_id, input, &error_type, payload, log));
+                    return Ok(self.finish_failed_init(
+                        f,
+                        request_id,
+                        input,
+                        &error_type,
+                        payload,
+                        log,
+                    ));
                 }
                 Err(InvokeError::Sandbox {
                     source: StartError::Timeout(t, init_log),
                     ..
                 }) => {
                     log.extend_from_slice(&init_log);
-                    let msg = format!("RequestId: {request_id} Error: Init timed out after {:.2} seconds", t.as_secs_f64());
+                    let msg = format!(
+                        "RequestId: {request_id} Error: Init timed out after {:.2} seconds",
+                        t.as_secs_f64()
+                    );
                     let doc = error_doc("Sandbox.Timedout", &msg);
-                    return Ok(self.finish_failed_init(f, request_id, input, "Sandbox.Timedout", doc, log));
+                    return Ok(self.finish_failed_init(
+                        f,
+                        request_id,
+                        input,
+                        "Sandbox.Timedout",
+                        doc,
+                        log,
+                    ));
                 }
                 Err(e) => return Err(e),
             },
         };
         // Any output the instance produced while idle belongs before this invocation.
         log.append(&mut inst.init_log);
-        log.extend_from_slice(format!("START RequestId: {request_id} Version: $LATEST\n").as_bytes());
+        log.extend_from_slice(
+            format!("START RequestId: {request_id} Version: $LATEST\n").as_bytes(),
+        );
         let started = Instant::now();
         let timeout = Duration::from_secs(u64::from(f.timeout_s));
         let invoke = Invoke {
@@ -237,7 +262,11 @@ impl Agent {
             payload: input.payload.clone(),
             deadline_ms: unix_ms(SystemTime::now() + timeout),
             invoked_function_arn: arn(&f.name),
-            trace_id: format!("Root=1-{:08x}-{}", unix_ms(SystemTime::now()) / 1000, &uuid::Uuid::new_v4().simple().to_string()[..24]),
+            trace_id: format!(
+                "Root=1-{:08x}-{}",
+                unix_ms(SystemTime::now()) / 1000,
+                &uuid::Uuid::new_v4().simple().to_string()[..24]
+            ),
             client_context: input.client_context.clone(),
             cognito_identity: String::new(),
         };
@@ -254,9 +283,16 @@ impl Agent {
                 out.payload = p.clone();
                 out.function_error = Some("Unhandled".into());
             }
-            Outcome::Crashed { exit_code, signal, oom } => {
+            Outcome::Crashed {
+                exit_code,
+                signal,
+                oom,
+            } => {
                 let (t, m) = if *oom {
-                    ("Runtime.OutOfMemory", "Runtime exited with error: signal: killed".to_string())
+                    (
+                        "Runtime.OutOfMemory",
+                        "Runtime exited with error: signal: killed".to_string(),
+                    )
                 } else {
                     ("Runtime.ExitError", exit_text(*exit_code, *signal))
                 };
@@ -267,8 +303,17 @@ impl Agent {
             }
             Outcome::TimedOut => {
                 let msg = format!("Task timed out after {:.2} seconds", timeout.as_secs_f64());
-                log.extend_from_slice(format!("{} {request_id} {msg}\n", crate::functions::rfc3339(unix_ms(SystemTime::now()) / 1000, 0)).as_bytes());
-                out.payload = error_doc("Sandbox.Timedout", &format!("RequestId: {request_id} Error: {msg}"));
+                log.extend_from_slice(
+                    format!(
+                        "{} {request_id} {msg}\n",
+                        crate::functions::rfc3339(unix_ms(SystemTime::now()) / 1000, 0)
+                    )
+                    .as_bytes(),
+                );
+                out.payload = error_doc(
+                    "Sandbox.Timedout",
+                    &format!("RequestId: {request_id} Error: {msg}"),
+                );
                 out.function_error = Some("Unhandled".into());
             }
         }
@@ -291,7 +336,14 @@ impl Agent {
         Ok(out)
     }
 
-    fn report(&self, f: &Function, request_id: &str, d: Duration, init: Option<Duration>, log: &mut Vec<u8>) {
+    fn report(
+        &self,
+        f: &Function,
+        request_id: &str,
+        d: Duration,
+        init: Option<Duration>,
+        log: &mut Vec<u8>,
+    ) {
         if !log.is_empty() && !log.ends_with(b"\n") {
             log.push(b'\n');
         }
@@ -317,7 +369,12 @@ impl Agent {
         payload: Vec<u8>,
         mut log: Vec<u8>,
     ) -> InvokeOutput {
-        log.extend_from_slice(format!("INIT_REPORT RequestId: {request_id} Status: error\tError Type: {error_type}\n").as_bytes());
+        log.extend_from_slice(
+            format!(
+                "INIT_REPORT RequestId: {request_id} Status: error\tError Type: {error_type}\n"
+            )
+            .as_bytes(),
+        );
         let out = InvokeOutput {
             status_code: 200,
             payload,

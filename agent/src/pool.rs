@@ -62,7 +62,10 @@ impl Pool {
             return;
         }
         inst.last_used = Instant::now();
-        self.idle().entry(inst.function.clone()).or_default().push(inst);
+        self.idle()
+            .entry(inst.function.clone())
+            .or_default()
+            .push(inst);
     }
 
     /// Records `function`'s current revision and destroys its idle instances

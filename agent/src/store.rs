@@ -82,7 +82,8 @@ impl Store {
 
     /// Inserts a new function; fails if the name is taken.
     pub fn insert(&self, f: &Function) -> Result<(), StoreError> {
-        let env = serde_json::to_string(&f.environment).map_err(|_| StoreError::Corrupt(f.name.clone()))?;
+        let env = serde_json::to_string(&f.environment)
+            .map_err(|_| StoreError::Corrupt(f.name.clone()))?;
         let r = self.lock().execute(
             "INSERT INTO functions VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
             params![
@@ -112,7 +113,8 @@ impl Store {
 
     /// Replaces an existing function's row.
     pub fn update(&self, f: &Function) -> Result<(), StoreError> {
-        let env = serde_json::to_string(&f.environment).map_err(|_| StoreError::Corrupt(f.name.clone()))?;
+        let env = serde_json::to_string(&f.environment)
+            .map_err(|_| StoreError::Corrupt(f.name.clone()))?;
         let n = self.lock().execute(
             "UPDATE functions SET runtime=?2, handler=?3, memory_mb=?4, timeout_s=?5,
              environment=?6, description=?7, code_sha256=?8, code_size=?9,

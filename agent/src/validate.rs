@@ -59,7 +59,8 @@ pub const RESERVED_ENV: &[&str] = &[
 pub fn name(n: &str) -> Result<(), ValidationError> {
     let ok = !n.is_empty()
         && n.len() <= NAME_MAX
-        && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if ok {
         Ok(())
     } else {
@@ -132,7 +133,14 @@ mod tests {
     fn names() {
         assert!(name("hello-world_1").is_ok());
         assert!(name(&"a".repeat(64)).is_ok());
-        for bad in ["", "has space", "slash/", "dot.name", &"a".repeat(65), "ünï"] {
+        for bad in [
+            "",
+            "has space",
+            "slash/",
+            "dot.name",
+            &"a".repeat(65),
+            "ünï",
+        ] {
             assert!(name(bad).is_err(), "{bad:?} accepted");
         }
     }
@@ -152,7 +160,10 @@ mod tests {
         env.insert("GREETING".to_string(), "hi".to_string());
         assert!(environment(&env).is_ok());
         env.insert("1BAD".to_string(), String::new());
-        assert!(matches!(environment(&env), Err(ValidationError::EnvName(_))));
+        assert!(matches!(
+            environment(&env),
+            Err(ValidationError::EnvName(_))
+        ));
         env.remove("1BAD");
         env.insert("AWS_REGION".to_string(), "x".to_string());
         assert_eq!(
@@ -161,7 +172,10 @@ mod tests {
         );
         env.remove("AWS_REGION");
         env.insert("BIG".to_string(), "x".repeat(5000));
-        assert!(matches!(environment(&env), Err(ValidationError::EnvSize(_))));
+        assert!(matches!(
+            environment(&env),
+            Err(ValidationError::EnvSize(_))
+        ));
     }
 
     #[test]

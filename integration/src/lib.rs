@@ -94,7 +94,10 @@ impl TestAgent {
             .arg(&self.cgroup_parent)
             .arg("--keep-alive")
             .arg(self.keep_alive.to_string())
-            .env("FLINT_LOG", std::env::var("FLINT_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "FLINT_LOG",
+                std::env::var("FLINT_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .spawn()
@@ -102,13 +105,20 @@ impl TestAgent {
         self.child = Some(child);
         let t0 = Instant::now();
         loop {
-            if let Some(st) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(st) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 panic!("flintd exited during start-up: {st}");
             }
             if self.socket.exists() && connect(self.socket.to_str().unwrap()).await.is_ok() {
                 return;
             }
-            assert!(t0.elapsed() < Duration::from_secs(20), "flintd did not start within 20 s");
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "flintd did not start within 20 s"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -239,9 +249,16 @@ pub fn zip_files(files: &[(&str, &str)]) -> Vec<u8> {
     use std::io::Write;
     let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     for (name, body) in files {
-        let mode = if name.ends_with("bootstrap") { 0o755 } else { 0o644 };
-        w.start_file(*name, zip::write::SimpleFileOptions::default().unix_permissions(mode))
-            .expect("zip entry");
+        let mode = if name.ends_with("bootstrap") {
+            0o755
+        } else {
+            0o644
+        };
+        w.start_file(
+            *name,
+            zip::write::SimpleFileOptions::default().unix_permissions(mode),
+        )
+        .expect("zip entry");
         w.write_all(body.as_bytes()).expect("zip write");
     }
     w.finish().expect("zip finish").into_inner()

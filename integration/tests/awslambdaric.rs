@@ -36,17 +36,22 @@ fn bundle() -> Vec<u8> {
             let mut data = Vec::new();
             f.read_to_end(&mut data).unwrap();
             let mode = f.unix_mode().unwrap_or(0o644) & 0o777 | 0o444;
-            w.start_file(f.name(), zip::write::SimpleFileOptions::default().unix_permissions(mode))
-                .unwrap();
+            w.start_file(
+                f.name(),
+                zip::write::SimpleFileOptions::default().unix_permissions(mode),
+            )
+            .unwrap();
             w.write_all(&data).unwrap();
         }
     }
     assert!(wheels >= 1, "no wheels in {}", wheels_dir().display());
     let opts = zip::write::SimpleFileOptions::default();
-    w.start_file("bootstrap", opts.unix_permissions(0o755)).unwrap();
+    w.start_file("bootstrap", opts.unix_permissions(0o755))
+        .unwrap();
     w.write_all(b"#!/bin/sh\nexport PYTHONPATH=/var/task\nexec /usr/bin/python3 -m awslambdaric \"$_HANDLER\"\n")
         .unwrap();
-    w.start_file("app.py", opts.unix_permissions(0o644)).unwrap();
+    w.start_file("app.py", opts.unix_permissions(0o644))
+        .unwrap();
     w.write_all(
         b"import awslambdaric\ncalls = 0\ndef handler(event, context):\n    global calls\n    calls += 1\n    if event.get('fail'):\n        raise KeyError('wanted')\n    return {'client': 'awslambdaric', 'calls': calls, 'id': context.aws_request_id, 'echo': event}\n",
     )
@@ -71,14 +76,29 @@ async fn awslambdaric_runs_as_the_runtime_client() {
         .await
         .unwrap();
     let r = invoke(&mut c, "ric", r#"{"k": [1, 2]}"#).await;
-    assert_eq!(r.function_error, "", "{} / log: {}", String::from_utf8_lossy(&r.payload), r.log_result);
+    assert_eq!(
+        r.function_error,
+        "",
+        "{} / log: {}",
+        String::from_utf8_lossy(&r.payload),
+        r.log_result
+    );
     let v = json(&r);
     assert_eq!(v["client"], "awslambdaric");
     assert_eq!(v["id"], r.request_id);
     assert_eq!(v["echo"]["k"][1], 2);
     let r = invoke(&mut c, "ric", "{}").await;
-    assert_eq!(json(&r)["calls"], 2, "awslambdaric instance must be reused warm");
+    assert_eq!(
+        json(&r)["calls"],
+        2,
+        "awslambdaric instance must be reused warm"
+    );
     let r = invoke(&mut c, "ric", r#"{"fail": true}"#).await;
     assert_eq!(r.function_error, "Unhandled");
-    assert_eq!(json(&r)["errorType"], "KeyError", "{}", String::from_utf8_lossy(&r.payload));
+    assert_eq!(
+        json(&r)["errorType"],
+        "KeyError",
+        "{}",
+        String::from_utf8_lossy(&r.payload)
+    );
 }

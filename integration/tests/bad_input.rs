@@ -5,9 +5,18 @@ use flint_integration::*;
 use flint_proto::v1::*;
 use tonic::Code;
 
-async fn expect_create_error(c: &mut flint_agent::client::Client, req: CreateFunctionRequest, code: Code, needle: &str) {
+async fn expect_create_error(
+    c: &mut flint_agent::client::Client,
+    req: CreateFunctionRequest,
+    code: Code,
+    needle: &str,
+) {
     let name = req.name.clone();
-    let err = c.functions.create_function(req).await.expect_err("create must fail");
+    let err = c
+        .functions
+        .create_function(req)
+        .await
+        .expect_err("create must fail");
     assert_eq!(err.code(), code, "{name}: {}", err.message());
     assert!(
         err.message().contains(needle),
@@ -18,8 +27,12 @@ async fn expect_create_error(c: &mut flint_agent::client::Client, req: CreateFun
 
 fn zip_with_symlink() -> Vec<u8> {
     let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    w.add_symlink("app.py", "/etc/shadow", zip::write::SimpleFileOptions::default())
-        .unwrap();
+    w.add_symlink(
+        "app.py",
+        "/etc/shadow",
+        zip::write::SimpleFileOptions::default(),
+    )
+    .unwrap();
     w.finish().unwrap().into_inner()
 }
 
@@ -49,7 +62,8 @@ async fn bad_function_definitions_are_rejected_and_leave_nothing() {
     r.handler = String::new();
     expect_create_error(&mut c, r, Code::InvalidArgument, "handler").await;
     let mut r = ok();
-    r.environment.insert("AWS_LAMBDA_RUNTIME_API".into(), "x".into());
+    r.environment
+        .insert("AWS_LAMBDA_RUNTIME_API".into(), "x".into());
     expect_create_error(&mut c, r, Code::InvalidArgument, "reserved").await;
 
     let mut r = ok();
@@ -67,10 +81,24 @@ async fn bad_function_definitions_are_rejected_and_leave_nothing() {
     r.code_zip = zip_with_symlink();
     expect_create_error(&mut c, r, Code::InvalidArgument, "symbolic link").await;
 
-    let list = c.functions.list_functions(ListFunctionsRequest {}).await.unwrap().into_inner();
-    assert!(list.functions.is_empty(), "a rejected create left {:?}", list.functions);
-    let stored: Vec<_> = std::fs::read_dir(agent.data_dir.join("code")).unwrap().collect();
-    assert!(stored.is_empty(), "a rejected create left code bundles: {stored:?}");
+    let list = c
+        .functions
+        .list_functions(ListFunctionsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        list.functions.is_empty(),
+        "a rejected create left {:?}",
+        list.functions
+    );
+    let stored: Vec<_> = std::fs::read_dir(agent.data_dir.join("code"))
+        .unwrap()
+        .collect();
+    assert!(
+        stored.is_empty(),
+        "a rejected create left code bundles: {stored:?}"
+    );
 
     // A duplicate name, and updates that must not change anything.
     c.functions.create_function(ok()).await.unwrap();
@@ -87,13 +115,32 @@ async fn bad_function_definitions_are_rejected_and_leave_nothing() {
     assert_eq!(err.code(), Code::InvalidArgument);
     let err = c
         .functions
-        .update_function_code(UpdateFunctionCodeRequest { name: "good".into(), code_zip: b"junk".to_vec() })
+        .update_function_code(UpdateFunctionCodeRequest {
+            name: "good".into(),
+            code_zip: b"junk".to_vec(),
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
-    let f = c.functions.get_function(GetFunctionRequest { name: "good".into() }).await.unwrap().into_inner();
-    assert_eq!((f.memory_mb, f.revision), (128, 1), "failed updates changed the function");
-    assert_eq!(std::fs::read_dir(agent.data_dir.join("code")).unwrap().count(), 1);
+    let f = c
+        .functions
+        .get_function(GetFunctionRequest {
+            name: "good".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (f.memory_mb, f.revision),
+        (128, 1),
+        "failed updates changed the function"
+    );
+    assert_eq!(
+        std::fs::read_dir(agent.data_dir.join("code"))
+            .unwrap()
+            .count(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -101,7 +148,10 @@ async fn bad_invocations_are_rejected() {
     let agent = TestAgent::start().await;
     let mut c = agent.client().await;
     c.functions
-        .create_function(python_function("echo", "def handler(e, c):\n    return e\n"))
+        .create_function(python_function(
+            "echo",
+            "def handler(e, c):\n    return e\n",
+        ))
         .await
         .unwrap();
     let call = |t: InvocationType, payload: Vec<u8>, name: &str| InvokeRequest {
@@ -111,16 +161,52 @@ async fn bad_invocations_are_rejected() {
         ..Default::default()
     };
     let cases = [
-        (call(InvocationType::RequestResponse, vec![b' '; 6 * 1024 * 1024 + 1], "echo"), Code::InvalidArgument, "6291456"),
-        (call(InvocationType::Event, vec![b' '; 256 * 1024 + 1], "echo"), Code::InvalidArgument, "262144"),
-        (call(InvocationType::RequestResponse, b"{not json".to_vec(), "echo"), Code::InvalidArgument, "not valid JSON"),
-        (call(InvocationType::RequestResponse, b"{}".to_vec(), "nobody"), Code::NotFound, "not found"),
-        (call(InvocationType::RequestResponse, b"{}".to_vec(), "../etc"), Code::NotFound, "not found"),
+        (
+            call(
+                InvocationType::RequestResponse,
+                vec![b' '; 6 * 1024 * 1024 + 1],
+                "echo",
+            ),
+            Code::InvalidArgument,
+            "6291456",
+        ),
+        (
+            call(InvocationType::Event, vec![b' '; 256 * 1024 + 1], "echo"),
+            Code::InvalidArgument,
+            "262144",
+        ),
+        (
+            call(
+                InvocationType::RequestResponse,
+                b"{not json".to_vec(),
+                "echo",
+            ),
+            Code::InvalidArgument,
+            "not valid JSON",
+        ),
+        (
+            call(InvocationType::RequestResponse, b"{}".to_vec(), "nobody"),
+            Code::NotFound,
+            "not found",
+        ),
+        (
+            call(InvocationType::RequestResponse, b"{}".to_vec(), "../etc"),
+            Code::NotFound,
+            "not found",
+        ),
     ];
     for (req, code, needle) in cases {
-        let err = c.invocations.invoke(req).await.expect_err("invoke must fail");
+        let err = c
+            .invocations
+            .invoke(req)
+            .await
+            .expect_err("invoke must fail");
         assert_eq!(err.code(), code, "{}", err.message());
-        assert!(err.message().contains(needle), "{:?} lacks {needle:?}", err.message());
+        assert!(
+            err.message().contains(needle),
+            "{:?} lacks {needle:?}",
+            err.message()
+        );
     }
     let mut bad_type = call(InvocationType::RequestResponse, b"{}".to_vec(), "echo");
     bad_type.invocation_type = 9;
@@ -130,7 +216,20 @@ async fn bad_invocations_are_rejected() {
     let mut big = vec![b' '; 6 * 1024 * 1024 - 2];
     big[0] = b'{';
     *big.last_mut().unwrap() = b'}';
-    let r = c.invocations.invoke(call(InvocationType::RequestResponse, big, "echo")).await.unwrap().into_inner();
-    assert_eq!(r.function_error, "", "{}", String::from_utf8_lossy(&r.payload));
-    assert!(agent.sandbox_count() <= 1, "rejected invocations started sandboxes");
+    let r = c
+        .invocations
+        .invoke(call(InvocationType::RequestResponse, big, "echo"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        r.function_error,
+        "",
+        "{}",
+        String::from_utf8_lossy(&r.payload)
+    );
+    assert!(
+        agent.sandbox_count() <= 1,
+        "rejected invocations started sandboxes"
+    );
 }

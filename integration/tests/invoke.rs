@@ -32,7 +32,12 @@ async fn deploy_and_invoke_returns_the_handlers_result() {
 
     let r = invoke(&mut c, "hello", r#"{"name":"flint"}"#).await;
     assert_eq!(r.status_code, 200);
-    assert_eq!(r.function_error, "", "{}", String::from_utf8_lossy(&r.payload));
+    assert_eq!(
+        r.function_error,
+        "",
+        "{}",
+        String::from_utf8_lossy(&r.payload)
+    );
     let v = json(&r);
     assert_eq!(v["hello"], "flint");
     assert_eq!(v["request_id"], r.request_id);
@@ -44,9 +49,22 @@ async fn deploy_and_invoke_returns_the_handlers_result() {
     assert!(v["arn"].as_str().unwrap().ends_with(":function:hello"));
     let remaining = v["remaining_ms"].as_i64().unwrap();
     assert!(remaining > 0 && remaining <= 3000, "remaining {remaining}");
-    assert!(r.log_result.contains(&format!("START RequestId: {}", r.request_id)), "{}", r.log_result);
-    assert!(r.log_result.contains("REPORT RequestId:"), "{}", r.log_result);
-    assert!(r.log_result.contains("Init Duration:"), "cold start must report init: {}", r.log_result);
+    assert!(
+        r.log_result
+            .contains(&format!("START RequestId: {}", r.request_id)),
+        "{}",
+        r.log_result
+    );
+    assert!(
+        r.log_result.contains("REPORT RequestId:"),
+        "{}",
+        r.log_result
+    );
+    assert!(
+        r.log_result.contains("Init Duration:"),
+        "cold start must report init: {}",
+        r.log_result
+    );
 }
 
 #[tokio::test]
@@ -54,13 +72,28 @@ async fn warm_instance_keeps_module_state() {
     let agent = TestAgent::start().await;
     let mut c = agent.client().await;
     let code = "count = 0\ndef handler(event, context):\n    global count\n    count += 1\n    print('call', count)\n    return count\n";
-    c.functions.create_function(python_function("counter", code)).await.unwrap();
+    c.functions
+        .create_function(python_function("counter", code))
+        .await
+        .unwrap();
     for expect in 1..=3 {
         let r = invoke(&mut c, "counter", "{}").await;
-        assert_eq!(json(&r), expect, "module state must survive between invocations");
-        assert!(r.log_result.contains(&format!("call {expect}")), "{}", r.log_result);
+        assert_eq!(
+            json(&r),
+            expect,
+            "module state must survive between invocations"
+        );
+        assert!(
+            r.log_result.contains(&format!("call {expect}")),
+            "{}",
+            r.log_result
+        );
         if expect > 1 {
-            assert!(!r.log_result.contains("Init Duration"), "warm start reported init: {}", r.log_result);
+            assert!(
+                !r.log_result.contains("Init Duration"),
+                "warm start reported init: {}",
+                r.log_result
+            );
         }
     }
     // A code update retires the warm instance: state starts again.
@@ -80,7 +113,10 @@ async fn handler_exception_is_a_function_error() {
     let agent = TestAgent::start().await;
     let mut c = agent.client().await;
     let code = "def handler(event, context):\n    raise ValueError('boom: ' + event['x'])\n";
-    c.functions.create_function(python_function("fails", code)).await.unwrap();
+    c.functions
+        .create_function(python_function("fails", code))
+        .await
+        .unwrap();
     let r = invoke(&mut c, "fails", r#"{"x":"bad"}"#).await;
     assert_eq!(r.status_code, 200);
     assert_eq!(r.function_error, "Unhandled");
@@ -88,11 +124,20 @@ async fn handler_exception_is_a_function_error() {
     assert_eq!(v["errorType"], "ValueError");
     assert_eq!(v["errorMessage"], "boom: bad");
     let trace = v["stackTrace"].as_array().expect("stackTrace array");
-    assert!(trace.iter().any(|l| l.as_str().unwrap_or("").contains("app.py")), "{v}");
+    assert!(
+        trace
+            .iter()
+            .any(|l| l.as_str().unwrap_or("").contains("app.py")),
+        "{v}"
+    );
     // The instance survives a handled exception.
     let r2 = invoke(&mut c, "fails", r#"{"x":"again"}"#).await;
     assert_eq!(json(&r2)["errorMessage"], "boom: again");
-    assert!(!r2.log_result.contains("Init Duration"), "{}", r2.log_result);
+    assert!(
+        !r2.log_result.contains("Init Duration"),
+        "{}",
+        r2.log_result
+    );
 }
 
 #[tokio::test]
@@ -100,11 +145,36 @@ async fn init_errors_use_lambdas_runtime_error_types() {
     let agent = TestAgent::start().await;
     let mut c = agent.client().await;
     let cases = [
-        ("importerr", "import not_a_module_anywhere\ndef handler(e, c):\n    return 1\n", "app.handler", "Runtime.ImportModuleError"),
-        ("syntaxerr", "def handler(e, c)\n    return 1\n", "app.handler", "Runtime.UserCodeSyntaxError"),
-        ("nohandler", "def other(e, c):\n    return 1\n", "app.handler", "Runtime.HandlerNotFound"),
-        ("nomodule", "def handler(e, c):\n    return 1\n", "missing.handler", "Runtime.ImportModuleError"),
-        ("badhandler", "def handler(e, c):\n    return 1\n", "nodot", "Runtime.MalformedHandlerName"),
+        (
+            "importerr",
+            "import not_a_module_anywhere\ndef handler(e, c):\n    return 1\n",
+            "app.handler",
+            "Runtime.ImportModuleError",
+        ),
+        (
+            "syntaxerr",
+            "def handler(e, c)\n    return 1\n",
+            "app.handler",
+            "Runtime.UserCodeSyntaxError",
+        ),
+        (
+            "nohandler",
+            "def other(e, c):\n    return 1\n",
+            "app.handler",
+            "Runtime.HandlerNotFound",
+        ),
+        (
+            "nomodule",
+            "def handler(e, c):\n    return 1\n",
+            "missing.handler",
+            "Runtime.ImportModuleError",
+        ),
+        (
+            "badhandler",
+            "def handler(e, c):\n    return 1\n",
+            "nodot",
+            "Runtime.MalformedHandlerName",
+        ),
     ];
     for (name, code, handler, want) in cases {
         let mut req = python_function(name, code);
@@ -114,7 +184,10 @@ async fn init_errors_use_lambdas_runtime_error_types() {
         assert_eq!(r.function_error, "Unhandled", "{name}");
         let v = json(&r);
         assert_eq!(v["errorType"], want, "{name}: {v}");
-        assert!(!v["errorMessage"].as_str().unwrap_or("").is_empty(), "{name}: {v}");
+        assert!(
+            !v["errorMessage"].as_str().unwrap_or("").is_empty(),
+            "{name}: {v}"
+        );
     }
     let left = agent.wait_no_sandboxes(Duration::from_secs(10)).await;
     assert!(left.is_empty(), "failed inits left sandboxes: {left:?}");
@@ -130,13 +203,30 @@ async fn timeout_kills_the_instance_and_says_so() {
     c.functions.create_function(req).await.unwrap();
     let t0 = std::time::Instant::now();
     let r = invoke(&mut c, "sleepy", "{}").await;
-    assert!(t0.elapsed() < Duration::from_secs(10), "took {:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        t0.elapsed()
+    );
     assert_eq!(r.function_error, "Unhandled");
     let v = json(&r);
-    assert!(v["errorMessage"].as_str().unwrap().contains("Task timed out after 1.00 seconds"), "{v}");
-    assert!(r.log_result.contains("Task timed out after 1.00 seconds"), "{}", r.log_result);
+    assert!(
+        v["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("Task timed out after 1.00 seconds"),
+        "{v}"
+    );
+    assert!(
+        r.log_result.contains("Task timed out after 1.00 seconds"),
+        "{}",
+        r.log_result
+    );
     let left = agent.wait_no_sandboxes(Duration::from_secs(10)).await;
-    assert!(left.is_empty(), "timed-out instance not destroyed: {left:?}");
+    assert!(
+        left.is_empty(),
+        "timed-out instance not destroyed: {left:?}"
+    );
 }
 
 #[tokio::test]
@@ -152,7 +242,13 @@ async fn out_of_memory_is_reported_and_the_agent_stays_healthy() {
     let v = json(&r);
     assert_eq!(v["errorType"], "Runtime.OutOfMemory", "{v}");
     // The agent and other functions are unaffected.
-    c.functions.create_function(python_function("fine", "def handler(e, c):\n    return 'ok'\n")).await.unwrap();
+    c.functions
+        .create_function(python_function(
+            "fine",
+            "def handler(e, c):\n    return 'ok'\n",
+        ))
+        .await
+        .unwrap();
     assert_eq!(json(&invoke(&mut c, "fine", "{}").await), "ok");
     // The OOM-killed function recovers on its next invocation (a new instance).
     c.functions
@@ -170,13 +266,22 @@ async fn runtime_crash_and_fork_bomb_are_contained() {
     let agent = TestAgent::start().await;
     let mut c = agent.client().await;
     c.functions
-        .create_function(python_function("crash", "import os\ndef handler(e, c):\n    os._exit(3)\n"))
+        .create_function(python_function(
+            "crash",
+            "import os\ndef handler(e, c):\n    os._exit(3)\n",
+        ))
         .await
         .unwrap();
     let r = invoke(&mut c, "crash", "{}").await;
     let v = json(&r);
     assert_eq!(v["errorType"], "Runtime.ExitError", "{v}");
-    assert!(v["errorMessage"].as_str().unwrap().contains("exit status 3"), "{v}");
+    assert!(
+        v["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("exit status 3"),
+        "{v}"
+    );
 
     let bomb = "import os, time\ndef handler(e, c):\n    for _ in range(100000):\n        try:\n            os.fork()\n        except OSError:\n            time.sleep(0.01)\n    time.sleep(60)\n";
     let mut req = python_function("bomb", bomb);
@@ -196,7 +301,10 @@ async fn event_and_dry_run_invocations() {
     let agent = TestAgent::start().await;
     let mut c = agent.client().await;
     c.functions
-        .create_function(python_function("ev", "def handler(e, c):\n    print('EVENT', e['n'])\n    return 1\n"))
+        .create_function(python_function(
+            "ev",
+            "def handler(e, c):\n    print('EVENT', e['n'])\n    return 1\n",
+        ))
         .await
         .unwrap();
     let r = c
@@ -210,7 +318,10 @@ async fn event_and_dry_run_invocations() {
         .unwrap()
         .into_inner();
     assert_eq!(r.status_code, 204);
-    assert!(agent.sandbox_cgroups().is_empty(), "a dry run must not start anything");
+    assert!(
+        agent.sandbox_cgroups().is_empty(),
+        "a dry run must not start anything"
+    );
     let r = c
         .invocations
         .invoke(InvokeRequest {
@@ -232,7 +343,10 @@ async fn event_and_dry_run_invocations() {
         if text.contains("EVENT 42") && text.contains(&format!("END RequestId: {}", r.request_id)) {
             break;
         }
-        assert!(t0.elapsed() < Duration::from_secs(20), "event never ran; log: {text}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "event never ran; log: {text}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -242,18 +356,33 @@ async fn concurrent_invocations_scale_out() {
     let agent = TestAgent::start().await;
     let c = agent.client().await;
     let code = "import time, os\ndef handler(e, c):\n    time.sleep(0.5)\n    return os.getpid()\n";
-    c.functions.clone().create_function(python_function("slow", code)).await.unwrap();
+    c.functions
+        .clone()
+        .create_function(python_function("slow", code))
+        .await
+        .unwrap();
     let mut tasks = Vec::new();
     for _ in 0..3 {
         let mut c = c.clone();
-        tasks.push(tokio::spawn(async move { invoke(&mut c, "slow", "{}").await }));
+        tasks.push(tokio::spawn(
+            async move { invoke(&mut c, "slow", "{}").await },
+        ));
     }
     let mut ok = 0;
     for t in tasks {
         let r = t.await.unwrap();
-        assert_eq!(r.function_error, "", "{}", String::from_utf8_lossy(&r.payload));
+        assert_eq!(
+            r.function_error,
+            "",
+            "{}",
+            String::from_utf8_lossy(&r.payload)
+        );
         ok += 1;
     }
     assert_eq!(ok, 3);
-    assert_eq!(agent.sandbox_count(), 3, "three concurrent invocations need three instances");
+    assert_eq!(
+        agent.sandbox_count(),
+        3,
+        "three concurrent invocations need three instances"
+    );
 }

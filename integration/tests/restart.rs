@@ -19,12 +19,18 @@ async fn restart_keeps_functions_and_stop_leaves_nothing() {
     let mounts_before = host_mounts_mentioning(images.to_str().unwrap());
     let mut agent = TestAgent::start().await;
     let mut c = agent.client().await;
-    let mut req = python_function("keeper", "import os\ndef handler(e, c):\n    return os.environ['K']\n");
+    let mut req = python_function(
+        "keeper",
+        "import os\ndef handler(e, c):\n    return os.environ['K']\n",
+    );
     req.environment.insert("K".into(), "v1".into());
     req.description = "kept across restarts".into();
     c.functions.create_function(req).await.unwrap();
     c.functions
-        .create_function(python_function("other", "def handler(e, c):\n    return 2\n"))
+        .create_function(python_function(
+            "other",
+            "def handler(e, c):\n    return 2\n",
+        ))
         .await
         .unwrap();
     assert_eq!(json(&invoke(&mut c, "keeper", "{}").await), "v1");
@@ -35,11 +41,21 @@ async fn restart_keeps_functions_and_stop_leaves_nothing() {
         "sandbox mounts leaked into the host mount namespace"
     );
 
-    let before = c.functions.list_functions(ListFunctionsRequest {}).await.unwrap().into_inner();
+    let before = c
+        .functions
+        .list_functions(ListFunctionsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
     drop(c);
     agent.restart().await;
     let mut c = agent.client().await;
-    let after = c.functions.list_functions(ListFunctionsRequest {}).await.unwrap().into_inner();
+    let after = c
+        .functions
+        .list_functions(ListFunctionsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(before, after, "functions changed across a restart");
     assert_eq!(json(&invoke(&mut c, "keeper", "{}").await), "v1");
     assert_eq!(json(&invoke(&mut c, "other", "{}").await), 2);
@@ -63,7 +79,10 @@ async fn killed_agent_sandboxes_are_removed_by_the_next_one() {
     let mut agent = TestAgent::start().await;
     let mut c = agent.client().await;
     c.functions
-        .create_function(python_function("warm", "def handler(e, c):\n    return 1\n"))
+        .create_function(python_function(
+            "warm",
+            "def handler(e, c):\n    return 1\n",
+        ))
         .await
         .unwrap();
     invoke(&mut c, "warm", "{}").await;
@@ -78,7 +97,10 @@ async fn killed_agent_sandboxes_are_removed_by_the_next_one() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     agent.restart_after_kill().await;
     let left = agent.wait_no_sandboxes(Duration::from_secs(5)).await;
-    assert!(left.is_empty(), "stale sandboxes survived a new agent: {left:?}");
+    assert!(
+        left.is_empty(),
+        "stale sandboxes survived a new agent: {left:?}"
+    );
     let mut c = agent.client().await;
     assert_eq!(json(&invoke(&mut c, "warm", "{}").await), 1);
 }

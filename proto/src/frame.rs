@@ -117,7 +117,10 @@ mod tests {
             })),
         };
         let buf = encode(&msg).unwrap();
-        assert_eq!(u32::from_be_bytes(buf[..4].try_into().unwrap()) as usize, buf.len() - 4);
+        assert_eq!(
+            u32::from_be_bytes(buf[..4].try_into().unwrap()) as usize,
+            buf.len() - 4
+        );
         let back: GuestMessage = read_frame(&mut buf.as_slice()).unwrap();
         assert_eq!(back, msg);
     }

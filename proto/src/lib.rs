@@ -17,5 +17,6 @@ pub mod v1 {
     tonic::include_proto!("flint.v1");
 
     /// Encoded file descriptor set, for gRPC server reflection.
-    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("flint_v1_descriptor");
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        tonic::include_file_descriptor_set!("flint_v1_descriptor");
 }

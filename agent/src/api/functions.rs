@@ -72,7 +72,12 @@ impl Functions for FunctionsApi {
     ) -> Result<Response<FunctionConfiguration>, Status> {
         let r = req.into_inner();
         let agent = self.agent.clone();
-        let f = blocking(move || agent.update_code(&r.name, &r.code_zip).map_err(Status::from)).await?;
+        let f = blocking(move || {
+            agent
+                .update_code(&r.name, &r.code_zip)
+                .map_err(Status::from)
+        })
+        .await?;
         Ok(Response::new(to_proto(f)))
     }
 

@@ -14,7 +14,10 @@ pub struct InvocationsApi {
 
 #[tonic::async_trait]
 impl Invocations for InvocationsApi {
-    async fn invoke(&self, req: Request<InvokeRequest>) -> Result<Response<InvokeResponse>, Status> {
+    async fn invoke(
+        &self,
+        req: Request<InvokeRequest>,
+    ) -> Result<Response<InvokeResponse>, Status> {
         let r = req.into_inner();
         let invocation_type = match InvocationType::try_from(r.invocation_type) {
             Ok(InvocationType::RequestResponse) => T::RequestResponse,

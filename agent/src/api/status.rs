@@ -47,9 +47,7 @@ impl From<InvokeError> for Status {
         let code = match &e {
             InvokeError::Store(s) => store_code(s),
             InvokeError::PayloadTooLarge { .. } => Code::InvalidArgument,
-            InvokeError::PayloadNotJson(_) | InvokeError::ClientContext(_) => {
-                Code::InvalidArgument
-            }
+            InvokeError::PayloadNotJson(_) | InvokeError::ClientContext(_) => Code::InvalidArgument,
             InvokeError::Runtime(r) => match r {
                 RuntimeError::Unknown { .. } => Code::FailedPrecondition,
                 RuntimeError::Io { .. } => Code::Internal,

@@ -7,10 +7,19 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "flint", version, about = "Deploy and invoke functions on a flintd agent")]
+#[command(
+    name = "flint",
+    version,
+    about = "Deploy and invoke functions on a flintd agent"
+)]
 struct Cli {
     /// flintd's Unix socket path, or http://HOST:PORT.
-    #[arg(long, global = true, env = "FLINT_ENDPOINT", default_value = "/run/flint/flintd.sock")]
+    #[arg(
+        long,
+        global = true,
+        env = "FLINT_ENDPOINT",
+        default_value = "/run/flint/flintd.sock"
+    )]
     endpoint: String,
     /// Print JSON instead of text.
     #[arg(long, global = true)]
@@ -101,7 +110,10 @@ fn parse_kv(s: &str) -> Result<(String, String), String> {
 
 fn main() {
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("flint: {e}");
@@ -149,15 +161,31 @@ fn print_function(f: &FunctionConfiguration, json: bool) {
     for (k, v) in env {
         println!("env:           {k}={v}");
     }
-    println!("code:          {} bytes, sha256 {}", f.code_size, f.code_sha256);
-    println!("last modified: {} (revision {})", f.last_modified, f.revision);
+    println!(
+        "code:          {} bytes, sha256 {}",
+        f.code_size, f.code_sha256
+    );
+    println!(
+        "last modified: {} (revision {})",
+        f.last_modified, f.revision
+    );
 }
 
 async fn run(cli: Cli) -> anyhow::Result<i32> {
     let mut c: Client = connect(&cli.endpoint).await?;
     match cli.cmd {
-        Cmd::Create { name, runtime, handler, code, memory, timeout, env, description } => {
-            let code_zip = bundle(&code).map_err(|e| anyhow::anyhow!("reading code {}: {e}", code.display()))?;
+        Cmd::Create {
+            name,
+            runtime,
+            handler,
+            code,
+            memory,
+            timeout,
+            env,
+            description,
+        } => {
+            let code_zip = bundle(&code)
+                .map_err(|e| anyhow::anyhow!("reading code {}: {e}", code.display()))?;
             let f = c
                 .functions
                 .create_function(CreateFunctionRequest {
@@ -176,7 +204,8 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             print_function(&f, cli.json);
         }
         Cmd::UpdateCode { name, code } => {
-            let code_zip = bundle(&code).map_err(|e| anyhow::anyhow!("reading code {}: {e}", code.display()))?;
+            let code_zip = bundle(&code)
+                .map_err(|e| anyhow::anyhow!("reading code {}: {e}", code.display()))?;
             let f = c
                 .functions
                 .update_function_code(UpdateFunctionCodeRequest { name, code_zip })
@@ -185,9 +214,20 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                 .into_inner();
             print_function(&f, cli.json);
         }
-        Cmd::UpdateConfig { name, runtime, handler, memory, timeout, env, clear_env, description } => {
+        Cmd::UpdateConfig {
+            name,
+            runtime,
+            handler,
+            memory,
+            timeout,
+            env,
+            clear_env,
+            description,
+        } => {
             let environment = if clear_env || !env.is_empty() {
-                Some(Environment { variables: env.into_iter().collect::<HashMap<_, _>>() })
+                Some(Environment {
+                    variables: env.into_iter().collect::<HashMap<_, _>>(),
+                })
             } else {
                 None
             };
@@ -225,11 +265,20 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                 .into_inner()
                 .functions;
             if cli.json {
-                println!("{}", serde_json::Value::Array(all.iter().map(function_json).collect()));
+                println!(
+                    "{}",
+                    serde_json::Value::Array(all.iter().map(function_json).collect())
+                );
             } else {
-                println!("{:<32} {:<12} {:>7} {:>8}  LAST MODIFIED", "NAME", "RUNTIME", "MEMORY", "TIMEOUT");
+                println!(
+                    "{:<32} {:<12} {:>7} {:>8}  LAST MODIFIED",
+                    "NAME", "RUNTIME", "MEMORY", "TIMEOUT"
+                );
                 for f in all {
-                    println!("{:<32} {:<12} {:>4} MB {:>6} s  {}", f.name, f.runtime, f.memory_mb, f.timeout_s, f.last_modified);
+                    println!(
+                        "{:<32} {:<12} {:>4} MB {:>6} s  {}",
+                        f.name, f.runtime, f.memory_mb, f.timeout_s, f.last_modified
+                    );
                 }
             }
         }
@@ -244,7 +293,13 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                 println!("deleted {name}");
             }
         }
-        Cmd::Invoke { name, payload, is_async, dry_run, log } => {
+        Cmd::Invoke {
+            name,
+            payload,
+            is_async,
+            dry_run,
+            log,
+        } => {
             let invocation_type = if is_async {
                 InvocationType::Event
             } else if dry_run {

@@ -64,9 +64,9 @@ impl SandboxCgroup {
 
     fn memory_dir(&self) -> Option<PathBuf> {
         self.cg.subsystems().iter().find_map(|s| match s {
-            cgroups_rs::fs::Subsystem::Mem(m) => Some(
-                cgroups_rs::fs::Controller::path(m).to_path_buf(),
-            ),
+            cgroups_rs::fs::Subsystem::Mem(m) => {
+                Some(cgroups_rs::fs::Controller::path(m).to_path_buf())
+            }
             _ => None,
         })
     }
@@ -149,7 +149,10 @@ pub fn remove_stale(parent: &str) -> usize {
             }
             for _ in 0..50 {
                 let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
-                let pids: Vec<i32> = procs.lines().filter_map(|l| l.trim().parse().ok()).collect();
+                let pids: Vec<i32> = procs
+                    .lines()
+                    .filter_map(|l| l.trim().parse().ok())
+                    .collect();
                 if pids.is_empty() {
                     break;
                 }

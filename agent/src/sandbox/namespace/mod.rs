@@ -45,7 +45,8 @@ impl SandboxBackend for NamespaceBackend {
         spec: &'a SandboxSpec,
     ) -> BoxFuture<'a, Result<Box<dyn Sandbox>, SandboxError>> {
         Box::pin(async move {
-            let cg = SandboxCgroup::create(&self.cgroup_parent, &spec.id, spec.memory_mb, PIDS_MAX)?;
+            let cg =
+                SandboxCgroup::create(&self.cgroup_parent, &spec.id, spec.memory_mb, PIDS_MAX)?;
             match spawn(&self.init_path, spec, &cg) {
                 Ok((child, stream)) => Ok(Box::new(NamespaceSandbox {
                     id: spec.id.clone(),

@@ -1,0 +1,168 @@
+//! Command-line parsing: raw arguments to a validated `Command`.
+
+use crate::launcher::SandboxArgs;
+use std::path::PathBuf;
+
+/// Usage text.
+pub const USAGE: &str = "usage: flint-init sandbox --rootfs DIR --fd N [--cgroup PATH]... [--hostname NAME]\n       flint-init            (as PID 1 of a microVM guest)";
+
+/// Hostname inside a sandbox when none is given.
+pub const DEFAULT_HOSTNAME: &str = "flint";
+
+/// What to run.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Command {
+    /// PID 1 of a microVM.
+    Guest,
+    /// The namespace sandbox launcher.
+    Sandbox(SandboxArgs),
+    /// Print usage.
+    Help,
+}
+
+/// Bad command line.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ArgsError {
+    /// No arguments and not PID 1
+    #[error("without arguments flint-init must run as PID 1")]
+    NotPid1,
+    /// Unknown subcommand or flag
+    #[error("unknown argument {0:?}")]
+    Unknown(String),
+    /// A flag without its value
+    #[error("{0} needs a value")]
+    MissingValue(String),
+    /// A required flag is absent
+    #[error("{0} is required")]
+    Required(&'static str),
+    /// The --fd value is not a descriptor number above 2
+    #[error("--fd must be a descriptor number above 2, got {0:?}")]
+    BadFd(String),
+    /// The hostname is empty or longer than 64 bytes
+    #[error("--hostname must be 1 to 64 bytes")]
+    BadHostname,
+}
+
+/// Parses `argv` (without the program name).
+pub fn parse(argv: &[String], is_pid1: bool) -> Result<Command, ArgsError> {
+    let Some(first) = argv.first() else {
+        return if is_pid1 {
+            Ok(Command::Guest)
+        } else {
+            Err(ArgsError::NotPid1)
+        };
+    };
+    match first.as_str() {
+        "sandbox" => parse_sandbox(&argv[1..]).map(Command::Sandbox),
+        "-h" | "--help" | "help" => Ok(Command::Help),
+        // The kernel may pass its unknown command-line words to init.
+        _ if is_pid1 => Ok(Command::Guest),
+        other => Err(ArgsError::Unknown(other.to_string())),
+    }
+}
+
+fn parse_sandbox(argv: &[String]) -> Result<SandboxArgs, ArgsError> {
+    let mut rootfs = None;
+    let mut fd = None;
+    let mut cgroups = Vec::new();
+    let mut hostname = DEFAULT_HOSTNAME.to_string();
+    let mut it = argv.iter();
+    while let Some(flag) = it.next() {
+        let mut value = || {
+            it.next()
+                .cloned()
+                .ok_or_else(|| ArgsError::MissingValue(flag.clone()))
+        };
+        match flag.as_str() {
+            "--rootfs" => rootfs = Some(PathBuf::from(value()?)),
+            "--fd" => {
+                let v = value()?;
+                match v.parse::<i32>() {
+                    Ok(n) if n > 2 => fd = Some(n),
+                    _ => return Err(ArgsError::BadFd(v)),
+                }
+            }
+            "--cgroup" => cgroups.push(PathBuf::from(value()?)),
+            "--hostname" => hostname = value()?,
+            other => return Err(ArgsError::Unknown(other.to_string())),
+        }
+    }
+    if hostname.is_empty() || hostname.len() > 64 {
+        return Err(ArgsError::BadHostname);
+    }
+    Ok(SandboxArgs {
+        rootfs: rootfs.ok_or(ArgsError::Required("--rootfs"))?,
+        fd: fd.ok_or(ArgsError::Required("--fd"))?,
+        cgroups,
+        hostname,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &[&str]) -> Vec<String> {
+        s.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn sandbox_flags_are_parsed() {
+        let c = parse(
+            &v(&[
+                "sandbox",
+                "--rootfs",
+                "/r",
+                "--fd",
+                "5",
+                "--cgroup",
+                "/a",
+                "--cgroup",
+                "/b",
+                "--hostname",
+                "h",
+            ]),
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            c,
+            Command::Sandbox(SandboxArgs {
+                rootfs: "/r".into(),
+                fd: 5,
+                cgroups: vec!["/a".into(), "/b".into()],
+                hostname: "h".into(),
+            })
+        );
+    }
+
+    #[test]
+    fn bad_command_lines_are_rejected() {
+        assert_eq!(parse(&[], false), Err(ArgsError::NotPid1));
+        assert_eq!(parse(&[], true), Ok(Command::Guest));
+        assert_eq!(parse(&v(&["x"]), true), Ok(Command::Guest));
+        assert!(matches!(
+            parse(&v(&["x"]), false),
+            Err(ArgsError::Unknown(_))
+        ));
+        assert_eq!(
+            parse(&v(&["sandbox", "--fd", "5"]), false),
+            Err(ArgsError::Required("--rootfs"))
+        );
+        assert_eq!(
+            parse(&v(&["sandbox", "--rootfs", "/r", "--fd", "1"]), false),
+            Err(ArgsError::BadFd("1".into()))
+        );
+        assert_eq!(
+            parse(&v(&["sandbox", "--rootfs"]), false),
+            Err(ArgsError::MissingValue("--rootfs".into()))
+        );
+        assert_eq!(
+            parse(
+                &v(&["sandbox", "--rootfs", "/r", "--fd", "3", "--hostname", ""]),
+                false
+            ),
+            Err(ArgsError::BadHostname)
+        );
+    }
+}

@@ -1,0 +1,190 @@
+//! The common init loop, the same in the namespace sandbox and the microVM: say Hello,
+//! wait for Configure, prepare /tmp and /var/task, start the Runtime API and the
+//! runtime, then feed host invocations to the runtime until Shutdown or end of stream.
+
+use crate::host_link::HostLink;
+use crate::state::{error_doc, report_init_error, Shared};
+use crate::{env, logs, mounts, process, reaper, runtime_api, unpack};
+use flint_proto::frame::{read_frame, FrameError};
+use flint_proto::init::{guest_message::Msg, host_message, Configure, Hello, HostMessage};
+use std::fs::File;
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// flint-init's version, reported in Hello.
+pub const INIT_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Error type when the sandbox itself could not be prepared.
+pub const SETUP_ERROR: &str = "Runtime.SandboxSetupError";
+/// Error type for a bad code bundle.
+pub const ZIP_ERROR: &str = "Runtime.InvalidZipFileException";
+/// Error type when the bootstrap cannot be executed.
+pub const ENTRYPOINT_ERROR: &str = "Runtime.InvalidEntrypoint";
+
+/// Process group of the runtime (0 when none), readable from signal handlers.
+pub static RUNTIME_PGID: AtomicI32 = AtomicI32::new(0);
+
+/// Where things live; the defaults are the Lambda layout.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    /// Writable scratch space.
+    pub tmp: PathBuf,
+    /// The function's code.
+    pub task: PathBuf,
+    /// Runtime API address.
+    pub api: SocketAddr,
+}
+
+impl Default for Paths {
+    fn default() -> Self {
+        Paths {
+            tmp: PathBuf::from("/tmp"),
+            task: PathBuf::from("/var/task"),
+            api: SocketAddr::from(([127, 0, 0, 1], 9001)),
+        }
+    }
+}
+
+/// Errors that end the loop before it started.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// Duplicating the host stream for writing failed
+    #[error("duplicating the host stream: {0}")]
+    Dup(std::io::Error),
+    /// Starting the reaper thread failed
+    #[error("starting the reaper: {0}")]
+    Reaper(std::io::Error),
+    /// Sending Hello failed
+    #[error("sending Hello: {0}")]
+    Hello(FrameError),
+}
+
+/// Runs the loop on `stream`; returns the process exit code (0 on Shutdown or end of
+/// stream, 1 on a malformed frame or a broken stream).
+pub fn run(mut stream: File, started: Instant, paths: &Paths) -> Result<i32, ControlError> {
+    let writer = stream.try_clone().map_err(ControlError::Dup)?;
+    let shared = Arc::new(Shared::new(HostLink::new(Box::new(writer))));
+    reaper::spawn(shared.clone()).map_err(ControlError::Reaper)?;
+    shared
+        .link
+        .send(Msg::Hello(Hello {
+            protocol_version: flint_proto::init::PROTOCOL_VERSION,
+            init_version: INIT_VERSION.into(),
+            boot_ns: started.elapsed().as_nanos() as u64,
+        }))
+        .map_err(ControlError::Hello)?;
+    let mut configured = false;
+    let code = loop {
+        let msg: HostMessage = match read_frame(&mut stream) {
+            Ok(m) => m,
+            Err(FrameError::Closed) => break 0,
+            Err(e) => {
+                eprintln!("flint-init: host stream: {e}");
+                break 1;
+            }
+        };
+        match msg.msg {
+            Some(host_message::Msg::Configure(cfg)) if !configured => {
+                configured = true;
+                configure(cfg, &shared, paths);
+            }
+            Some(host_message::Msg::Configure(_)) => {
+                eprintln!("flint-init: ignoring a second Configure");
+            }
+            Some(host_message::Msg::Invoke(inv)) => shared.push_invoke(inv),
+            Some(host_message::Msg::Shutdown(_)) => break 0,
+            None => eprintln!("flint-init: ignoring an empty or unknown host message"),
+        }
+    };
+    shared.begin_shutdown();
+    kill_runtime();
+    Ok(code)
+}
+
+/// SIGKILLs the runtime's whole process group, if one is running.
+pub fn kill_runtime() {
+    let pgid = RUNTIME_PGID.swap(0, Ordering::SeqCst);
+    if pgid > 0 {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(pgid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
+/// Handles Configure; every failure is reported to the host as InitError.
+fn configure(cfg: Configure, shared: &Arc<Shared>, paths: &Paths) {
+    let at = Instant::now();
+    if let Err((error_type, message)) = prepare(&cfg, shared, paths, at) {
+        shared.init_error(error_type, error_doc(error_type, &message));
+    }
+}
+
+type Failure = (&'static str, String);
+
+fn prepare(
+    cfg: &Configure,
+    shared: &Arc<Shared>,
+    paths: &Paths,
+    at: Instant,
+) -> Result<(), Failure> {
+    let setup = |e: &dyn std::fmt::Display| (SETUP_ERROR, e.to_string());
+    mounts::tmp(&paths.tmp, cfg.tmp_mb).map_err(|e| setup(&e))?;
+    mounts::task(&paths.task).map_err(|e| setup(&e))?;
+    let unpacked = unpack::unpack(&cfg.code_zip, &paths.task);
+    let unpack_ns = at.elapsed().as_nanos() as u64;
+    // Read-only even when unpacking failed half-way.
+    mounts::remount_readonly(&paths.task).map_err(|e| setup(&e))?;
+    unpacked.map_err(|e| (ZIP_ERROR, e.to_string()))?;
+    shared.mark_configured(at, unpack_ns);
+
+    let listener = TcpListener::bind(paths.api).map_err(|e| {
+        (
+            SETUP_ERROR,
+            format!("binding the Runtime API on {}: {e}", paths.api),
+        )
+    })?;
+    runtime_api::spawn(listener, shared.clone()).map_err(|e| setup(&e))?;
+
+    let vars = env::compose(cfg);
+    let prepared = process::Prepared::new(
+        &cfg.bootstrap,
+        &vars,
+        &paths.task,
+        process::RUNTIME_UID,
+        process::RUNTIME_GID,
+    )
+    .map_err(|e| (ENTRYPOINT_ERROR, format!("invalid bootstrap command: {e}")))?;
+    let (log_r, log_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| setup(&format!("log pipe: {e}")))?;
+    logs::spawn(log_r, shared.clone()).map_err(|e| setup(&e))?;
+
+    // Hold the state lock from fork until the exec result is known, so the reaper
+    // sees the runtime's pid and any InvalidEntrypoint before it handles the exit.
+    let mut st = shared.lock();
+    let forked = process::spawn(&prepared, log_w.as_fd());
+    drop(log_w);
+    let forked = match forked {
+        Ok(f) => f,
+        Err(e) => {
+            drop(st);
+            return Err((ENTRYPOINT_ERROR, e.to_string()));
+        }
+    };
+    st.runtime_pid = Some(forked.pid);
+    RUNTIME_PGID.store(forked.pid, Ordering::SeqCst);
+    if let Err(e) = forked.exec_result() {
+        let msg = format!("Couldn't find valid bootstrap(s): {e}");
+        report_init_error(
+            &mut st,
+            &shared.link,
+            ENTRYPOINT_ERROR,
+            error_doc(ENTRYPOINT_ERROR, &msg),
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,242 @@
+//! The AWS Lambda Runtime API (2018-06-01) server the runtime talks to on
+//! 127.0.0.1:9001: one thread per connection, keep-alive, routes mapped onto `Shared`.
+
+use crate::http::{self, HttpError, RequestHead, Response};
+use crate::state::{error_doc, Outcome, Shared};
+use flint_proto::init::Invoke;
+use std::io::BufReader;
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::thread;
+
+/// Largest response (or error document) a function may return, as in Lambda.
+pub const RESPONSE_LIMIT: usize = 6_291_556;
+
+/// Error type for a response over `RESPONSE_LIMIT`.
+pub const TOO_LARGE: &str = "Function.ResponseSizeTooLarge";
+
+const PREFIX: &str = "/2018-06-01/runtime/";
+
+/// Errors starting the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Could not spawn the accept thread
+    #[error("spawning the Runtime API thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+/// Serves the Runtime API on `listener` from a background thread.
+pub fn spawn(listener: TcpListener, shared: Arc<Shared>) -> Result<(), ApiError> {
+    thread::Builder::new()
+        .name("runtime-api".into())
+        .spawn(move || accept_loop(listener, shared))?;
+    Ok(())
+}
+
+fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    for conn in listener.incoming() {
+        let stream = match conn {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("flint-init: runtime API accept: {e}");
+                continue;
+            }
+        };
+        let shared = shared.clone();
+        let spawned = thread::Builder::new()
+            .name("runtime-api-conn".into())
+            .spawn(move || serve_connection(stream, &shared));
+        if let Err(e) = spawned {
+            eprintln!("flint-init: runtime API connection thread: {e}");
+        }
+    }
+}
+
+/// Serves requests on one connection until it closes or a request is malformed.
+fn serve_connection(stream: TcpStream, shared: &Shared) {
+    let _ = stream.set_nodelay(true);
+    let Ok(mut writer) = stream.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::with_capacity(64 * 1024, stream);
+    loop {
+        let head = match http::read_head(&mut reader) {
+            Ok(h) => h,
+            Err(HttpError::Malformed(why)) => {
+                let resp = Response::error(400, "InvalidRequest", why);
+                let _ = http::write_response(&mut writer, &resp, false);
+                return;
+            }
+            Err(_) => return,
+        };
+        if head.expects_continue() && http::write_continue(&mut writer).is_err() {
+            return;
+        }
+        let (resp, keep) = handle(&head, &mut reader, shared);
+        let keep = keep && head.keep_alive;
+        if http::write_response(&mut writer, &resp, keep).is_err() || !keep {
+            return;
+        }
+    }
+}
+
+enum Route<'a> {
+    Next,
+    Response(&'a str),
+    Error(&'a str),
+    InitError,
+}
+
+fn route<'a>(method: &str, path: &'a str) -> Option<Route<'a>> {
+    let rest = path.strip_prefix(PREFIX)?;
+    match (method, rest) {
+        ("GET", "invocation/next") => Some(Route::Next),
+        ("POST", "init/error") => Some(Route::InitError),
+        ("POST", _) => {
+            let inv = rest.strip_prefix("invocation/")?;
+            let (id, action) = inv.rsplit_once('/')?;
+            if id.is_empty() || id.contains('/') {
+                return None;
+            }
+            match action {
+                "response" => Some(Route::Response(id)),
+                "error" => Some(Route::Error(id)),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// Handles one request; returns the response and whether the connection may be kept.
+fn handle<R: std::io::BufRead>(
+    head: &RequestHead,
+    reader: &mut R,
+    shared: &Shared,
+) -> (Response, bool) {
+    let body = http::read_body(reader, head, RESPONSE_LIMIT);
+    let path = head.target.split('?').next().unwrap_or("");
+    let Some(route) = route(&head.method, path) else {
+        let keep = !matches!(body, Err(HttpError::TooLarge { drained: false, .. }));
+        let msg = format!("no route for {} {}", head.method, path);
+        return (Response::error(404, "NotFound", &msg), keep && body.is_ok());
+    };
+    let body = match body {
+        Ok(b) => b,
+        Err(HttpError::TooLarge { drained, .. }) => return (too_large(&route, shared), drained),
+        Err(HttpError::Malformed(why)) => {
+            return (Response::error(400, "InvalidRequest", why), false)
+        }
+        Err(e) => {
+            return (
+                Response::error(400, "InvalidRequest", &e.to_string()),
+                false,
+            )
+        }
+    };
+    let resp = match route {
+        Route::Next => match shared.next_invocation() {
+            Some(inv) => next_response(inv),
+            None => Response::error(500, "Runtime.Shutdown", "the sandbox is shutting down"),
+        },
+        Route::Response(id) => finish(shared, id, Outcome::Response(body)),
+        Route::Error(id) => {
+            let error_type = error_type(head, &body);
+            finish(
+                shared,
+                id,
+                Outcome::Error {
+                    error_type,
+                    payload: body,
+                },
+            )
+        }
+        Route::InitError => {
+            let error_type = error_type(head, &body);
+            shared.init_error(&error_type, body);
+            accepted()
+        }
+    };
+    (resp, true)
+}
+
+fn accepted() -> Response {
+    Response::json(202, r#"{"status":"OK"}"#)
+}
+
+fn finish(shared: &Shared, id: &str, outcome: Outcome) -> Response {
+    match shared.complete(id, outcome) {
+        Ok(()) => accepted(),
+        Err(e) => Response::error(400, "InvalidRequestID", &e.to_string()),
+    }
+}
+
+/// A body over the limit: fails the invocation in flight (if the id names it).
+fn too_large(route: &Route<'_>, shared: &Shared) -> Response {
+    let message = format!(
+        "Response payload size exceeded maximum allowed payload size ({RESPONSE_LIMIT} bytes)."
+    );
+    match route {
+        Route::Response(id) | Route::Error(id) => {
+            let outcome = Outcome::Error {
+                error_type: TOO_LARGE.into(),
+                payload: error_doc(TOO_LARGE, &message),
+            };
+            if let Err(e) = shared.complete(id, outcome) {
+                return Response::error(400, "InvalidRequestID", &e.to_string());
+            }
+            Response::error(413, TOO_LARGE, &message)
+        }
+        Route::Next | Route::InitError => Response::error(413, "RequestEntityTooLarge", &message),
+    }
+}
+
+/// Error type from the Lambda-Runtime-Function-Error-Type header, else the document's
+/// `errorType`, else "Unhandled".
+fn error_type(head: &RequestHead, body: &[u8]) -> String {
+    if let Some(t) = head
+        .header("lambda-runtime-function-error-type")
+        .filter(|t| !t.is_empty())
+    {
+        return t.to_string();
+    }
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("errorType")?.as_str().map(str::to_string))
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| "Unhandled".into())
+}
+
+fn next_response(inv: Invoke) -> Response {
+    let mut headers = vec![
+        ("Content-Type".to_string(), "application/json".to_string()),
+        ("Lambda-Runtime-Aws-Request-Id".into(), inv.request_id),
+        (
+            "Lambda-Runtime-Deadline-Ms".into(),
+            inv.deadline_ms.to_string(),
+        ),
+        (
+            "Lambda-Runtime-Invoked-Function-Arn".into(),
+            inv.invoked_function_arn,
+        ),
+        ("Lambda-Runtime-Trace-Id".into(), inv.trace_id),
+    ];
+    if !inv.client_context.is_empty() {
+        headers.push(("Lambda-Runtime-Client-Context".into(), inv.client_context));
+    }
+    if !inv.cognito_identity.is_empty() {
+        headers.push((
+            "Lambda-Runtime-Cognito-Identity".into(),
+            inv.cognito_identity,
+        ));
+    }
+    Response {
+        status: 200,
+        headers,
+        body: inv.payload,
+    }
+}
+
+#[cfg(test)]
+#[path = "runtime_api_tests.rs"]
+mod tests;

@@ -1,0 +1,222 @@
+//! The invocation state shared by the control loop, the Runtime API server, the log
+//! forwarder and the reaper: queued invocations, the one in flight, the runtime's pid,
+//! and the init milestones (Ready / InitError) that are reported to the host once.
+
+use crate::host_link::HostLink;
+use flint_proto::init::{
+    guest_message::Msg, InitError, Invoke, InvokeError, InvokeResponse, Ready, RuntimeExit,
+};
+use std::collections::VecDeque;
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::Instant;
+
+/// Error type reported when the runtime asks for the next invocation without
+/// answering the one it holds.
+pub const NO_RESPONSE: &str = "Runtime.NoResponse";
+
+/// Everything protected by the state lock. Lock order: state, then host link.
+#[derive(Debug, Default)]
+pub struct State {
+    /// When Configure arrived (start of init).
+    pub configured_at: Option<Instant>,
+    /// Nanoseconds spent unpacking the code bundle.
+    pub unpack_ns: u64,
+    /// Ready was sent to the host.
+    pub ready_sent: bool,
+    /// InitError was sent to the host.
+    pub init_failed: bool,
+    /// Invocations from the host not yet handed to the runtime.
+    pub queue: VecDeque<Invoke>,
+    /// Request id of the invocation the runtime is working on.
+    pub in_flight: Option<String>,
+    /// Pid of the runtime (leader of its own session and process group).
+    pub runtime_pid: Option<i32>,
+    /// The sandbox is shutting down: no more invocations are handed out.
+    pub shutdown: bool,
+}
+
+/// How the runtime finished an invocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// POST .../response
+    Response(Vec<u8>),
+    /// POST .../error, or a response that could not be accepted.
+    Error {
+        /// Lambda error type.
+        error_type: String,
+        /// Error document (JSON).
+        payload: Vec<u8>,
+    },
+}
+
+/// The request id does not name the invocation in flight.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid request id {0:?}: not the invocation in flight")]
+pub struct StaleRequestId(pub String);
+
+/// State plus the link to the host, shared by all of init's threads.
+pub struct Shared {
+    /// The host stream (sending side).
+    pub link: HostLink,
+    state: Mutex<State>,
+    cv: Condvar,
+}
+
+impl Shared {
+    /// New state around `link`.
+    pub fn new(link: HostLink) -> Self {
+        Shared {
+            link,
+            state: Mutex::new(State::default()),
+            cv: Condvar::new(),
+        }
+    }
+
+    /// Locks the state. Poisoning is ignored: no code path panics while holding it,
+    /// and a consistent-enough state beats a dead init.
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records that Configure arrived at `at` and that unpacking took `unpack_ns`.
+    pub fn mark_configured(&self, at: Instant, unpack_ns: u64) {
+        let mut st = self.lock();
+        st.configured_at = Some(at);
+        st.unpack_ns = unpack_ns;
+    }
+
+    /// Queues an invocation from the host and wakes a waiting `/next`.
+    pub fn push_invoke(&self, inv: Invoke) {
+        self.lock().queue.push_back(inv);
+        self.cv.notify_all();
+    }
+
+    /// Stops handing out invocations and wakes every waiting `/next`.
+    pub fn begin_shutdown(&self) {
+        self.lock().shutdown = true;
+        self.cv.notify_all();
+    }
+
+    /// The runtime asks for work: sends Ready on the first call, then blocks until an
+    /// invocation is queued (None when shutting down). An invocation still in flight is
+    /// reported to the host as failed with `NO_RESPONSE`.
+    pub fn next_invocation(&self) -> Option<Invoke> {
+        let mut st = self.lock();
+        if !st.ready_sent {
+            st.ready_sent = true;
+            let init_ns = st
+                .configured_at
+                .map(|t| t.elapsed().as_nanos() as u64)
+                .unwrap_or(0);
+            self.link.report(Msg::Ready(Ready {
+                init_ns,
+                unpack_ns: st.unpack_ns,
+            }));
+        }
+        if let Some(prev) = st.in_flight.take() {
+            let doc = error_doc(
+                NO_RESPONSE,
+                "the runtime asked for the next invocation without answering this one",
+            );
+            self.link.report(Msg::Error(InvokeError {
+                request_id: prev,
+                error_type: NO_RESPONSE.into(),
+                payload: doc,
+            }));
+        }
+        loop {
+            if st.shutdown {
+                return None;
+            }
+            if let Some(inv) = st.queue.pop_front() {
+                st.in_flight = Some(inv.request_id.clone());
+                return Some(inv);
+            }
+            st = self.cv.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Finishes the invocation `request_id` and reports it to the host.
+    pub fn complete(&self, request_id: &str, outcome: Outcome) -> Result<(), StaleRequestId> {
+        let mut st = self.lock();
+        if st.in_flight.as_deref() != Some(request_id) || request_id.is_empty() {
+            return Err(StaleRequestId(request_id.to_string()));
+        }
+        st.in_flight = None;
+        let msg = match outcome {
+            Outcome::Response(payload) => Msg::Response(InvokeResponse {
+                request_id: request_id.to_string(),
+                payload,
+            }),
+            Outcome::Error {
+                error_type,
+                payload,
+            } => Msg::Error(InvokeError {
+                request_id: request_id.to_string(),
+                error_type,
+                payload,
+            }),
+        };
+        self.link.report(msg);
+        Ok(())
+    }
+
+    /// Reports an init failure (once; later ones are dropped).
+    pub fn init_error(&self, error_type: &str, payload: Vec<u8>) {
+        let mut st = self.lock();
+        report_init_error(&mut st, &self.link, error_type, payload);
+    }
+
+    /// Request id of the invocation in flight, or "" during init and between
+    /// invocations (for log attribution).
+    pub fn current_request_id(&self) -> String {
+        self.lock().in_flight.clone().unwrap_or_default()
+    }
+
+    /// Called by the reaper for every child reaped. Reports the runtime's exit, and an
+    /// init failure when it exits before asking for its first invocation.
+    pub fn child_exited(&self, pid: i32, exit_code: i32, signal: i32) {
+        let mut st = self.lock();
+        if st.runtime_pid != Some(pid) {
+            return;
+        }
+        st.runtime_pid = None;
+        let request_id = st.in_flight.take().unwrap_or_default();
+        self.link.report(Msg::RuntimeExit(RuntimeExit {
+            request_id,
+            exit_code,
+            signal,
+        }));
+        if !st.ready_sent {
+            let status = if signal != 0 {
+                format!("signal {signal}")
+            } else {
+                format!("exit status {exit_code}")
+            };
+            let doc = error_doc(
+                "Runtime.ExitError",
+                &format!("RequestId: none Error: Runtime exited with error: {status}"),
+            );
+            report_init_error(&mut st, &self.link, "Runtime.ExitError", doc);
+        }
+    }
+}
+
+/// Sends InitError unless one was already sent; for callers already holding the lock.
+pub fn report_init_error(st: &mut State, link: &HostLink, error_type: &str, payload: Vec<u8>) {
+    if st.init_failed {
+        return;
+    }
+    st.init_failed = true;
+    link.report(Msg::InitError(InitError {
+        error_type: error_type.to_string(),
+        payload,
+    }));
+}
+
+/// A Lambda error document `{"errorType": .., "errorMessage": ..}`.
+pub fn error_doc(error_type: &str, message: &str) -> Vec<u8> {
+    serde_json::json!({ "errorType": error_type, "errorMessage": message })
+        .to_string()
+        .into_bytes()
+}
