@@ -161,7 +161,9 @@ fn prepare(
     .map_err(|e| (ENTRYPOINT_ERROR, format!("invalid bootstrap command: {e}")))?;
     let (log_r, log_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| setup(&format!("log pipe: {e}")))?;
-    logs::spawn(log_r, shared.clone()).map_err(|e| setup(&e))?;
+    let log_pipe = logs::LogPipe::new(log_r).map_err(|e| setup(&e))?;
+    shared.set_log_pipe(log_pipe.clone());
+    logs::spawn(log_pipe, shared.clone()).map_err(|e| setup(&e))?;
 
     // Hold the state lock from fork until the exec result is known, so the reaper
     // sees the runtime's pid and any InvalidEntrypoint before it handles the exit.

@@ -3,11 +3,12 @@
 //! and the init milestones (Ready / InitError) that are reported to the host once.
 
 use crate::host_link::HostLink;
+use crate::logs::LogPipe;
 use flint_proto::init::{
     guest_message::Msg, InitError, Invoke, InvokeError, InvokeResponse, Ready, RuntimeExit,
 };
 use std::collections::VecDeque;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
 /// Error type reported when the runtime asks for the next invocation without
@@ -60,6 +61,8 @@ pub struct Shared {
     pub link: HostLink,
     state: Mutex<State>,
     cv: Condvar,
+    /// The runtime's output pipe, once the runtime is started.
+    log_pipe: OnceLock<Arc<LogPipe>>,
 }
 
 impl Shared {
@@ -69,6 +72,19 @@ impl Shared {
             link,
             state: Mutex::new(State::default()),
             cv: Condvar::new(),
+            log_pipe: OnceLock::new(),
+        }
+    }
+
+    /// Records the runtime's output pipe, so results are preceded by their output.
+    pub fn set_log_pipe(&self, pipe: Arc<LogPipe>) {
+        let _ = self.log_pipe.set(pipe);
+    }
+
+    /// Forwards pending runtime output for `request_id` to the host.
+    fn drain_logs(&self, request_id: &str) {
+        if let Some(p) = self.log_pipe.get() {
+            p.drain(self, request_id);
         }
     }
 
@@ -142,6 +158,7 @@ impl Shared {
         if st.in_flight.as_deref() != Some(request_id) || request_id.is_empty() {
             return Err(StaleRequestId(request_id.to_string()));
         }
+        self.drain_logs(request_id);
         st.in_flight = None;
         let msg = match outcome {
             Outcome::Response(payload) => Msg::Response(InvokeResponse {
@@ -182,6 +199,7 @@ impl Shared {
         }
         st.runtime_pid = None;
         let request_id = st.in_flight.take().unwrap_or_default();
+        self.drain_logs(&request_id);
         self.link.report(Msg::RuntimeExit(RuntimeExit {
             request_id,
             exit_code,

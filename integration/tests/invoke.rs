@@ -386,3 +386,38 @@ async fn concurrent_invocations_scale_out() {
         "three concurrent invocations need three instances"
     );
 }
+
+/// Regression: output printed right before returning used to race the result and
+/// miss the log tail.
+#[tokio::test]
+async fn output_printed_just_before_returning_is_in_the_tail() {
+    let agent = TestAgent::start().await;
+    let mut c = agent.client().await;
+    let code = "import sys\ndef handler(e, c):\n    print('out', e['i'])\n    sys.stderr.write('err %d\\n' % e['i'])\n    return e['i']\n";
+    c.functions
+        .create_function(python_function("chatty", code))
+        .await
+        .unwrap();
+    for i in 0..20 {
+        let r = invoke(&mut c, "chatty", &format!("{{\"i\": {i}}}")).await;
+        assert_eq!(json(&r), i);
+        assert!(
+            r.log_result.contains(&format!("out {i}\n")),
+            "{i}: {}",
+            r.log_result
+        );
+        assert!(
+            r.log_result.contains(&format!("err {i}\n")),
+            "{i}: {}",
+            r.log_result
+        );
+        let start = r.log_result.find("START").unwrap();
+        let out = r.log_result.find(&format!("out {i}")).unwrap();
+        let end = r.log_result.find("END RequestId").unwrap();
+        assert!(
+            start < out && out < end,
+            "output outside START..END: {}",
+            r.log_result
+        );
+    }
+}
