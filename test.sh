@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Runs Flint's whole test suite on this machine (Debian 12, as root): installs what is
+# missing, builds the runtime images, the guest kernel and the test fixtures (all
+# cached), checks formatting and lints, then runs every test. Exits non-zero on any
+# failure.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+start=$(date +%s)
+step() { printf '\n==> [%ds] %s\n' "$(( $(date +%s) - start ))" "$*"; }
+
+[ "$(id -u)" = 0 ] || { echo "test.sh: run as root (namespaces, cgroups, /dev/kvm)" >&2; exit 1; }
+
+step "host packages"
+./images/host-deps.sh
+step "runtime images"
+./images/build-rootfs.sh
+step "guest kernel"
+./images/kernel/build.sh
+step "test fixtures (PyPI wheels)"
+./integration/fixtures/fetch-wheels.sh
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+step "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+step "cargo build (binaries the end-to-end tests run)"
+cargo build --workspace --locked
+
+step "images tests (Python bootstrap, image layout)"
+./images/tests/run.sh all
+
+step "cargo test"
+cargo test --workspace --locked
+step "all tests passed"
