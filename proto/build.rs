@@ -17,7 +17,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         tonic_prost_build::configure()
             .file_descriptor_set_path(out.join("flint_v1_descriptor.bin"))
             .compile_protos(
-                &["flint/v1/functions.proto", "flint/v1/invocations.proto"],
+                &[
+                    "flint/v1/functions.proto",
+                    "flint/v1/invocations.proto",
+                    "flint/v1/usage.proto",
+                    "flint/v1/node.proto",
+                ],
                 &["."],
             )?;
     }

@@ -22,6 +22,9 @@ pub enum ConfigError {
     /// keep-alive of zero
     #[error("--keep-alive must be at least 1 second")]
     KeepAlive,
+    /// A limit of zero
+    #[error("{0} must be at least 1")]
+    ZeroLimit(&'static str),
 }
 
 /// flintd's command-line flags, as typed.
@@ -60,6 +63,12 @@ pub struct RawConfig {
     /// cgroup (relative to each hierarchy's root) under which sandboxes are created.
     #[arg(long, env = "FLINT_CGROUP_PARENT", default_value = "flint")]
     pub cgroup_parent: String,
+    /// Invocations the agent runs at once, over all functions.
+    #[arg(long, env = "FLINT_CONCURRENCY_LIMIT", default_value_t = 1000)]
+    pub concurrency_limit: u32,
+    /// Invocations per second each function may receive.
+    #[arg(long, env = "FLINT_FUNCTION_RATE_LIMIT", default_value_t = 1000)]
+    pub function_rate_limit: u32,
 }
 
 /// Which sandbox implementation runs instances.
@@ -80,6 +89,8 @@ pub struct Config {
     pub backend: Backend,
     pub keep_alive: Duration,
     pub cgroup_parent: String,
+    pub concurrency_limit: u32,
+    pub function_rate_limit: u32,
 }
 
 impl TryFrom<RawConfig> for Config {
@@ -103,6 +114,12 @@ impl TryFrom<RawConfig> for Config {
         if raw.keep_alive == 0 {
             return Err(ConfigError::KeepAlive);
         }
+        if raw.concurrency_limit == 0 {
+            return Err(ConfigError::ZeroLimit("--concurrency-limit"));
+        }
+        if raw.function_rate_limit == 0 {
+            return Err(ConfigError::ZeroLimit("--function-rate-limit"));
+        }
         Ok(Config {
             data_dir: raw.data_dir,
             socket: raw.socket,
@@ -112,6 +129,8 @@ impl TryFrom<RawConfig> for Config {
             backend,
             keep_alive: Duration::from_secs(raw.keep_alive),
             cgroup_parent: raw.cgroup_parent,
+            concurrency_limit: raw.concurrency_limit,
+            function_rate_limit: raw.function_rate_limit,
         })
     }
 }

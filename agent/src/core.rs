@@ -3,7 +3,9 @@
 
 use crate::code::CodeStore;
 use crate::config::{Backend, Config};
+use crate::limiter::Limiter;
 use crate::logs::Logs;
+use crate::observe::{InvocationObserver, InvocationRecord};
 use crate::pool::Pool;
 use crate::runtimes::{Runtime, RuntimeError, Runtimes};
 use crate::sandbox::namespace::NamespaceBackend;
@@ -39,6 +41,8 @@ pub struct Agent {
     pub logs: Logs,
     pub pool: Arc<Pool>,
     pub backend: Arc<dyn SandboxBackend>,
+    pub limiter: Arc<Limiter>,
+    observers: RwLock<Vec<Arc<dyn InvocationObserver>>>,
     runtimes: RwLock<Runtimes>,
 }
 
@@ -71,6 +75,7 @@ impl Agent {
         tracing::info!(backend = backend.kind(), "sandbox backend selected");
         let pool = Pool::new(config.keep_alive);
         pool.spawn_reaper();
+        let limiter = Limiter::new(config.concurrency_limit, config.function_rate_limit);
         let agent = Arc::new(Self {
             config,
             store,
@@ -78,12 +83,49 @@ impl Agent {
             logs,
             pool,
             backend,
+            limiter,
+            observers: RwLock::new(Vec::new()),
             runtimes: RwLock::new(runtimes),
         });
         for f in agent.store.list()? {
             agent.pool.retire(&f.name, Some(f.revision));
+            agent
+                .limiter
+                .set_reservation(&f.name, f.reserved_concurrency);
         }
         Ok(agent)
+    }
+
+    /// Adds an observer of invocations (metering, metrics).
+    pub fn observe(&self, o: Arc<dyn InvocationObserver>) {
+        self.observers
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(o);
+    }
+
+    /// Tells every observer about a finished invocation.
+    pub fn record(&self, rec: &InvocationRecord) {
+        for o in self
+            .observers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            o.invocation(rec);
+        }
+    }
+
+    /// Tells every observer about a refused invocation.
+    pub fn record_throttle(&self, function: &str, limit: &str) {
+        for o in self
+            .observers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            o.throttled(function, limit);
+        }
     }
 
     /// Looks a runtime up, rescanning the images once if it is unknown (so images

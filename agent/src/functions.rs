@@ -24,6 +24,9 @@ pub enum FunctionError {
     /// Registry failure, not found or already exists
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Reservation refused
+    #[error(transparent)]
+    Reserve(#[from] crate::limiter::ReserveError),
 }
 
 /// A new function, as requested.
@@ -115,6 +118,7 @@ impl Agent {
             code_size: 0,
             last_modified: now_rfc3339(),
             revision: 1,
+            reserved_concurrency: None,
         };
         self.check_settings(&f)?;
         match self.store.get(&f.name) {
@@ -181,10 +185,29 @@ impl Agent {
         Ok(f)
     }
 
+    /// Sets (Some) or removes (None) a function's reserved concurrency.
+    pub fn set_concurrency(
+        &self,
+        name: &str,
+        reserved: Option<u32>,
+    ) -> Result<Function, FunctionError> {
+        let mut f = self.store.get(name)?;
+        if let Some(n) = reserved {
+            self.limiter.check_reservation(name, n)?;
+        }
+        f.reserved_concurrency = reserved;
+        f.last_modified = now_rfc3339();
+        self.store.update(&f)?;
+        self.limiter.set_reservation(name, reserved);
+        tracing::info!(function = %name, ?reserved, "reserved concurrency set");
+        Ok(f)
+    }
+
     /// Deletes a function, its instances, its log and its code if no one else uses it.
     pub fn delete_function(&self, name: &str) -> Result<Function, FunctionError> {
         let f = self.store.delete(name)?;
         self.pool.retire(name, None);
+        self.limiter.forget(name);
         self.logs.remove(name);
         self.collect_code();
         tracing::info!(function = %name, "function deleted");

@@ -69,6 +69,19 @@ pub struct StartSpec<'a> {
     pub revision: u64,
 }
 
+/// Where a cold start's time went, in nanoseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StartTimings {
+    /// Sandbox creation until Hello.
+    pub sandbox_ns: u64,
+    /// flint-init's own start until Hello (as it measured).
+    pub init_boot_ns: u64,
+    /// Unpacking the code.
+    pub code_load_ns: u64,
+    /// Configure until the runtime's first /next.
+    pub runtime_init_ns: u64,
+}
+
 /// A started instance.
 pub struct Instance {
     sandbox: Box<dyn Sandbox>,
@@ -81,6 +94,8 @@ pub struct Instance {
     pub init_duration: Duration,
     /// Output of the init phase, reported with the first invocation.
     pub init_log: Vec<u8>,
+    /// Phase timings of this instance's start.
+    pub timings: StartTimings,
     pub last_used: Instant,
     dead: bool,
 }
@@ -115,10 +130,11 @@ impl Instance {
             memory_mb: spec.configure.memory_mb,
             init_duration: Duration::ZERO,
             init_log: Vec::new(),
+            timings: StartTimings::default(),
             last_used: Instant::now(),
             dead: false,
         };
-        match inst.handshake(spec.configure, init_timeout).await {
+        match inst.handshake(t0, spec.configure, init_timeout).await {
             Ok(()) => {
                 inst.init_duration = t0.elapsed();
                 Ok(inst)
@@ -132,15 +148,21 @@ impl Instance {
 
     async fn handshake(
         &mut self,
+        t0: Instant,
         configure: Configure,
         timeout: Duration,
     ) -> Result<(), StartError> {
         match tokio::time::timeout(HELLO_TIMEOUT, self.events.recv()).await {
-            Ok(Some(Event::Msg(G::Hello(h)))) if h.protocol_version == PROTOCOL_VERSION => {}
-            Ok(Some(Event::Msg(G::Hello(h)))) => return Err(StartError::Protocol(format!(
+            Ok(Some(Event::Msg(G::Hello(h)))) if h.protocol_version == PROTOCOL_VERSION => {
+                self.timings.sandbox_ns = t0.elapsed().as_nanos() as u64;
+                self.timings.init_boot_ns = h.boot_ns;
+            }
+            Ok(Some(Event::Msg(G::Hello(h)))) => {
+                return Err(StartError::Protocol(format!(
                 "flint-init speaks protocol {}, the agent {PROTOCOL_VERSION}: rebuild flint-init",
                 h.protocol_version
-            ))),
+            )))
+            }
             Ok(Some(Event::Closed(e))) => {
                 return Err(StartError::Protocol(format!(
                     "flint-init closed the stream before Hello: {e}"
@@ -173,7 +195,11 @@ impl Instance {
                 }
             };
             match ev {
-                Some(Event::Msg(G::Ready(_))) => return Ok(()),
+                Some(Event::Msg(G::Ready(r))) => {
+                    self.timings.code_load_ns = r.unpack_ns;
+                    self.timings.runtime_init_ns = r.init_ns;
+                    return Ok(());
+                }
                 Some(Event::Msg(G::Log(l))) => self.init_log.extend_from_slice(&l.data),
                 Some(Event::Msg(G::InitError(e))) => {
                     return Err(StartError::Init {

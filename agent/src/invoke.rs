@@ -4,9 +4,13 @@
 use crate::code::CodeError;
 use crate::core::Agent;
 use crate::functions::arn;
-use crate::instance::{error_doc, exit_text, Instance, Outcome, StartError, StartSpec};
+use crate::instance::{
+    error_doc, exit_text, Instance, Outcome, StartError, StartSpec, StartTimings,
+};
+use crate::limiter::Throttle;
 use crate::limits::{ASYNC_PAYLOAD_MAX, INIT_TIMEOUT_S, LOG_TAIL, SYNC_PAYLOAD_MAX, TMP_MB};
 use crate::logs::tail;
+use crate::observe::{InvocationRecord, Outcome as Recorded};
 use crate::runtimes::RuntimeError;
 use crate::sandbox::SandboxSpec;
 use crate::store::{Function, StoreError};
@@ -45,6 +49,18 @@ pub struct InvokeOutput {
     pub function_error: Option<String>,
     pub log_result: Option<String>,
     pub request_id: String,
+    pub timings: Timings,
+}
+
+/// Phase timings of one invocation (nanoseconds); start phases are zero when warm.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timings {
+    pub cold_start: bool,
+    pub pool_hit: bool,
+    pub start: StartTimings,
+    pub init_duration_ns: u64,
+    pub duration_ns: u64,
+    pub billed_ms: u64,
 }
 
 /// Why an invocation could not be run at all (function failures are not errors).
@@ -78,10 +94,27 @@ pub enum InvokeError {
         function: String,
         source: StartError,
     },
+    /// A limit refused the invocation
+    #[error(transparent)]
+    Throttled(#[from] Throttle),
+}
+
+fn throttle_name(t: &Throttle) -> &'static str {
+    match t {
+        Throttle::Reserved { .. } => "reserved_concurrency",
+        Throttle::Unreserved { .. } => "concurrency_limit",
+        Throttle::Rate { .. } => "rate_limit",
+        Throttle::Draining => "draining",
+    }
 }
 
 fn unix_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64
+}
+
+/// Lambda's billed duration: rounded up to the next millisecond.
+pub fn billed_ms(d: Duration) -> u64 {
+    (d.as_nanos().div_ceil(1_000_000)) as u64
 }
 
 fn new_request_id() -> String {
@@ -114,6 +147,17 @@ impl Agent {
         }
         let f = self.store.get(&input.function_name)?;
         let request_id = new_request_id();
+        let permit = if input.invocation_type == InvocationType::DryRun {
+            None
+        } else {
+            match self.limiter.acquire(&f.name) {
+                Ok(p) => Some(p),
+                Err(t) => {
+                    self.record_throttle(&f.name, throttle_name(&t));
+                    return Err(t.into());
+                }
+            }
+        };
         match input.invocation_type {
             InvocationType::DryRun => {
                 self.runtime(&f.runtime)?;
@@ -129,6 +173,7 @@ impl Agent {
                 let span = tracing::info_span!("invoke", function = %f.name, request_id = %id, kind = "event");
                 tokio::spawn(
                     async move {
+                        let _permit = permit;
                         match me.run(&f, &id, &input).await {
                             Ok(out) if out.function_error.is_some() => {
                                 tracing::info!("event invocation failed in the function")
@@ -201,12 +246,17 @@ impl Agent {
         input: &InvokeInput,
     ) -> Result<InvokeOutput, InvokeError> {
         let mut log = Vec::new();
+        let started_unix_ms = unix_ms(SystemTime::now());
+        let mut timings = Timings::default();
         let (mut inst, init) = match self.pool.take(&f.name, f.revision) {
             Some(i) => (i, None),
             None => match self.start_instance(f).await {
                 Ok(mut i) => {
                     log.append(&mut i.init_log);
                     let d = i.init_duration;
+                    timings.cold_start = true;
+                    timings.start = i.timings;
+                    timings.init_duration_ns = d.as_nanos() as u64;
                     (i, Some(d))
                 }
                 Err(InvokeError::Sandbox {
@@ -238,6 +288,13 @@ impl Agent {
                         t.as_secs_f64()
                     );
                     let doc = error_doc("Sandbox.Timedout", &msg);
+                    self.record(&self.failed_init_record(
+                        f,
+                        request_id,
+                        input,
+                        started_unix_ms,
+                        "Sandbox.Timedout",
+                    ));
                     return Ok(self.finish_failed_init(
                         f,
                         request_id,
@@ -272,10 +329,20 @@ impl Agent {
         };
         let outcome = inst.invoke(invoke, started + timeout, &mut log).await;
         let duration = started.elapsed();
+        timings.duration_ns = duration.as_nanos() as u64;
+        timings.billed_ms = billed_ms(duration);
         let mut out = InvokeOutput {
             status_code: 200,
             request_id: request_id.to_string(),
+            timings,
             ..Default::default()
+        };
+        let recorded = match &outcome {
+            Outcome::Response(_) => Recorded::Success,
+            Outcome::FunctionError(t, _) => Recorded::FunctionError(t.clone()),
+            Outcome::Crashed { oom: true, .. } => Recorded::OutOfMemory,
+            Outcome::Crashed { .. } => Recorded::Crash,
+            Outcome::TimedOut => Recorded::Timeout,
         };
         match &outcome {
             Outcome::Response(p) => out.payload = p.clone(),
@@ -327,6 +394,19 @@ impl Agent {
             out.log_result = Some(tail(&log, LOG_TAIL));
         }
         self.logs.append(&f.name, &log);
+        self.record(&InvocationRecord {
+            request_id: request_id.to_string(),
+            function: f.name.clone(),
+            started_unix_ms,
+            duration_ns: timings.duration_ns,
+            billed_ms: timings.billed_ms,
+            memory_mb: f.memory_mb,
+            init_duration_ns: timings.init_duration_ns,
+            cold_start: timings.cold_start,
+            pool_hit: timings.pool_hit,
+            asynchronous: input.invocation_type == InvocationType::Event,
+            outcome: recorded,
+        });
         tracing::info!(
             duration_ms = duration.as_secs_f64() * 1e3,
             cold = init.is_some(),
@@ -347,7 +427,7 @@ impl Agent {
         if !log.is_empty() && !log.ends_with(b"\n") {
             log.push(b'\n');
         }
-        let billed = d.as_micros().div_ceil(1000);
+        let billed = billed_ms(d);
         let mut line = format!(
             "END RequestId: {request_id}\nREPORT RequestId: {request_id}\tDuration: {:.2} ms\tBilled Duration: {billed} ms\tMemory Size: {} MB",
             d.as_secs_f64() * 1e3,
@@ -358,6 +438,29 @@ impl Agent {
         }
         line.push('\n');
         log.extend_from_slice(line.as_bytes());
+    }
+
+    fn failed_init_record(
+        &self,
+        f: &Function,
+        request_id: &str,
+        input: &InvokeInput,
+        started_unix_ms: u64,
+        error_type: &str,
+    ) -> InvocationRecord {
+        InvocationRecord {
+            request_id: request_id.to_string(),
+            function: f.name.clone(),
+            started_unix_ms,
+            duration_ns: 0,
+            billed_ms: 0,
+            memory_mb: f.memory_mb,
+            init_duration_ns: 0,
+            cold_start: true,
+            pool_hit: false,
+            asynchronous: input.invocation_type == InvocationType::Event,
+            outcome: Recorded::InitError(error_type.to_string()),
+        }
     }
 
     fn finish_failed_init(
@@ -381,6 +484,10 @@ impl Agent {
             function_error: Some("Unhandled".into()),
             log_result: input.log_tail.then(|| tail(&log, LOG_TAIL)),
             request_id: request_id.to_string(),
+            timings: Timings {
+                cold_start: true,
+                ..Default::default()
+            },
         };
         self.logs.append(&f.name, &log);
         out

@@ -39,6 +39,8 @@ pub struct Function {
     pub last_modified: String,
     /// Bumped on every change; instances of an older revision are retired.
     pub revision: u64,
+    /// Reserved concurrency, if set.
+    pub reserved_concurrency: Option<u32>,
 }
 
 /// The SQLite-backed registry.
@@ -58,7 +60,8 @@ CREATE TABLE IF NOT EXISTS functions (
     code_sha256   TEXT NOT NULL,
     code_size     INTEGER NOT NULL,
     last_modified TEXT NOT NULL,
-    revision      INTEGER NOT NULL
+    revision      INTEGER NOT NULL,
+    reserved_concurrency INTEGER
 );
 ";
 
@@ -85,7 +88,7 @@ impl Store {
         let env = serde_json::to_string(&f.environment)
             .map_err(|_| StoreError::Corrupt(f.name.clone()))?;
         let r = self.lock().execute(
-            "INSERT INTO functions VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
+            "INSERT INTO functions VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)",
             params![
                 f.name,
                 f.runtime,
@@ -97,7 +100,8 @@ impl Store {
                 f.code_sha256,
                 f.code_size as i64,
                 f.last_modified,
-                f.revision as i64
+                f.revision as i64,
+                f.reserved_concurrency
             ],
         );
         match r {
@@ -118,7 +122,7 @@ impl Store {
         let n = self.lock().execute(
             "UPDATE functions SET runtime=?2, handler=?3, memory_mb=?4, timeout_s=?5,
              environment=?6, description=?7, code_sha256=?8, code_size=?9,
-             last_modified=?10, revision=?11 WHERE name=?1",
+             last_modified=?10, revision=?11, reserved_concurrency=?12 WHERE name=?1",
             params![
                 f.name,
                 f.runtime,
@@ -130,7 +134,8 @@ impl Store {
                 f.code_sha256,
                 f.code_size as i64,
                 f.last_modified,
-                f.revision as i64
+                f.revision as i64,
+                f.reserved_concurrency
             ],
         )?;
         if n == 0 {
@@ -195,6 +200,7 @@ fn row_to_raw(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
             code_size: r.get::<_, i64>(8)? as u64,
             last_modified: r.get(9)?,
             revision: r.get::<_, i64>(10)? as u64,
+            reserved_concurrency: r.get(11)?,
         },
         env: r.get(5)?,
     })
@@ -226,6 +232,7 @@ mod tests {
             code_size: 10,
             last_modified: "2026-11-27T00:00:00Z".into(),
             revision: 1,
+            reserved_concurrency: Some(5),
         }
     }
 

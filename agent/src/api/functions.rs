@@ -28,6 +28,7 @@ pub fn to_proto(f: Function) -> FunctionConfiguration {
         code_size: f.code_size,
         last_modified: f.last_modified,
         revision: f.revision,
+        reserved_concurrency: f.reserved_concurrency,
     }
 }
 
@@ -130,6 +131,32 @@ impl Functions for FunctionsApi {
         Ok(Response::new(ListFunctionsResponse {
             functions: all.into_iter().map(to_proto).collect(),
         }))
+    }
+
+    async fn put_function_concurrency(
+        &self,
+        req: Request<PutFunctionConcurrencyRequest>,
+    ) -> Result<Response<FunctionConfiguration>, Status> {
+        let r = req.into_inner();
+        let agent = self.agent.clone();
+        let f = blocking(move || {
+            agent
+                .set_concurrency(&r.name, Some(r.reserved_concurrency))
+                .map_err(Status::from)
+        })
+        .await?;
+        Ok(Response::new(to_proto(f)))
+    }
+
+    async fn delete_function_concurrency(
+        &self,
+        req: Request<DeleteFunctionConcurrencyRequest>,
+    ) -> Result<Response<FunctionConfiguration>, Status> {
+        let r = req.into_inner();
+        let agent = self.agent.clone();
+        let f =
+            blocking(move || agent.set_concurrency(&r.name, None).map_err(Status::from)).await?;
+        Ok(Response::new(to_proto(f)))
     }
 
     async fn delete_function(

@@ -57,6 +57,17 @@ impl Invocations for InvocationsApi {
             log_result: out.log_result.unwrap_or_default(),
             executed_version: "$LATEST".into(),
             request_id: out.request_id,
+            timings: Some(flint_proto::v1::InvokeTimings {
+                cold_start: out.timings.cold_start,
+                pool_hit: out.timings.pool_hit,
+                sandbox_ns: out.timings.start.sandbox_ns,
+                init_boot_ns: out.timings.start.init_boot_ns,
+                code_load_ns: out.timings.start.code_load_ns,
+                runtime_init_ns: out.timings.start.runtime_init_ns,
+                init_duration_ns: out.timings.init_duration_ns,
+                duration_ns: out.timings.duration_ns,
+                billed_ms: out.timings.billed_ms,
+            }),
         }))
     }
 }

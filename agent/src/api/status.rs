@@ -37,6 +37,7 @@ impl From<FunctionError> for Status {
             FunctionError::Code(c) => code_code(c),
             FunctionError::Runtime(r) => runtime_code(r),
             FunctionError::Store(s) => store_code(s),
+            FunctionError::Reserve(_) => Code::ResourceExhausted,
         };
         Status::new(code, e.to_string())
     }
@@ -54,6 +55,8 @@ impl From<InvokeError> for Status {
             },
             InvokeError::Code(_) => Code::Internal,
             InvokeError::Sandbox { .. } => Code::Unavailable,
+            InvokeError::Throttled(crate::limiter::Throttle::Draining) => Code::Unavailable,
+            InvokeError::Throttled(_) => Code::ResourceExhausted,
         };
         Status::new(code, e.to_string())
     }

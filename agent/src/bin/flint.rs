@@ -84,6 +84,10 @@ enum Cmd {
     Ls,
     /// Delete a function.
     Rm { name: String },
+    /// Reserve concurrency for a function (it also caps it).
+    PutConcurrency { name: String, reserved: u32 },
+    /// Remove a function's reserved concurrency.
+    DeleteConcurrency { name: String },
     /// Invoke a function and print its result.
     Invoke {
         name: String,
@@ -139,6 +143,7 @@ fn function_json(f: &FunctionConfiguration) -> serde_json::Value {
         "memory_mb": f.memory_mb, "timeout_s": f.timeout_s, "environment": f.environment,
         "description": f.description, "code_sha256": f.code_sha256, "code_size": f.code_size,
         "last_modified": f.last_modified, "revision": f.revision, "function_arn": f.function_arn,
+        "reserved_concurrency": f.reserved_concurrency,
     })
 }
 
@@ -292,6 +297,27 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             } else {
                 println!("deleted {name}");
             }
+        }
+        Cmd::PutConcurrency { name, reserved } => {
+            let f = c
+                .functions
+                .put_function_concurrency(PutFunctionConcurrencyRequest {
+                    name,
+                    reserved_concurrency: reserved,
+                })
+                .await
+                .map_err(status_err)?
+                .into_inner();
+            print_function(&f, cli.json);
+        }
+        Cmd::DeleteConcurrency { name } => {
+            let f = c
+                .functions
+                .delete_function_concurrency(DeleteFunctionConcurrencyRequest { name })
+                .await
+                .map_err(status_err)?
+                .into_inner();
+            print_function(&f, cli.json);
         }
         Cmd::Invoke {
             name,
