@@ -4,6 +4,7 @@
 use crate::limits::GRPC_MESSAGE_MAX;
 use flint_proto::v1::functions_client::FunctionsClient;
 use flint_proto::v1::invocations_client::InvocationsClient;
+use flint_proto::v1::node_client::NodeClient;
 use hyper_util::rt::TokioIo;
 use std::path::PathBuf;
 use tonic::transport::{Channel, Endpoint, Uri};
@@ -27,6 +28,7 @@ pub enum ClientError {
 pub struct Client {
     pub functions: FunctionsClient<Channel>,
     pub invocations: InvocationsClient<Channel>,
+    pub node: NodeClient<Channel>,
     pub channel: Channel,
 }
 
@@ -60,6 +62,7 @@ pub async fn connect(endpoint: &str) -> Result<Client, ClientError> {
         invocations: InvocationsClient::new(channel.clone())
             .max_decoding_message_size(GRPC_MESSAGE_MAX)
             .max_encoding_message_size(GRPC_MESSAGE_MAX),
+        node: NodeClient::new(channel.clone()),
         channel,
     })
 }

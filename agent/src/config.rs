@@ -25,6 +25,12 @@ pub enum ConfigError {
     /// A limit of zero
     #[error("{0} must be at least 1")]
     ZeroLimit(&'static str),
+    /// A price that is negative, infinite or not a number
+    #[error("{0} must be a finite number >= 0, got {1}")]
+    Price(&'static str, f64),
+    /// Bad --pool-warm value
+    #[error("invalid --pool-warm {0:?}: use RUNTIME:MEMORY_MB=COUNT, e.g. python3.11:128=2")]
+    PoolWarm(String),
 }
 
 /// flintd's command-line flags, as typed.
@@ -69,6 +75,32 @@ pub struct RawConfig {
     /// Invocations per second each function may receive.
     #[arg(long, env = "FLINT_FUNCTION_RATE_LIMIT", default_value_t = 1000)]
     pub function_rate_limit: u32,
+    /// Price of one GB-second of billed compute, US dollars (usage reports).
+    #[arg(long, env = "FLINT_PRICE_PER_GB_SECOND", default_value_t = crate::metering::pricing::DEFAULT_PER_GB_SECOND_USD)]
+    pub price_per_gb_second: f64,
+    /// Price of one million requests, US dollars (usage reports).
+    #[arg(long, env = "FLINT_PRICE_PER_MILLION_REQUESTS", default_value_t = crate::metering::pricing::DEFAULT_PER_MILLION_REQUESTS_USD)]
+    pub price_per_million_requests: f64,
+    /// Requests per usage report that cost nothing (deducted from the total).
+    #[arg(long, env = "FLINT_FREE_REQUESTS", default_value_t = crate::metering::pricing::DEFAULT_FREE_REQUESTS)]
+    pub free_requests: u64,
+    /// Serve Prometheus metrics at http://ADDR/metrics (for example 127.0.0.1:9464); off by default.
+    #[arg(long, env = "FLINT_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Log line format on stderr: text, or json (one object per line with the span fields).
+    #[arg(long, env = "FLINT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Most pre-started sandboxes one warm pool (runtime, memory size) keeps; 0 turns
+    /// the warm pool off. Pools size themselves from demand below this.
+    #[arg(long, env = "FLINT_POOL_MAX", default_value_t = 8)]
+    pub pool_max: u32,
+    /// Keep at least N sandboxes of RUNTIME:MEMORY_MB ready whatever the demand
+    /// (repeatable), e.g. python3.11:128=2.
+    #[arg(long = "pool-warm", value_name = "RUNTIME:MB=N")]
+    pub pool_warm: Vec<String>,
+    /// Warm-pool sandboxes started at once.
+    #[arg(long, env = "FLINT_POOL_PARALLEL_STARTS", default_value_t = 2)]
+    pub pool_parallel_starts: u32,
 }
 
 /// Which sandbox implementation runs instances.
@@ -78,9 +110,23 @@ pub enum Backend {
     Namespace,
 }
 
+/// How flintd writes its log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, with the fields of the enclosing spans.
+    Json,
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Prices of usage reports.
+    pub prices: crate::metering::pricing::Prices,
+    /// Where `GET /metrics` is served; None = not served.
+    pub metrics_listen: Option<SocketAddr>,
+    pub log_format: LogFormat,
     pub data_dir: PathBuf,
     pub socket: PathBuf,
     pub listen: Option<SocketAddr>,
@@ -91,6 +137,25 @@ pub struct Config {
     pub cgroup_parent: String,
     pub concurrency_limit: u32,
     pub function_rate_limit: u32,
+    pub pool: crate::warm_pool::PoolConfig,
+}
+
+fn parse_pool_warm(s: &str) -> Result<(crate::warm_pool::PoolKey, u32), ConfigError> {
+    let bad = || ConfigError::PoolWarm(s.to_string());
+    let (key, n) = s.split_once('=').ok_or_else(bad)?;
+    let (runtime, mb) = key.rsplit_once(':').ok_or_else(bad)?;
+    let memory_mb: u32 = mb.parse().map_err(|_| bad())?;
+    let n: u32 = n.parse().map_err(|_| bad())?;
+    if runtime.is_empty() || crate::validate::memory(memory_mb).is_err() {
+        return Err(bad());
+    }
+    Ok((
+        crate::warm_pool::PoolKey {
+            runtime: runtime.to_string(),
+            memory_mb,
+        },
+        n,
+    ))
 }
 
 impl TryFrom<RawConfig> for Config {
@@ -120,7 +185,25 @@ impl TryFrom<RawConfig> for Config {
         if raw.function_rate_limit == 0 {
             return Err(ConfigError::ZeroLimit("--function-rate-limit"));
         }
+        for (flag, v) in [
+            ("--price-per-gb-second", raw.price_per_gb_second),
+            (
+                "--price-per-million-requests",
+                raw.price_per_million_requests,
+            ),
+        ] {
+            if !v.is_finite() || v < 0.0 {
+                return Err(ConfigError::Price(flag, v));
+            }
+        }
         Ok(Config {
+            prices: crate::metering::pricing::Prices {
+                per_gb_second_usd: raw.price_per_gb_second,
+                per_million_requests_usd: raw.price_per_million_requests,
+                free_requests: raw.free_requests,
+            },
+            metrics_listen: raw.metrics_listen,
+            log_format: raw.log_format,
             data_dir: raw.data_dir,
             socket: raw.socket,
             listen: raw.listen,
@@ -131,6 +214,17 @@ impl TryFrom<RawConfig> for Config {
             cgroup_parent: raw.cgroup_parent,
             concurrency_limit: raw.concurrency_limit,
             function_rate_limit: raw.function_rate_limit,
+            pool: crate::warm_pool::PoolConfig {
+                max: raw.pool_max,
+                floors: raw
+                    .pool_warm
+                    .iter()
+                    .map(|s| parse_pool_warm(s))
+                    .collect::<Result<_, _>>()?,
+                window: Duration::from_secs(raw.keep_alive),
+                parallel_starts: raw.pool_parallel_starts.max(1),
+                tmp_mb: crate::limits::TMP_MB,
+            },
         })
     }
 }

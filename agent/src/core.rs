@@ -5,12 +5,16 @@ use crate::code::CodeStore;
 use crate::config::{Backend, Config};
 use crate::limiter::Limiter;
 use crate::logs::Logs;
+use crate::metering::{Meter, MeterError};
+use crate::metrics::Metrics;
 use crate::observe::{InvocationObserver, InvocationRecord};
 use crate::pool::Pool;
 use crate::runtimes::{Runtime, RuntimeError, Runtimes};
 use crate::sandbox::namespace::NamespaceBackend;
 use crate::sandbox::SandboxBackend;
+use crate::occupancy::Occupancy;
 use crate::store::Store;
+use crate::warm_pool::WarmPool;
 use std::sync::{Arc, RwLock};
 
 /// Failures opening the agent's state.
@@ -31,6 +35,9 @@ pub enum OpenError {
     /// Runtime images problems
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    /// Metering database problems
+    #[error(transparent)]
+    Meter(#[from] MeterError),
 }
 
 /// Everything an API call works on.
@@ -42,6 +49,12 @@ pub struct Agent {
     pub pool: Arc<Pool>,
     pub backend: Arc<dyn SandboxBackend>,
     pub limiter: Arc<Limiter>,
+    /// Stores every invocation for usage reports.
+    pub meter: Arc<Meter>,
+    /// Prometheus counters, histograms and gauges.
+    pub metrics: Arc<Metrics>,
+    pub warm_pool: Arc<WarmPool>,
+    pub occupancy: Arc<Occupancy>,
     observers: RwLock<Vec<Arc<dyn InvocationObserver>>>,
     runtimes: RwLock<Runtimes>,
 }
@@ -73,9 +86,13 @@ impl Agent {
             )),
         };
         tracing::info!(backend = backend.kind(), "sandbox backend selected");
-        let pool = Pool::new(config.keep_alive);
+        let occupancy = Occupancy::new();
+        let pool = Pool::new(config.keep_alive, occupancy.clone());
         pool.spawn_reaper();
         let limiter = Limiter::new(config.concurrency_limit, config.function_rate_limit);
+        let meter = Meter::open(&data.join("metering.db"), config.prices)?;
+        let metrics = Metrics::new();
+        let warm_pool = WarmPool::new(config.pool.clone(), backend.clone(), occupancy.clone());
         let agent = Arc::new(Self {
             config,
             store,
@@ -84,9 +101,17 @@ impl Agent {
             pool,
             backend,
             limiter,
+            meter,
+            metrics,
+            warm_pool,
+            occupancy,
             observers: RwLock::new(Vec::new()),
             runtimes: RwLock::new(runtimes),
         });
+        agent.warm_pool.spawn_manager(Arc::downgrade(&agent));
+        agent.observe(agent.meter.clone());
+        agent.observe(agent.metrics.clone());
+        crate::metrics::gauges::register(&agent.metrics, &agent);
         for f in agent.store.list()? {
             agent.pool.retire(&f.name, Some(f.revision));
             agent

@@ -11,8 +11,10 @@ use crate::limiter::Throttle;
 use crate::limits::{ASYNC_PAYLOAD_MAX, INIT_TIMEOUT_S, LOG_TAIL, SYNC_PAYLOAD_MAX, TMP_MB};
 use crate::logs::tail;
 use crate::observe::{InvocationRecord, Outcome as Recorded};
+use crate::occupancy::Phase;
 use crate::runtimes::RuntimeError;
-use crate::sandbox::SandboxSpec;
+use crate::sandbox::{new_sandbox_id, SandboxSpec};
+use crate::warm_pool::PoolKey;
 use crate::store::{Function, StoreError};
 use flint_proto::init::{Configure, Invoke};
 use std::sync::Arc;
@@ -216,9 +218,28 @@ impl Agent {
             log_group: format!("/flint/lambda/{}", f.name),
             log_stream: String::new(),
         };
+        let init_timeout = Duration::from_secs(INIT_TIMEOUT_S);
+        let err = |source| InvokeError::Sandbox {
+            function: f.name.clone(),
+            source,
+        };
+        let key = PoolKey {
+            runtime: rt.manifest.name.clone(),
+            memory_mb: f.memory_mb,
+        };
+        if let Some(conn) = self.warm_pool.take(&key) {
+            match Instance::from_pool(conn, configure.clone(), &f.name, f.revision, init_timeout).await {
+                Ok(i) => return Ok(i),
+                // The function's own init failed: starting afresh would fail the same way.
+                Err(e @ (StartError::Init { .. } | StartError::Timeout(..))) => return Err(err(e)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "warm pool sandbox unusable; starting a new one");
+                }
+            }
+        }
         let spec = StartSpec {
             sandbox: SandboxSpec {
-                id: format!("sbx-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
+                id: new_sandbox_id(),
                 rootfs: rt.rootfs.clone(),
                 memory_mb: f.memory_mb,
             },
@@ -226,16 +247,9 @@ impl Agent {
             function: &f.name,
             revision: f.revision,
         };
-        Instance::start(
-            self.backend.as_ref(),
-            spec,
-            Duration::from_secs(INIT_TIMEOUT_S),
-        )
-        .await
-        .map_err(|source| InvokeError::Sandbox {
-            function: f.name.clone(),
-            source,
-        })
+        Instance::start(self.backend.as_ref(), spec, init_timeout)
+            .await
+            .map_err(err)
     }
 
     /// The synchronous path (also run in the background for events).
@@ -248,13 +262,18 @@ impl Agent {
         let mut log = Vec::new();
         let started_unix_ms = unix_ms(SystemTime::now());
         let mut timings = Timings::default();
-        let (mut inst, init) = match self.pool.take(&f.name, f.revision) {
+        let warm = self.pool.take(&f.name, f.revision);
+        let starting = warm
+            .is_none()
+            .then(|| self.occupancy.enter(&f.name, Phase::Starting, f.memory_mb));
+        let (mut inst, init) = match warm {
             Some(i) => (i, None),
             None => match self.start_instance(f).await {
                 Ok(mut i) => {
                     log.append(&mut i.init_log);
                     let d = i.init_duration;
                     timings.cold_start = true;
+                    timings.pool_hit = i.pool_hit;
                     timings.start = i.timings;
                     timings.init_duration_ns = d.as_nanos() as u64;
                     (i, Some(d))
@@ -307,6 +326,8 @@ impl Agent {
                 Err(e) => return Err(e),
             },
         };
+        let _busy = self.occupancy.enter(&f.name, Phase::Busy, f.memory_mb);
+        drop(starting);
         // Any output the instance produced while idle belongs before this invocation.
         log.append(&mut inst.init_log);
         log.extend_from_slice(

@@ -11,15 +11,17 @@ use std::time::{Duration, Instant};
 /// Idle instances by function name.
 pub struct Pool {
     idle: Mutex<HashMap<String, Vec<Instance>>>,
+    changes: Arc<crate::occupancy::Occupancy>,
     revisions: Mutex<HashMap<String, u64>>,
     keep_alive: Duration,
 }
 
 impl Pool {
     /// A pool whose idle instances live `keep_alive` after their last use.
-    pub fn new(keep_alive: Duration) -> Arc<Self> {
+    pub fn new(keep_alive: Duration, changes: Arc<crate::occupancy::Occupancy>) -> Arc<Self> {
         Arc::new(Self {
             idle: Mutex::new(HashMap::new()),
+            changes,
             revisions: Mutex::new(HashMap::new()),
             keep_alive,
         })
@@ -46,6 +48,9 @@ impl Pool {
             found
         };
         destroy_all(stale);
+        if found.is_some() {
+            self.changes.bump();
+        }
         found
     }
 
@@ -82,6 +87,20 @@ impl Pool {
         destroy_all(old);
     }
 
+    /// Idle instances per function: (count, memory MB).
+    pub fn idle_by_function(&self) -> Vec<(String, u32, u64)> {
+        self.idle()
+            .iter()
+            .map(|(f, l)| {
+                (
+                    f.clone(),
+                    l.len() as u32,
+                    l.iter().map(|i| u64::from(i.memory_mb)).sum(),
+                )
+            })
+            .collect()
+    }
+
     /// Number of idle instances, in total.
     pub fn idle_count(&self) -> usize {
         self.idle().values().map(Vec::len).sum()
@@ -104,6 +123,9 @@ impl Pool {
         }
         let n = expired.len();
         destroy_all(expired);
+        if n > 0 {
+            self.changes.bump();
+        }
         n
     }
 

@@ -30,6 +30,10 @@ pub struct RuntimeManifest {
     /// Other names for the same runtime (for example provided.al2023).
     #[serde(default)]
     pub aliases: Vec<String>,
+    /// The runtime can start before its function is known (FLINT_PRESTART, waiting on
+    /// GET /flint/v1/function), so warm-pool sandboxes have it running already.
+    #[serde(default)]
+    pub prestart: bool,
 }
 
 /// One runnable runtime.

@@ -3,10 +3,14 @@
 
 use crate::api::functions::FunctionsApi;
 use crate::api::invocations::InvocationsApi;
+use crate::api::usage::UsageApi;
 use crate::core::Agent;
 use crate::limits::GRPC_MESSAGE_MAX;
 use flint_proto::v1::functions_server::FunctionsServer;
+use crate::api::node::NodeApi;
 use flint_proto::v1::invocations_server::InvocationsServer;
+use flint_proto::v1::node_server::NodeServer;
+use flint_proto::v1::usage_server::UsageServer;
 use std::sync::Arc;
 use tokio::net::UnixListener;
 use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
@@ -43,7 +47,15 @@ fn router(
     })
     .max_decoding_message_size(GRPC_MESSAGE_MAX)
     .max_encoding_message_size(GRPC_MESSAGE_MAX);
+    let node = NodeServer::new(NodeApi {
+        agent: agent.clone(),
+    });
     let invocations = InvocationsServer::new(InvocationsApi {
+        agent: agent.clone(),
+    })
+    .max_decoding_message_size(GRPC_MESSAGE_MAX)
+    .max_encoding_message_size(GRPC_MESSAGE_MAX);
+    let usage = UsageServer::new(UsageApi {
         agent: agent.clone(),
     })
     .max_decoding_message_size(GRPC_MESSAGE_MAX)
@@ -52,7 +64,9 @@ fn router(
         .add_service(health)
         .add_service(reflection)
         .add_service(functions)
-        .add_service(invocations))
+        .add_service(invocations)
+        .add_service(usage)
+        .add_service(node))
 }
 
 async fn shutdown_signal() {
@@ -79,6 +93,7 @@ pub async fn serve(agent: Arc<Agent>) -> Result<(), ServeError> {
     reporter
         .set_serving::<InvocationsServer<InvocationsApi>>()
         .await;
+    reporter.set_serving::<UsageServer<UsageApi>>().await;
 
     let sock = agent.config.socket.clone();
     if let Some(dir) = sock.parent() {
@@ -117,6 +132,20 @@ pub async fn serve(agent: Arc<Agent>) -> Result<(), ServeError> {
                 .await
         });
     }
+    if let Some(addr) = agent.config.metrics_listen {
+        let tcp = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Bind {
+                addr: addr.to_string(),
+                source,
+            })?;
+        tracing::info!(%addr, "serving metrics at /metrics");
+        tokio::spawn(crate::metrics::http::serve(
+            tcp,
+            agent.metrics.clone(),
+            stop_rx.clone(),
+        ));
+    }
     println!("flintd ready on {}", sock.display());
 
     let result = tokio::select! {
@@ -133,7 +162,11 @@ pub async fn serve(agent: Arc<Agent>) -> Result<(), ServeError> {
         while servers.join_next().await.is_some() {}
     })
     .await;
+    agent.warm_pool.shutdown().await;
     agent.pool.shutdown().await;
+    // Commit the last invocation records.
+    let meter = agent.meter.clone();
+    let _ = tokio::task::spawn_blocking(move || meter.shutdown()).await;
     let _ = std::fs::remove_file(&sock);
     result
 }

@@ -6,7 +6,7 @@ use crate::host_link::HostLink;
 use crate::state::{error_doc, report_init_error, Shared};
 use crate::{env, logs, mounts, process, reaper, runtime_api, unpack};
 use flint_proto::frame::{read_frame, FrameError};
-use flint_proto::init::{guest_message::Msg, host_message, Configure, Hello, HostMessage};
+use flint_proto::init::{guest_message::Msg, host_message, Configure, Hello, HostMessage, Prepare};
 use std::fs::File;
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::AsFd;
@@ -24,6 +24,9 @@ pub const SETUP_ERROR: &str = "Runtime.SandboxSetupError";
 pub const ZIP_ERROR: &str = "Runtime.InvalidZipFileException";
 /// Error type when the bootstrap cannot be executed.
 pub const ENTRYPOINT_ERROR: &str = "Runtime.InvalidEntrypoint";
+
+/// Set (to "1") in the environment of a runtime started before its function is known.
+pub const PRESTART_VAR: &str = "FLINT_PRESTART";
 
 /// Process group of the runtime (0 when none), readable from signal handlers.
 pub static RUNTIME_PGID: AtomicI32 = AtomicI32::new(0);
@@ -77,6 +80,7 @@ pub fn run(mut stream: File, started: Instant, paths: &Paths) -> Result<i32, Con
             boot_ns: started.elapsed().as_nanos() as u64,
         }))
         .map_err(ControlError::Hello)?;
+    let mut prepared: Option<Prepare> = None;
     let mut configured = false;
     let code = loop {
         let msg: HostMessage = match read_frame(&mut stream) {
@@ -88,9 +92,16 @@ pub fn run(mut stream: File, started: Instant, paths: &Paths) -> Result<i32, Con
             }
         };
         match msg.msg {
+            Some(host_message::Msg::Prepare(p)) if prepared.is_none() && !configured => {
+                warm_up(&p, &shared, paths);
+                prepared = Some(p);
+            }
+            Some(host_message::Msg::Prepare(_)) => {
+                eprintln!("flint-init: ignoring a Prepare after Prepare or Configure");
+            }
             Some(host_message::Msg::Configure(cfg)) if !configured => {
                 configured = true;
-                configure(cfg, &shared, paths);
+                configure(cfg, prepared.as_ref(), &shared, paths);
             }
             Some(host_message::Msg::Configure(_)) => {
                 eprintln!("flint-init: ignoring a second Configure");
@@ -116,54 +127,104 @@ pub fn kill_runtime() {
     }
 }
 
+/// Handles Prepare (warm pool): sandbox set-up, and the runtime when it can start
+/// before its function is known. Failures are reported as InitError.
+fn warm_up(p: &Prepare, shared: &Arc<Shared>, paths: &Paths) {
+    shared.mark_prepared(Instant::now());
+    let result = setup_sandbox(p.tmp_mb, shared, paths).and_then(|()| {
+        if p.start_runtime {
+            let mut vars = env::generic(&p.runtime, p.memory_mb);
+            vars.push((PRESTART_VAR.to_string(), "1".to_string()));
+            start_runtime(&p.bootstrap, &vars, shared, paths)
+        } else {
+            shared.report_prepared();
+            Ok(())
+        }
+    });
+    if let Err((error_type, message)) = result {
+        shared.init_error(error_type, error_doc(error_type, &message));
+    }
+}
+
 /// Handles Configure; every failure is reported to the host as InitError.
-fn configure(cfg: Configure, shared: &Arc<Shared>, paths: &Paths) {
+fn configure(cfg: Configure, prepared: Option<&Prepare>, shared: &Arc<Shared>, paths: &Paths) {
     let at = Instant::now();
-    if let Err((error_type, message)) = prepare(&cfg, shared, paths, at) {
+    let result = match prepared {
+        None => setup_sandbox(cfg.tmp_mb, shared, paths)
+            .and_then(|()| install_code(&cfg, shared, paths, at))
+            .and_then(|()| start_runtime(&cfg.bootstrap, &env::compose(&cfg), shared, paths)),
+        Some(p) => install_code(&cfg, shared, paths, at).and_then(|()| {
+            if p.start_runtime {
+                let vars: std::collections::BTreeMap<_, _> =
+                    env::compose(&cfg).into_iter().collect();
+                let doc = serde_json::json!({ "environment": vars });
+                shared.set_function_env(doc.to_string().into_bytes());
+                Ok(())
+            } else {
+                start_runtime(&cfg.bootstrap, &env::compose(&cfg), shared, paths)
+            }
+        }),
+    };
+    if let Err((error_type, message)) = result {
         shared.init_error(error_type, error_doc(error_type, &message));
     }
 }
 
 type Failure = (&'static str, String);
 
-fn prepare(
-    cfg: &Configure,
-    shared: &Arc<Shared>,
-    paths: &Paths,
-    at: Instant,
-) -> Result<(), Failure> {
-    let setup = |e: &dyn std::fmt::Display| (SETUP_ERROR, e.to_string());
-    mounts::tmp(&paths.tmp, cfg.tmp_mb).map_err(|e| setup(&e))?;
-    mounts::task(&paths.task).map_err(|e| setup(&e))?;
-    let unpacked = unpack::unpack(&cfg.code_zip, &paths.task);
-    let unpack_ns = at.elapsed().as_nanos() as u64;
-    // Read-only even when unpacking failed half-way.
-    mounts::remount_readonly(&paths.task).map_err(|e| setup(&e))?;
-    unpacked.map_err(|e| (ZIP_ERROR, e.to_string()))?;
-    shared.mark_configured(at, unpack_ns);
+fn setup_failure(e: &dyn std::fmt::Display) -> Failure {
+    (SETUP_ERROR, e.to_string())
+}
 
+/// Mounts /tmp and an empty, writable /var/task and starts the Runtime API.
+fn setup_sandbox(tmp_mb: u32, shared: &Arc<Shared>, paths: &Paths) -> Result<(), Failure> {
+    mounts::tmp(&paths.tmp, tmp_mb).map_err(|e| setup_failure(&e))?;
+    mounts::task(&paths.task).map_err(|e| setup_failure(&e))?;
     let listener = TcpListener::bind(paths.api).map_err(|e| {
         (
             SETUP_ERROR,
             format!("binding the Runtime API on {}: {e}", paths.api),
         )
     })?;
-    runtime_api::spawn(listener, shared.clone()).map_err(|e| setup(&e))?;
+    runtime_api::spawn(listener, shared.clone()).map_err(|e| setup_failure(&e))
+}
 
-    let vars = env::compose(cfg);
+/// Unpacks the code into /var/task and makes it read-only.
+fn install_code(
+    cfg: &Configure,
+    shared: &Arc<Shared>,
+    paths: &Paths,
+    at: Instant,
+) -> Result<(), Failure> {
+    let unpacked = unpack::unpack(&cfg.code_zip, &paths.task);
+    let unpack_ns = at.elapsed().as_nanos() as u64;
+    // Read-only even when unpacking failed half-way.
+    mounts::remount_readonly(&paths.task).map_err(|e| setup_failure(&e))?;
+    unpacked.map_err(|e| (ZIP_ERROR, e.to_string()))?;
+    shared.mark_configured(at, unpack_ns);
+    Ok(())
+}
+
+/// Starts the runtime process with `vars`, its output going to the log forwarder.
+fn start_runtime(
+    bootstrap: &[String],
+    vars: &[(String, String)],
+    shared: &Arc<Shared>,
+    paths: &Paths,
+) -> Result<(), Failure> {
     let prepared = process::Prepared::new(
-        &cfg.bootstrap,
-        &vars,
+        bootstrap,
+        vars,
         &paths.task,
         process::RUNTIME_UID,
         process::RUNTIME_GID,
     )
     .map_err(|e| (ENTRYPOINT_ERROR, format!("invalid bootstrap command: {e}")))?;
     let (log_r, log_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-        .map_err(|e| setup(&format!("log pipe: {e}")))?;
-    let log_pipe = logs::LogPipe::new(log_r).map_err(|e| setup(&e))?;
+        .map_err(|e| setup_failure(&format!("log pipe: {e}")))?;
+    let log_pipe = logs::LogPipe::new(log_r).map_err(|e| setup_failure(&e))?;
     shared.set_log_pipe(log_pipe.clone());
-    logs::spawn(log_pipe, shared.clone()).map_err(|e| setup(&e))?;
+    logs::spawn(log_pipe, shared.clone()).map_err(|e| setup_failure(&e))?;
 
     // Hold the state lock from fork until the exec result is known, so the reaper
     // sees the runtime's pid and any InvalidEntrypoint before it handles the exit.

@@ -22,6 +22,22 @@ pub fn compose(cfg: &Configure) -> Vec<(String, String)> {
     env.into_iter().collect()
 }
 
+/// The environment of a runtime started before its function is known (warm pool):
+/// the reserved variables that do not depend on the function.
+pub fn generic(runtime: &str, memory_mb: u32) -> Vec<(String, String)> {
+    let cfg = Configure {
+        runtime: runtime.to_string(),
+        memory_mb,
+        function_version: "$LATEST".into(),
+        ..Default::default()
+    };
+    reserved(&cfg)
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+}
+
 fn valid(name: &str, value: &str) -> bool {
     !name.is_empty() && !name.contains(['=', '\0']) && !value.contains('\0')
 }

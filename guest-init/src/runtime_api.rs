@@ -85,9 +85,17 @@ enum Route<'a> {
     Response(&'a str),
     Error(&'a str),
     InitError,
+    /// Flint extension for warm-pool runtimes: wait for the function.
+    Function,
 }
 
+/// Path of the warm-pool extension endpoint.
+const FUNCTION_PATH: &str = "/flint/v1/function";
+
 fn route<'a>(method: &str, path: &'a str) -> Option<Route<'a>> {
+    if method == "GET" && path == FUNCTION_PATH {
+        return Some(Route::Function);
+    }
     let rest = path.strip_prefix(PREFIX)?;
     match (method, rest) {
         ("GET", "invocation/next") => Some(Route::Next),
@@ -156,6 +164,14 @@ fn handle<R: std::io::BufRead>(
             shared.init_error(&error_type, body);
             accepted()
         }
+        Route::Function => match shared.wait_function_env() {
+            Some(env) => Response::json(200, env),
+            None => Response::error(
+                500,
+                "Runtime.Shutdown",
+                "no function: the sandbox is shutting down",
+            ),
+        },
     };
     (resp, true)
 }
@@ -187,7 +203,9 @@ fn too_large(route: &Route<'_>, shared: &Shared) -> Response {
             }
             Response::error(413, TOO_LARGE, &message)
         }
-        Route::Next | Route::InitError => Response::error(413, "RequestEntityTooLarge", &message),
+        Route::Next | Route::InitError | Route::Function => {
+            Response::error(413, "RequestEntityTooLarge", &message)
+        }
     }
 }
 

@@ -34,6 +34,12 @@ pub struct State {
     pub runtime_pid: Option<i32>,
     /// The sandbox is shutting down: no more invocations are handed out.
     pub shutdown: bool,
+    /// When Prepare arrived (warm pool).
+    pub prepared_at: Option<Instant>,
+    /// Prepared was sent to the host.
+    pub prepared_sent: bool,
+    /// The function's environment as JSON, for a runtime started before Configure.
+    pub function_env: Option<Vec<u8>>,
 }
 
 /// How the runtime finished an invocation.
@@ -94,11 +100,56 @@ impl Shared {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Records that Configure arrived at `at` and that unpacking took `unpack_ns`.
+    /// Records that Configure arrived at `at` and that unpacking took `unpack_ns`;
+    /// wakes a runtime waiting for its first invocation.
     pub fn mark_configured(&self, at: Instant, unpack_ns: u64) {
         let mut st = self.lock();
         st.configured_at = Some(at);
         st.unpack_ns = unpack_ns;
+        self.cv.notify_all();
+    }
+
+    /// Records that Prepare arrived at `at`.
+    pub fn mark_prepared(&self, at: Instant) {
+        self.lock().prepared_at = Some(at);
+    }
+
+    /// Tells the host the sandbox is ready for Configure (once).
+    pub fn report_prepared(&self) {
+        let mut st = self.lock();
+        if st.prepared_sent {
+            return;
+        }
+        st.prepared_sent = true;
+        let prepare_ns = st
+            .prepared_at
+            .map(|t| t.elapsed().as_nanos() as u64)
+            .unwrap_or(0);
+        self.link
+            .report(Msg::Prepared(flint_proto::init::Prepared { prepare_ns }));
+    }
+
+    /// Hands the function's environment (JSON) to a pre-started runtime.
+    pub fn set_function_env(&self, json: Vec<u8>) {
+        self.lock().function_env = Some(json);
+        self.cv.notify_all();
+    }
+
+    /// A pre-started runtime waits for its function: reports Prepared the first time,
+    /// then blocks until the environment is set. None when init failed or the sandbox
+    /// is shutting down.
+    pub fn wait_function_env(&self) -> Option<Vec<u8>> {
+        self.report_prepared();
+        let mut st = self.lock();
+        loop {
+            if let Some(env) = &st.function_env {
+                return Some(env.clone());
+            }
+            if st.shutdown || st.init_failed {
+                return None;
+            }
+            st = self.cv.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
     }
 
     /// Queues an invocation from the host and wakes a waiting `/next`.
@@ -118,6 +169,12 @@ impl Shared {
     /// reported to the host as failed with `NO_RESPONSE`.
     pub fn next_invocation(&self) -> Option<Invoke> {
         let mut st = self.lock();
+        // A runtime started before Configure has no function yet: wait for it.
+        while st.configured_at.is_none() && !st.shutdown && !st.init_failed {
+            st = self.cv.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+        // Shutting down or failed before the function arrived: no invocation.
+        st.configured_at?;
         if !st.ready_sent {
             st.ready_sent = true;
             let init_ns = st

@@ -56,6 +56,7 @@ pub struct TestAgent {
     pub cgroup_parent: String,
     _tmp: Option<tempfile::TempDir>,
     keep_alive: u64,
+    extra: Vec<String>,
 }
 
 impl TestAgent {
@@ -66,6 +67,11 @@ impl TestAgent {
 
     /// Starts a flintd whose idle instances live `keep_alive` seconds.
     pub async fn start_with(keep_alive: u64) -> TestAgent {
+        Self::start_args(keep_alive, &[]).await
+    }
+
+    /// Starts a flintd with `keep_alive` and extra flags.
+    pub async fn start_args(keep_alive: u64, extra: &[&str]) -> TestAgent {
         let tmp = tempfile::tempdir().expect("tempdir");
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let mut a = TestAgent {
@@ -75,6 +81,7 @@ impl TestAgent {
             cgroup_parent: format!("flint-test-{}-{n}", std::process::id()),
             _tmp: Some(tmp),
             keep_alive,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         a.spawn().await;
         a
@@ -94,6 +101,7 @@ impl TestAgent {
             .arg(&self.cgroup_parent)
             .arg("--keep-alive")
             .arg(self.keep_alive.to_string())
+            .args(&self.extra)
             .env(
                 "FLINT_LOG",
                 std::env::var("FLINT_LOG").unwrap_or_else(|_| "warn".into()),

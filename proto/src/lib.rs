@@ -8,7 +8,7 @@ pub mod init {
     include!(concat!(env!("OUT_DIR"), "/flint.init.v1.rs"));
 
     /// The protocol version this build speaks; sent in `Hello`.
-    pub const PROTOCOL_VERSION: u32 = 1;
+    pub const PROTOCOL_VERSION: u32 = 2;
 }
 
 /// The public gRPC API.

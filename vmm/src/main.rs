@@ -1,1 +1,97 @@
-fn main() {}
+//! `flint-vmm`: boots one microVM from flags or a JSON config and exits when the guest
+//! does, with the reason in the exit status and a one-line JSON summary on stdout.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Parser;
+
+use flint_vmm::config::{RawVmConfig, VmConfig};
+use flint_vmm::exit::{ExitSummary, EXIT_VMM_ERROR};
+use flint_vmm::hostfix;
+use flint_vmm::timing::BootTimes;
+use flint_vmm::vmm::Vmm;
+
+/// Flint's microVM monitor. Exit status: 0 power-off, 1 flint-vmm error, 2 guest reset,
+/// 3 guest crash, 4 KVM failure, n = byte n written to the exit port 0xf4.
+#[derive(Parser, Debug)]
+#[command(name = "flint-vmm", version)]
+struct Cli {
+    /// JSON configuration file (same field names as the flags, in snake_case).
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    vm: RawVmConfig,
+}
+
+fn run(start: Instant) -> anyhow::Result<i32> {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help and --version print and succeed; usage errors must not exit with 2,
+        // which means "guest reset".
+        Err(e) if !e.use_stderr() => {
+            e.print().context("cannot print help")?;
+            return Ok(0);
+        }
+        Err(e) => {
+            return Err(anyhow::anyhow!(e
+                .render()
+                .to_string()
+                .trim_end()
+                .to_string()))
+        }
+    };
+    let raw = cli.vm.resolve(cli.config.as_deref())?;
+    let config = VmConfig::try_from(raw).context("invalid configuration")?;
+
+    let times = Arc::new(BootTimes::new(start));
+    let pvm = hostfix::pvm_detected_at(std::path::Path::new(hostfix::PVM_MODULE_PATH));
+    let vmm = Vmm::build(&config, times.clone(), pvm).context("cannot build the VM")?;
+    if vmm.workaround_applied() {
+        tracing::info!(
+            "host KVM is the nested kvm_pvm hypervisor ({} exists): added `{}` to the \
+             kernel command line, because guests there cannot use those CPU features",
+            hostfix::PVM_MODULE_PATH,
+            hostfix::PVM_CMDLINE
+        );
+    }
+    tracing::info!(cmdline = vmm.cmdline(), entry = ?vmm.entry(), "booting");
+
+    let exit = vmm.run().context("cannot run the VM")?;
+    let summary = ExitSummary::new(&exit, times.report());
+    let line = serde_json::to_string(&summary).context("cannot serialise the summary")?;
+    if let Some(path) = &config.timings {
+        let timings = serde_json::to_string_pretty(&summary.timings)
+            .context("cannot serialise the timings")?;
+        std::fs::write(path, timings + "\n")
+            .with_context(|| format!("cannot write timings to {}", path.display()))?;
+    }
+    if config.serial_log.is_none() {
+        // Serial output went to stdout too: start the summary on its own line.
+        println!();
+    }
+    println!("{line}");
+    Ok(summary.exit_code)
+}
+
+fn main() {
+    let start = Instant::now();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FLINT_VMM_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let code = match run(start) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("flint-vmm: {e:#}");
+            EXIT_VMM_ERROR
+        }
+    };
+    // vCPU threads may still be inside KVM_RUN: end the process, not just main.
+    std::process::exit(code);
+}

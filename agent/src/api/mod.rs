@@ -3,4 +3,6 @@
 
 pub mod functions;
 pub mod invocations;
+pub mod node;
 pub mod status;
+pub mod usage;

@@ -29,6 +29,11 @@ pub enum SandboxError {
     Io(#[from] std::io::Error),
 }
 
+/// A fresh sandbox id ("sbx-" and 12 hex digits).
+pub fn new_sandbox_id() -> String {
+    format!("sbx-{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+}
+
 /// What a new sandbox needs to know.
 #[derive(Debug, Clone)]
 pub struct SandboxSpec {

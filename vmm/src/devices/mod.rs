@@ -16,3 +16,6 @@ pub trait IrqLine: Send + Sync {
     /// Raises the interrupt once.
     fn trigger(&self) -> std::io::Result<()>;
 }
+
+pub mod ratelimit;
+pub mod virtio;

@@ -1,0 +1,326 @@
+//! The warm pool: generic sandboxes started ahead of demand, one pool per (runtime,
+//! memory size), with flint-init up and, for runtimes that support it, the runtime's
+//! interpreter already running. A cold start takes one and only has to load the
+//! function's code.
+//!
+//! Sizing needs no setting: each pool aims for the peak number of cold starts its key
+//! saw within one second, over the last `window` (the agent's keep-alive), capped by
+//! `max`; with no demand in the window it shrinks to its floor (zero unless
+//! configured), so an idle agent holds no sandbox. Refills run in the background,
+//! off the request path, a few at a time.
+
+use crate::conn::Conn;
+use crate::core::Agent;
+use crate::instance::StartError;
+use crate::sandbox::{new_sandbox_id, SandboxBackend, SandboxSpec};
+use flint_proto::init::Prepare;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+/// A pool: runtime name and memory size.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PoolKey {
+    pub runtime: String,
+    pub memory_mb: u32,
+}
+
+/// Bounds; the defaults need no configuration.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// Most sandboxes one pool keeps ready (0 disables the warm pool).
+    pub max: u32,
+    /// Pools that keep at least this many ready regardless of demand.
+    pub floors: BTreeMap<PoolKey, u32>,
+    /// How far back demand counts.
+    pub window: Duration,
+    /// Sandboxes being started at once, over all pools.
+    pub parallel_starts: u32,
+    /// /tmp size of pool sandboxes, in MB.
+    pub tmp_mb: u32,
+}
+
+#[derive(Default)]
+struct KeyState {
+    ready: VecDeque<Conn>,
+    starting: u32,
+    /// Times of recent cold starts (pool hits and misses).
+    demand: VecDeque<Instant>,
+    /// No new start before this (after a failure).
+    backoff_until: Option<Instant>,
+    target: u32,
+}
+
+/// One pool's numbers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolStatus {
+    pub key: PoolKey,
+    pub ready: u32,
+    pub starting: u32,
+    pub target: u32,
+}
+
+/// All pools.
+pub struct WarmPool {
+    config: PoolConfig,
+    changes: Arc<crate::occupancy::Occupancy>,
+    backend: Arc<dyn SandboxBackend>,
+    keys: Mutex<BTreeMap<PoolKey, KeyState>>,
+    wake: tokio::sync::Notify,
+    paused: std::sync::atomic::AtomicBool,
+}
+
+/// Peak number of `times` (sorted) within any span of `span`.
+fn peak(times: &VecDeque<Instant>, span: Duration) -> u32 {
+    let mut best = 0;
+    let mut lo = 0;
+    for hi in 0..times.len() {
+        while times[hi].duration_since(times[lo]) >= span {
+            lo += 1;
+        }
+        best = best.max(hi - lo + 1);
+    }
+    best as u32
+}
+
+impl WarmPool {
+    /// A pool making sandboxes with `backend`.
+    pub fn new(
+        config: PoolConfig,
+        backend: Arc<dyn SandboxBackend>,
+        changes: Arc<crate::occupancy::Occupancy>,
+    ) -> Arc<Self> {
+        let mut keys = BTreeMap::new();
+        for k in config.floors.keys() {
+            keys.insert(k.clone(), KeyState::default());
+        }
+        Arc::new(Self {
+            config,
+            changes,
+            backend,
+            keys: Mutex::new(keys),
+            wake: tokio::sync::Notify::new(),
+            paused: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<PoolKey, KeyState>> {
+        self.keys.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// True when the pool may hold sandboxes at all.
+    pub fn enabled(&self) -> bool {
+        self.config.max > 0
+    }
+
+    /// Records a cold start for `key` and takes a ready sandbox, if any.
+    pub(crate) fn take(&self, key: &PoolKey) -> Option<Conn> {
+        if !self.enabled() {
+            return None;
+        }
+        let mut dead = Vec::new();
+        let found = {
+            let mut keys = self.lock();
+            let st = keys.entry(key.clone()).or_default();
+            st.demand.push_back(Instant::now());
+            let mut found = None;
+            while let Some(mut c) = st.ready.pop_front() {
+                if c.is_alive() {
+                    found = Some(c);
+                    break;
+                }
+                dead.push(c);
+            }
+            found
+        };
+        self.wake.notify_one();
+        if found.is_some() {
+            self.changes.bump();
+        }
+        for c in dead {
+            tokio::spawn(c.destroy());
+        }
+        found
+    }
+
+    /// Stops refilling and empties every pool (draining), or starts again.
+    pub fn set_paused(&self, paused: bool) {
+        self.paused.store(paused, std::sync::atomic::Ordering::SeqCst);
+        self.wake.notify_one();
+    }
+
+    fn target(&self, st: &mut KeyState, floor: u32, now: Instant) -> u32 {
+        while st
+            .demand
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > self.config.window)
+        {
+            st.demand.pop_front();
+        }
+        if self.paused.load(std::sync::atomic::Ordering::SeqCst) {
+            return 0;
+        }
+        peak(&st.demand, Duration::from_secs(1))
+            .max(floor)
+            .min(self.config.max)
+    }
+
+    /// Every pool's numbers, for the Node API and metrics.
+    pub fn status(&self) -> Vec<PoolStatus> {
+        self.lock()
+            .iter()
+            .map(|(k, s)| PoolStatus {
+                key: k.clone(),
+                ready: s.ready.len() as u32,
+                starting: s.starting,
+                target: s.target,
+            })
+            .collect()
+    }
+
+    /// Sandboxes ready in all pools.
+    pub fn ready_count(&self) -> usize {
+        self.lock().values().map(|s| s.ready.len()).sum()
+    }
+
+    /// Runs the refill/shrink loop until the agent is gone.
+    pub fn spawn_manager(self: &Arc<Self>, agent: Weak<Agent>) {
+        if !self.enabled() {
+            return;
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = me.wake.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                }
+                let Some(agent) = agent.upgrade() else { return };
+                me.balance(&agent);
+            }
+        });
+    }
+
+    /// One pass: start what is missing, destroy what is too much or dead.
+    fn balance(self: &Arc<Self>, agent: &Arc<Agent>) {
+        let now = Instant::now();
+        let mut to_start = Vec::new();
+        let mut to_destroy = Vec::new();
+        {
+            let mut keys = self.lock();
+            let mut starting: u32 = keys.values().map(|s| s.starting).sum();
+            for (key, st) in keys.iter_mut() {
+                let floor = self.config.floors.get(key).copied().unwrap_or(0);
+                st.target = self.target(st, floor, now);
+                let mut alive = VecDeque::new();
+                while let Some(mut c) = st.ready.pop_front() {
+                    if c.is_alive() {
+                        alive.push_back(c);
+                    } else {
+                        to_destroy.push(c);
+                    }
+                }
+                st.ready = alive;
+                while st.ready.len() as u32 > st.target {
+                    if let Some(c) = st.ready.pop_front() {
+                        to_destroy.push(c);
+                    }
+                }
+                let backing_off = st.backoff_until.is_some_and(|t| now < t);
+                while !backing_off
+                    && st.ready.len() as u32 + st.starting < st.target
+                    && starting < self.config.parallel_starts
+                {
+                    st.starting += 1;
+                    starting += 1;
+                    to_start.push(key.clone());
+                }
+            }
+            keys.retain(|k, s| {
+                s.starting > 0
+                    || !s.ready.is_empty()
+                    || !s.demand.is_empty()
+                    || self.config.floors.contains_key(k)
+            });
+        }
+        for c in to_destroy {
+            tokio::spawn(c.destroy());
+        }
+        for key in to_start {
+            let me = self.clone();
+            let agent = agent.clone();
+            tokio::spawn(async move {
+                let result = me.start_one(&agent, &key).await;
+                let mut keys = me.lock();
+                let st = keys.entry(key.clone()).or_default();
+                st.starting = st.starting.saturating_sub(1);
+                match result {
+                    Ok(conn) => st.ready.push_back(conn),
+                    Err(e) => {
+                        st.backoff_until = Some(Instant::now() + Duration::from_secs(1));
+                        tracing::warn!(runtime = %key.runtime, memory_mb = key.memory_mb, error = %e, "warm pool sandbox failed to start");
+                    }
+                }
+                drop(keys);
+                me.changes.bump();
+                me.wake.notify_one();
+            });
+        }
+    }
+
+    async fn start_one(&self, agent: &Agent, key: &PoolKey) -> Result<Conn, StartError> {
+        let rt = agent
+            .runtime(&key.runtime)
+            .map_err(|e| StartError::Protocol(e.to_string()))?;
+        let spec = SandboxSpec {
+            id: new_sandbox_id(),
+            rootfs: rt.rootfs.clone(),
+            memory_mb: key.memory_mb,
+        };
+        let mut conn = Conn::open(self.backend.as_ref(), &spec).await?;
+        let prepare = Prepare {
+            bootstrap: rt.manifest.bootstrap.clone(),
+            runtime: rt.manifest.name.clone(),
+            memory_mb: key.memory_mb,
+            tmp_mb: self.config.tmp_mb,
+            start_runtime: rt.manifest.prestart,
+        };
+        if let Err(e) = conn
+            .prepare(prepare, Duration::from_secs(crate::limits::INIT_TIMEOUT_S))
+            .await
+        {
+            conn.destroy().await;
+            return Err(e);
+        }
+        Ok(conn)
+    }
+
+    /// Destroys every ready sandbox (agent shutdown).
+    pub async fn shutdown(&self) {
+        self.set_paused(true);
+        let all: Vec<Conn> = self
+            .lock()
+            .values_mut()
+            .flat_map(|s| s.ready.drain(..))
+            .collect();
+        for c in all {
+            c.destroy().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peak_counts_the_busiest_second() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let times: VecDeque<_> = [0, 100, 200, 1500, 1600, 1700, 1800, 5000].into_iter().map(at).collect();
+        assert_eq!(peak(&times, Duration::from_secs(1)), 4);
+        assert_eq!(peak(&VecDeque::new(), Duration::from_secs(1)), 0);
+        let spread: VecDeque<_> = [0, 1000, 2000, 3000].into_iter().map(at).collect();
+        assert_eq!(peak(&spread, Duration::from_secs(1)), 1);
+    }
+}

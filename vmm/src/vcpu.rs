@@ -1,0 +1,242 @@
+//! vCPU threads: each runs KVM_RUN in a loop and dispatches exits to the port bus, the
+//! MMIO bus, or ends the VM. The first vCPU to see the VM end reports why on a channel.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use kvm_bindings::{KVM_SYSTEM_EVENT_CRASH, KVM_SYSTEM_EVENT_RESET, KVM_SYSTEM_EVENT_SHUTDOWN};
+use kvm_ioctls::{VcpuExit, VcpuFd};
+
+use crate::bus::MmioBus;
+use crate::exit::VmExit;
+use crate::legacy::PioDevices;
+use crate::timing::BootTimes;
+
+/// What every vCPU thread shares.
+#[derive(Clone)]
+pub struct VcpuContext {
+    /// Port I/O devices.
+    pub pio: Arc<PioDevices>,
+    /// MMIO devices.
+    pub mmio: Arc<MmioBus>,
+    /// Boot milestones.
+    pub times: Arc<BootTimes>,
+}
+
+/// Errors while starting a vCPU thread.
+#[derive(Debug, thiserror::Error)]
+pub enum VcpuError {
+    /// cannot start vCPU thread {0}: {1}
+    #[error("cannot start vCPU thread {0}: {1}")]
+    Spawn(u8, std::io::Error),
+}
+
+/// The outcome of one exit.
+enum Step {
+    Continue,
+    Stop(VmExit),
+    /// Exits whose diagnosis needs the vCPU again (after the exit's borrow ends).
+    InternalError,
+    Shutdown,
+}
+
+fn dispatch(exit: VcpuExit<'_>, ctx: &VcpuContext) -> Step {
+    match exit {
+        VcpuExit::IoOut(port, data) => {
+            ctx.times.mark_io_exit();
+            match ctx.pio.write(port, data) {
+                Some(stop) => Step::Stop(stop),
+                None => Step::Continue,
+            }
+        }
+        VcpuExit::IoIn(port, data) => {
+            ctx.times.mark_io_exit();
+            ctx.pio.read(port, data);
+            Step::Continue
+        }
+        VcpuExit::MmioRead(addr, data) => {
+            ctx.times.mark_io_exit();
+            if !ctx.mmio.read(addr, data) {
+                tracing::trace!("MMIO read of unmapped address {addr:#x}");
+            }
+            Step::Continue
+        }
+        VcpuExit::MmioWrite(addr, data) => {
+            ctx.times.mark_io_exit();
+            if !ctx.mmio.write(addr, data) {
+                tracing::trace!("MMIO write to unmapped address {addr:#x}");
+            }
+            Step::Continue
+        }
+        VcpuExit::Hlt => Step::Stop(VmExit::PowerOff("guest halted".into())),
+        VcpuExit::Shutdown => Step::Shutdown,
+        VcpuExit::SystemEvent(kind, _) => Step::Stop(match kind {
+            KVM_SYSTEM_EVENT_SHUTDOWN => VmExit::PowerOff("KVM system event: shutdown".into()),
+            KVM_SYSTEM_EVENT_RESET => VmExit::Reset("KVM system event: reset".into()),
+            KVM_SYSTEM_EVENT_CRASH => VmExit::Crash("KVM system event: crash".into()),
+            other => VmExit::KvmFailure(format!("unknown KVM system event {other}")),
+        }),
+        VcpuExit::FailEntry(reason, cpu) => Step::Stop(VmExit::KvmFailure(format!(
+            "KVM_EXIT_FAIL_ENTRY: hardware entry failure reason {reason:#x} on cpu {cpu}"
+        ))),
+        VcpuExit::InternalError => Step::InternalError,
+        VcpuExit::Intr | VcpuExit::IrqWindowOpen => Step::Continue,
+        other => Step::Stop(VmExit::KvmFailure(format!(
+            "unexpected vCPU exit {other:?}"
+        ))),
+    }
+}
+
+/// Describes a KVM internal error with its sub-error and the guest's instruction pointer.
+fn internal_error(vcpu: &mut VcpuFd) -> VmExit {
+    let run = vcpu.get_kvm_run();
+    // SAFETY: KVM_RUN just returned with exit_reason KVM_EXIT_INTERNAL_ERROR, so `internal`
+    // is the member of the exit union KVM filled in; it is plain integers.
+    let suberror = unsafe { run.__bindgen_anon_1.internal.suberror };
+    let rip = vcpu.get_regs().map(|r| r.rip).unwrap_or(0);
+    let what = match suberror {
+        1 => "emulation failure",
+        2 => "simultaneous exceptions",
+        3 => "delivery event failure",
+        _ => "unknown",
+    };
+    VmExit::KvmFailure(format!(
+        "KVM internal error: {what} (suberror {suberror}) at rip {rip:#x}"
+    ))
+}
+
+/// Runs `vcpu` until the VM ends; returns why.
+pub fn run_loop(vcpu: &mut VcpuFd, index: u8, ctx: &VcpuContext) -> VmExit {
+    if index == 0 {
+        ctx.times.mark_first_kvm_run();
+    }
+    loop {
+        let step = match vcpu.run() {
+            Ok(exit) => dispatch(exit, ctx),
+            Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => Step::Continue,
+            Err(e) => Step::Stop(VmExit::KvmFailure(format!("KVM_RUN failed: {e}"))),
+        };
+        match step {
+            Step::Continue => {}
+            Step::Stop(exit) => return exit,
+            Step::InternalError => return internal_error(vcpu),
+            Step::Shutdown => {
+                let rip = vcpu.get_regs().map(|r| r.rip).unwrap_or(0);
+                return VmExit::Reset(format!("triple fault (KVM_EXIT_SHUTDOWN) at rip {rip:#x}"));
+            }
+        }
+    }
+}
+
+/// Starts the thread `flint-vcpu-<index>` running `vcpu`; its VM end goes to `stop`.
+pub fn spawn(
+    mut vcpu: VcpuFd,
+    index: u8,
+    ctx: VcpuContext,
+    stop: Sender<VmExit>,
+) -> Result<JoinHandle<()>, VcpuError> {
+    std::thread::Builder::new()
+        .name(format!("flint-vcpu-{index}"))
+        .spawn(move || {
+            let outcome =
+                std::panic::catch_unwind(AssertUnwindSafe(|| run_loop(&mut vcpu, index, &ctx)));
+            let exit = outcome
+                .unwrap_or_else(|_| VmExit::VmmFailure(format!("vCPU thread {index} panicked")));
+            // The receiver only goes away once the VM has ended already.
+            let _ = stop.send(exit);
+        })
+        .map_err(|e| VcpuError::Spawn(index, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::devices::IrqLine;
+    use crate::legacy::serial::SerialPort;
+
+    struct NoIrq;
+    impl IrqLine for NoIrq {
+        fn trigger(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn ctx() -> VcpuContext {
+        let times = Arc::new(BootTimes::new(std::time::Instant::now()));
+        let serial = SerialPort::new(Arc::new(NoIrq), Box::new(std::io::sink()), times.clone());
+        VcpuContext {
+            pio: Arc::new(PioDevices::new(serial)),
+            mmio: Arc::new(MmioBus::new()),
+            times,
+        }
+    }
+
+    fn stop(step: Step) -> VmExit {
+        match step {
+            Step::Stop(exit) => exit,
+            Step::Continue => panic!("expected the VM to stop, got Continue"),
+            Step::InternalError => panic!("expected the VM to stop, got InternalError"),
+            Step::Shutdown => panic!("expected the VM to stop, got Shutdown"),
+        }
+    }
+
+    #[test]
+    fn system_events_map_to_power_off_reset_and_crash() {
+        let c = ctx();
+        let data = [0u64; 1];
+        let off = stop(dispatch(
+            VcpuExit::SystemEvent(KVM_SYSTEM_EVENT_SHUTDOWN, &data),
+            &c,
+        ));
+        assert_eq!(off.exit_code(), 0);
+        let reset = stop(dispatch(
+            VcpuExit::SystemEvent(KVM_SYSTEM_EVENT_RESET, &data),
+            &c,
+        ));
+        assert_eq!(reset.exit_code(), 2);
+        let crash = stop(dispatch(
+            VcpuExit::SystemEvent(KVM_SYSTEM_EVENT_CRASH, &data),
+            &c,
+        ));
+        assert_eq!(crash.exit_code(), 3);
+        let odd = stop(dispatch(VcpuExit::SystemEvent(99, &data), &c));
+        assert_eq!(odd.exit_code(), 4);
+    }
+
+    #[test]
+    fn entry_failure_and_unexpected_exits_are_kvm_failures() {
+        let c = ctx();
+        let fail = stop(dispatch(VcpuExit::FailEntry(0x80000021, 0), &c));
+        assert_eq!(fail.exit_code(), 4);
+        assert!(fail.detail().contains("0x80000021"));
+        assert_eq!(stop(dispatch(VcpuExit::Unknown, &c)).exit_code(), 4);
+        assert!(matches!(
+            dispatch(VcpuExit::InternalError, &c),
+            Step::InternalError
+        ));
+        assert!(matches!(dispatch(VcpuExit::Shutdown, &c), Step::Shutdown));
+        assert!(matches!(dispatch(VcpuExit::Intr, &c), Step::Continue));
+    }
+
+    #[test]
+    fn io_exits_reach_the_buses_and_mark_the_first_exit() {
+        let c = ctx();
+        assert!(matches!(
+            dispatch(VcpuExit::IoOut(0x80, &[1]), &c),
+            Step::Continue
+        ));
+        assert!(c.times.report().first_io_exit_us.is_some());
+        assert_eq!(
+            stop(dispatch(VcpuExit::IoOut(0xf4, &[17]), &c)).exit_code(),
+            17
+        );
+        let mut data = [0u8; 4];
+        assert!(matches!(
+            dispatch(VcpuExit::MmioRead(0x1000, &mut data), &c),
+            Step::Continue
+        ));
+        assert_eq!(data, [0xff; 4]);
+    }
+}

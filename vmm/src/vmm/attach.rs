@@ -1,0 +1,63 @@
+//! Puts devices on the MMIO bus: the boot timer, then the virtio-mmio devices (root disk,
+//! scratch disk, vsock) at consecutive 4 KiB windows with consecutive interrupt lines.
+
+use std::sync::{Arc, Mutex};
+
+use vm_memory::GuestMemoryMmap;
+
+use crate::arch::current::layout::{
+    BOOT_TIMER_ADDR, BOOT_TIMER_SIZE, IRQ_MAX, VIRTIO_IRQ_BASE, VIRTIO_MMIO_BASE, VIRTIO_MMIO_SIZE,
+};
+use crate::bus::MmioBus;
+use crate::config::VmConfig;
+use crate::devices::virtio::block::Block;
+use crate::devices::virtio::mmio::MmioTransport;
+use crate::devices::virtio::vsock::Vsock;
+use crate::devices::virtio::VirtioDevice;
+use crate::kvm::KvmVm;
+use crate::legacy::boot_timer::BootTimer;
+use crate::timing::BootTimes;
+
+use super::cmdline::MmioAnnouncement;
+use super::VmmError;
+
+/// Adds the boot timer and every configured virtio device to `bus`; returns the
+/// announcements for the command line in slot order.
+pub fn attach_devices(
+    config: &VmConfig,
+    kvm: &KvmVm,
+    mem: &GuestMemoryMmap<()>,
+    bus: &mut MmioBus,
+    times: Arc<BootTimes>,
+) -> Result<Vec<MmioAnnouncement>, VmmError> {
+    bus.insert(
+        BOOT_TIMER_ADDR,
+        BOOT_TIMER_SIZE,
+        Arc::new(Mutex::new(BootTimer::new(times))),
+    )?;
+
+    let mut virtio: Vec<Box<dyn VirtioDevice>> = Vec::new();
+    if let Some((path, read_only)) = &config.rootfs {
+        virtio.push(Box::new(Block::new(path, *read_only, "rootfs")?));
+    }
+    if let Some(path) = &config.scratch {
+        virtio.push(Box::new(Block::new(path, false, "scratch")?));
+    }
+    if let Some((uds, cid)) = &config.vsock {
+        virtio.push(Box::new(Vsock::new(*cid, uds)?));
+    }
+
+    let mut announced = Vec::new();
+    for (slot, device) in virtio.into_iter().enumerate() {
+        let irq = VIRTIO_IRQ_BASE + slot as u32;
+        if irq > IRQ_MAX {
+            return Err(VmmError::TooManyDevices);
+        }
+        let addr = VIRTIO_MMIO_BASE + slot as u64 * VIRTIO_MMIO_SIZE;
+        let line = kvm.irq_line(irq)?;
+        let transport = MmioTransport::new(device, mem.clone(), line);
+        bus.insert(addr, VIRTIO_MMIO_SIZE, Arc::new(Mutex::new(transport)))?;
+        announced.push(MmioAnnouncement { addr, irq });
+    }
+    Ok(announced)
+}
