@@ -16,6 +16,10 @@ step "runtime images"
 ./images/build-rootfs.sh
 step "guest kernel"
 ./images/kernel/build.sh
+step "static flint-init and the microVM root disk (python3.11)"
+arch="$(uname -m)"
+RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --locked -p flint-init --target "$arch-unknown-linux-gnu"
+./images/build-ext4.sh python3.11 "target/$arch-unknown-linux-gnu/release/flint-init"
 step "test fixtures (PyPI wheels)"
 ./integration/fixtures/fetch-wheels.sh
 

@@ -17,7 +17,7 @@ pub enum ConfigError {
     #[error("no runtime images in {0}: run images/build-rootfs.sh or pass --images-dir")]
     NoImages(PathBuf),
     /// The sandbox backend name is unknown
-    #[error("unknown sandbox backend {0:?}: use namespace")]
+    #[error("unknown sandbox backend {0:?}: use namespace, microvm or auto")]
     UnknownBackend(String),
     /// keep-alive of zero
     #[error("--keep-alive must be at least 1 second")]
@@ -28,6 +28,14 @@ pub enum ConfigError {
     /// A price that is negative, infinite or not a number
     #[error("{0} must be a finite number >= 0, got {1}")]
     Price(&'static str, f64),
+    /// flint-vmm missing
+    #[error("flint-vmm not found at {0}: build it (cargo build -p flint-vmm) or pass --vmm-path")]
+    VmmMissing(PathBuf),
+    /// Kernel missing
+    #[error(
+        "guest kernel not found at {0}: build it with images/kernel/build.sh or pass --kernel"
+    )]
+    KernelMissing(PathBuf),
     /// Bad --pool-warm value
     #[error("invalid --pool-warm {0:?}: use RUNTIME:MEMORY_MB=COUNT, e.g. python3.11:128=2")]
     PoolWarm(String),
@@ -60,9 +68,26 @@ pub struct RawConfig {
     /// The flint-init binary; default: next to the flintd executable.
     #[arg(long, env = "FLINT_INIT_PATH")]
     pub init_path: Option<PathBuf>,
-    /// Sandbox backend: namespace.
-    #[arg(long, env = "FLINT_SANDBOX", default_value = "namespace")]
+    /// Sandbox backend: namespace, microvm, or auto (microvm where hardware KVM can
+    /// run the guest, namespace otherwise).
+    #[arg(long, env = "FLINT_SANDBOX", default_value = "auto")]
     pub sandbox: String,
+    /// The flint-vmm binary (microvm backend); default: next to the flintd executable.
+    #[arg(long, env = "FLINT_VMM_PATH")]
+    pub vmm_path: Option<PathBuf>,
+    /// The guest kernel (microvm backend), built by images/kernel/build.sh.
+    #[arg(
+        long,
+        env = "FLINT_KERNEL",
+        default_value = "/var/cache/flint/kernel/vmlinux"
+    )]
+    pub kernel: PathBuf,
+    /// Directory for microVMs' vsock sockets and serial logs.
+    #[arg(long, env = "FLINT_VM_RUN_DIR", default_value = "/run/flint/vm")]
+    pub vm_run_dir: PathBuf,
+    /// Seconds a microVM may take to boot until flint-init connects.
+    #[arg(long, env = "FLINT_VM_BOOT_TIMEOUT", default_value_t = 30)]
+    pub vm_boot_timeout: u64,
     /// Seconds an idle instance is kept warm before it is destroyed.
     #[arg(long, env = "FLINT_KEEP_ALIVE", default_value_t = 300)]
     pub keep_alive: u64,
@@ -76,10 +101,10 @@ pub struct RawConfig {
     #[arg(long, env = "FLINT_FUNCTION_RATE_LIMIT", default_value_t = 1000)]
     pub function_rate_limit: u32,
     /// Price of one GB-second of billed compute, US dollars (usage reports).
-    #[arg(long, env = "FLINT_PRICE_PER_GB_SECOND", default_value_t = crate::metering::pricing::DEFAULT_PER_GB_SECOND_USD)]
+    #[arg(long, env = "FLINT_PRICE_PER_GB_SECOND", allow_negative_numbers = true, default_value_t = crate::metering::pricing::DEFAULT_PER_GB_SECOND_USD)]
     pub price_per_gb_second: f64,
     /// Price of one million requests, US dollars (usage reports).
-    #[arg(long, env = "FLINT_PRICE_PER_MILLION_REQUESTS", default_value_t = crate::metering::pricing::DEFAULT_PER_MILLION_REQUESTS_USD)]
+    #[arg(long, env = "FLINT_PRICE_PER_MILLION_REQUESTS", allow_negative_numbers = true, default_value_t = crate::metering::pricing::DEFAULT_PER_MILLION_REQUESTS_USD)]
     pub price_per_million_requests: f64,
     /// Requests per usage report that cost nothing (deducted from the total).
     #[arg(long, env = "FLINT_FREE_REQUESTS", default_value_t = crate::metering::pricing::DEFAULT_FREE_REQUESTS)]
@@ -108,6 +133,10 @@ pub struct RawConfig {
 pub enum Backend {
     /// Linux namespaces + cgroups, flint-init over a Unix socket.
     Namespace,
+    /// A KVM microVM per instance (flint-vmm), flint-init over virtio-vsock.
+    MicroVm,
+    /// MicroVM where hardware KVM can run the guest, namespace otherwise.
+    Auto,
 }
 
 /// How flintd writes its log lines.
@@ -133,6 +162,10 @@ pub struct Config {
     pub images_dir: PathBuf,
     pub init_path: PathBuf,
     pub backend: Backend,
+    pub vmm_path: PathBuf,
+    pub kernel: PathBuf,
+    pub vm_run_dir: PathBuf,
+    pub vm_boot_timeout: Duration,
     pub keep_alive: Duration,
     pub cgroup_parent: String,
     pub concurrency_limit: u32,
@@ -174,8 +207,21 @@ impl TryFrom<RawConfig> for Config {
         }
         let backend = match raw.sandbox.as_str() {
             "namespace" => Backend::Namespace,
+            "microvm" => Backend::MicroVm,
+            "auto" => Backend::Auto,
             other => return Err(ConfigError::UnknownBackend(other.to_string())),
         };
+        let vmm_path = raw
+            .vmm_path
+            .unwrap_or_else(|| init_path.with_file_name("flint-vmm"));
+        if backend == Backend::MicroVm {
+            if !vmm_path.is_file() {
+                return Err(ConfigError::VmmMissing(vmm_path));
+            }
+            if !raw.kernel.is_file() {
+                return Err(ConfigError::KernelMissing(raw.kernel));
+            }
+        }
         if raw.keep_alive == 0 {
             return Err(ConfigError::KeepAlive);
         }
@@ -210,6 +256,10 @@ impl TryFrom<RawConfig> for Config {
             images_dir: raw.images_dir,
             init_path,
             backend,
+            vmm_path,
+            kernel: raw.kernel,
+            vm_run_dir: raw.vm_run_dir,
+            vm_boot_timeout: Duration::from_secs(raw.vm_boot_timeout.max(1)),
             keep_alive: Duration::from_secs(raw.keep_alive),
             cgroup_parent: raw.cgroup_parent,
             concurrency_limit: raw.concurrency_limit,
@@ -226,5 +276,59 @@ impl TryFrom<RawConfig> for Config {
                 tmp_mb: crate::limits::TMP_MB,
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod metering_flag_tests {
+    use super::*;
+    use clap::Parser;
+
+    fn parse(extra: &[&str]) -> Result<Config, ConfigError> {
+        let init = tempfile::NamedTempFile::new().unwrap();
+        let init_path = init.path().to_str().unwrap().to_string();
+        let mut args = vec!["flintd", "--init-path", &init_path];
+        args.extend_from_slice(extra);
+        Config::try_from(RawConfig::try_parse_from(args).unwrap())
+    }
+
+    #[test]
+    fn prices_default_to_lambda_list_prices() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.prices, crate::metering::pricing::Prices::default());
+        assert_eq!(c.prices.free_requests, 1_000_000);
+        assert_eq!(c.metrics_listen, None);
+        assert_eq!(c.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn prices_must_be_finite_and_not_negative() {
+        for (flag, v) in [
+            ("--price-per-gb-second", "-0.1"),
+            ("--price-per-gb-second", "NaN"),
+            ("--price-per-million-requests", "inf"),
+        ] {
+            let e = parse(&[flag, v]).unwrap_err();
+            assert!(
+                matches!(e, ConfigError::Price(f, _) if f == flag),
+                "{flag} {v}: {e}"
+            );
+            assert!(e.to_string().contains("finite number >= 0"));
+        }
+        let c = parse(&[
+            "--price-per-gb-second",
+            "0",
+            "--free-requests",
+            "0",
+            "--metrics-listen",
+            "127.0.0.1:9464",
+            "--log-format",
+            "json",
+        ])
+        .unwrap();
+        assert_eq!(c.prices.per_gb_second_usd, 0.0);
+        assert_eq!(c.prices.free_requests, 0);
+        assert_eq!(c.metrics_listen, Some("127.0.0.1:9464".parse().unwrap()));
+        assert_eq!(c.log_format, LogFormat::Json);
     }
 }

@@ -8,11 +8,13 @@ use crate::logs::Logs;
 use crate::metering::{Meter, MeterError};
 use crate::metrics::Metrics;
 use crate::observe::{InvocationObserver, InvocationRecord};
+use crate::occupancy::Occupancy;
 use crate::pool::Pool;
 use crate::runtimes::{Runtime, RuntimeError, Runtimes};
+use crate::sandbox::microvm::select::choose_here;
+use crate::sandbox::microvm::{MicroVmBackend, MicroVmConfig};
 use crate::sandbox::namespace::NamespaceBackend;
 use crate::sandbox::SandboxBackend;
-use crate::occupancy::Occupancy;
 use crate::store::Store;
 use crate::warm_pool::WarmPool;
 use std::sync::{Arc, RwLock};
@@ -79,13 +81,38 @@ impl Agent {
         } else {
             tracing::info!(runtimes = ?runtimes.names(), "runtimes available");
         }
-        let backend: Arc<dyn SandboxBackend> = match config.backend {
-            Backend::Namespace => Arc::new(NamespaceBackend::new(
+        let microvm = match config.backend {
+            Backend::Namespace => false,
+            Backend::MicroVm => {
+                tracing::info!("sandbox backend: microvm (asked for)");
+                true
+            }
+            Backend::Auto => {
+                let c = choose_here(&config.kernel, &config.vmm_path);
+                tracing::info!(
+                    backend = if c.microvm { "microvm" } else { "namespace" },
+                    reason = %c.reason,
+                    "sandbox backend chosen automatically"
+                );
+                c.microvm
+            }
+        };
+        let backend: Arc<dyn SandboxBackend> = if microvm {
+            Arc::new(MicroVmBackend::new(MicroVmConfig {
+                vmm: config.vmm_path.clone(),
+                kernel: config.kernel.clone(),
+                run_dir: config.vm_run_dir.clone(),
+                cgroup_parent: config.cgroup_parent.clone(),
+                boot_timeout: config.vm_boot_timeout,
+                overhead_mb: 64,
+            }))
+        } else {
+            Arc::new(NamespaceBackend::new(
                 config.init_path.clone(),
                 config.cgroup_parent.clone(),
-            )),
+            ))
         };
-        tracing::info!(backend = backend.kind(), "sandbox backend selected");
+        tracing::info!(backend = backend.kind(), "sandbox backend ready");
         let occupancy = Occupancy::new();
         let pool = Pool::new(config.keep_alive, occupancy.clone());
         pool.spawn_reaper();

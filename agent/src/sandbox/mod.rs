@@ -3,6 +3,7 @@
 //! it. Everything above this interface (protocol, runtimes, limits, API) is shared by
 //! all backends.
 
+pub mod microvm;
 pub mod namespace;
 
 use std::future::Future;

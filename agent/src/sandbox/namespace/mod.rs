@@ -144,44 +144,54 @@ impl Sandbox for NamespaceSandbox {
                 let _ = child.start_kill();
                 let _ = child.wait().await;
             }
-            if let Some(cg) = self.cgroup.take() {
-                for _ in 0..500 {
-                    cg.kill_all();
-                    if cg.pids().is_empty() {
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-                let mut last = Ok(());
-                for _ in 0..100 {
-                    last = cg.delete();
-                    if last.is_ok() {
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-                if let Err(e) = last {
-                    tracing::warn!(sandbox = %self.id, error = %e, "cgroup left behind");
-                    return Err(e);
-                }
+            match self.cgroup.take() {
+                Some(cg) => release_cgroup(&self.id, cg).await,
+                None => Ok(()),
             }
-            Ok(())
         })
     }
+}
+
+/// Kills everything in a sandbox's cgroup and removes it, waiting up to a few seconds.
+pub(crate) async fn release_cgroup(id: &str, cg: SandboxCgroup) -> Result<(), SandboxError> {
+    for _ in 0..500 {
+        cg.kill_all();
+        if cg.pids().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut last = Ok(());
+    for _ in 0..100 {
+        last = cg.delete();
+        if last.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    if let Err(e) = &last {
+        tracing::warn!(sandbox = %id, error = %e, "cgroup left behind");
+    }
+    last
+}
+
+/// The same, synchronously (for Drop, when destroy was never called).
+pub(crate) fn release_cgroup_now(cg: &SandboxCgroup) {
+    cg.kill_all();
+    for _ in 0..100 {
+        if cg.pids().is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let _ = cg.delete();
 }
 
 impl Drop for NamespaceSandbox {
     fn drop(&mut self) {
         if let Some(cg) = &self.cgroup {
             // Not destroyed through destroy(): kill what we can synchronously.
-            cg.kill_all();
-            for _ in 0..100 {
-                if cg.pids().is_empty() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            let _ = cg.delete();
+            release_cgroup_now(cg);
         }
     }
 }

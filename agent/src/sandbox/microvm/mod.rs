@@ -1,0 +1,300 @@
+//! The microVM sandbox: one `flint-vmm` process per instance, booting the guest kernel
+//! with the runtime's ext4 image as its read-only root (`/sbin/init` is flint-init).
+//! flint-init connects over virtio-vsock to host CID 2, port 1024; in Firecracker's
+//! hybrid form that reaches the Unix socket `<vsock uds>_1024`, where this backend
+//! listens. The whole VMM process sits in the sandbox's cgroup, so guest memory,
+//! device threads and all are capped together.
+
+pub mod select;
+
+use super::namespace::cgroup::SandboxCgroup;
+use super::{BoxFuture, Sandbox, SandboxBackend, SandboxError, SandboxSpec};
+use crate::limits::PIDS_MAX;
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+/// The vsock port flint-init dials on the host.
+pub const INIT_VSOCK_PORT: u32 = 1024;
+
+/// What the microVM backend needs.
+#[derive(Debug, Clone)]
+pub struct MicroVmConfig {
+    /// The flint-vmm binary.
+    pub vmm: PathBuf,
+    /// The guest kernel (vmlinux).
+    pub kernel: PathBuf,
+    /// Per-VM directories (vsock sockets, serial logs) go here.
+    pub run_dir: PathBuf,
+    /// cgroup parent, shared with the namespace backend's naming.
+    pub cgroup_parent: String,
+    /// How long the guest may take to boot and connect.
+    pub boot_timeout: Duration,
+    /// Memory the cgroup allows beyond the guest's RAM (VMM, device buffers), in MB.
+    pub overhead_mb: u32,
+}
+
+/// Makes microVM sandboxes.
+pub struct MicroVmBackend {
+    cfg: MicroVmConfig,
+}
+
+impl MicroVmBackend {
+    /// A backend; removes sandboxes a previous agent left behind.
+    pub fn new(cfg: MicroVmConfig) -> Self {
+        let stale = super::namespace::cgroup::remove_stale(&cfg.cgroup_parent);
+        if stale > 0 {
+            tracing::info!(stale, "removed microVMs left by an earlier run");
+        }
+        if let Ok(rd) = std::fs::read_dir(&cfg.run_dir) {
+            for e in rd.flatten().filter(|e| e.file_name() != "failed") {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+        Self { cfg }
+    }
+}
+
+/// The ext4 root disk that images/build-ext4.sh makes next to a runtime's tree.
+pub fn root_disk(rootfs_tree: &Path) -> PathBuf {
+    rootfs_tree.with_file_name("rootfs.ext4")
+}
+
+fn spawn_err(path: &Path, e: std::io::Error) -> SandboxError {
+    SandboxError::Spawn {
+        path: path.to_path_buf(),
+        source: e,
+    }
+}
+
+impl SandboxBackend for MicroVmBackend {
+    fn kind(&self) -> &'static str {
+        "microvm"
+    }
+
+    fn create<'a>(
+        &'a self,
+        spec: &'a SandboxSpec,
+    ) -> BoxFuture<'a, Result<Box<dyn Sandbox>, SandboxError>> {
+        Box::pin(async move {
+            let disk = root_disk(&spec.rootfs);
+            if !disk.is_file() {
+                return Err(SandboxError::Io(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!(
+                        "no microVM root disk {}: build it with images/build-ext4.sh RUNTIME FLINT_INIT_STATIC_BINARY",
+                        disk.display()
+                    ),
+                )));
+            }
+            let dir = self.cfg.run_dir.join(&spec.id);
+            std::fs::create_dir_all(&dir)?;
+            let cg = match SandboxCgroup::create(
+                &self.cfg.cgroup_parent,
+                &spec.id,
+                spec.memory_mb + self.cfg.overhead_mb,
+                PIDS_MAX,
+            ) {
+                Ok(cg) => cg,
+                Err(e) => {
+                    let _ = std::fs::remove_dir_all(&dir);
+                    return Err(e);
+                }
+            };
+            let mut vm = MicroVm {
+                id: spec.id.clone(),
+                dir,
+                child: None,
+                cgroup: Some(cg),
+                stream: None,
+            };
+            match vm.boot(&self.cfg, spec, &disk).await {
+                Ok(()) => Ok(Box::new(vm) as Box<dyn Sandbox>),
+                Err(e) => {
+                    let _ = vm.destroy().await;
+                    Err(e)
+                }
+            }
+        })
+    }
+}
+
+/// One microVM.
+pub struct MicroVm {
+    id: String,
+    dir: PathBuf,
+    child: Option<tokio::process::Child>,
+    cgroup: Option<SandboxCgroup>,
+    stream: Option<tokio::net::UnixStream>,
+}
+
+impl MicroVm {
+    async fn boot(
+        &mut self,
+        cfg: &MicroVmConfig,
+        spec: &SandboxSpec,
+        disk: &Path,
+    ) -> Result<(), SandboxError> {
+        let uds = self.dir.join("vsock.sock");
+        let mut listen_path = uds.clone().into_os_string();
+        listen_path.push(format!("_{INIT_VSOCK_PORT}"));
+        let listener = tokio::net::UnixListener::bind(&listen_path)?;
+        let serial = self.dir.join("serial.log");
+        let mut cmd = tokio::process::Command::new(&cfg.vmm);
+        cmd.arg("--kernel")
+            .arg(&cfg.kernel)
+            .arg("--rootfs")
+            .arg(disk)
+            .arg("--mem-mib")
+            .arg(spec.memory_mb.to_string())
+            .arg("--vsock-uds")
+            .arg(&uds)
+            .arg("--serial-log")
+            .arg(&serial)
+            .arg("--timings")
+            .arg(self.dir.join("timings.json"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let procs: Vec<CString> = self
+            .cgroup
+            .as_ref()
+            .map(|c| c.procs_files())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|p| CString::new(p.as_os_str().as_bytes()).ok())
+            .collect();
+        // SAFETY: runs in the forked child before exec; only open(2), write(2) and
+        // close(2) on paths prepared before the fork, all async-signal-safe. Writing
+        // "0" to cgroup.procs moves the writing process, so the VMM is capped before
+        // its first instruction.
+        unsafe {
+            cmd.pre_exec(move || {
+                for p in &procs {
+                    let fd = libc::open(p.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                    if fd < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    let n = libc::write(fd, b"0".as_ptr().cast(), 1);
+                    libc::close(fd);
+                    if n != 1 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().map_err(|e| spawn_err(&cfg.vmm, e))?;
+        if let Some(stderr) = child.stderr.take() {
+            let id = self.id.clone();
+            tokio::spawn(async move {
+                use tokio::io::AsyncBufReadExt;
+                let mut lines = tokio::io::BufReader::new(stderr).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    tracing::debug!(sandbox = %id, "flint-vmm: {line}");
+                }
+            });
+        }
+        let result = tokio::select! {
+            accepted = tokio::time::timeout(cfg.boot_timeout, listener.accept()) => match accepted {
+                Ok(Ok((stream, _))) => Ok(stream),
+                Ok(Err(e)) => Err(SandboxError::Io(e)),
+                Err(_) => Err(SandboxError::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("the microVM's flint-init did not connect within {:?}; serial log: {}", cfg.boot_timeout, tail(&serial)),
+                ))),
+            },
+            status = child.wait() => Err(SandboxError::Io(std::io::Error::other(format!(
+                "flint-vmm exited ({}) before flint-init connected; serial log: {}",
+                status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()),
+                tail(&serial)
+            )))),
+        };
+        self.child = Some(child);
+        drop(listener);
+        let _ = std::fs::remove_file(&listen_path);
+        if result.is_err() {
+            keep_failed_log(&cfg.run_dir, &self.id, &serial);
+        }
+        self.stream = Some(result?);
+        Ok(())
+    }
+}
+
+/// Failed boots' serial logs kept for the operator.
+const FAILED_LOGS_KEPT: usize = 10;
+
+/// Keeps the serial log of a VM that failed to boot as `<run_dir>/failed/<id>.serial.log`
+/// (the newest ten).
+fn keep_failed_log(run_dir: &Path, id: &str, serial: &Path) {
+    let dir = run_dir.join("failed");
+    if std::fs::create_dir_all(&dir).is_err() {
+        return;
+    }
+    let _ = std::fs::copy(serial, dir.join(format!("{id}.serial.log")));
+    let mut logs: Vec<_> = std::fs::read_dir(&dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+                .collect()
+        })
+        .unwrap_or_default();
+    logs.sort();
+    while logs.len() > FAILED_LOGS_KEPT {
+        let (_, p) = logs.remove(0);
+        let _ = std::fs::remove_file(p);
+    }
+    tracing::warn!(sandbox = %id, log = %dir.join(format!("{id}.serial.log")).display(), "microVM failed to boot; serial log kept");
+}
+
+/// The last lines of a serial log, for error messages.
+fn tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().rev().take(6).collect();
+    if lines.is_empty() {
+        return "(empty)".into();
+    }
+    lines.into_iter().rev().collect::<Vec<_>>().join(" | ")
+}
+
+impl Sandbox for MicroVm {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn take_stream(&mut self) -> Option<tokio::net::UnixStream> {
+        self.stream.take()
+    }
+
+    fn oom_killed(&self) -> bool {
+        self.cgroup.as_ref().is_some_and(|c| c.oom_kills() > 0)
+    }
+
+    fn destroy(&mut self) -> BoxFuture<'_, Result<(), SandboxError>> {
+        Box::pin(async move {
+            self.stream = None;
+            if let Some(mut child) = self.child.take() {
+                let _ = child.start_kill();
+                let _ = child.wait().await;
+            }
+            let result = match self.cgroup.take() {
+                Some(cg) => super::namespace::release_cgroup(&self.id, cg).await,
+                None => Ok(()),
+            };
+            let _ = std::fs::remove_dir_all(&self.dir);
+            result
+        })
+    }
+}
+
+impl Drop for MicroVm {
+    fn drop(&mut self) {
+        if let Some(cg) = self.cgroup.take() {
+            super::namespace::release_cgroup_now(&cg);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

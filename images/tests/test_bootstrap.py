@@ -1,0 +1,372 @@
+"""Tests of the python3.11 runtime bootstrap against a fake Runtime API server.
+
+The bootstrap runs as a real subprocess (its own shebang, Debian's
+/usr/bin/python3) with a temporary task root; the test plays the Runtime API.
+Run: /usr/bin/python3 -m unittest discover -s images/tests   (or images/tests/run.sh)
+"""
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fake_runtime_api import FakeRuntimeApi  # noqa: E402
+
+IMAGES = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BOOTSTRAP = os.path.join(IMAGES, "runtimes", "python3.11", "files", "var", "runtime", "bootstrap")
+
+
+class BootstrapCase(unittest.TestCase):
+    """Starts a fake API and, per test, a bootstrap process on a task root of given files."""
+
+    def setUp(self):
+        self.api = FakeRuntimeApi().start()
+        self.task = tempfile.TemporaryDirectory(prefix="flint-task-")
+        self.proc = None
+
+    def tearDown(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        if self.proc is not None:
+            self.proc.stdout.close()
+            self.proc.stderr.close()
+        self.api.stop()
+        self.task.cleanup()
+
+    def write(self, relpath, source):
+        path = os.path.join(self.task.name, relpath)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write(textwrap.dedent(source))
+        return path
+
+    def start(self, handler, extra_env=None):
+        self.assertTrue(os.access(BOOTSTRAP, os.X_OK), f"{BOOTSTRAP} is not executable")
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "AWS_LAMBDA_RUNTIME_API": self.api.address,
+            "LAMBDA_TASK_ROOT": self.task.name,
+            "_HANDLER": handler,
+            "AWS_LAMBDA_FUNCTION_NAME": "test-fn",
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
+            "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/test-fn",
+            "AWS_LAMBDA_LOG_STREAM_NAME": "2026/11/27/[$LATEST]abc",
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+        env.update(extra_env or {})
+        self.proc = subprocess.Popen(
+            [BOOTSTRAP], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd="/"
+        )
+
+    def next_post(self):
+        try:
+            return self.api.next_post(timeout=10)
+        except queue.Empty:
+            detail = ""
+            if self.proc is not None and self.proc.poll() is not None:
+                detail = f" (bootstrap exited {self.proc.returncode}: {self.proc.stderr.read().decode()!r})"
+            self.fail("the bootstrap POSTed nothing within 10 s" + detail)
+
+    def invoke(self, request_id, event, headers=None):
+        self.api.add_event(request_id, event, headers)
+        return self.next_post()
+
+    def stop_and_read(self):
+        """Kill the (idle) bootstrap and return its stdout and stderr."""
+        self.proc.kill()
+        out, err = self.proc.communicate(timeout=10)
+        return out.decode(), err.decode()
+
+    def expect_init_error(self, error_type, message):
+        post = self.next_post()
+        self.assertEqual(post.path, "/init/error")
+        self.assertEqual(post.headers.get("Lambda-Runtime-Function-Error-Type"), error_type)
+        doc = post.json()
+        self.assertEqual(doc["errorType"], error_type)
+        self.assertEqual(doc["errorMessage"], message)
+        self.assertEqual(doc["requestId"], "")
+        self.assertIsInstance(doc["stackTrace"], list)
+        self.assertEqual(self.proc.wait(timeout=10), 1, "the bootstrap must exit 1 after an init error")
+        self.assertIn(f"[ERROR] {error_type}: {message}", self.proc.stderr.read().decode())
+        return doc
+
+
+class InvocationTests(BootstrapCase):
+    def test_result_round_trip_with_context(self):
+        self.write(
+            "app.py",
+            """
+            import os
+            def handler(event, context):
+                return {
+                    "event": event,
+                    "request_id": context.aws_request_id,
+                    "function_name": context.function_name,
+                    "function_version": context.function_version,
+                    "memory": context.memory_limit_in_mb,
+                    "arn": context.invoked_function_arn,
+                    "log_group": context.log_group_name,
+                    "log_stream": context.log_stream_name,
+                    "remaining": context.get_remaining_time_in_millis(),
+                    "trace": os.environ.get("_X_AMZN_TRACE_ID"),
+                    "cwd": os.getcwd(),
+                    "client_context": context.client_context,
+                    "identity_id": context.identity.cognito_identity_id,
+                }
+            """,
+        )
+        self.start("app.handler")
+        deadline = int(time.time() * 1000) + 30_000
+        event = {"key": "value", "n": [1, 2, 3], "nested": {"ok": True}}
+        post = self.invoke("req-1", event, {"deadline_ms": deadline, "Lambda-Runtime-Trace-Id": "Root=1-abc"})
+        self.assertEqual(post.path, "/invocation/req-1/response")
+        doc = post.json()
+        self.assertEqual(doc["event"], event)
+        self.assertEqual(doc["request_id"], "req-1")
+        self.assertEqual(doc["function_name"], "test-fn")
+        self.assertEqual(doc["function_version"], "$LATEST")
+        self.assertEqual(doc["memory"], 256)
+        self.assertEqual(doc["arn"], "arn:aws:lambda:us-east-1:123456789012:function:test")
+        self.assertEqual(doc["log_group"], "/aws/lambda/test-fn")
+        self.assertEqual(doc["log_stream"], "2026/11/27/[$LATEST]abc")
+        self.assertTrue(20_000 < doc["remaining"] <= 30_000, doc["remaining"])
+        self.assertEqual(doc["trace"], "Root=1-abc")
+        self.assertEqual(os.path.realpath(doc["cwd"]), os.path.realpath(self.task.name))
+        self.assertIsNone(doc["client_context"])
+        self.assertIsNone(doc["identity_id"])
+
+    def test_state_survives_between_invocations_and_connection_is_reused(self):
+        self.write(
+            "counter.py",
+            """
+            import os
+            with open(os.environ["IMPORT_LOG"], "a") as log:
+                log.write("imported\\n")
+            calls = 0
+            def handler(event, context):
+                global calls
+                calls += 1
+                with open(os.environ["IMPORT_LOG"]) as log:
+                    return {"calls": calls, "imports": log.read().count("imported")}
+            """,
+        )
+        self.start("counter.handler", {"IMPORT_LOG": os.path.join(self.task.name, "imports.log")})
+        for n in (1, 2, 3):
+            post = self.invoke(f"req-{n}", {})
+            self.assertEqual(post.path, f"/invocation/req-{n}/response")
+            self.assertEqual(post.json(), {"calls": n, "imports": 1})
+        self.assertEqual(self.api.connections, 1, "the bootstrap must keep one keep-alive connection")
+
+    def test_none_and_plain_values(self):
+        self.write(
+            "app.py",
+            """
+            from decimal import Decimal
+            def handler(event, context):
+                return {"none": None, "str": "s", "dec": Decimal("1.5")}.get(event["kind"])
+            """,
+        )
+        self.start("app.handler")
+        self.assertEqual(self.invoke("r1", {"kind": "none"}).body, b"null")
+        self.assertEqual(self.invoke("r2", {"kind": "str"}).json(), "s")
+        self.assertEqual(self.invoke("r3", {"kind": "dec"}).json(), 1.5)
+
+    def test_dotted_module_path(self):
+        self.write("pkg/__init__.py", "")
+        self.write("pkg/sub/__init__.py", "")
+        self.write("pkg/sub/mod.py", "def fn(event, context):\n    return 'deep'\n")
+        self.start("pkg.sub.mod.fn")
+        self.assertEqual(self.invoke("r1", None).json(), "deep")
+
+    def test_client_context_and_identity_headers(self):
+        self.write(
+            "app.py",
+            """
+            def handler(event, context):
+                cc = context.client_context
+                return [cc.custom, cc.env, cc.client.app_title,
+                        context.identity.cognito_identity_id, context.identity.cognito_identity_pool_id]
+            """,
+        )
+        self.start("app.handler")
+        headers = {
+            "Lambda-Runtime-Client-Context": json.dumps(
+                {"custom": {"a": 1}, "env": {"platform": "x"}, "client": {"app_title": "T"}}
+            ),
+            "Lambda-Runtime-Cognito-Identity": json.dumps(
+                {"cognitoIdentityId": "id-1", "cognitoIdentityPoolId": "pool-1"}
+            ),
+        }
+        self.assertEqual(self.invoke("r1", {}, headers).json(), [{"a": 1}, {"platform": "x"}, "T", "id-1", "pool-1"])
+
+    def test_logging_module_gets_lambda_format(self):
+        self.write(
+            "app.py",
+            """
+            import logging
+            logger = logging.getLogger()
+            logger.setLevel(logging.INFO)
+            def handler(event, context):
+                logger.info("hello from %s", "handler")
+                print("printed line")
+                return 1
+            """,
+        )
+        self.start("app.handler")
+        self.assertEqual(self.invoke("req-log", {}).json(), 1)
+        out, _ = self.stop_and_read()
+        self.assertIn("printed line", out)
+        self.assertRegex(out, r"\[INFO\]\t\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\treq-log\thello from handler")
+
+    def test_prestarted_runtime_takes_on_the_function_environment(self):
+        self.write(
+            "late.py",
+            """
+            import os
+            def handler(event, context):
+                return [context.function_name, context.memory_limit_in_mb, os.environ.get("FLINT_PRESTART"),
+                        os.environ.get("ONLY_IN_FUNCTION_ENV")]
+            """,
+        )
+        # Warm pool: started with no function (no _HANDLER), it asks flint-init for one.
+        self.start("", {"FLINT_PRESTART": "1", "AWS_LAMBDA_FUNCTION_NAME": "pool"})
+        time.sleep(0.2)
+        self.assertIsNone(self.proc.poll(), "a prestarted bootstrap must wait for its function")
+        self.api.function_env.put(
+            {
+                "AWS_LAMBDA_RUNTIME_API": self.api.address,
+                "LAMBDA_TASK_ROOT": self.task.name,
+                "_HANDLER": "late.handler",
+                "AWS_LAMBDA_FUNCTION_NAME": "late-fn",
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512",
+                "ONLY_IN_FUNCTION_ENV": "yes",
+            }
+        )
+        post = self.invoke("req-p", {})
+        self.assertEqual(post.path, "/invocation/req-p/response")
+        self.assertEqual(post.json(), ["late-fn", 512, None, "yes"])
+
+
+class InvocationErrorTests(BootstrapCase):
+    def test_exception_becomes_error_document_and_loop_continues(self):
+        self.write(
+            "app.py",
+            """
+            def helper(x):
+                raise ValueError("boom " + x)
+
+            def handler(event, context):
+                if event.get("fail"):
+                    helper("now")
+                return "fine"
+            """,
+        )
+        path = os.path.join(self.task.name, "app.py")
+        self.start("app.handler")
+        post = self.invoke("req-err", {"fail": True})
+        self.assertEqual(post.path, "/invocation/req-err/error")
+        self.assertEqual(post.headers.get("Lambda-Runtime-Function-Error-Type"), "ValueError")
+        doc = post.json()
+        self.assertEqual(doc["errorMessage"], "boom now")
+        self.assertEqual(doc["errorType"], "ValueError")
+        self.assertEqual(doc["requestId"], "req-err")
+        self.assertEqual(
+            doc["stackTrace"],
+            [
+                f'  File "{path}", line 7, in handler\n    helper("now")\n',
+                f'  File "{path}", line 3, in helper\n    raise ValueError("boom " + x)\n',
+            ],
+        )
+        # The instance stays usable after a handler exception.
+        self.assertEqual(self.invoke("req-ok", {}).json(), "fine")
+        _, err = self.stop_and_read()
+        self.assertIn("[ERROR] ValueError: boom now\nTraceback (most recent call last):\n", err)
+        self.assertIn(f'File "{path}", line 3, in helper', err)
+
+    def test_custom_exception_class_name(self):
+        self.write(
+            "app.py",
+            """
+            class OrderNotFound(Exception):
+                pass
+            def handler(event, context):
+                raise OrderNotFound("order 42")
+            """,
+        )
+        self.start("app.handler")
+        post = self.invoke("r1", {})
+        self.assertEqual(post.headers.get("Lambda-Runtime-Function-Error-Type"), "OrderNotFound")
+        self.assertEqual(post.json()["errorType"], "OrderNotFound")
+        self.assertEqual(post.json()["errorMessage"], "order 42")
+
+    def test_unserialisable_result_is_marshal_error(self):
+        self.write("app.py", "def handler(event, context):\n    return {1, 2}\n")
+        self.start("app.handler")
+        post = self.invoke("req-m", {})
+        self.assertEqual(post.path, "/invocation/req-m/error")
+        self.assertEqual(post.headers.get("Lambda-Runtime-Function-Error-Type"), "Runtime.MarshalError")
+        doc = post.json()
+        self.assertEqual(doc["errorType"], "Runtime.MarshalError")
+        self.assertEqual(doc["errorMessage"], "Unable to marshal response: Object of type set is not JSON serializable")
+        self.assertEqual(doc["requestId"], "req-m")
+
+    def test_event_that_is_not_json_is_unmarshal_error(self):
+        self.write("app.py", "def handler(event, context):\n    return 1\n")
+        self.start("app.handler")
+        self.api.add_event("req-u", None, raw_body=b"{not json")
+        post = self.next_post()
+        self.assertEqual(post.path, "/invocation/req-u/error")
+        self.assertEqual(post.json()["errorType"], "Runtime.UnmarshalError")
+        self.assertTrue(post.json()["errorMessage"].startswith("Unable to unmarshal input: "))
+
+
+class InitErrorTests(BootstrapCase):
+    def test_import_error(self):
+        self.start("app.handler")
+        self.expect_init_error("Runtime.ImportModuleError", "Unable to import module 'app': No module named 'app'")
+
+    def test_import_error_inside_module(self):
+        self.write("app.py", "import does_not_exist_xyz\ndef handler(e, c):\n    return 1\n")
+        self.start("app.handler")
+        self.expect_init_error(
+            "Runtime.ImportModuleError", "Unable to import module 'app': No module named 'does_not_exist_xyz'"
+        )
+
+    def test_syntax_error(self):
+        path = self.write("app.py", "def handler(event, context):\n    return (1\n")
+        self.start("app.handler")
+        post_doc = self.expect_init_error(
+            "Runtime.UserCodeSyntaxError", f"Syntax error in module 'app': '(' was never closed (app.py, line 2)"
+        )
+        self.assertEqual(len(post_doc["stackTrace"]), 1)
+        self.assertIn(f'File "{path}" Line 2', post_doc["stackTrace"][0])
+
+    def test_missing_handler(self):
+        self.write("app.py", "def handler(event, context):\n    return 1\n")
+        self.start("app.nope")
+        self.expect_init_error("Runtime.HandlerNotFound", "Handler 'nope' missing on module 'app'")
+
+    def test_malformed_handler_name(self):
+        self.write("app.py", "def handler(event, context):\n    return 1\n")
+        self.start("app")
+        self.expect_init_error(
+            "Runtime.MalformedHandlerName", "Bad handler 'app': not enough values to unpack (expected 2, got 1)"
+        )
+
+    def test_exception_at_module_level(self):
+        self.write("app.py", "raise KeyError('cfg')\n")
+        self.start("app.handler")
+        doc = self.expect_init_error("KeyError", "'cfg'")
+        self.assertTrue(any("line 1, in <module>" in entry for entry in doc["stackTrace"]), doc["stackTrace"])
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,198 @@
+"""Tests of the built runtime images in ${FLINT_IMAGES_DIR:-/var/lib/flint/images}.
+
+Checks the image rules (directories, sbx_user1051, nothing setuid, runtime.json)
+and runs each runtime's bootstrap for real inside its rootfs with bubblewrap
+(as uid 993, read-only root, fresh /tmp) against the fake Runtime API.
+The images must have been built (images/tests/run.sh builds them first); a
+missing image or a missing bwrap is a test failure, not a skip.
+"""
+
+import json
+import os
+import queue
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fake_runtime_api import FakeRuntimeApi  # noqa: E402
+
+IMAGES_SRC = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+IMAGES_DIR = os.environ.get("FLINT_IMAGES_DIR", "/var/lib/flint/images")
+RUNTIMES = sorted(os.listdir(os.path.join(IMAGES_SRC, "runtimes")))
+REQUIRED_DIRS = ["proc", "sys", "dev", "tmp", "var/task", "var/runtime", "opt"]
+EMPTY_DIRS = ["proc", "sys", "dev", "tmp", "var/task", "opt"]
+
+
+def image_dir(testcase, runtime):
+    root = os.path.join(IMAGES_DIR, runtime)
+    if not os.path.isfile(os.path.join(root, "recipe.sha256")):
+        testcase.fail(f"runtime image {root} is not built: run images/build-rootfs.sh {runtime}")
+    return root
+
+
+class ImageLayoutTests(unittest.TestCase):
+    def test_every_recipe_image_follows_the_rules(self):
+        self.assertIn("python3.11", RUNTIMES)
+        self.assertIn("provided", RUNTIMES)
+        for runtime in RUNTIMES:
+            with self.subTest(runtime=runtime):
+                root = image_dir(self, runtime)
+                rootfs = os.path.join(root, "rootfs")
+                with open(os.path.join(root, "runtime.json")) as f:
+                    doc = json.load(f)
+                self.assertEqual(doc["name"], runtime)
+                self.assertIsInstance(doc["bootstrap"], list)
+                for d in REQUIRED_DIRS:
+                    self.assertTrue(os.path.isdir(os.path.join(rootfs, d)), f"/{d} missing")
+                for d in EMPTY_DIRS:
+                    self.assertEqual(os.listdir(os.path.join(rootfs, d)), [], f"/{d} not empty")
+                self.assertEqual(stat.S_IMODE(os.stat(os.path.join(rootfs, "tmp")).st_mode), 0o1777)
+                with open(os.path.join(rootfs, "etc/passwd")) as f:
+                    self.assertIn("sbx_user1051:x:993:990::/tmp:", f.read())
+                with open(os.path.join(rootfs, "etc/group")) as f:
+                    self.assertIn("sbx_user1051:x:990:", f.read())
+                self.assertTrue(os.access(os.path.join(rootfs, "usr/bin/python3"), os.X_OK))
+                self.assertFalse(os.path.exists(os.path.join(rootfs, "var/cache/apt/archives/partial")))
+                self.assertEqual(os.listdir(os.path.join(rootfs, "usr/share/doc")), [])
+                setuid = []
+                for dirpath, _, files in os.walk(rootfs):
+                    for name in files:
+                        st = os.lstat(os.path.join(dirpath, name))
+                        if stat.S_ISREG(st.st_mode) and st.st_mode & (stat.S_ISUID | stat.S_ISGID):
+                            setuid.append(os.path.join(dirpath, name))
+                self.assertEqual(setuid, [])
+
+    def test_second_build_is_cached(self):
+        start = time.monotonic()
+        out = subprocess.run(
+            [os.path.join(IMAGES_SRC, "build-rootfs.sh"), "python3.11"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        elapsed = time.monotonic() - start
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("python3.11: up to date", out.stdout)
+        self.assertLess(elapsed, 2.0)
+
+
+class SandboxedBootstrapTests(unittest.TestCase):
+    """Runs a runtime's bootstrap inside its own rootfs (bwrap) against the fake API."""
+
+    def setUp(self):
+        if shutil.which("bwrap") is None:
+            self.fail("bubblewrap (bwrap) is needed to run the images: apt-get install bubblewrap")
+        self.api = FakeRuntimeApi().start()
+        self.task = tempfile.TemporaryDirectory(prefix="flint-task-")
+        os.chmod(self.task.name, 0o755)
+        self.proc = None
+
+    def tearDown(self):
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc.communicate(timeout=10)
+        self.api.stop()
+        self.task.cleanup()
+
+    def write(self, name, source, mode=0o644):
+        path = os.path.join(self.task.name, name)
+        with open(path, "w") as f:
+            f.write(textwrap.dedent(source))
+        os.chmod(path, mode)
+
+    def start(self, runtime, handler):
+        root = image_dir(self, runtime)
+        with open(os.path.join(root, "runtime.json")) as f:
+            argv = json.load(f)["bootstrap"]
+        env = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "AWS_LAMBDA_RUNTIME_API": self.api.address,
+            "LAMBDA_TASK_ROOT": "/var/task",
+            "_HANDLER": handler,
+            "AWS_LAMBDA_FUNCTION_NAME": "image-test",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
+        }
+        cmd = ["bwrap", "--ro-bind", os.path.join(root, "rootfs"), "/", "--proc", "/proc", "--dev", "/dev"]
+        cmd += ["--tmpfs", "/tmp", "--ro-bind", self.task.name, "/var/task", "--chdir", "/var/task"]
+        cmd += ["--unshare-user", "--uid", "993", "--gid", "990", "--unshare-pid", "--unshare-ipc"]
+        cmd += ["--die-with-parent", "--clearenv"]
+        for key, value in env.items():
+            cmd += ["--setenv", key, value]
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(cmd + argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def invoke(self, request_id, event):
+        self.api.add_event(request_id, event)
+        try:
+            return self.api.next_post(timeout=20)
+        except queue.Empty:
+            self.proc.kill()
+            out, err = self.proc.communicate(timeout=10)
+            self.fail(f"no answer from the runtime in 20 s; stderr: {err.decode()!r}")
+
+    def test_python_runtime_in_its_image(self):
+        self.write(
+            "app.py",
+            """
+            import os, ssl, sqlite3
+            count = 0
+            def handler(event, context):
+                global count
+                count += 1
+                open("/tmp/scratch", "w").write("x")
+                return {"uid": os.getuid(), "count": count, "echo": event, "mem": context.memory_limit_in_mb}
+            """,
+        )
+        self.start("python3.11", "app.handler")
+        first = self.invoke("r1", {"a": 1})
+        cold_ms = (time.monotonic() - self.started) * 1000
+        self.assertEqual(first.path, "/invocation/r1/response")
+        self.assertEqual(first.json(), {"uid": 993, "count": 1, "echo": {"a": 1}, "mem": 128})
+        self.assertEqual(self.invoke("r2", {"a": 2}).json()["count"], 2)
+        print(f"\n  python3.11 in bwrap: first response {cold_ms:.0f} ms after spawn", file=sys.stderr)
+
+    def test_python_runtime_reports_import_error_in_its_image(self):
+        self.start("python3.11", "missing.handler")
+        post = self.api.next_post(timeout=20)
+        self.assertEqual(post.path, "/init/error")
+        self.assertEqual(post.json()["errorType"], "Runtime.ImportModuleError")
+
+    def test_provided_runtime_runs_the_functions_bootstrap(self):
+        self.write(
+            "bootstrap",
+            """\
+            #!/bin/sh
+            exec /usr/bin/python3 /var/task/loop.py
+            """,
+            0o755,
+        )
+        self.write(
+            "loop.py",
+            """
+            import http.client, json, os
+            conn = http.client.HTTPConnection(os.environ["AWS_LAMBDA_RUNTIME_API"])
+            while True:
+                conn.request("GET", "/2018-06-01/runtime/invocation/next")
+                resp = conn.getresponse()
+                event = json.loads(resp.read())
+                rid = resp.headers["Lambda-Runtime-Aws-Request-Id"]
+                body = json.dumps({"handler": os.environ["_HANDLER"], "got": event}).encode()
+                conn.request("POST", f"/2018-06-01/runtime/invocation/{rid}/response", body)
+                conn.getresponse().read()
+            """,
+        )
+        self.start("provided", "function.handler")
+        post = self.invoke("p1", [1, 2])
+        self.assertEqual(post.path, "/invocation/p1/response")
+        self.assertEqual(post.json(), {"handler": "function.handler", "got": [1, 2]})
+
+
+if __name__ == "__main__":
+    unittest.main()
