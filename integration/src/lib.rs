@@ -35,6 +35,12 @@ pub fn binary(name: &str) -> PathBuf {
     p
 }
 
+/// The sandbox backend the tests run on: `FLINT_TEST_SANDBOX`, default namespace
+/// (microvm needs a host with hardware KVM).
+pub fn test_backend() -> String {
+    std::env::var("FLINT_TEST_SANDBOX").unwrap_or_else(|_| "namespace".into())
+}
+
 /// The runtime images directory the tests use.
 pub fn images_dir() -> PathBuf {
     let dir = PathBuf::from(
@@ -88,7 +94,11 @@ impl TestAgent {
     }
 
     async fn spawn(&mut self) {
-        let child = Command::new(binary("flintd"))
+        let mut cmd = Command::new(binary("flintd"));
+        if !self.extra.iter().any(|a| a == "--sandbox") {
+            cmd.arg("--sandbox").arg(test_backend());
+        }
+        let child = cmd
             .arg("--data-dir")
             .arg(&self.data_dir)
             .arg("--socket")

@@ -15,7 +15,7 @@ async fn capacity_reports_instances_and_watch_follows_changes() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(cap.sandbox_backend, "namespace");
+    assert_eq!(cap.sandbox_backend, test_backend());
     assert!(
         cap.memory_total_mb > 1000 && cap.vcpus_total >= 1,
         "{cap:?}"
