@@ -6,8 +6,8 @@ use crate::instance::{error_doc, exit_text, StartError, StartTimings};
 use crate::sandbox::{Sandbox, SandboxBackend, SandboxSpec};
 use flint_proto::frame::{tokio_io, FrameError};
 use flint_proto::init::{
-    guest_message::Msg as G, host_message::Msg as H, Configure, GuestMessage, HostMessage,
-    Prepare, Shutdown, PROTOCOL_VERSION,
+    guest_message::Msg as G, host_message::Msg as H, Configure, GuestMessage, HostMessage, Prepare,
+    Shutdown, PROTOCOL_VERSION,
 };
 use std::time::{Duration, Instant};
 use tokio::net::unix::OwnedWriteHalf;
@@ -37,7 +37,10 @@ pub(crate) struct Conn {
 
 impl Conn {
     /// Creates a sandbox and waits for flint-init's Hello.
-    pub async fn open(backend: &dyn SandboxBackend, spec: &SandboxSpec) -> Result<Conn, StartError> {
+    pub async fn open(
+        backend: &dyn SandboxBackend,
+        spec: &SandboxSpec,
+    ) -> Result<Conn, StartError> {
         let created = Instant::now();
         let mut sandbox = backend.create(spec).await?;
         let Some(stream) = sandbox.take_stream() else {
@@ -97,11 +100,17 @@ impl Conn {
         self.send(H::Prepare(prepare))
             .await
             .map_err(|e| StartError::Protocol(format!("sending Prepare: {e}")))?;
-        self.wait_for(timeout, |m| matches!(m, G::Prepared(_))).await.map(|_| ())
+        self.wait_for(timeout, |m| matches!(m, G::Prepared(_)))
+            .await
+            .map(|_| ())
     }
 
     /// Sends Configure and waits for Ready; records the init phase timings.
-    pub async fn configure(&mut self, configure: Configure, timeout: Duration) -> Result<(), StartError> {
+    pub async fn configure(
+        &mut self,
+        configure: Configure,
+        timeout: Duration,
+    ) -> Result<(), StartError> {
         self.send(H::Configure(configure))
             .await
             .map_err(|e| StartError::Protocol(format!("sending Configure: {e}")))?;
@@ -117,11 +126,18 @@ impl Conn {
 
     /// Waits for the message `want` accepts, collecting output; init failures,
     /// exits and timeouts become errors.
-    async fn wait_for(&mut self, timeout: Duration, want: impl Fn(&G) -> bool) -> Result<G, StartError> {
+    async fn wait_for(
+        &mut self,
+        timeout: Duration,
+        want: impl Fn(&G) -> bool,
+    ) -> Result<G, StartError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let Ok(ev) = tokio::time::timeout_at(deadline, self.events.recv()).await else {
-                return Err(StartError::Timeout(timeout, std::mem::take(&mut self.pending_log)));
+                return Err(StartError::Timeout(
+                    timeout,
+                    std::mem::take(&mut self.pending_log),
+                ));
             };
             match ev {
                 Some(Event::Msg(m)) if want(&m) => return Ok(m),
@@ -136,7 +152,10 @@ impl Conn {
                 Some(Event::Msg(G::RuntimeExit(x))) => {
                     // Usually preceded by InitError; if not, make one.
                     let (error_type, msg) = if self.sandbox.oom_killed() {
-                        ("Runtime.OutOfMemory", "Runtime exited with error: signal: killed".to_string())
+                        (
+                            "Runtime.OutOfMemory",
+                            "Runtime exited with error: signal: killed".to_string(),
+                        )
                     } else {
                         ("Runtime.ExitError", exit_text(x.exit_code, x.signal))
                     };
@@ -167,7 +186,9 @@ impl Conn {
         loop {
             match self.events.try_recv() {
                 Ok(Event::Msg(G::Log(l))) => self.pending_log.extend_from_slice(&l.data),
-                Ok(Event::Msg(G::RuntimeExit(_))) | Ok(Event::Msg(G::InitError(_))) | Ok(Event::Closed(_)) => {
+                Ok(Event::Msg(G::RuntimeExit(_)))
+                | Ok(Event::Msg(G::InitError(_)))
+                | Ok(Event::Closed(_)) => {
                     self.dead = true;
                     return false;
                 }

@@ -98,7 +98,15 @@ impl Instance {
         init_timeout: Duration,
     ) -> Result<Instance, StartError> {
         let conn = Conn::open(backend, &spec.sandbox).await?;
-        Self::finish(conn, spec.configure, spec.function, spec.revision, init_timeout, false).await
+        Self::finish(
+            conn,
+            spec.configure,
+            spec.function,
+            spec.revision,
+            init_timeout,
+            false,
+        )
+        .await
     }
 
     /// Binds a warm-pool sandbox to a function.
@@ -120,7 +128,11 @@ impl Instance {
         init_timeout: Duration,
         pool_hit: bool,
     ) -> Result<Instance, StartError> {
-        let t0 = if pool_hit { Instant::now() } else { conn.created };
+        let t0 = if pool_hit {
+            Instant::now()
+        } else {
+            conn.created
+        };
         let memory_mb = configure.memory_mb;
         if pool_hit {
             // Output of the pool sandbox's own start belongs to no function.
@@ -155,7 +167,12 @@ impl Instance {
     }
 
     /// Runs one invocation; `log` receives the function's output.
-    pub async fn invoke(&mut self, invoke: Invoke, deadline: Instant, log: &mut Vec<u8>) -> Outcome {
+    pub async fn invoke(
+        &mut self,
+        invoke: Invoke,
+        deadline: Instant,
+        log: &mut Vec<u8>,
+    ) -> Outcome {
         let request_id = invoke.request_id.clone();
         if let Err(e) = self.conn.send(H::Invoke(invoke)).await {
             tracing::warn!(function = %self.function, request_id, error = %e, "sending Invoke failed");
@@ -203,6 +220,14 @@ impl Instance {
             signal,
             oom: self.conn.sandbox.oom_killed(),
         }
+    }
+
+    /// Peak memory of the instance's sandbox so far, in MB.
+    pub fn max_memory_used_mb(&self) -> Option<u64> {
+        self.conn
+            .sandbox
+            .memory_peak()
+            .map(|b| b.div_ceil(1024 * 1024))
     }
 
     /// The sandbox id.

@@ -14,8 +14,8 @@ use crate::observe::{InvocationRecord, Outcome as Recorded};
 use crate::occupancy::Phase;
 use crate::runtimes::RuntimeError;
 use crate::sandbox::{new_sandbox_id, SandboxSpec};
-use crate::warm_pool::PoolKey;
 use crate::store::{Function, StoreError};
+use crate::warm_pool::PoolKey;
 use flint_proto::init::{Configure, Invoke};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -228,7 +228,9 @@ impl Agent {
             memory_mb: f.memory_mb,
         };
         if let Some(conn) = self.warm_pool.take(&key) {
-            match Instance::from_pool(conn, configure.clone(), &f.name, f.revision, init_timeout).await {
+            match Instance::from_pool(conn, configure.clone(), &f.name, f.revision, init_timeout)
+                .await
+            {
                 Ok(i) => return Ok(i),
                 // The function's own init failed: starting afresh would fail the same way.
                 Err(e @ (StartError::Init { .. } | StartError::Timeout(..))) => return Err(err(e)),
@@ -292,6 +294,7 @@ impl Agent {
                         f,
                         request_id,
                         input,
+                        started_unix_ms,
                         &error_type,
                         payload,
                         log,
@@ -307,17 +310,11 @@ impl Agent {
                         t.as_secs_f64()
                     );
                     let doc = error_doc("Sandbox.Timedout", &msg);
-                    self.record(&self.failed_init_record(
-                        f,
-                        request_id,
-                        input,
-                        started_unix_ms,
-                        "Sandbox.Timedout",
-                    ));
                     return Ok(self.finish_failed_init(
                         f,
                         request_id,
                         input,
+                        started_unix_ms,
                         "Sandbox.Timedout",
                         doc,
                         log,
@@ -405,12 +402,13 @@ impl Agent {
                 out.function_error = Some("Unhandled".into());
             }
         }
+        let max_memory_mb = inst.max_memory_used_mb();
         if outcome.reusable() {
             self.pool.put(inst);
         } else {
             tokio::spawn(inst.destroy());
         }
-        self.report(f, request_id, duration, init, &mut log);
+        self.report(f, request_id, duration, init, max_memory_mb, &mut log);
         if input.log_tail {
             out.log_result = Some(tail(&log, LOG_TAIL));
         }
@@ -443,6 +441,7 @@ impl Agent {
         request_id: &str,
         d: Duration,
         init: Option<Duration>,
+        max_memory_mb: Option<u64>,
         log: &mut Vec<u8>,
     ) {
         if !log.is_empty() && !log.ends_with(b"\n") {
@@ -454,6 +453,9 @@ impl Agent {
             d.as_secs_f64() * 1e3,
             f.memory_mb
         );
+        if let Some(m) = max_memory_mb {
+            line.push_str(&format!("\tMax Memory Used: {m} MB"));
+        }
         if let Some(i) = init {
             line.push_str(&format!("\tInit Duration: {:.2} ms", i.as_secs_f64() * 1e3));
         }
@@ -484,15 +486,19 @@ impl Agent {
         }
     }
 
+    /// Result, log and record of an invocation whose instance failed to initialise.
+    #[allow(clippy::too_many_arguments)]
     fn finish_failed_init(
         &self,
         f: &Function,
         request_id: &str,
         input: &InvokeInput,
+        started_unix_ms: u64,
         error_type: &str,
         payload: Vec<u8>,
         mut log: Vec<u8>,
     ) -> InvokeOutput {
+        self.record(&self.failed_init_record(f, request_id, input, started_unix_ms, error_type));
         log.extend_from_slice(
             format!(
                 "INIT_REPORT RequestId: {request_id} Status: error\tError Type: {error_type}\n"

@@ -39,7 +39,8 @@ pub struct Guard {
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        self.occ.change(&self.function, self.phase, self.memory_mb, false);
+        self.occ
+            .change(&self.function, self.phase, self.memory_mb, false);
     }
 }
 

@@ -3,11 +3,11 @@
 
 use crate::api::functions::FunctionsApi;
 use crate::api::invocations::InvocationsApi;
+use crate::api::node::NodeApi;
 use crate::api::usage::UsageApi;
 use crate::core::Agent;
 use crate::limits::GRPC_MESSAGE_MAX;
 use flint_proto::v1::functions_server::FunctionsServer;
-use crate::api::node::NodeApi;
 use flint_proto::v1::invocations_server::InvocationsServer;
 use flint_proto::v1::node_server::NodeServer;
 use flint_proto::v1::usage_server::UsageServer;

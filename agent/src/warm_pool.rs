@@ -145,7 +145,8 @@ impl WarmPool {
 
     /// Stops refilling and empties every pool (draining), or starts again.
     pub fn set_paused(&self, paused: bool) {
-        self.paused.store(paused, std::sync::atomic::Ordering::SeqCst);
+        self.paused
+            .store(paused, std::sync::atomic::Ordering::SeqCst);
         self.wake.notify_one();
     }
 
@@ -317,7 +318,10 @@ mod tests {
     fn peak_counts_the_busiest_second() {
         let t0 = Instant::now();
         let at = |ms: u64| t0 + Duration::from_millis(ms);
-        let times: VecDeque<_> = [0, 100, 200, 1500, 1600, 1700, 1800, 5000].into_iter().map(at).collect();
+        let times: VecDeque<_> = [0, 100, 200, 1500, 1600, 1700, 1800, 5000]
+            .into_iter()
+            .map(at)
+            .collect();
         assert_eq!(peak(&times, Duration::from_secs(1)), 4);
         assert_eq!(peak(&VecDeque::new(), Duration::from_secs(1)), 0);
         let spread: VecDeque<_> = [0, 1000, 2000, 3000].into_iter().map(at).collect();

@@ -209,6 +209,49 @@ impl TestAgent {
         names.len()
     }
 
+    /// Instances (idle, busy or starting) of `function`, from the Node API; pool
+    /// sandboxes are not counted.
+    pub async fn instances_of(&self, function: &str) -> u32 {
+        let cap = self
+            .client()
+            .await
+            .node
+            .get_capacity(GetCapacityRequest {})
+            .await
+            .expect("GetCapacity")
+            .into_inner();
+        cap.functions
+            .iter()
+            .filter(|f| f.function_name == function)
+            .map(|f| f.idle + f.busy)
+            .sum()
+    }
+
+    /// Waits until every sandbox cgroup on the host is one the agent accounts for
+    /// (pool, starting, idle or busy, per the Node API); returns the difference
+    /// (cgroups minus accounted) if that never happens. Catches leaked sandboxes
+    /// while pools and warm instances legitimately exist.
+    pub async fn wait_all_accounted(&self, within: Duration) -> i64 {
+        let t0 = Instant::now();
+        loop {
+            let cap = self
+                .client()
+                .await
+                .node
+                .get_capacity(GetCapacityRequest {})
+                .await
+                .expect("GetCapacity")
+                .into_inner();
+            let s = cap.sandboxes.unwrap_or_default();
+            let accounted = i64::from(s.pool_ready + s.starting + s.idle + s.busy);
+            let diff = self.sandbox_count() as i64 - accounted;
+            if diff == 0 || t0.elapsed() > within {
+                return diff;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Waits until no sandbox cgroup is left (instances are destroyed in the background).
     pub async fn wait_no_sandboxes(&self, within: Duration) -> Vec<PathBuf> {
         let t0 = Instant::now();

@@ -189,8 +189,11 @@ async fn init_errors_use_lambdas_runtime_error_types() {
             "{name}: {v}"
         );
     }
-    let left = agent.wait_no_sandboxes(Duration::from_secs(10)).await;
-    assert!(left.is_empty(), "failed inits left sandboxes: {left:?}");
+    let leaked = agent.wait_all_accounted(Duration::from_secs(10)).await;
+    assert_eq!(leaked, 0, "failed inits left sandboxes");
+    for (name, ..) in cases {
+        assert_eq!(agent.instances_of(name).await, 0, "{name} kept an instance");
+    }
 }
 
 #[tokio::test]
@@ -222,11 +225,13 @@ async fn timeout_kills_the_instance_and_says_so() {
         "{}",
         r.log_result
     );
-    let left = agent.wait_no_sandboxes(Duration::from_secs(10)).await;
-    assert!(
-        left.is_empty(),
-        "timed-out instance not destroyed: {left:?}"
+    assert_eq!(
+        agent.instances_of("sleepy").await,
+        0,
+        "timed-out instance kept"
     );
+    let leaked = agent.wait_all_accounted(Duration::from_secs(10)).await;
+    assert_eq!(leaked, 0, "timed-out instance not destroyed");
 }
 
 #[tokio::test]
@@ -292,8 +297,13 @@ async fn runtime_crash_and_fork_bomb_are_contained() {
     // The agent still serves, and the bomb's sandbox is gone.
     let r = invoke(&mut c, "crash", "{}").await;
     assert_eq!(json(&r)["errorType"], "Runtime.ExitError");
-    let left = agent.wait_no_sandboxes(Duration::from_secs(15)).await;
-    assert!(left.is_empty(), "sandboxes left: {left:?}");
+    assert_eq!(
+        agent.instances_of("bomb").await,
+        0,
+        "the bomb's instance was kept"
+    );
+    let leaked = agent.wait_all_accounted(Duration::from_secs(15)).await;
+    assert_eq!(leaked, 0, "sandboxes leaked");
 }
 
 #[tokio::test]
@@ -381,7 +391,7 @@ async fn concurrent_invocations_scale_out() {
     }
     assert_eq!(ok, 3);
     assert_eq!(
-        agent.sandbox_count(),
+        agent.instances_of("slow").await,
         3,
         "three concurrent invocations need three instances"
     );

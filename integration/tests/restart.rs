@@ -17,7 +17,8 @@ fn host_mounts_mentioning(path: &str) -> usize {
 async fn restart_keeps_functions_and_stop_leaves_nothing() {
     let images = images_dir();
     let mounts_before = host_mounts_mentioning(images.to_str().unwrap());
-    let mut agent = TestAgent::start().await;
+    // No warm pool: the test counts the function's own instances.
+    let mut agent = TestAgent::start_args(300, &["--pool-max", "0"]).await;
     let mut c = agent.client().await;
     let mut req = python_function(
         "keeper",
@@ -76,7 +77,7 @@ async fn restart_keeps_functions_and_stop_leaves_nothing() {
 
 #[tokio::test]
 async fn killed_agent_sandboxes_are_removed_by_the_next_one() {
-    let mut agent = TestAgent::start().await;
+    let mut agent = TestAgent::start_args(300, &["--pool-max", "0"]).await;
     let mut c = agent.client().await;
     c.functions
         .create_function(python_function(

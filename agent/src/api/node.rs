@@ -71,7 +71,10 @@ impl Node for NodeApi {
         Ok(Response::new(DrainResponse { in_flight }))
     }
 
-    async fn resume(&self, _req: Request<ResumeRequest>) -> Result<Response<ResumeResponse>, Status> {
+    async fn resume(
+        &self,
+        _req: Request<ResumeRequest>,
+    ) -> Result<Response<ResumeResponse>, Status> {
         self.agent.resume();
         Ok(Response::new(ResumeResponse {}))
     }

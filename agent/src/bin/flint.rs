@@ -104,6 +104,14 @@ enum Cmd {
         #[arg(long)]
         log: bool,
     },
+    /// Metered usage and its cost per function (all functions without NAME).
+    Usage {
+        name: Option<String>,
+        /// Only invocations since a duration back from now (30m, 1h, 7d) or an RFC 3339
+        /// time (2026-11-27T00:00:00Z) or a date (2026-11-01).
+        #[arg(long)]
+        since: Option<String>,
+    },
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {
@@ -368,6 +376,35 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             if !r.function_error.is_empty() {
                 eprintln!("flint: the function failed ({})", r.function_error);
                 return Ok(2);
+            }
+        }
+        Cmd::Usage { name, since } => {
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_millis() as u64;
+            let since_unix_ms = match since {
+                Some(s) => flint_agent::metering::since::parse(&s, now_ms)?,
+                None => 0,
+            };
+            let report = usage_client::UsageClient::new(c.channel.clone())
+                .get_usage(GetUsageRequest {
+                    function_name: name.unwrap_or_default(),
+                    since_unix_ms,
+                })
+                .await
+                .map_err(status_err)?
+                .into_inner();
+            if cli.json {
+                println!(
+                    "{}",
+                    flint_agent::metering::table::json(&report, since_unix_ms)
+                );
+            } else {
+                print!(
+                    "{}",
+                    flint_agent::metering::table::text(&report, since_unix_ms)
+                );
             }
         }
     }

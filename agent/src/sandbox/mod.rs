@@ -65,6 +65,8 @@ pub trait Sandbox: Send + Sync {
     fn take_stream(&mut self) -> Option<tokio::net::UnixStream>;
     /// True when the kernel's OOM killer has killed a process in this sandbox.
     fn oom_killed(&self) -> bool;
+    /// Peak memory use of the sandbox so far, in bytes, when known.
+    fn memory_peak(&self) -> Option<u64>;
     /// Kills everything in the sandbox and removes every trace of it. Idempotent.
     fn destroy(&mut self) -> BoxFuture<'_, Result<(), SandboxError>>;
 }

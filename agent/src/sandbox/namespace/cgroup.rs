@@ -87,6 +87,21 @@ impl SandboxCgroup {
             .unwrap_or(0)
     }
 
+    /// Peak memory use in bytes (memory.max_usage_in_bytes on v1, memory.peak on v2).
+    pub fn memory_peak(&self) -> Option<u64> {
+        let dir = self.memory_dir()?;
+        let file = if self.cg.v2() {
+            "memory.peak"
+        } else {
+            "memory.max_usage_in_bytes"
+        };
+        std::fs::read_to_string(dir.join(file))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
     /// Pids currently in the cgroup (any controller).
     pub fn pids(&self) -> Vec<i32> {
         let mut pids = Vec::new();

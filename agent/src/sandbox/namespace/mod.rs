@@ -135,6 +135,10 @@ impl Sandbox for NamespaceSandbox {
         self.cgroup.as_ref().is_some_and(|c| c.oom_kills() > 0)
     }
 
+    fn memory_peak(&self) -> Option<u64> {
+        self.cgroup.as_ref().and_then(|c| c.memory_peak())
+    }
+
     fn destroy(&mut self) -> BoxFuture<'_, Result<(), SandboxError>> {
         Box::pin(async move {
             self.stream = None;

@@ -1,0 +1,221 @@
+//! The metering database (`<data>/metering.db`, apart from the function registry):
+//! one row per finished invocation, and the SQL aggregates reports are made of.
+
+use crate::observe::{InvocationRecord, Outcome};
+use rusqlite::{params, Connection};
+use std::path::Path;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS invocations (
+    request_id       TEXT PRIMARY KEY,
+    function         TEXT NOT NULL,
+    started_unix_ms  INTEGER NOT NULL,
+    duration_ns      INTEGER NOT NULL,
+    billed_ms        INTEGER NOT NULL,
+    memory_mb        INTEGER NOT NULL,
+    init_duration_ns INTEGER NOT NULL,
+    cold_start       INTEGER NOT NULL,
+    pool_hit         INTEGER NOT NULL,
+    asynchronous     INTEGER NOT NULL,
+    outcome          TEXT NOT NULL,
+    error_type       TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS invocations_by_time ON invocations(started_unix_ms);
+CREATE INDEX IF NOT EXISTS invocations_by_function ON invocations(function, started_unix_ms);
+";
+
+/// The outcome's name as stored and as a metrics label.
+pub fn outcome_name(o: &Outcome) -> &'static str {
+    match o {
+        Outcome::Success => "success",
+        Outcome::FunctionError(_) => "function_error",
+        Outcome::InitError(_) => "init_error",
+        Outcome::Timeout => "timeout",
+        Outcome::OutOfMemory => "out_of_memory",
+        Outcome::Crash => "crash",
+    }
+}
+
+/// Sums over one function's invocations.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Aggregate {
+    pub function: String,
+    pub requests: u64,
+    /// Invocations whose outcome is not success.
+    pub errors: u64,
+    pub cold_starts: u64,
+    pub billed_ms: u64,
+    /// Sum of billed_ms x memory_mb (GB-seconds x 1,024,000, exact).
+    pub billed_ms_x_memory_mb: u64,
+}
+
+fn sql_int(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn from_sql_int(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// Opens (creating if needed) the database at `path`.
+pub fn open(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    // WAL: the writer thread and report queries do not block each other.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.execute_batch(SCHEMA)?;
+    Ok(conn)
+}
+
+/// Inserts records in one transaction; a request id already stored is kept as it is.
+pub fn insert(conn: &mut Connection, recs: &[InvocationRecord]) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    {
+        let mut st = tx.prepare_cached(
+            "INSERT OR IGNORE INTO invocations (request_id, function, started_unix_ms,
+               duration_ns, billed_ms, memory_mb, init_duration_ns, cold_start, pool_hit,
+               asynchronous, outcome, error_type)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        )?;
+        for r in recs {
+            st.execute(params![
+                r.request_id,
+                r.function,
+                sql_int(r.started_unix_ms),
+                sql_int(r.duration_ns),
+                sql_int(r.billed_ms),
+                r.memory_mb,
+                sql_int(r.init_duration_ns),
+                r.cold_start,
+                r.pool_hit,
+                r.asynchronous,
+                outcome_name(&r.outcome),
+                r.outcome.error_type(),
+            ])?;
+        }
+    }
+    tx.commit()
+}
+
+/// Per-function sums of invocations that started at or after `since_unix_ms`, of one
+/// function or all, ordered by function name.
+pub fn aggregate(
+    conn: &Connection,
+    function: Option<&str>,
+    since_unix_ms: u64,
+) -> rusqlite::Result<Vec<Aggregate>> {
+    let mut st = conn.prepare_cached(
+        "SELECT function, COUNT(*), SUM(outcome != 'success'), SUM(cold_start),
+                SUM(billed_ms), SUM(billed_ms * memory_mb)
+         FROM invocations
+         WHERE started_unix_ms >= ?1 AND (?2 IS NULL OR function = ?2)
+         GROUP BY function ORDER BY function",
+    )?;
+    let rows = st.query_map(params![sql_int(since_unix_ms), function], |row| {
+        Ok(Aggregate {
+            function: row.get(0)?,
+            requests: from_sql_int(row.get(1)?),
+            errors: from_sql_int(row.get(2)?),
+            cold_starts: from_sql_int(row.get(3)?),
+            billed_ms: from_sql_int(row.get(4)?),
+            billed_ms_x_memory_mb: from_sql_int(row.get(5)?),
+        })
+    })?;
+    rows.collect()
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A record with the fields aggregation looks at.
+    pub(crate) fn rec(
+        id: &str,
+        function: &str,
+        started: u64,
+        billed_ms: u64,
+        memory_mb: u32,
+        cold: bool,
+        outcome: Outcome,
+    ) -> InvocationRecord {
+        InvocationRecord {
+            request_id: id.into(),
+            function: function.into(),
+            started_unix_ms: started,
+            duration_ns: (billed_ms * 1_000_000).saturating_sub(1),
+            billed_ms,
+            memory_mb,
+            init_duration_ns: if cold { 50_000_000 } else { 0 },
+            cold_start: cold,
+            pool_hit: false,
+            asynchronous: false,
+            outcome,
+        }
+    }
+
+    #[test]
+    fn aggregates_by_function_with_time_and_name_filters() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = open(&dir.path().join("m.db")).unwrap();
+        insert(
+            &mut c,
+            &[
+                rec("1", "a", 100, 3, 128, true, Outcome::Success),
+                rec(
+                    "2",
+                    "a",
+                    200,
+                    5,
+                    128,
+                    false,
+                    Outcome::FunctionError("E".into()),
+                ),
+                rec("3", "b", 150, 10, 512, true, Outcome::Timeout),
+                rec("4", "b", 300, 1, 512, false, Outcome::Success),
+            ],
+        )
+        .unwrap();
+        let all = aggregate(&c, None, 0).unwrap();
+        assert_eq!(
+            all,
+            vec![
+                Aggregate {
+                    function: "a".into(),
+                    requests: 2,
+                    errors: 1,
+                    cold_starts: 1,
+                    billed_ms: 8,
+                    billed_ms_x_memory_mb: 8 * 128,
+                },
+                Aggregate {
+                    function: "b".into(),
+                    requests: 2,
+                    errors: 1,
+                    cold_starts: 1,
+                    billed_ms: 11,
+                    billed_ms_x_memory_mb: 11 * 512,
+                },
+            ]
+        );
+        let late = aggregate(&c, None, 200).unwrap();
+        assert_eq!(late.len(), 2);
+        assert_eq!((late[0].requests, late[0].billed_ms), (1, 5));
+        assert_eq!((late[1].requests, late[1].billed_ms), (1, 1));
+        let b = aggregate(&c, Some("b"), 0).unwrap();
+        assert_eq!(b.len(), 1);
+        assert_eq!(b[0].function, "b");
+        assert!(aggregate(&c, Some("nobody"), 0).unwrap().is_empty());
+        assert!(aggregate(&c, None, 301).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_request_id_is_counted_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = open(&dir.path().join("m.db")).unwrap();
+        let r = rec("same", "a", 1, 2, 128, false, Outcome::Success);
+        insert(&mut c, std::slice::from_ref(&r)).unwrap();
+        insert(&mut c, &[r]).unwrap();
+        assert_eq!(aggregate(&c, None, 0).unwrap()[0].requests, 1);
+    }
+}
