@@ -320,6 +320,13 @@ async fn metrics_count_invocations_errors_cold_starts_and_throttles() {
     assert_eq!(v("flint_concurrency_in_use"), 0.0);
     assert_eq!(v("flint_concurrency_limit"), 1.0);
     assert!(v("flint_idle_instances") >= 1.0, "the instance is warm");
+    assert!(v("flint_sandboxes{state=\"idle\"}") >= 1.0, "{body}");
+    assert_eq!(v("flint_sandboxes{state=\"busy\"}"), 0.0);
+    // Demand for (python3.11, 128) made a warm pool; its target is at least 1.
+    assert!(
+        v("flint_pool_target{runtime=\"python3.11\",memory_mb=\"128\"}") >= 1.0,
+        "{body}"
+    );
     assert_eq!(v("flint_metering_dropped_records_total"), 0.0);
 
     let nf = scrape(port, "/").await;
