@@ -69,6 +69,15 @@ fn router(
         .add_service(node))
 }
 
+async fn bind_tcp(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, ServeError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: addr.to_string(),
+            source,
+        })
+}
+
 async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int)) = (
@@ -118,12 +127,7 @@ pub async fn serve(agent: Arc<Agent>) -> Result<(), ServeError> {
             .await
     });
     if let Some(addr) = agent.config.listen {
-        let tcp = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|source| ServeError::Bind {
-                addr: addr.to_string(),
-                source,
-            })?;
+        let tcp = bind_tcp(addr).await?;
         tracing::info!(%addr, "listening");
         let r = router(&agent, health.clone())?;
         let rx = stop_rx.clone();
@@ -133,12 +137,7 @@ pub async fn serve(agent: Arc<Agent>) -> Result<(), ServeError> {
         });
     }
     if let Some(addr) = agent.config.metrics_listen {
-        let tcp = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|source| ServeError::Bind {
-                addr: addr.to_string(),
-                source,
-            })?;
+        let tcp = bind_tcp(addr).await?;
         tracing::info!(%addr, "serving metrics at /metrics");
         tokio::spawn(crate::metrics::http::serve(
             tcp,

@@ -1,7 +1,8 @@
 //! The function registry: an embedded SQLite database in the data directory.
 //! Every function's configuration survives an agent restart.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
@@ -85,24 +86,9 @@ impl Store {
 
     /// Inserts a new function; fails if the name is taken.
     pub fn insert(&self, f: &Function) -> Result<(), StoreError> {
-        let env = serde_json::to_string(&f.environment)
-            .map_err(|_| StoreError::Corrupt(f.name.clone()))?;
         let r = self.lock().execute(
             "INSERT INTO functions VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)",
-            params![
-                f.name,
-                f.runtime,
-                f.handler,
-                f.memory_mb,
-                f.timeout_s,
-                env,
-                f.description,
-                f.code_sha256,
-                f.code_size as i64,
-                f.last_modified,
-                f.revision as i64,
-                f.reserved_concurrency
-            ],
+            params_from_iter(columns(f)?),
         );
         match r {
             Ok(_) => Ok(()),
@@ -117,26 +103,11 @@ impl Store {
 
     /// Replaces an existing function's row.
     pub fn update(&self, f: &Function) -> Result<(), StoreError> {
-        let env = serde_json::to_string(&f.environment)
-            .map_err(|_| StoreError::Corrupt(f.name.clone()))?;
         let n = self.lock().execute(
             "UPDATE functions SET runtime=?2, handler=?3, memory_mb=?4, timeout_s=?5,
              environment=?6, description=?7, code_sha256=?8, code_size=?9,
              last_modified=?10, revision=?11, reserved_concurrency=?12 WHERE name=?1",
-            params![
-                f.name,
-                f.runtime,
-                f.handler,
-                f.memory_mb,
-                f.timeout_s,
-                env,
-                f.description,
-                f.code_sha256,
-                f.code_size as i64,
-                f.last_modified,
-                f.revision as i64,
-                f.reserved_concurrency
-            ],
+            params_from_iter(columns(f)?),
         )?;
         if n == 0 {
             return Err(StoreError::NotFound(f.name.clone()));
@@ -179,6 +150,27 @@ impl Store {
             .execute("DELETE FROM functions WHERE name=?1", params![name])?;
         Ok(f)
     }
+}
+
+/// A function's columns, in table order.
+fn columns(f: &Function) -> Result<[Value; 12], StoreError> {
+    let env =
+        serde_json::to_string(&f.environment).map_err(|_| StoreError::Corrupt(f.name.clone()))?;
+    Ok([
+        Value::Text(f.name.clone()),
+        Value::Text(f.runtime.clone()),
+        Value::Text(f.handler.clone()),
+        Value::Integer(i64::from(f.memory_mb)),
+        Value::Integer(i64::from(f.timeout_s)),
+        Value::Text(env),
+        Value::Text(f.description.clone()),
+        Value::Text(f.code_sha256.clone()),
+        Value::Integer(f.code_size as i64),
+        Value::Text(f.last_modified.clone()),
+        Value::Integer(f.revision as i64),
+        f.reserved_concurrency
+            .map_or(Value::Null, |n| Value::Integer(i64::from(n))),
+    ])
 }
 
 struct RawRow {

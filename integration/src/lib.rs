@@ -209,18 +209,23 @@ impl TestAgent {
         names.len()
     }
 
-    /// Instances (idle, busy or starting) of `function`, from the Node API; pool
-    /// sandboxes are not counted.
-    pub async fn instances_of(&self, function: &str) -> u32 {
-        let cap = self
-            .client()
+    /// The Node API's capacity report.
+    pub async fn capacity(&self) -> Capacity {
+        self.client()
             .await
             .node
             .get_capacity(GetCapacityRequest {})
             .await
             .expect("GetCapacity")
-            .into_inner();
-        cap.functions
+            .into_inner()
+    }
+
+    /// Instances (idle, busy or starting) of `function`, from the Node API; pool
+    /// sandboxes are not counted.
+    pub async fn instances_of(&self, function: &str) -> u32 {
+        self.capacity()
+            .await
+            .functions
             .iter()
             .filter(|f| f.function_name == function)
             .map(|f| f.idle + f.busy)
@@ -234,15 +239,7 @@ impl TestAgent {
     pub async fn wait_all_accounted(&self, within: Duration) -> i64 {
         let t0 = Instant::now();
         loop {
-            let cap = self
-                .client()
-                .await
-                .node
-                .get_capacity(GetCapacityRequest {})
-                .await
-                .expect("GetCapacity")
-                .into_inner();
-            let s = cap.sandboxes.unwrap_or_default();
+            let s = self.capacity().await.sandboxes.unwrap_or_default();
             let accounted = i64::from(s.pool_ready + s.starting + s.idle + s.busy);
             let diff = self.sandbox_count() as i64 - accounted;
             if diff == 0 || t0.elapsed() > within {

@@ -5,6 +5,7 @@
 
 pub mod microvm;
 pub mod namespace;
+pub mod process;
 
 use std::future::Future;
 use std::path::PathBuf;

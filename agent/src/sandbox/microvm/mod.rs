@@ -8,6 +8,7 @@
 pub mod select;
 
 use super::namespace::cgroup::SandboxCgroup;
+use super::process::ProcessSandbox;
 use super::{BoxFuture, Sandbox, SandboxBackend, SandboxError, SandboxSpec};
 use crate::limits::PIDS_MAX;
 use std::ffi::CString;
@@ -104,11 +105,8 @@ impl SandboxBackend for MicroVmBackend {
                 }
             };
             let mut vm = MicroVm {
-                id: spec.id.clone(),
+                proc: ProcessSandbox::new(&spec.id, cg),
                 dir,
-                child: None,
-                cgroup: Some(cg),
-                stream: None,
             };
             match vm.boot(&self.cfg, spec, &disk).await {
                 Ok(()) => Ok(Box::new(vm) as Box<dyn Sandbox>),
@@ -121,13 +119,10 @@ impl SandboxBackend for MicroVmBackend {
     }
 }
 
-/// One microVM.
+/// One microVM: the flint-vmm process and its per-VM directory.
 pub struct MicroVm {
-    id: String,
+    proc: ProcessSandbox,
     dir: PathBuf,
-    child: Option<tokio::process::Child>,
-    cgroup: Option<SandboxCgroup>,
-    stream: Option<tokio::net::UnixStream>,
 }
 
 impl MicroVm {
@@ -160,6 +155,7 @@ impl MicroVm {
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         let procs: Vec<CString> = self
+            .proc
             .cgroup
             .as_ref()
             .map(|c| c.procs_files())
@@ -189,7 +185,7 @@ impl MicroVm {
         }
         let mut child = cmd.spawn().map_err(|e| spawn_err(&cfg.vmm, e))?;
         if let Some(stderr) = child.stderr.take() {
-            let id = self.id.clone();
+            let id = self.proc.id.clone();
             tokio::spawn(async move {
                 use tokio::io::AsyncBufReadExt;
                 let mut lines = tokio::io::BufReader::new(stderr).lines();
@@ -213,13 +209,13 @@ impl MicroVm {
                 tail(&serial)
             )))),
         };
-        self.child = Some(child);
+        self.proc.child = Some(child);
         drop(listener);
         let _ = std::fs::remove_file(&listen_path);
         if result.is_err() {
-            keep_failed_log(&cfg.run_dir, &self.id, &serial);
+            keep_failed_log(&cfg.run_dir, &self.proc.id, &serial);
         }
-        self.stream = Some(result?);
+        self.proc.stream = Some(result?);
         Ok(())
     }
 }
@@ -262,32 +258,24 @@ fn tail(path: &Path) -> String {
 
 impl Sandbox for MicroVm {
     fn id(&self) -> &str {
-        &self.id
+        &self.proc.id
     }
 
     fn take_stream(&mut self) -> Option<tokio::net::UnixStream> {
-        self.stream.take()
+        self.proc.stream.take()
     }
 
     fn oom_killed(&self) -> bool {
-        self.cgroup.as_ref().is_some_and(|c| c.oom_kills() > 0)
+        self.proc.oom_killed()
     }
 
     fn memory_peak(&self) -> Option<u64> {
-        self.cgroup.as_ref().and_then(|c| c.memory_peak())
+        self.proc.memory_peak()
     }
 
     fn destroy(&mut self) -> BoxFuture<'_, Result<(), SandboxError>> {
         Box::pin(async move {
-            self.stream = None;
-            if let Some(mut child) = self.child.take() {
-                let _ = child.start_kill();
-                let _ = child.wait().await;
-            }
-            let result = match self.cgroup.take() {
-                Some(cg) => super::namespace::release_cgroup(&self.id, cg).await,
-                None => Ok(()),
-            };
+            let result = self.proc.teardown().await;
             let _ = std::fs::remove_dir_all(&self.dir);
             result
         })
@@ -296,9 +284,6 @@ impl Sandbox for MicroVm {
 
 impl Drop for MicroVm {
     fn drop(&mut self) {
-        if let Some(cg) = self.cgroup.take() {
-            super::namespace::release_cgroup_now(&cg);
-        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

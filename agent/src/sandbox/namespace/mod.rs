@@ -5,13 +5,13 @@
 
 pub mod cgroup;
 
+use super::process::ProcessSandbox;
 use super::{BoxFuture, Sandbox, SandboxBackend, SandboxError, SandboxSpec};
 use crate::limits::PIDS_MAX;
 use cgroup::SandboxCgroup;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::Duration;
 use tokio::io::AsyncBufReadExt;
 
 /// Makes namespace sandboxes.
@@ -47,16 +47,16 @@ impl SandboxBackend for NamespaceBackend {
         Box::pin(async move {
             let cg =
                 SandboxCgroup::create(&self.cgroup_parent, &spec.id, spec.memory_mb, PIDS_MAX)?;
-            match spawn(&self.init_path, spec, &cg) {
-                Ok((child, stream)) => Ok(Box::new(NamespaceSandbox {
-                    id: spec.id.clone(),
-                    child: Some(child),
-                    cgroup: Some(cg),
-                    stream: Some(stream),
-                }) as Box<dyn Sandbox>),
+            let result = spawn(&self.init_path, spec, &cg);
+            let mut sandbox = ProcessSandbox::new(&spec.id, cg);
+            match result {
+                Ok((child, stream)) => {
+                    sandbox.child = Some(child);
+                    sandbox.stream = Some(stream);
+                    Ok(Box::new(NamespaceSandbox(sandbox)) as Box<dyn Sandbox>)
+                }
                 Err(e) => {
-                    cg.kill_all();
-                    let _ = cg.delete();
+                    let _ = sandbox.teardown().await;
                     Err(e)
                 }
             }
@@ -114,88 +114,29 @@ fn spawn(
     Ok((child, tokio::net::UnixStream::from_std(host)?))
 }
 
-/// One namespace sandbox.
-pub struct NamespaceSandbox {
-    id: String,
-    child: Option<tokio::process::Child>,
-    cgroup: Option<SandboxCgroup>,
-    stream: Option<tokio::net::UnixStream>,
-}
+/// One namespace sandbox: the launcher process (whose child is PID 1 inside).
+pub struct NamespaceSandbox(ProcessSandbox);
 
 impl Sandbox for NamespaceSandbox {
     fn id(&self) -> &str {
-        &self.id
+        &self.0.id
     }
 
     fn take_stream(&mut self) -> Option<tokio::net::UnixStream> {
-        self.stream.take()
+        self.0.stream.take()
     }
 
     fn oom_killed(&self) -> bool {
-        self.cgroup.as_ref().is_some_and(|c| c.oom_kills() > 0)
+        self.0.oom_killed()
     }
 
     fn memory_peak(&self) -> Option<u64> {
-        self.cgroup.as_ref().and_then(|c| c.memory_peak())
+        self.0.memory_peak()
     }
 
     fn destroy(&mut self) -> BoxFuture<'_, Result<(), SandboxError>> {
-        Box::pin(async move {
-            self.stream = None;
-            if let Some(mut child) = self.child.take() {
-                // The launcher's death kills PID 1 (PDEATHSIG), and with it the whole
-                // PID namespace; kill_all below covers anything that escaped.
-                let _ = child.start_kill();
-                let _ = child.wait().await;
-            }
-            match self.cgroup.take() {
-                Some(cg) => release_cgroup(&self.id, cg).await,
-                None => Ok(()),
-            }
-        })
-    }
-}
-
-/// Kills everything in a sandbox's cgroup and removes it, waiting up to a few seconds.
-pub(crate) async fn release_cgroup(id: &str, cg: SandboxCgroup) -> Result<(), SandboxError> {
-    for _ in 0..500 {
-        cg.kill_all();
-        if cg.pids().is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let mut last = Ok(());
-    for _ in 0..100 {
-        last = cg.delete();
-        if last.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    if let Err(e) = &last {
-        tracing::warn!(sandbox = %id, error = %e, "cgroup left behind");
-    }
-    last
-}
-
-/// The same, synchronously (for Drop, when destroy was never called).
-pub(crate) fn release_cgroup_now(cg: &SandboxCgroup) {
-    cg.kill_all();
-    for _ in 0..100 {
-        if cg.pids().is_empty() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let _ = cg.delete();
-}
-
-impl Drop for NamespaceSandbox {
-    fn drop(&mut self) {
-        if let Some(cg) = &self.cgroup {
-            // Not destroyed through destroy(): kill what we can synchronously.
-            release_cgroup_now(cg);
-        }
+        // The launcher's death kills PID 1 (PDEATHSIG), and with it the whole PID
+        // namespace; the cgroup sweep covers anything that escaped.
+        Box::pin(self.0.teardown())
     }
 }
