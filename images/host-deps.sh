@@ -13,6 +13,7 @@ packages=(
   python3
   python3-pip
   ca-certificates
+  time
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -296,16 +296,27 @@ impl WarmPool {
         Ok(conn)
     }
 
-    /// Destroys every ready sandbox (agent shutdown).
+    /// Stops refilling, waits for sandboxes still starting, and destroys every
+    /// sandbox (agent shutdown).
     pub async fn shutdown(&self) {
         self.set_paused(true);
-        let all: Vec<Conn> = self
-            .lock()
-            .values_mut()
-            .flat_map(|s| s.ready.drain(..))
-            .collect();
-        for c in all {
-            c.destroy().await;
+        let deadline = Instant::now() + Duration::from_secs(crate::limits::INIT_TIMEOUT_S + 2);
+        loop {
+            let (ready, starting): (Vec<Conn>, u32) = {
+                let mut keys = self.lock();
+                let starting = keys.values().map(|s| s.starting).sum();
+                (
+                    keys.values_mut().flat_map(|s| s.ready.drain(..)).collect(),
+                    starting,
+                )
+            };
+            for c in ready {
+                c.destroy().await;
+            }
+            if starting == 0 || Instant::now() > deadline {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 }

@@ -169,3 +169,17 @@ async fn idle_functions_and_pools_scale_to_zero() {
         "a function scaled to zero starts cold"
     );
 }
+
+/// Regression: stopping flintd while pool sandboxes were still starting left empty
+/// sandbox cgroups behind.
+#[tokio::test]
+async fn stopping_while_the_pool_starts_leaves_nothing() {
+    for wait_ms in [0u64, 150, 2000] {
+        let mut agent = TestAgent::start_args(300, &["--pool-warm", "python3.11:128=3"]).await;
+        tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+        let st = agent.stop();
+        assert!(st.success(), "flintd exit {st}");
+        let left = agent.sandbox_cgroups();
+        assert!(left.is_empty(), "after {wait_ms} ms: {left:?}");
+    }
+}

@@ -69,8 +69,17 @@ impl ProcessSandbox {
 
 impl Drop for ProcessSandbox {
     /// Not torn down through `teardown` (a panic, an aborted task): kill what we can
-    /// synchronously. The process itself dies with kill_on_drop.
+    /// synchronously, reaping the process so the cgroup can be removed.
     fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.start_kill();
+            for _ in 0..100 {
+                if matches!(child.try_wait(), Ok(Some(_)) | Err(_)) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
         if let Some(cg) = self.cgroup.take() {
             cg.kill_all();
             for _ in 0..100 {

@@ -1,0 +1,203 @@
+//! flint-bench's flags (clap), validated into [`Config`]: the mode's sample counts and
+//! limits are decided here, once.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Every scenario, in the order they run.
+pub const SCENARIOS: &[&str] = &[
+    "cold_empty",
+    "breakdown",
+    "warm",
+    "throughput",
+    "density",
+    "cold_pool",
+    "microvm",
+];
+
+/// Errors in the flags.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// An unknown scenario name was given
+    #[error("unknown scenario {0:?}: choose from {list}", list = SCENARIOS.join(", "))]
+    UnknownScenario(String),
+    /// The density budget is zero
+    #[error("--density-budget-mb must be at least 1")]
+    Budget,
+    /// The binaries directory could not be found
+    #[error("cannot tell where the workspace binaries are: pass --bin-dir")]
+    BinDir,
+}
+
+/// flint-bench: Flint's benchmark harness.
+#[derive(Debug, clap::Parser)]
+#[command(name = "flint-bench", version, about)]
+pub struct Args {
+    /// Quick mode: few samples, small budgets; finishes in under a minute.
+    #[arg(long)]
+    pub quick: bool,
+    /// Seed for payload contents, function names and measurement order.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Output directory (default: benches/results/<date>, or <date>-quick).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Use this running flintd (Unix socket path or http://HOST:PORT) instead of starting
+    /// one. The pool scenarios then see its pool configuration as it is.
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// Directory holding flintd, flint-init and flint-vmm (default: next to flint-bench).
+    #[arg(long)]
+    pub bin_dir: Option<PathBuf>,
+    /// Runtime images directory.
+    #[arg(long, default_value = "/var/lib/flint/images")]
+    pub images_dir: PathBuf,
+    /// The interpreter that the python3.11 image holds, on the host.
+    #[arg(long, default_value = "/usr/bin/python3")]
+    pub python: PathBuf,
+    /// Density: stop adding instances once host memory use (MemAvailable drop) reaches
+    /// this (default: 512 quick, 8192 full).
+    #[arg(long)]
+    pub density_budget_mb: Option<u64>,
+    /// Run only these scenarios (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// Internal: serve the echo baseline on this Unix socket.
+    #[arg(long, hide = true)]
+    pub echo_server: Option<PathBuf>,
+}
+
+/// Sample counts and limits of one run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub quick: bool,
+    pub seed: u64,
+    pub out: PathBuf,
+    pub endpoint: Option<String>,
+    pub bin_dir: PathBuf,
+    pub images_dir: PathBuf,
+    pub python: PathBuf,
+    pub scenarios: Vec<String>,
+    /// Empty-pool cold starts (and each process baseline's samples).
+    pub cold_samples: usize,
+    /// Pool-hit cold starts.
+    pub pool_samples: usize,
+    /// Warm invocations per payload size: (bytes, count).
+    pub warm: Vec<(usize, usize)>,
+    pub throughput_levels: Vec<usize>,
+    pub throughput_window: Duration,
+    pub density_budget_mb: u64,
+    pub density_time_cap: Duration,
+    pub density_peers: usize,
+    pub vmm_runs: usize,
+}
+
+impl Config {
+    /// Whether `name` is to run.
+    pub fn wants(&self, name: &str) -> bool {
+        self.scenarios.iter().any(|s| s == name)
+    }
+}
+
+impl TryFrom<Args> for Config {
+    type Error = CliError;
+
+    fn try_from(a: Args) -> Result<Config, CliError> {
+        for s in &a.only {
+            if !SCENARIOS.contains(&s.as_str()) {
+                return Err(CliError::UnknownScenario(s.clone()));
+            }
+        }
+        let scenarios = if a.only.is_empty() {
+            SCENARIOS.iter().map(|s| s.to_string()).collect()
+        } else {
+            a.only.clone()
+        };
+        let bin_dir = match a.bin_dir {
+            Some(d) => d,
+            None => std::env::current_exe()
+                .ok()
+                .and_then(|p| p.parent().map(PathBuf::from))
+                .ok_or(CliError::BinDir)?,
+        };
+        let budget = a
+            .density_budget_mb
+            .unwrap_or(if a.quick { 512 } else { 8192 });
+        if budget == 0 {
+            return Err(CliError::Budget);
+        }
+        let out = a.out.unwrap_or_else(|| {
+            let day = crate::machine::today();
+            let name = if a.quick { format!("{day}-quick") } else { day };
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("results")
+                .join(name)
+        });
+        let q = a.quick;
+        Ok(Config {
+            quick: q,
+            seed: a.seed,
+            out,
+            endpoint: a.endpoint,
+            bin_dir,
+            images_dir: a.images_dir,
+            python: a.python,
+            scenarios,
+            cold_samples: if q { 5 } else { 30 },
+            pool_samples: if q { 3 } else { 20 },
+            warm: if q {
+                vec![(0, 200), (1024, 200), (1 << 20, 20)]
+            } else {
+                vec![(0, 2000), (1024, 2000), (1 << 20, 200)]
+            },
+            throughput_levels: if q {
+                vec![1, 2, 4, 8]
+            } else {
+                (0..=8).map(|i| 1 << i).collect()
+            },
+            throughput_window: Duration::from_millis(if q { 400 } else { 3000 }),
+            density_budget_mb: budget,
+            density_time_cap: Duration::from_secs(if q { 15 } else { 900 }),
+            density_peers: if q { 8 } else { 50 },
+            vmm_runs: if q { 5 } else { 20 },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn cfg(args: &[&str]) -> Result<Config, CliError> {
+        Config::try_from(Args::parse_from([&["flint-bench"], args].concat()))
+    }
+
+    #[test]
+    fn quick_mode_is_smaller_than_full() {
+        let q = cfg(&["--quick"]).unwrap();
+        let f = cfg(&[]).unwrap();
+        assert!(q.cold_samples < f.cold_samples);
+        assert_eq!(q.density_budget_mb, 512);
+        assert_eq!(f.density_budget_mb, 8192);
+        assert_eq!(f.throughput_levels.last(), Some(&256));
+        assert!(q
+            .out
+            .ends_with(format!("{}-quick", crate::machine::today())));
+        assert_eq!(q.scenarios.len(), SCENARIOS.len());
+    }
+
+    #[test]
+    fn only_takes_known_scenarios() {
+        let c = cfg(&["--only", "warm,microvm"]).unwrap();
+        assert!(c.wants("warm") && c.wants("microvm") && !c.wants("density"));
+        assert!(matches!(
+            cfg(&["--only", "nope"]),
+            Err(CliError::UnknownScenario(_))
+        ));
+        assert!(matches!(
+            cfg(&["--density-budget-mb", "0"]),
+            Err(CliError::Budget)
+        ));
+    }
+}

@@ -1,0 +1,113 @@
+//! CI smoke test: `flint-bench --quick` against a real flintd (needs root, the built
+//! workspace binaries and the python3.11 image) must write results.json where every
+//! scenario produced numbers, with a chart each. Speed is not judged here.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Hang guard only; quick mode itself takes well under a minute.
+const DEADLINE: Duration = Duration::from_secs(180);
+
+const SCENARIOS: [&str; 7] = [
+    "cold_empty",
+    "breakdown",
+    "warm",
+    "throughput",
+    "density",
+    "cold_pool",
+    "microvm",
+];
+
+fn run_quick(out: &std::path::Path) -> (Option<i32>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flint-bench"))
+        .args(["--quick", "--seed", "7", "--out"])
+        .arg(out)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("flint-bench starts");
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait flint-bench") {
+            break st;
+        }
+        if t0.elapsed() > DEADLINE {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("flint-bench --quick did not finish within {DEADLINE:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut stderr);
+    }
+    (status.code(), stderr)
+}
+
+fn finite(v: &serde_json::Value) -> bool {
+    v.as_f64().is_some_and(f64::is_finite)
+}
+
+#[test]
+fn quick_run_gives_every_scenario_numbers_and_a_chart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (code, stderr) = run_quick(dir.path());
+    let path = dir.path().join("results.json");
+    let body = std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("no {} ({e}); flint-bench said:\n{stderr}", path.display()));
+    let v: serde_json::Value = serde_json::from_slice(&body).expect("results.json is JSON");
+
+    assert!(
+        v["machine"]["cores"].as_u64().unwrap_or(0) >= 1,
+        "machine description missing"
+    );
+    assert_eq!(v["seed"], 7);
+    assert_eq!(v["mode"], "quick");
+    let scenarios = v["scenarios"].as_array().expect("scenarios array");
+    let mut problems = Vec::new();
+    for id in SCENARIOS {
+        let Some(s) = scenarios.iter().find(|s| s["id"] == id) else {
+            problems.push(format!("{id}: missing from results.json"));
+            continue;
+        };
+        if s["status"] != "ok" {
+            problems.push(format!("{id}: status {} ({})", s["status"], s["reason"]));
+            continue;
+        }
+        let series = s["series"].as_array().cloned().unwrap_or_default();
+        if series.is_empty() {
+            problems.push(format!("{id}: no series"));
+        }
+        for x in &series {
+            let st = &x["stats"];
+            let ok = st["n"].as_u64().unwrap_or(0) > 0
+                && ["min", "p50", "p90", "p99", "max", "mean"]
+                    .iter()
+                    .all(|k| finite(&st[k]));
+            if !ok {
+                problems.push(format!("{id}: series {} has no numbers: {st}", x["label"]));
+            }
+        }
+        if !s["ratios"]
+            .as_array()
+            .is_some_and(|r| !r.is_empty() && r.iter().all(|r| finite(&r["value"])))
+        {
+            problems.push(format!("{id}: no baseline ratio"));
+        }
+        let chart = s["chart"].as_str().map(|c| dir.path().join(c));
+        match chart.map(std::fs::read_to_string) {
+            Some(Ok(svg)) if svg.starts_with("<svg") => {}
+            other => problems.push(format!("{id}: no SVG chart ({other:?})")),
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "flint-bench --quick (exit {code:?}) left scenarios without numbers:\n  {}\nits stderr:\n{stderr}",
+        problems.join("\n  ")
+    );
+    assert_eq!(code, Some(0), "flint-bench failed:\n{stderr}");
+    assert!(dir.path().join("summary.md").is_file());
+}
