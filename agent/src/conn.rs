@@ -16,6 +16,9 @@ use tokio::sync::mpsc;
 /// How long flint-init may take to say Hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Most output kept between invocations (the newest bytes win).
+const PENDING_LOG_MAX: usize = 64 * 1024;
+
 /// What the reader task delivers.
 pub(crate) enum Event {
     Msg(G),
@@ -141,7 +144,7 @@ impl Conn {
             };
             match ev {
                 Some(Event::Msg(m)) if want(&m) => return Ok(m),
-                Some(Event::Msg(G::Log(l))) => self.pending_log.extend_from_slice(&l.data),
+                Some(Event::Msg(G::Log(l))) => self.keep_output(&l.data),
                 Some(Event::Msg(G::InitError(e))) => {
                     return Err(StartError::Init {
                         error_type: e.error_type,
@@ -178,6 +181,16 @@ impl Conn {
         }
     }
 
+    /// Keeps output that arrived outside an invocation, bounded: a function printing
+    /// from a background thread while idle must not grow the agent without end.
+    fn keep_output(&mut self, data: &[u8]) {
+        self.pending_log.extend_from_slice(data);
+        if self.pending_log.len() > PENDING_LOG_MAX {
+            let cut = self.pending_log.len() - PENDING_LOG_MAX;
+            self.pending_log.drain(..cut);
+        }
+    }
+
     /// True when the sandbox can still be used; drains output that arrived meanwhile.
     pub fn is_alive(&mut self) -> bool {
         if self.dead {
@@ -185,7 +198,7 @@ impl Conn {
         }
         loop {
             match self.events.try_recv() {
-                Ok(Event::Msg(G::Log(l))) => self.pending_log.extend_from_slice(&l.data),
+                Ok(Event::Msg(G::Log(l))) => self.keep_output(&l.data),
                 Ok(Event::Msg(G::RuntimeExit(_)))
                 | Ok(Event::Msg(G::InitError(_)))
                 | Ok(Event::Closed(_)) => {

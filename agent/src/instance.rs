@@ -81,8 +81,6 @@ pub struct Instance {
     /// Time from sandbox creation (or from taking a pool sandbox) to the runtime's
     /// first /next.
     pub init_duration: Duration,
-    /// Output of the init phase (and while idle), reported with the next invocation.
-    pub init_log: Vec<u8>,
     /// Phase timings of this instance's start.
     pub timings: StartTimings,
     /// Whether the instance came from a warm-pool sandbox.
@@ -143,7 +141,6 @@ impl Instance {
         match conn.configure(configure, init_timeout).await {
             Ok(()) => Ok(Instance {
                 init_duration: t0.elapsed(),
-                init_log: std::mem::take(&mut conn.pending_log),
                 timings: conn.timings,
                 conn,
                 function: function.to_string(),
@@ -161,9 +158,12 @@ impl Instance {
 
     /// True when the instance can take an invocation.
     pub fn is_alive(&mut self) -> bool {
-        let alive = self.conn.is_alive();
-        self.init_log.append(&mut self.conn.pending_log);
-        alive
+        self.conn.is_alive()
+    }
+
+    /// Output of the init phase and while idle (bounded), for the next invocation's log.
+    pub fn take_output(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.conn.pending_log)
     }
 
     /// Runs one invocation; `log` receives the function's output.

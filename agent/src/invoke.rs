@@ -12,7 +12,7 @@ use crate::limits::{ASYNC_PAYLOAD_MAX, INIT_TIMEOUT_S, LOG_TAIL, SYNC_PAYLOAD_MA
 use crate::logs::tail;
 use crate::observe::{InvocationRecord, Outcome as Recorded};
 use crate::occupancy::Phase;
-use crate::runtimes::RuntimeError;
+use crate::runtimes::{Runtime, RuntimeError};
 use crate::sandbox::{new_sandbox_id, SandboxSpec};
 use crate::store::{Function, StoreError};
 use crate::warm_pool::PoolKey;
@@ -200,24 +200,29 @@ impl Agent {
         }
     }
 
-    async fn start_instance(&self, f: &Function) -> Result<Instance, InvokeError> {
-        let rt = self.runtime(&f.runtime)?;
-        let code_zip = self.code.get(&f.code_sha256)?;
-        let configure = Configure {
+    /// What flint-init needs to make a sandbox an instance of `f`.
+    fn configure_for(&self, f: &Function, rt: &Runtime) -> Result<Configure, InvokeError> {
+        Ok(Configure {
             function_name: f.name.clone(),
             function_version: "$LATEST".into(),
             handler: f.handler.clone(),
             memory_mb: f.memory_mb,
             timeout_s: f.timeout_s,
             environment: f.environment.clone(),
-            code_zip,
+            code_zip: self.code.get(&f.code_sha256)?,
             bootstrap: rt.manifest.bootstrap.clone(),
             runtime: rt.manifest.name.clone(),
             function_arn: arn(&f.name),
             tmp_mb: TMP_MB,
             log_group: format!("/flint/lambda/{}", f.name),
             log_stream: String::new(),
-        };
+        })
+    }
+
+    /// A new instance of `f`: from the warm pool when it has a sandbox ready, else
+    /// from a sandbox made now.
+    async fn start_instance(&self, f: &Function) -> Result<Instance, InvokeError> {
+        let rt = self.runtime(&f.runtime)?;
         let init_timeout = Duration::from_secs(INIT_TIMEOUT_S);
         let err = |source| InvokeError::Sandbox {
             function: f.name.clone(),
@@ -228,9 +233,8 @@ impl Agent {
             memory_mb: f.memory_mb,
         };
         if let Some(conn) = self.warm_pool.take(&key) {
-            match Instance::from_pool(conn, configure.clone(), &f.name, f.revision, init_timeout)
-                .await
-            {
+            let configure = self.configure_for(f, &rt)?;
+            match Instance::from_pool(conn, configure, &f.name, f.revision, init_timeout).await {
                 Ok(i) => return Ok(i),
                 // The function's own init failed: starting afresh would fail the same way.
                 Err(e @ (StartError::Init { .. } | StartError::Timeout(..))) => return Err(err(e)),
@@ -245,7 +249,7 @@ impl Agent {
                 rootfs: rt.rootfs.clone(),
                 memory_mb: f.memory_mb,
             },
-            configure,
+            configure: self.configure_for(f, &rt)?,
             function: &f.name,
             revision: f.revision,
         };
@@ -272,7 +276,7 @@ impl Agent {
             Some(i) => (i, None),
             None => match self.start_instance(f).await {
                 Ok(mut i) => {
-                    log.append(&mut i.init_log);
+                    log.append(&mut i.take_output());
                     let d = i.init_duration;
                     timings.cold_start = true;
                     timings.pool_hit = i.pool_hit;
@@ -326,7 +330,7 @@ impl Agent {
         let _busy = self.occupancy.enter(&f.name, Phase::Busy, f.memory_mb);
         drop(starting);
         // Any output the instance produced while idle belongs before this invocation.
-        log.append(&mut inst.init_log);
+        log.append(&mut inst.take_output());
         log.extend_from_slice(
             format!("START RequestId: {request_id} Version: $LATEST\n").as_bytes(),
         );

@@ -143,8 +143,8 @@ impl TryFrom<Args> for Config {
             images_dir: a.images_dir,
             python: a.python,
             scenarios,
-            cold_samples: if q { 5 } else { 30 },
-            pool_samples: if q { 3 } else { 20 },
+            cold_samples: if q { 5 } else { 100 },
+            pool_samples: if q { 3 } else { 100 },
             warm: if q {
                 vec![(0, 200), (1024, 200), (1 << 20, 20)]
             } else {
