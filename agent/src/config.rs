@@ -46,9 +46,14 @@ pub enum ConfigError {
 #[command(
     name = "flintd",
     version,
-    about = "Flint's host agent: serves the flint.v1 gRPC API"
+    about = "Flint's host agent: serves the flint.v1 gRPC API",
+    args_override_self = true
 )]
 pub struct RawConfig {
+    /// JSON file of settings named like these flags, e.g. {"sandbox": "microvm",
+    /// "keep_alive": 60}; flags on the command line win.
+    #[arg(long, env = "FLINT_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Directory for the SQLite database, code bundles and function logs.
     #[arg(long, env = "FLINT_DATA_DIR", default_value = "/var/lib/flint/data")]
     pub data_dir: PathBuf,

@@ -6,6 +6,7 @@ pub mod api;
 pub mod client;
 pub mod code;
 pub mod config;
+pub mod config_file;
 pub(crate) mod conn;
 pub mod core;
 pub mod functions;

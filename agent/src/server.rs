@@ -103,6 +103,7 @@ pub async fn serve(agent: Arc<Agent>) -> Result<(), ServeError> {
         .set_serving::<InvocationsServer<InvocationsApi>>()
         .await;
     reporter.set_serving::<UsageServer<UsageApi>>().await;
+    reporter.set_serving::<NodeServer<NodeApi>>().await;
 
     let sock = agent.config.socket.clone();
     if let Some(dir) = sock.parent() {

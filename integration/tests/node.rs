@@ -116,3 +116,43 @@ async fn drain_lets_running_invocations_finish_and_refuses_new_ones() {
     c.node.resume(ResumeRequest {}).await.unwrap();
     assert_eq!(json(&invoke(&mut c, "long", "{}").await), "finished");
 }
+
+#[tokio::test]
+async fn settings_come_from_a_config_file_and_flags_win() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("flintd.json");
+    std::fs::write(
+        &file,
+        r#"{"concurrency_limit": 7, "function_rate_limit": 3, "pool_warm": ["python3.11:256=1"]}"#,
+    )
+    .unwrap();
+    let agent = TestAgent::start_args(
+        300,
+        &[
+            "--config",
+            file.to_str().unwrap(),
+            "--function-rate-limit",
+            "500",
+        ],
+    )
+    .await;
+    let cap = agent.capacity().await;
+    assert_eq!(cap.concurrency_limit, 7, "from the file");
+    assert!(
+        cap.pools.iter().any(|p| p.memory_mb == 256),
+        "pool_warm from the file: {:?}",
+        cap.pools
+    );
+    // The command line's rate (500/s) replaced the file's (3/s): a burst of 5 passes.
+    let mut c = agent.client().await;
+    c.functions
+        .create_function(python_function(
+            "rated",
+            "def handler(e, c):\n    return 1\n",
+        ))
+        .await
+        .unwrap();
+    for _ in 0..5 {
+        invoke(&mut c, "rated", "{}").await;
+    }
+}

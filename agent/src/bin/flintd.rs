@@ -11,7 +11,8 @@ fn main() {
 }
 
 fn run() -> anyhow::Result<()> {
-    let raw = RawConfig::parse();
+    let args = flint_agent::config_file::expand(std::env::args_os().collect())?;
+    let raw = RawConfig::parse_from(args);
     let filter = tracing_subscriber::EnvFilter::try_from_env("FLINT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let logs = tracing_subscriber::fmt()
