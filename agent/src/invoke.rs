@@ -395,7 +395,7 @@ impl Agent {
                 log.extend_from_slice(
                     format!(
                         "{} {request_id} {msg}\n",
-                        crate::functions::rfc3339(unix_ms(SystemTime::now()) / 1000, 0)
+                        crate::timefmt::rfc3339_millis(unix_ms(SystemTime::now()) / 1000, 0)
                     )
                     .as_bytes(),
                 );

@@ -25,5 +25,6 @@ pub mod runtimes;
 pub mod sandbox;
 pub mod server;
 pub mod store;
+pub mod timefmt;
 pub mod validate;
 pub mod warm_pool;

@@ -1,7 +1,7 @@
 //! `flint usage` output: a text table (FUNCTION REQUESTS ERRORS COLD GB-S COST, a
 //! TOTAL line and the prices) or a JSON document.
 
-use crate::functions::rfc3339;
+use crate::timefmt::rfc3339_millis as rfc3339;
 use flint_proto::v1::{FunctionUsage, UsageReport};
 use std::fmt::Write;
 
