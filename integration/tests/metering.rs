@@ -187,7 +187,7 @@ async fn usage_matches_billed_durations_and_survives_restart() {
     assert_eq!(row("big")[1..4], ["2", "0", "1"]);
     assert_eq!(row("TOTAL")[1..4], ["6", "1", "2"]);
     assert!(out.contains("the first 3 requests are free"), "{out}");
-    let since = flint_agent::functions::rfc3339(t1 / 1000, (t1 % 1000) as u32);
+    let since = flint_agent::timefmt::rfc3339_millis(t1 / 1000, (t1 % 1000) as u32);
     let o = flint(&agent, &["usage", "small", "--since", &since, "--json"]);
     let j: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
     assert_eq!(j["total"]["requests"], 1, "{j}");
