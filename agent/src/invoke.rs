@@ -101,6 +101,14 @@ pub enum InvokeError {
     Throttled(#[from] Throttle),
 }
 
+/// An instance that failed to initialise: Lambda's error type and document, and the
+/// output of its init phase.
+struct InitFailure {
+    error_type: String,
+    payload: Vec<u8>,
+    log: Vec<u8>,
+}
+
 fn throttle_name(t: &Throttle) -> &'static str {
     match t {
         Throttle::Reserved { .. } => "reserved_concurrency",
@@ -293,35 +301,38 @@ impl Agent {
                         },
                     ..
                 }) => {
-                    log.extend_from_slice(&init_log);
+                    let failure = InitFailure {
+                        error_type,
+                        payload,
+                        log: init_log,
+                    };
                     return Ok(self.finish_failed_init(
                         f,
                         request_id,
                         input,
                         started_unix_ms,
-                        &error_type,
-                        payload,
-                        log,
+                        failure,
                     ));
                 }
                 Err(InvokeError::Sandbox {
                     source: StartError::Timeout(t, init_log),
                     ..
                 }) => {
-                    log.extend_from_slice(&init_log);
                     let msg = format!(
                         "RequestId: {request_id} Error: Init timed out after {:.2} seconds",
                         t.as_secs_f64()
                     );
-                    let doc = error_doc("Sandbox.Timedout", &msg);
+                    let failure = InitFailure {
+                        error_type: "Sandbox.Timedout".into(),
+                        payload: error_doc("Sandbox.Timedout", &msg),
+                        log: init_log,
+                    };
                     return Ok(self.finish_failed_init(
                         f,
                         request_id,
                         input,
                         started_unix_ms,
-                        "Sandbox.Timedout",
-                        doc,
-                        log,
+                        failure,
                     ));
                 }
                 Err(e) => return Err(e),
@@ -491,18 +502,20 @@ impl Agent {
     }
 
     /// Result, log and record of an invocation whose instance failed to initialise.
-    #[allow(clippy::too_many_arguments)]
     fn finish_failed_init(
         &self,
         f: &Function,
         request_id: &str,
         input: &InvokeInput,
         started_unix_ms: u64,
-        error_type: &str,
-        payload: Vec<u8>,
-        mut log: Vec<u8>,
+        failure: InitFailure,
     ) -> InvokeOutput {
-        self.record(&self.failed_init_record(f, request_id, input, started_unix_ms, error_type));
+        let InitFailure {
+            error_type,
+            payload,
+            mut log,
+        } = failure;
+        self.record(&self.failed_init_record(f, request_id, input, started_unix_ms, &error_type));
         log.extend_from_slice(
             format!(
                 "INIT_REPORT RequestId: {request_id} Status: error\tError Type: {error_type}\n"

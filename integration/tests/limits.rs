@@ -119,13 +119,7 @@ async fn agent_concurrency_limit_and_scale_out() {
         "{}",
         err.message()
     );
-    let cap = c
-        .clone()
-        .node
-        .get_capacity(GetCapacityRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let cap = agent.capacity().await;
     assert_eq!(cap.concurrency_limit, 3);
     assert_eq!(cap.concurrency_in_use, 3);
     for r in running {

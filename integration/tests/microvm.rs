@@ -36,14 +36,7 @@ async fn auto_backend_choice_matches_the_host() {
         &["--sandbox", "auto", "--kernel", kernel().to_str().unwrap()],
     )
     .await;
-    let cap = agent
-        .client()
-        .await
-        .node
-        .get_capacity(GetCapacityRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let cap = agent.capacity().await;
     if nested_pvm() {
         assert_eq!(
             cap.sandbox_backend, "namespace",
@@ -85,12 +78,7 @@ async fn microvm_backend_boots_the_guest_kernel_to_flint_init() {
     )
     .await;
     let mut c = agent.client().await;
-    let cap = c
-        .node
-        .get_capacity(GetCapacityRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let cap = agent.capacity().await;
     assert_eq!(cap.sandbox_backend, "microvm");
     c.functions
         .create_function(python_function(

@@ -9,12 +9,7 @@ use tonic::Code;
 async fn capacity_reports_instances_and_watch_follows_changes() {
     let agent = TestAgent::start().await;
     let mut c = agent.client().await;
-    let cap = c
-        .node
-        .get_capacity(GetCapacityRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let cap = agent.capacity().await;
     assert_eq!(cap.sandbox_backend, test_backend());
     assert!(
         cap.memory_total_mb > 1000 && cap.vcpus_total >= 1,
@@ -106,12 +101,7 @@ async fn drain_lets_running_invocations_finish_and_refuses_new_ones() {
     );
     let d = drained.await.unwrap();
     assert_eq!(d.in_flight, 0);
-    let cap = c
-        .node
-        .get_capacity(GetCapacityRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let cap = agent.capacity().await;
     assert!(cap.draining);
     c.node.resume(ResumeRequest {}).await.unwrap();
     assert_eq!(json(&invoke(&mut c, "long", "{}").await), "finished");

@@ -2,19 +2,12 @@
 //! environment reaching a runtime started before the function existed, scale to zero.
 
 use flint_integration::*;
-use flint_proto::v1::*;
 use std::time::{Duration, Instant};
 
 async fn wait_pool_ready(agent: &TestAgent, memory_mb: u32, n: u32) {
-    let mut c = agent.client().await;
     let t0 = Instant::now();
     loop {
-        let cap = c
-            .node
-            .get_capacity(GetCapacityRequest {})
-            .await
-            .unwrap()
-            .into_inner();
+        let cap = agent.capacity().await;
         let ready = cap
             .pools
             .iter()
