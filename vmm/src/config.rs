@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::hostfix::WorkaroundMode;
 
@@ -68,6 +68,58 @@ pub struct RawVmConfig {
     pub pvm_workaround: Option<WorkaroundMode>,
 }
 
+/// A restore: the snapshot directory and the host-side paths a restore may change.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RestoreConfig {
+    /// The snapshot directory.
+    pub dir: PathBuf,
+    /// Serial output file (default: stdout).
+    pub serial_log: Option<PathBuf>,
+    /// Host socket of the vsock device (default: the snapshotted VM's).
+    pub vsock_uds: Option<PathBuf>,
+    /// Timings output file.
+    pub timings: Option<PathBuf>,
+}
+
+impl RestoreConfig {
+    /// Validates `--restore-from DIR` with the other flags given: the machine comes from
+    /// the snapshot, so only `--serial-log`, `--vsock-uds` and `--timings` may be set.
+    pub fn new(dir: PathBuf, raw: RawVmConfig) -> Result<Self, ConfigError> {
+        let host_side = RawVmConfig {
+            serial_log: raw.serial_log.clone(),
+            vsock_uds: raw.vsock_uds.clone(),
+            timings: raw.timings.clone(),
+            ..Default::default()
+        };
+        if raw != host_side {
+            return Err(ConfigError::RestoreWithMachineFlags);
+        }
+        if !dir.is_dir() {
+            return Err(ConfigError::NoSnapshotDir(dir));
+        }
+        Ok(RestoreConfig {
+            dir,
+            serial_log: raw
+                .serial_log
+                .map(|p| output_path("serial log", p))
+                .transpose()?,
+            vsock_uds: raw
+                .vsock_uds
+                .map(|p| output_path("vsock socket", p))
+                .transpose()?,
+            timings: raw
+                .timings
+                .map(|p| output_path("timings file", p))
+                .transpose()?,
+        })
+    }
+}
+
+/// Checks a `--snapshot-to DIR`: its parent directory must exist.
+pub fn snapshot_dir(dir: PathBuf) -> Result<PathBuf, ConfigError> {
+    output_path("snapshot directory", dir)
+}
+
 /// Errors in a configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -116,6 +168,15 @@ pub enum ConfigError {
     /// --vsock-cid needs --vsock-uds
     #[error("--vsock-cid needs --vsock-uds")]
     CidWithoutVsock,
+    /// with --restore-from the machine comes from the snapshot: only --serial-log, --vsock-uds and --timings may be given
+    #[error(
+        "with --restore-from the machine comes from the snapshot: only --serial-log, \
+         --vsock-uds and --timings may be given"
+    )]
+    RestoreWithMachineFlags,
+    /// snapshot directory {0} does not exist
+    #[error("snapshot directory {0} does not exist")]
+    NoSnapshotDir(PathBuf),
     /// kernel command line contains a NUL byte
     #[error("kernel command line contains a NUL byte")]
     CmdlineNul,
@@ -151,6 +212,26 @@ impl VmConfig {
     pub fn mem_bytes(&self) -> u64 {
         self.mem_mib << 20
     }
+
+    /// The disks and vsock device of this VM.
+    pub fn devices(&self) -> DeviceSpec {
+        DeviceSpec {
+            rootfs: self.rootfs.clone(),
+            scratch: self.scratch.clone(),
+            vsock: self.vsock.clone(),
+        }
+    }
+}
+
+/// The virtio devices of a VM, which fill virtio-mmio slots in this order.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeviceSpec {
+    /// Root disk image and whether it is read-only.
+    pub rootfs: Option<(PathBuf, bool)>,
+    /// Scratch disk image (read-write).
+    pub scratch: Option<PathBuf>,
+    /// vsock host socket and guest CID.
+    pub vsock: Option<(PathBuf, u64)>,
 }
 
 impl RawVmConfig {

@@ -7,6 +7,7 @@
 //! | 2 | guest reset/reboot: i8042 reset (0xFE to port 0x64), KVM "reset" event, triple fault; a Linux panic with `panic=-1 reboot=k` ends here |
 //! | 3 | guest crash (KVM system event "crash") |
 //! | 4 | KVM could not run the guest (FAIL_ENTRY, INTERNAL_ERROR, an unexpected exit, a KVM_RUN error) |
+//! | 5 | a snapshot was written (`--snapshot-to` and SIGUSR1); the VM stopped |
 //! | n | the guest wrote byte n to the Flint exit port 0xf4 (test guests use n >= 16) |
 
 use serde::Serialize;
@@ -21,6 +22,8 @@ pub const EXIT_RESET: i32 = 2;
 pub const EXIT_CRASH: i32 = 3;
 /// Exit status: KVM could not run the guest.
 pub const EXIT_KVM_FAILURE: i32 = 4;
+/// Exit status: a snapshot was written and the VM stopped.
+pub const EXIT_SNAPSHOT: i32 = 5;
 
 /// Why the VM stopped.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,6 +40,8 @@ pub enum VmExit {
     KvmFailure(String),
     /// flint-vmm itself failed while the guest ran (a vCPU thread died).
     VmmFailure(String),
+    /// The VM was written to this snapshot directory and stopped.
+    Snapshot(String),
 }
 
 impl VmExit {
@@ -49,6 +54,7 @@ impl VmExit {
             VmExit::ExitPort(code) => i32::from(*code),
             VmExit::KvmFailure(_) => EXIT_KVM_FAILURE,
             VmExit::VmmFailure(_) => EXIT_VMM_ERROR,
+            VmExit::Snapshot(_) => EXIT_SNAPSHOT,
         }
     }
 
@@ -61,6 +67,7 @@ impl VmExit {
             VmExit::ExitPort(_) => "exit_port",
             VmExit::KvmFailure(_) => "kvm_failure",
             VmExit::VmmFailure(_) => "vmm_failure",
+            VmExit::Snapshot(_) => "snapshot",
         }
     }
 
@@ -73,6 +80,7 @@ impl VmExit {
             | VmExit::KvmFailure(s)
             | VmExit::VmmFailure(s) => s.clone(),
             VmExit::ExitPort(code) => format!("guest wrote {code} to the exit port"),
+            VmExit::Snapshot(dir) => format!("snapshot written to {dir}"),
         }
     }
 }
@@ -82,7 +90,8 @@ impl VmExit {
 pub struct ExitSummary {
     /// flint-vmm's exit status.
     pub exit_code: i32,
-    /// Machine-readable reason (`power_off`, `reset`, `crash`, `exit_port`, `kvm_failure`).
+    /// Machine-readable reason (`power_off`, `reset`, `crash`, `exit_port`, `kvm_failure`,
+    /// `vmm_failure`, `snapshot`).
     pub reason: &'static str,
     /// Human-readable detail.
     pub detail: String,
@@ -113,6 +122,7 @@ mod tests {
         assert_eq!(VmExit::Crash("x".into()).exit_code(), 3);
         assert_eq!(VmExit::KvmFailure("x".into()).exit_code(), 4);
         assert_eq!(VmExit::ExitPort(42).exit_code(), 42);
+        assert_eq!(VmExit::Snapshot("/s".into()).exit_code(), 5);
     }
 
     #[test]

@@ -12,6 +12,7 @@ use vm_memory::{GuestMemory, GuestMemoryMmap, GuestMemoryRegion};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 use crate::arch::current::layout::{KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR};
+use crate::arch::current::vcpu_state::{SaveCaps, VcpuStateError};
 use crate::devices::IrqLine;
 
 /// Errors while creating or configuring the KVM VM.
@@ -79,6 +80,16 @@ impl KvmVm {
         self.kvm
             .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
             .map_err(|e| KvmError::Ioctl("GET_SUPPORTED_CPUID", e))
+    }
+
+    /// The VM file descriptor.
+    pub fn fd(&self) -> &VmFd {
+        &self.vm
+    }
+
+    /// What a snapshot's vCPU state can include on this host.
+    pub fn save_caps(&self) -> Result<SaveCaps, VcpuStateError> {
+        SaveCaps::probe(&self.kvm)
     }
 
     /// Creates vCPU `id`.

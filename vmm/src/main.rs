@@ -1,5 +1,6 @@
-//! `flint-vmm`: boots one microVM from flags or a JSON config and exits when the guest
-//! does, with the reason in the exit status and a one-line JSON summary on stdout.
+//! `flint-vmm`: boots one microVM from flags or a JSON config (or restores one from a
+//! snapshot) and exits when the guest does, with the reason in the exit status and a
+//! one-line JSON summary on stdout.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -8,20 +9,29 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Parser;
 
-use flint_vmm::config::{RawVmConfig, VmConfig};
+use flint_vmm::config::{self, RawVmConfig, RestoreConfig, VmConfig};
 use flint_vmm::exit::{ExitSummary, EXIT_VMM_ERROR};
 use flint_vmm::hostfix;
 use flint_vmm::timing::BootTimes;
 use flint_vmm::vmm::Vmm;
 
 /// Flint's microVM monitor. Exit status: 0 power-off, 1 flint-vmm error, 2 guest reset,
-/// 3 guest crash, 4 KVM failure, n = byte n written to the exit port 0xf4.
+/// 3 guest crash, 4 KVM failure, 5 snapshot written, n = byte n written to the exit port
+/// 0xf4.
 #[derive(Parser, Debug)]
 #[command(name = "flint-vmm", version)]
 struct Cli {
     /// JSON configuration file (same field names as the flags, in snake_case).
     #[arg(long, value_name = "PATH")]
     config: Option<PathBuf>,
+    /// On SIGUSR1, write a snapshot of the running VM to DIR (created if missing) and stop
+    /// it (exit status 5).
+    #[arg(long, value_name = "DIR")]
+    snapshot_to: Option<PathBuf>,
+    /// Restore the VM snapshotted in DIR instead of booting a kernel. Only --serial-log,
+    /// --vsock-uds, --timings and --snapshot-to may accompany it.
+    #[arg(long, value_name = "DIR", conflicts_with = "config")]
+    restore_from: Option<PathBuf>,
     #[command(flatten)]
     vm: RawVmConfig,
 }
@@ -43,12 +53,52 @@ fn run(start: Instant) -> anyhow::Result<i32> {
                 .to_string()))
         }
     };
-    let raw = cli.vm.resolve(cli.config.as_deref())?;
-    let config = VmConfig::try_from(raw).context("invalid configuration")?;
-
+    let snapshot_to = cli
+        .snapshot_to
+        .map(config::snapshot_dir)
+        .transpose()
+        .context("invalid configuration")?;
     let times = Arc::new(BootTimes::new(start));
+    let (mut vmm, serial_log, timings) = match cli.restore_from {
+        Some(dir) => {
+            let restore = RestoreConfig::new(dir, cli.vm).context("invalid configuration")?;
+            let vmm = Vmm::restore(&restore, times.clone())
+                .with_context(|| format!("cannot restore the VM from {}", restore.dir.display()))?;
+            tracing::info!(dir = %restore.dir.display(), "restored");
+            (vmm, restore.serial_log, restore.timings)
+        }
+        None => {
+            let raw = cli.vm.resolve(cli.config.as_deref())?;
+            let config = VmConfig::try_from(raw).context("invalid configuration")?;
+            let vmm = boot(&config, times.clone())?;
+            (vmm, config.serial_log, config.timings)
+        }
+    };
+    if let Some(dir) = snapshot_to {
+        vmm.snapshot_on_signal(dir);
+    }
+
+    let exit = vmm.run().context("cannot run the VM")?;
+    let summary = ExitSummary::new(&exit, times.report());
+    let line = serde_json::to_string(&summary).context("cannot serialise the summary")?;
+    if let Some(path) = &timings {
+        let timings = serde_json::to_string_pretty(&summary.timings)
+            .context("cannot serialise the timings")?;
+        std::fs::write(path, timings + "\n")
+            .with_context(|| format!("cannot write timings to {}", path.display()))?;
+    }
+    if serial_log.is_none() {
+        // Serial output went to stdout too: start the summary on its own line.
+        println!();
+    }
+    println!("{line}");
+    Ok(summary.exit_code)
+}
+
+/// Builds a VM that boots `config`'s kernel.
+fn boot(config: &VmConfig, times: Arc<BootTimes>) -> anyhow::Result<Vmm> {
     let pvm = hostfix::pvm_detected_at(std::path::Path::new(hostfix::PVM_MODULE_PATH));
-    let vmm = Vmm::build(&config, times.clone(), pvm).context("cannot build the VM")?;
+    let vmm = Vmm::build(config, times, pvm).context("cannot build the VM")?;
     if vmm.workaround_applied() {
         tracing::info!(
             "host KVM is the nested kvm_pvm hypervisor ({} exists): added `{}` to the \
@@ -58,22 +108,7 @@ fn run(start: Instant) -> anyhow::Result<i32> {
         );
     }
     tracing::info!(cmdline = vmm.cmdline(), entry = ?vmm.entry(), "booting");
-
-    let exit = vmm.run().context("cannot run the VM")?;
-    let summary = ExitSummary::new(&exit, times.report());
-    let line = serde_json::to_string(&summary).context("cannot serialise the summary")?;
-    if let Some(path) = &config.timings {
-        let timings = serde_json::to_string_pretty(&summary.timings)
-            .context("cannot serialise the timings")?;
-        std::fs::write(path, timings + "\n")
-            .with_context(|| format!("cannot write timings to {}", path.display()))?;
-    }
-    if config.serial_log.is_none() {
-        // Serial output went to stdout too: start the summary on its own line.
-        println!();
-    }
-    println!("{line}");
-    Ok(summary.exit_code)
+    Ok(vmm)
 }
 
 fn main() {

@@ -9,9 +9,11 @@ use std::thread::JoinHandle;
 use kvm_bindings::{KVM_SYSTEM_EVENT_CRASH, KVM_SYSTEM_EVENT_RESET, KVM_SYSTEM_EVENT_SHUTDOWN};
 use kvm_ioctls::{VcpuExit, VcpuFd};
 
+use crate::arch::current::vcpu_state::{self, SaveCaps, VcpuState, VcpuStateError};
 use crate::bus::MmioBus;
 use crate::exit::VmExit;
 use crate::legacy::PioDevices;
+use crate::pause::PauseControl;
 use crate::timing::BootTimes;
 
 /// What every vCPU thread shares.
@@ -23,6 +25,30 @@ pub struct VcpuContext {
     pub mmio: Arc<MmioBus>,
     /// Boot milestones.
     pub times: Arc<BootTimes>,
+    /// Set when the VMM wants the vCPUs paused for a snapshot.
+    pub pause: Arc<PauseControl>,
+    /// What the vCPU state of a snapshot includes.
+    pub caps: Arc<SaveCaps>,
+}
+
+/// What vCPU threads (and the snapshot signal thread) tell the VMM.
+#[derive(Debug)]
+pub enum VmEvent {
+    /// The VM ended.
+    Exit(VmExit),
+    /// vCPU `index` paused for a snapshot, with its state.
+    Paused(u8, Box<Result<VcpuState, VcpuStateError>>),
+    /// Someone asked for a snapshot (SIGUSR1).
+    SnapshotRequested,
+}
+
+/// How a vCPU's run loop ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RunEnd {
+    /// The VM ended.
+    Exit(VmExit),
+    /// A pause was requested.
+    Pause,
 }
 
 /// Errors while starting a vCPU thread.
@@ -107,12 +133,15 @@ fn internal_error(vcpu: &mut VcpuFd) -> VmExit {
     ))
 }
 
-/// Runs `vcpu` until the VM ends; returns why.
-pub fn run_loop(vcpu: &mut VcpuFd, index: u8, ctx: &VcpuContext) -> VmExit {
+/// Runs `vcpu` until the VM ends or a pause is requested.
+pub fn run_loop(vcpu: &mut VcpuFd, index: u8, ctx: &VcpuContext) -> RunEnd {
     if index == 0 {
         ctx.times.mark_first_kvm_run();
     }
     loop {
+        if ctx.pause.requested() {
+            return RunEnd::Pause;
+        }
         let step = match vcpu.run() {
             Ok(exit) => dispatch(exit, ctx),
             Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => Step::Continue,
@@ -120,32 +149,62 @@ pub fn run_loop(vcpu: &mut VcpuFd, index: u8, ctx: &VcpuContext) -> VmExit {
         };
         match step {
             Step::Continue => {}
-            Step::Stop(exit) => return exit,
-            Step::InternalError => return internal_error(vcpu),
+            Step::Stop(exit) => return RunEnd::Exit(exit),
+            Step::InternalError => return RunEnd::Exit(internal_error(vcpu)),
             Step::Shutdown => {
                 let rip = vcpu.get_regs().map(|r| r.rip).unwrap_or(0);
-                return VmExit::Reset(format!("triple fault (KVM_EXIT_SHUTDOWN) at rip {rip:#x}"));
+                return RunEnd::Exit(VmExit::Reset(format!(
+                    "triple fault (KVM_EXIT_SHUTDOWN) at rip {rip:#x}"
+                )));
             }
         }
     }
 }
 
-/// Starts the thread `flint-vcpu-<index>` running `vcpu`; its VM end goes to `stop`.
+/// Completes a port or MMIO access KVM is waiting for (KVM_RUN with `immediate_exit`
+/// returns before entering the guest) and reads the vCPU's state.
+fn pause_and_save(vcpu: &mut VcpuFd, caps: &SaveCaps) -> Result<VcpuState, VcpuStateError> {
+    vcpu.set_kvm_immediate_exit(1);
+    let completed = vcpu.run().map(|_| ());
+    vcpu.set_kvm_immediate_exit(0);
+    match completed {
+        Err(e) if e.errno() != libc::EINTR => return Err(VcpuStateError::Kvm("RUN", e)),
+        _ => {}
+    }
+    vcpu_state::save(vcpu, caps)
+}
+
+/// Starts the thread `flint-vcpu-<index>` running `vcpu`; the VM's end, or the vCPU's
+/// state when it pauses, goes to `events`. A paused vCPU stays paused (the process ends
+/// after a snapshot).
 pub fn spawn(
     mut vcpu: VcpuFd,
     index: u8,
     ctx: VcpuContext,
-    stop: Sender<VmExit>,
+    events: Sender<VmEvent>,
 ) -> Result<JoinHandle<()>, VcpuError> {
     std::thread::Builder::new()
         .name(format!("flint-vcpu-{index}"))
         .spawn(move || {
             let outcome =
                 std::panic::catch_unwind(AssertUnwindSafe(|| run_loop(&mut vcpu, index, &ctx)));
-            let exit = outcome
-                .unwrap_or_else(|_| VmExit::VmmFailure(format!("vCPU thread {index} panicked")));
+            let event = match outcome {
+                Ok(RunEnd::Exit(exit)) => VmEvent::Exit(exit),
+                Ok(RunEnd::Pause) => {
+                    VmEvent::Paused(index, Box::new(pause_and_save(&mut vcpu, &ctx.caps)))
+                }
+                Err(_) => {
+                    VmEvent::Exit(VmExit::VmmFailure(format!("vCPU thread {index} panicked")))
+                }
+            };
+            let paused = matches!(event, VmEvent::Paused(..));
             // The receiver only goes away once the VM has ended already.
-            let _ = stop.send(exit);
+            let _ = events.send(event);
+            if paused {
+                loop {
+                    std::thread::park();
+                }
+            }
         })
         .map_err(|e| VcpuError::Spawn(index, e))
 }
@@ -170,6 +229,8 @@ mod tests {
             pio: Arc::new(PioDevices::new(serial)),
             mmio: Arc::new(MmioBus::new()),
             times,
+            pause: Arc::new(PauseControl::default()),
+            caps: Arc::new(SaveCaps::default()),
         }
     }
 

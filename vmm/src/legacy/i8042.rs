@@ -6,6 +6,8 @@
 
 use std::collections::VecDeque;
 
+use serde::{Deserialize, Serialize};
+
 /// Command: read the configuration byte.
 const CMD_READ_CTR: u8 = 0x20;
 /// Command: write the configuration byte (next data byte).
@@ -46,15 +48,16 @@ pub enum I8042Action {
 }
 
 /// A data-port write the last command is waiting for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 enum Pending {
     Ctr,
     OutputPort,
     KbdBuffer,
 }
 
-/// The controller's state.
-#[derive(Debug)]
+/// The controller's state (kept as is in snapshots: `ctr`, `last_was_command`,
+/// `pending` and the output buffer `out`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct I8042 {
     ctr: u8,
     last_was_command: bool,

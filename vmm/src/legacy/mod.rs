@@ -7,12 +7,23 @@ pub mod serial;
 
 use std::sync::Mutex;
 
+use serde::{Deserialize, Serialize};
+
 use crate::arch::current::layout::{EXIT_PORT, I8042_CMD_PORT, I8042_DATA_PORT, SERIAL_PORT_BASE};
 use crate::exit::VmExit;
 use serial::SerialPort;
 
 /// Number of registers of a 16550 UART.
 const SERIAL_PORT_COUNT: u16 = 8;
+
+/// The state of the port I/O devices in a snapshot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LegacyState {
+    /// COM1.
+    pub serial: serial::SerialSnapshot,
+    /// The i8042 controller.
+    pub i8042: i8042::I8042,
+}
 
 /// The devices on the port I/O bus.
 pub struct PioDevices {
@@ -27,6 +38,27 @@ impl PioDevices {
             serial: Mutex::new(serial),
             i8042: Mutex::new(i8042::I8042::new()),
         }
+    }
+
+    /// The port bus with COM1 = `serial` and the i8042 in the state `i8042`.
+    pub fn with_i8042(serial: SerialPort, i8042: i8042::I8042) -> Self {
+        PioDevices {
+            serial: Mutex::new(serial),
+            i8042: Mutex::new(i8042),
+        }
+    }
+
+    /// The devices' state (the vCPUs must be paused).
+    pub fn snapshot(&self) -> LegacyState {
+        let serial = match self.serial.lock() {
+            Ok(s) => s.snapshot(),
+            Err(poisoned) => poisoned.into_inner().snapshot(),
+        };
+        let i8042 = match self.i8042.lock() {
+            Ok(k) => k.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        LegacyState { serial, i8042 }
     }
 
     fn serial_offset(port: u16) -> Option<u8> {

@@ -5,7 +5,8 @@ use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use vm_superio::serial::SerialEvents;
+use serde::{Deserialize, Serialize};
+use vm_superio::serial::{SerialEvents, SerialState};
 use vm_superio::{Serial, Trigger};
 
 use crate::devices::IrqLine;
@@ -44,6 +45,67 @@ impl SerialEvents for SerialTimer {
     fn in_buffer_empty(&self) {}
 }
 
+/// The UART's registers and receive FIFO, as a snapshot keeps them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SerialSnapshot {
+    /// Divisor latch, low and high byte.
+    pub baud_divisor: [u8; 2],
+    /// Interrupt enable register.
+    pub interrupt_enable: u8,
+    /// Interrupt identification register.
+    pub interrupt_identification: u8,
+    /// Line control register.
+    pub line_control: u8,
+    /// Line status register.
+    pub line_status: u8,
+    /// Modem control register.
+    pub modem_control: u8,
+    /// Modem status register.
+    pub modem_status: u8,
+    /// Scratch register.
+    pub scratch: u8,
+    /// Received bytes the guest has not read.
+    pub in_buffer: Vec<u8>,
+}
+
+impl From<SerialState> for SerialSnapshot {
+    fn from(s: SerialState) -> Self {
+        SerialSnapshot {
+            baud_divisor: [s.baud_divisor_low, s.baud_divisor_high],
+            interrupt_enable: s.interrupt_enable,
+            interrupt_identification: s.interrupt_identification,
+            line_control: s.line_control,
+            line_status: s.line_status,
+            modem_control: s.modem_control,
+            modem_status: s.modem_status,
+            scratch: s.scratch,
+            in_buffer: s.in_buffer,
+        }
+    }
+}
+
+impl From<&SerialSnapshot> for SerialState {
+    fn from(s: &SerialSnapshot) -> Self {
+        SerialState {
+            baud_divisor_low: s.baud_divisor[0],
+            baud_divisor_high: s.baud_divisor[1],
+            interrupt_enable: s.interrupt_enable,
+            interrupt_identification: s.interrupt_identification,
+            line_control: s.line_control,
+            line_status: s.line_status,
+            modem_control: s.modem_control,
+            modem_status: s.modem_status,
+            scratch: s.scratch,
+            in_buffer: s.in_buffer.clone(),
+        }
+    }
+}
+
+/// A snapshot's serial state could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid serial state in the snapshot: {0}")]
+pub struct SerialRestoreError(String);
+
 /// The COM1 device on the port bus.
 pub struct SerialPort {
     inner: Serial<SerialIrq, SerialTimer, Box<dyn Write + Send>>,
@@ -59,6 +121,28 @@ impl SerialPort {
         SerialPort {
             inner: Serial::with_events(SerialIrq(irq), events, out),
         }
+    }
+
+    /// A UART in the state `snapshot` describes (raising `irq` again if an interrupt was
+    /// pending), writing to `out`.
+    pub fn from_snapshot(
+        snapshot: &SerialSnapshot,
+        irq: Arc<dyn IrqLine>,
+        out: Box<dyn Write + Send>,
+        times: Arc<BootTimes>,
+    ) -> Result<Self, SerialRestoreError> {
+        let events = SerialTimer {
+            times,
+            warned: AtomicBool::new(false),
+        };
+        let inner = Serial::from_state(&snapshot.into(), SerialIrq(irq), events, out)
+            .map_err(|e| SerialRestoreError(format!("{e:?}")))?;
+        Ok(SerialPort { inner })
+    }
+
+    /// The UART's registers and FIFO.
+    pub fn snapshot(&self) -> SerialSnapshot {
+        self.inner.state().into()
     }
 
     /// Guest read of register `offset` (0..8).

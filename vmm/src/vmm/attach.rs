@@ -9,7 +9,7 @@ use crate::arch::current::layout::{
     BOOT_TIMER_ADDR, BOOT_TIMER_SIZE, IRQ_MAX, VIRTIO_IRQ_BASE, VIRTIO_MMIO_BASE, VIRTIO_MMIO_SIZE,
 };
 use crate::bus::MmioBus;
-use crate::config::VmConfig;
+use crate::config::DeviceSpec;
 use crate::devices::virtio::block::Block;
 use crate::devices::virtio::mmio::MmioTransport;
 use crate::devices::virtio::vsock::Vsock;
@@ -21,15 +21,18 @@ use crate::timing::BootTimes;
 use super::cmdline::MmioAnnouncement;
 use super::VmmError;
 
+/// A virtio-mmio transport shared between the MMIO bus and the VMM (for snapshots).
+pub type SharedTransport = Arc<Mutex<MmioTransport>>;
+
 /// Adds the boot timer and every configured virtio device to `bus`; returns the
-/// announcements for the command line in slot order.
+/// announcements for the command line and the transports, both in slot order.
 pub fn attach_devices(
-    config: &VmConfig,
+    config: &DeviceSpec,
     kvm: &KvmVm,
     mem: &GuestMemoryMmap<()>,
     bus: &mut MmioBus,
     times: Arc<BootTimes>,
-) -> Result<Vec<MmioAnnouncement>, VmmError> {
+) -> Result<(Vec<MmioAnnouncement>, Vec<SharedTransport>), VmmError> {
     bus.insert(
         BOOT_TIMER_ADDR,
         BOOT_TIMER_SIZE,
@@ -48,6 +51,7 @@ pub fn attach_devices(
     }
 
     let mut announced = Vec::new();
+    let mut transports = Vec::new();
     for (slot, device) in virtio.into_iter().enumerate() {
         let irq = VIRTIO_IRQ_BASE + slot as u32;
         if irq > IRQ_MAX {
@@ -55,9 +59,10 @@ pub fn attach_devices(
         }
         let addr = VIRTIO_MMIO_BASE + slot as u64 * VIRTIO_MMIO_SIZE;
         let line = kvm.irq_line(irq)?;
-        let transport = MmioTransport::new(device, mem.clone(), line);
-        bus.insert(addr, VIRTIO_MMIO_SIZE, Arc::new(Mutex::new(transport)))?;
+        let transport = Arc::new(Mutex::new(MmioTransport::new(device, mem.clone(), line)));
+        bus.insert(addr, VIRTIO_MMIO_SIZE, transport.clone())?;
         announced.push(MmioAnnouncement { addr, irq });
+        transports.push(transport);
     }
-    Ok(announced)
+    Ok((announced, transports))
 }

@@ -1,11 +1,17 @@
-//! Builds a microVM from a [`VmConfig`] and runs it to its end: guest memory, the KVM VM,
-//! the kernel and its boot information, devices, and one thread per vCPU.
+//! Builds a microVM from a [`VmConfig`] (or restores one from a snapshot, `restore.rs`)
+//! and runs it to its end: guest memory, the KVM VM, the kernel and its boot information,
+//! devices, and one thread per vCPU. With a snapshot directory set, SIGUSR1 pauses the
+//! vCPUs and writes the VM there (`snapshot.rs`).
 
 pub mod attach;
 pub mod cmdline;
+mod restore;
+mod snapshot;
 
 use std::fs::File;
 use std::io::Write;
+use std::os::unix::thread::JoinHandleExt;
+use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc};
 
 use kvm_ioctls::VcpuFd;
@@ -20,8 +26,10 @@ use crate::hostfix;
 use crate::kvm::KvmVm;
 use crate::legacy::serial::SerialPort;
 use crate::legacy::PioDevices;
+use crate::pause::{self, PauseControl};
+use crate::snapshot::MachineConfig;
 use crate::timing::BootTimes;
-use crate::vcpu::{self, VcpuContext};
+use crate::vcpu::{self, VcpuContext, VmEvent};
 use cmdline::CmdlineAdditions;
 
 /// Errors while building or starting the VM.
@@ -66,27 +74,76 @@ pub enum VmmError {
     /// every vCPU thread ended without reporting the VM's end
     #[error("every vCPU thread ended without reporting the VM's end")]
     NoExitReason,
+    /// cannot set up snapshot signals: {0}
+    #[error("cannot set up snapshot signals: {0}")]
+    Signal(std::io::Error),
+    /// cannot probe what vCPU state KVM can save: {0}
+    #[error("cannot probe what vCPU state KVM can save: {0}")]
+    SaveCaps(arch::vcpu_state::VcpuStateError),
+    /// cannot save vCPU {0}: {1}
+    #[error("cannot save vCPU {0}: {1}")]
+    SaveVcpu(u8, arch::vcpu_state::VcpuStateError),
+    /// cannot restore vCPU {0}: {1}
+    #[error("cannot restore vCPU {0}: {1}")]
+    RestoreVcpu(u8, arch::vcpu_state::VcpuStateError),
+    /// VM state (interrupt controllers, PIT, clock)
+    #[error("cannot save or restore the VM's interrupt controllers, PIT or clock: {0}")]
+    VmState(#[from] arch::vm_state::VmStateError),
+    /// the vCPUs did not pause within {0:?}
+    #[error("the vCPUs did not pause within {0:?}")]
+    PauseTimeout(std::time::Duration),
+    /// Snapshot files
+    #[error(transparent)]
+    Snapshot(#[from] crate::snapshot::SnapshotError),
+    /// cannot restore virtio device {0}: {1}
+    #[error("cannot restore virtio device {0}: {1}")]
+    RestoreDevice(usize, crate::devices::virtio::mmio::TransportRestoreError),
+    /// cannot restore the serial port
+    #[error(transparent)]
+    RestoreSerial(#[from] crate::legacy::serial::SerialRestoreError),
+    /// the snapshot does not fit this machine: {0}
+    #[error("the snapshot does not fit this machine: {0}")]
+    Mismatch(String),
 }
 
 /// A VM ready to run.
 pub struct Vmm {
     // Kept alive for the VM's lifetime: the VM fd owns the irqchip and irqfds.
-    _kvm: KvmVm,
-    _mem: GuestMemoryMmap<()>,
+    kvm: KvmVm,
+    mem: GuestMemoryMmap<()>,
     vcpus: Vec<VcpuFd>,
     ctx: VcpuContext,
+    transports: Vec<attach::SharedTransport>,
+    machine: MachineConfig,
+    snapshot_to: Option<PathBuf>,
     cmdline: String,
-    entry: arch::BootEntry,
+    entry: Option<arch::BootEntry>,
     workaround: bool,
 }
 
-fn serial_output(config: &VmConfig) -> Result<Box<dyn Write + Send>, VmmError> {
-    match &config.serial_log {
+fn serial_output(serial_log: Option<&Path>) -> Result<Box<dyn Write + Send>, VmmError> {
+    match serial_log {
         Some(path) => File::create(path)
             .map(|f| Box::new(f) as Box<dyn Write + Send>)
-            .map_err(|e| VmmError::SerialLog(path.clone(), e)),
+            .map_err(|e| VmmError::SerialLog(path.to_owned(), e)),
         None => Ok(Box::new(std::io::stdout())),
     }
+}
+
+/// The context every vCPU thread of a VM on `kvm` shares.
+fn vcpu_context(
+    kvm: &KvmVm,
+    pio: PioDevices,
+    bus: MmioBus,
+    times: Arc<BootTimes>,
+) -> Result<VcpuContext, VmmError> {
+    Ok(VcpuContext {
+        pio: Arc::new(pio),
+        mmio: Arc::new(bus),
+        times,
+        pause: Arc::new(PauseControl::default()),
+        caps: Arc::new(kvm.save_caps().map_err(VmmError::SaveCaps)?),
+    })
 }
 
 impl Vmm {
@@ -103,7 +160,8 @@ impl Vmm {
         let kernel = crate::loader::load_kernel(&mem, &config.kernel)?;
 
         let mut bus = MmioBus::new();
-        let devices = attach::attach_devices(config, &kvm, &mem, &mut bus, times.clone())?;
+        let (devices, transports) =
+            attach::attach_devices(&config.devices(), &kvm, &mem, &mut bus, times.clone())?;
         let workaround = hostfix::workaround_applies(config.pvm_workaround, pvm_detected);
         let additions = CmdlineAdditions {
             root: config.rootfs.as_ref().map(|(_, ro)| *ro),
@@ -125,14 +183,10 @@ impl Vmm {
 
         let serial = SerialPort::new(
             kvm.irq_line(SERIAL_IRQ)?,
-            serial_output(config)?,
+            serial_output(config.serial_log.as_deref())?,
             times.clone(),
         );
-        let ctx = VcpuContext {
-            pio: Arc::new(PioDevices::new(serial)),
-            mmio: Arc::new(bus),
-            times,
-        };
+        let ctx = vcpu_context(&kvm, PioDevices::new(serial), bus, times)?;
 
         let supported = kvm.supported_cpuid()?;
         let mut vcpus = Vec::with_capacity(usize::from(config.vcpus));
@@ -143,14 +197,27 @@ impl Vmm {
             vcpus.push(vcpu);
         }
         Ok(Vmm {
-            _kvm: kvm,
-            _mem: mem,
+            kvm,
+            mem,
             vcpus,
             ctx,
+            transports,
+            machine: MachineConfig {
+                mem_mib: config.mem_mib,
+                vcpus: config.vcpus,
+                devices: config.devices(),
+            },
+            snapshot_to: None,
             cmdline,
-            entry: kernel.entry,
+            entry: Some(kernel.entry),
             workaround,
         })
+    }
+
+    /// Makes SIGUSR1 write a snapshot of the running VM to `dir` (created if missing)
+    /// and stop the VM (exit status 5).
+    pub fn snapshot_on_signal(&mut self, dir: PathBuf) {
+        self.snapshot_to = Some(dir);
     }
 
     /// The kernel command line the guest gets.
@@ -158,8 +225,8 @@ impl Vmm {
         &self.cmdline
     }
 
-    /// How and where the boot vCPU enters the kernel.
-    pub fn entry(&self) -> arch::BootEntry {
+    /// How and where the boot vCPU enters the kernel (`None` for a restored VM).
+    pub fn entry(&self) -> Option<arch::BootEntry> {
         self.entry
     }
 
@@ -168,15 +235,47 @@ impl Vmm {
         self.workaround
     }
 
-    /// Starts every vCPU and waits for the VM's end. vCPU threads that are still running
-    /// afterwards are left to the caller (flint-vmm exits the process).
+    /// Starts every vCPU and waits for the VM's end (or, with a snapshot directory, for
+    /// SIGUSR1, then writes the snapshot). vCPU threads that are still running afterwards
+    /// are left to the caller (flint-vmm exits the process).
     pub fn run(mut self) -> Result<VmExit, VmmError> {
+        if self.snapshot_to.is_some() {
+            // Before any thread starts, so that every thread inherits the blocked mask.
+            pause::block_snapshot_signal().map_err(VmmError::Signal)?;
+        }
+        pause::install_kick_handler().map_err(VmmError::Signal)?;
         let (tx, rx) = mpsc::channel();
+        let mut threads = Vec::with_capacity(self.vcpus.len());
         for (index, vcpu) in self.vcpus.drain(..).enumerate() {
-            vcpu::spawn(vcpu, index as u8, self.ctx.clone(), tx.clone())?;
+            let handle = vcpu::spawn(vcpu, index as u8, self.ctx.clone(), tx.clone())?;
+            threads.push(handle.as_pthread_t());
+        }
+        if self.snapshot_to.is_some() {
+            let tx = tx.clone();
+            std::thread::Builder::new()
+                .name("flint-snapshot-signal".into())
+                .spawn(move || {
+                    while pause::wait_snapshot_signal().is_ok() {
+                        if tx.send(VmEvent::SnapshotRequested).is_err() {
+                            return;
+                        }
+                    }
+                })
+                .map_err(VmmError::Signal)?;
         }
         drop(tx);
-        let exit = rx.recv().map_err(|_| VmmError::NoExitReason)?;
+        let exit = loop {
+            match rx.recv().map_err(|_| VmmError::NoExitReason)? {
+                VmEvent::Exit(exit) => break exit,
+                VmEvent::SnapshotRequested => {
+                    if let Some(dir) = self.snapshot_to.clone() {
+                        break snapshot::take(&self, &dir, &threads, &rx)?;
+                    }
+                }
+                // vCPUs only pause when a snapshot asks them to.
+                VmEvent::Paused(..) => {}
+            }
+        };
         // Keep the VM and its memory mapped while straggling vCPU threads still run.
         std::mem::forget(self);
         Ok(exit)

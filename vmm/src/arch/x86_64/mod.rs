@@ -8,6 +8,8 @@ pub mod layout;
 pub mod mptable;
 pub mod msr;
 pub mod regs;
+pub mod vcpu_state;
+pub mod vm_state;
 
 use kvm_bindings::CpuId;
 use kvm_ioctls::VcpuFd;

@@ -11,7 +11,11 @@ use virtio_bindings::virtio_mmio as reg;
 use virtio_queue::{Queue, QueueT};
 use vm_memory::GuestAddress;
 
-use super::{feature, status, GuestMemory, Interrupt, VirtioDevice, VIRTIO_F_VERSION_1};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    feature, status, GuestMemory, Interrupt, QueuePosition, VirtioDevice, VIRTIO_F_VERSION_1,
+};
 use crate::devices::{IrqLine, MmioDevice};
 use crate::warn_ratelimited;
 
@@ -27,8 +31,8 @@ pub const MMIO_WINDOW_SIZE: u64 = 0x200;
 pub const CONFIG_SPACE_OFFSET: u64 = reg::VIRTIO_MMIO_CONFIG as u64;
 
 /// What the driver programmed for one queue; turned into a `Queue` on activation.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct QueueConfig {
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueConfig {
     max_size: u16,
     size: u16,
     ready: bool,
@@ -45,6 +49,62 @@ impl QueueConfig {
             ..Default::default()
         }
     }
+}
+
+/// A transport and its device in a snapshot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransportState {
+    /// Virtio device ID, checked on restore.
+    pub device_type: u32,
+    /// Per queue: what the driver programmed.
+    pub queues: Vec<QueueConfig>,
+    /// Per queue of an activated device: where it stands.
+    pub positions: Vec<QueuePosition>,
+    /// QueueSel.
+    pub queue_select: u32,
+    /// DeviceFeaturesSel.
+    pub device_features_select: u32,
+    /// DriverFeaturesSel.
+    pub driver_features_select: u32,
+    /// DriverFeatures as written.
+    pub driver_features: u64,
+    /// Features the device accepted.
+    pub acked_features: u64,
+    /// Status register.
+    pub status: u32,
+    /// Whether DRIVER_OK activated the device.
+    pub activated: bool,
+    /// ConfigGeneration.
+    pub config_generation: u32,
+    /// InterruptStatus.
+    pub interrupt_status: u32,
+}
+
+/// A snapshot's transport state does not fit the device.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportRestoreError {
+    /// virtio slot holds device type {found} in the snapshot but {expected} here
+    #[error("virtio slot holds device type {found} in the snapshot but {expected} here")]
+    DeviceType {
+        /// Type in the snapshot.
+        found: u32,
+        /// Type of the device being restored.
+        expected: u32,
+    },
+    /// the snapshot has {found} queues for a device with {expected}
+    #[error("the snapshot has {found} queues for a device with {expected}")]
+    QueueCount {
+        /// Queues in the snapshot.
+        found: usize,
+        /// Queues of the device.
+        expected: usize,
+    },
+    /// queue {0} of the snapshot is not usable in this guest memory
+    #[error("queue {0} of the snapshot is not usable in this guest memory")]
+    BadQueue(usize),
+    /// the restored device could not start: {0}
+    #[error("the restored device could not start: {0}")]
+    Activate(#[from] super::ActivateError),
 }
 
 /// A virtio device behind the virtio-mmio register layout.
@@ -101,6 +161,76 @@ impl MmioTransport {
     /// The device behind the transport.
     pub fn device(&self) -> &dyn VirtioDevice {
         self.device.as_ref()
+    }
+
+    /// Quiesces the device and returns the transport's and device's state (vCPUs paused).
+    pub fn snapshot(&mut self) -> TransportState {
+        let positions = if self.activated {
+            self.device.quiesce()
+        } else {
+            Vec::new()
+        };
+        TransportState {
+            device_type: self.device.device_type(),
+            queues: self.queues.clone(),
+            positions,
+            queue_select: self.queue_select,
+            device_features_select: self.device_features_select,
+            driver_features_select: self.driver_features_select,
+            driver_features: self.driver_features,
+            acked_features: self.device.acked_features(),
+            status: self.status,
+            activated: self.activated,
+            config_generation: self.config_generation,
+            interrupt_status: self.interrupt_status.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Loads `state` into this freshly built transport and, if the device was active,
+    /// activates it with its queues at the saved positions.
+    pub fn restore(&mut self, state: &TransportState) -> Result<(), TransportRestoreError> {
+        if state.device_type != self.device.device_type() {
+            return Err(TransportRestoreError::DeviceType {
+                found: state.device_type,
+                expected: self.device.device_type(),
+            });
+        }
+        if state.queues.len() != self.queues.len() {
+            return Err(TransportRestoreError::QueueCount {
+                found: state.queues.len(),
+                expected: self.queues.len(),
+            });
+        }
+        self.queues = state.queues.clone();
+        self.queue_select = state.queue_select;
+        self.device_features_select = state.device_features_select;
+        self.driver_features_select = state.driver_features_select;
+        self.driver_features = state.driver_features;
+        self.status = state.status;
+        self.config_generation = state.config_generation;
+        self.interrupt_status
+            .store(state.interrupt_status, Ordering::SeqCst);
+        self.device.set_acked_features(state.acked_features);
+        if !state.activated {
+            return Ok(());
+        }
+        if state.positions.len() != self.queues.len() {
+            return Err(TransportRestoreError::QueueCount {
+                found: state.positions.len(),
+                expected: self.queues.len(),
+            });
+        }
+        let mut queues = Vec::with_capacity(self.queues.len());
+        for (i, (cfg, pos)) in self.queues.iter().zip(&state.positions).enumerate() {
+            let mut q = build_queue(cfg, &self.mem).ok_or(TransportRestoreError::BadQueue(i))?;
+            q.set_next_avail(pos.next_avail);
+            q.set_next_used(pos.next_used);
+            queues.push(q);
+        }
+        self.device
+            .activate_restored(self.mem.clone(), queues, self.interrupt.clone())?;
+        self.activated = true;
+        Ok(())
     }
 
     fn selected_queue(&mut self) -> Option<&mut QueueConfig> {

@@ -68,6 +68,12 @@ impl VirtioDevice for FakeDevice {
     fn reset(&mut self) {
         self.rec.lock().unwrap().resets += 1;
     }
+    fn acked_features(&self) -> u64 {
+        self.rec.lock().unwrap().acked.unwrap_or(0)
+    }
+    fn quiesce(&mut self) -> Vec<QueuePosition> {
+        vec![QueuePosition::default(); 2]
+    }
 }
 
 struct Harness {

@@ -130,6 +130,42 @@ pub trait VirtioDevice: Send {
     /// Returns the device to its pre-activation state, dropping the queues and stopping any
     /// worker thread.
     fn reset(&mut self);
+    /// Features the driver accepted.
+    fn acked_features(&self) -> u64;
+    /// Stops the device's work for a snapshot (it stays stopped: the process ends after the
+    /// snapshot) and returns where each queue stands; empty if the device is not active.
+    fn quiesce(&mut self) -> Vec<QueuePosition>;
+    /// Makes a restored device live again with queues already at their saved positions.
+    /// Devices whose host side cannot survive a restore (vsock connections) reset it here.
+    fn activate_restored(
+        &mut self,
+        mem: GuestMemory,
+        queues: Vec<Queue>,
+        interrupt: Interrupt,
+    ) -> Result<(), ActivateError> {
+        self.activate(mem, queues, interrupt)
+    }
+}
+
+/// Where a queue stands: the next available-ring entry the device will take and the next
+/// used-ring entry it will fill.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct QueuePosition {
+    /// Next index into the available ring.
+    pub next_avail: u16,
+    /// Next index into the used ring.
+    pub next_used: u16,
+}
+
+impl QueuePosition {
+    /// The position of `queue`.
+    pub fn of(queue: &Queue) -> Self {
+        use virtio_queue::QueueT;
+        QueuePosition {
+            next_avail: queue.next_avail(),
+            next_used: queue.next_used(),
+        }
+    }
 }
 
 /// Copies `config[offset..]` into `data`, zero-filling whatever lies past the end of

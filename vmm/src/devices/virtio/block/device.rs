@@ -9,7 +9,7 @@ use super::request::Request;
 use super::{bindings, BlockError, QUEUE_SIZE, SEG_MAX};
 use crate::devices::virtio::chain::ChainBuffers;
 use crate::devices::virtio::{
-    feature, read_config_bytes, ActivateError, GuestMemory, Interrupt, VirtioDevice,
+    feature, read_config_bytes, ActivateError, GuestMemory, Interrupt, QueuePosition, VirtioDevice,
     VIRTIO_F_VERSION_1,
 };
 use crate::warn_ratelimited;
@@ -158,5 +158,17 @@ impl VirtioDevice for Block {
     fn reset(&mut self) {
         self.active = None;
         self.acked_features = 0;
+    }
+
+    fn acked_features(&self) -> u64 {
+        self.acked_features
+    }
+
+    fn quiesce(&mut self) -> Vec<QueuePosition> {
+        // Requests are served synchronously on notify: none is in flight here.
+        self.active
+            .as_ref()
+            .map(|a| vec![QueuePosition::of(&a.queue)])
+            .unwrap_or_default()
     }
 }

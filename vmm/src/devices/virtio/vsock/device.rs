@@ -13,13 +13,13 @@ use super::muxer::Muxer;
 use super::worker::Worker;
 use super::{VsockError, QUEUE_SIZE};
 use crate::devices::virtio::{
-    feature, read_config_bytes, ActivateError, GuestMemory, Interrupt, VirtioDevice,
+    feature, read_config_bytes, ActivateError, GuestMemory, Interrupt, QueuePosition, VirtioDevice,
     VIRTIO_F_VERSION_1,
 };
 use crate::warn_ratelimited;
 
 struct Running {
-    thread: JoinHandle<()>,
+    thread: JoinHandle<Vec<Queue>>,
     queue_evt: EventFd,
     kill_evt: EventFd,
 }
@@ -74,11 +74,15 @@ impl Vsock {
         self.running.is_some()
     }
 
-    fn stop(&mut self) {
-        if let Some(r) = self.running.take() {
-            let _ = r.kill_evt.write(1);
-            if r.thread.join().is_err() {
+    /// Stops the worker; returns its queues (None if it was not running or panicked).
+    fn stop(&mut self) -> Option<Vec<Queue>> {
+        let r = self.running.take()?;
+        let _ = r.kill_evt.write(1);
+        match r.thread.join() {
+            Ok(queues) => Some(queues),
+            Err(_) => {
                 tracing::error!("vsock: worker thread panicked");
+                None
             }
         }
     }
@@ -88,6 +92,7 @@ impl Vsock {
         mem: GuestMemory,
         queues: Vec<Queue>,
         interrupt: Interrupt,
+        announce_reset: bool,
     ) -> std::io::Result<()> {
         let listener = self.listener.try_clone()?;
         let muxer = Muxer::new(self.guest_cid, self.uds_path.clone(), listener)?;
@@ -100,6 +105,7 @@ impl Vsock {
             muxer,
             queue_evt: queue_evt.try_clone()?,
             kill_evt: kill_evt.try_clone()?,
+            announce_reset,
         };
         let thread = std::thread::Builder::new()
             .name(format!("vsock-cid{}", self.guest_cid))
@@ -156,7 +162,7 @@ impl VirtioDevice for Vsock {
                 got: queues.len(),
             });
         }
-        self.start(mem, queues, interrupt)
+        self.start(mem, queues, interrupt, false)
             .map_err(ActivateError::Worker)
     }
 
@@ -177,6 +183,40 @@ impl VirtioDevice for Vsock {
     fn reset(&mut self) {
         self.stop();
         self.acked_features = 0;
+    }
+
+    fn acked_features(&self) -> u64 {
+        self.acked_features
+    }
+
+    fn quiesce(&mut self) -> Vec<QueuePosition> {
+        // Stopping the worker ends every host connection; the restored guest is told its
+        // connections are gone (see `activate_restored`).
+        self.stop()
+            .map(|queues| queues.iter().map(QueuePosition::of).collect())
+            .unwrap_or_default()
+    }
+
+    /// Like Firecracker: host connections do not survive a snapshot, so the restored
+    /// device first puts a TRANSPORT_RESET event on the event queue, on which the guest
+    /// driver drops every connection and re-reads the guest CID.
+    fn activate_restored(
+        &mut self,
+        mem: GuestMemory,
+        queues: Vec<Queue>,
+        interrupt: Interrupt,
+    ) -> Result<(), ActivateError> {
+        if self.running.is_some() {
+            return Err(ActivateError::AlreadyActive);
+        }
+        if queues.len() != 3 {
+            return Err(ActivateError::QueueCount {
+                want: 3,
+                got: queues.len(),
+            });
+        }
+        self.start(mem, queues, interrupt, true)
+            .map_err(ActivateError::Worker)
     }
 }
 

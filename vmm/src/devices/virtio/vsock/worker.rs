@@ -12,8 +12,8 @@ use vmm_sys_util::eventfd::EventFd;
 
 use super::muxer::Muxer;
 use super::packet::{self, PacketError};
-use super::{RXQ, TOKEN_KILL, TOKEN_QUEUE, TXQ};
-use crate::devices::virtio::chain::ChainBuffers;
+use super::{EVQ, RXQ, TOKEN_KILL, TOKEN_QUEUE, TXQ};
+use crate::devices::virtio::chain::{self, ChainBuffers};
 use crate::devices::virtio::{GuestMemory, Interrupt};
 use crate::warn_ratelimited;
 
@@ -25,11 +25,53 @@ pub(super) struct Worker {
     pub muxer: Muxer,
     pub queue_evt: EventFd,
     pub kill_evt: EventFd,
+    /// Put a TRANSPORT_RESET event on the event queue first (after a restore).
+    pub announce_reset: bool,
 }
 
+/// virtio_vsock_event id: the transport was reset, every connection is gone.
+const VIRTIO_VSOCK_EVENT_TRANSPORT_RESET: u32 = 0;
+
 impl Worker {
-    /// Runs until the kill event fires or epoll itself fails.
-    pub fn run(mut self) {
+    /// Runs until the kill event fires or epoll itself fails; returns the queues, which
+    /// then stand where the guest will find them.
+    pub fn run(mut self) -> Vec<Queue> {
+        if self.announce_reset {
+            self.announce_transport_reset();
+        }
+        self.serve();
+        self.queues
+    }
+
+    /// Writes a TRANSPORT_RESET event into the first event-queue buffer.
+    fn announce_transport_reset(&mut self) {
+        let Some(queue) = self.queues.get_mut(EVQ) else {
+            return;
+        };
+        let Some(chain) = queue.pop_descriptor_chain(&self.mem) else {
+            warn_ratelimited!("vsock: no event buffer for the transport reset after restore");
+            return;
+        };
+        let head = chain.head_index();
+        let event = VIRTIO_VSOCK_EVENT_TRANSPORT_RESET.to_le_bytes();
+        let written = ChainBuffers::parse(chain, &self.mem)
+            .ok()
+            .and_then(|buf| chain::write_bytes(&self.mem, &buf.writable, 0, &event).ok());
+        let len = if written.is_some() {
+            event.len() as u32
+        } else {
+            0
+        };
+        if let Err(e) = queue.add_used(&self.mem, head, len) {
+            warn_ratelimited!(error = %e, "vsock: cannot update the event used ring");
+            return;
+        }
+        if let Err(e) = self.interrupt.signal_used_queue() {
+            warn_ratelimited!(error = %e, "vsock: cannot raise the interrupt");
+        }
+    }
+
+    fn serve(&mut self) {
         if let Err(e) = self.register() {
             tracing::error!(error = %e, "vsock: cannot set up the worker's epoll set");
             return;

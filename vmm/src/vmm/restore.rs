@@ -1,0 +1,96 @@
+//! Restoring a VM from a snapshot directory in a new process: the memory file mapped
+//! privately (copy-on-write, read on demand), the same devices in the same slots, then
+//! the in-kernel VM state, every vCPU's state, and the devices' state.
+
+use std::sync::{Arc, PoisonError};
+
+use super::{attach, serial_output, vcpu_context, Vmm, VmmError};
+use crate::arch::current::layout::SERIAL_IRQ;
+use crate::arch::current::{vcpu_state, vm_state};
+use crate::bus::MmioBus;
+use crate::config::RestoreConfig;
+use crate::kvm::KvmVm;
+use crate::legacy::serial::SerialPort;
+use crate::legacy::PioDevices;
+use crate::snapshot::{memory, SnapshotState, MEMORY_FILE};
+use crate::timing::BootTimes;
+
+impl Vmm {
+    /// Restores the VM snapshotted in `opts.dir` (refused if the snapshot's format
+    /// version or host CPU model differ from this flint-vmm and host).
+    pub fn restore(opts: &RestoreConfig, times: Arc<BootTimes>) -> Result<Self, VmmError> {
+        let _span = tracing::info_span!("restore", dir = %opts.dir.display()).entered();
+        let state = SnapshotState::load(&opts.dir)?;
+        let mut machine = state.machine.clone();
+        if let Some(uds) = &opts.vsock_uds {
+            match machine.devices.vsock.as_mut() {
+                Some((path, _)) => *path = uds.clone(),
+                None => {
+                    return Err(VmmError::Mismatch(
+                        "--vsock-uds given but the snapshotted VM has no vsock device".into(),
+                    ))
+                }
+            }
+        }
+        if state.vcpus.len() != usize::from(machine.vcpus) {
+            return Err(VmmError::Mismatch(format!(
+                "{} vCPU states for {} vCPUs",
+                state.vcpus.len(),
+                machine.vcpus
+            )));
+        }
+
+        let kvm = KvmVm::new()?;
+        let mem = memory::map_private(&opts.dir.join(MEMORY_FILE), machine.mem_mib << 20)?;
+        kvm.register_memory(&mem)?;
+
+        let mut vcpus = Vec::with_capacity(state.vcpus.len());
+        for index in 0..machine.vcpus {
+            vcpus.push(kvm.create_vcpu(u64::from(index))?);
+        }
+        vm_state::restore(kvm.fd(), &state.vm)?;
+        for (index, (vcpu, saved)) in vcpus.iter().zip(&state.vcpus).enumerate() {
+            vcpu_state::restore(vcpu, saved).map_err(|e| VmmError::RestoreVcpu(index as u8, e))?;
+        }
+
+        // Devices last: a restored device may raise its interrupt at once, which must land
+        // in the restored interrupt controllers.
+        let mut bus = MmioBus::new();
+        let (_, transports) =
+            attach::attach_devices(&machine.devices, &kvm, &mem, &mut bus, times.clone())?;
+        if transports.len() != state.virtio.len() {
+            return Err(VmmError::Mismatch(format!(
+                "{} virtio devices for {} saved states",
+                transports.len(),
+                state.virtio.len()
+            )));
+        }
+        for (slot, (transport, saved)) in transports.iter().zip(&state.virtio).enumerate() {
+            transport
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .restore(saved)
+                .map_err(|e| VmmError::RestoreDevice(slot, e))?;
+        }
+        let serial = SerialPort::from_snapshot(
+            &state.legacy.serial,
+            kvm.irq_line(SERIAL_IRQ)?,
+            serial_output(opts.serial_log.as_deref())?,
+            times.clone(),
+        )?;
+        let pio = PioDevices::with_i8042(serial, state.legacy.i8042.clone());
+        let ctx = vcpu_context(&kvm, pio, bus, times)?;
+        Ok(Vmm {
+            kvm,
+            mem,
+            vcpus,
+            ctx,
+            transports,
+            machine,
+            snapshot_to: None,
+            cmdline: String::new(),
+            entry: None,
+            workaround: false,
+        })
+    }
+}
