@@ -1,6 +1,7 @@
-//! Snapshot and restore against real /dev/kvm: a tiny guest counts in memory, in a
-//! register and on COM1; flint-vmm snapshots it mid-run on SIGUSR1, and new flint-vmm
-//! processes restored from the snapshot continue exactly where it stopped.
+//! Snapshot and restore against real /dev/kvm: tiny guests count in memory, in a register
+//! and on COM1 (one of them reading a virtio-blk disk per count, one driving virtio-vsock);
+//! flint-vmm snapshots them mid-run on SIGUSR1, and new flint-vmm processes restored from
+//! the snapshot continue exactly where they stopped.
 
 mod common;
 
@@ -8,46 +9,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::snapshot_guests::*;
 use common::{elf_image, run_vmm, vmm_bin, Run};
 
-const DEADLINE: Duration = Duration::from_secs(30);
-/// Iterations of the counting guest.
-const LIMIT: u32 = 60_000;
+const DEADLINE: Duration = Duration::from_secs(20);
 /// Serial bytes to wait for before asking for the snapshot.
 const SNAPSHOT_AFTER: usize = 3_000;
-/// The counting guest's exit byte when memory and register counters agree at the end.
-const COUNT_OK: i32 = 0x2d;
 
-/// 32-bit PVH code (assembled with `as --32`):
-/// ```text
-///     mov $0x3f8, %dx
-///     xor %ecx, %ecx
-/// 1:  incl 0x200000            # counter in guest memory
-///     inc %ecx                 # the same counter in a register
-///     mov %ecx, %eax
-///     and $0x3f, %al
-///     add $0x30, %al
-///     out %al, %dx             # '0' + (count & 63) on COM1
-///     cmp $60000, %ecx
-///     jne 1b
-///     cmp 0x200000, %ecx       # both counters agree?
-///     jne 2f
-///     mov $0x2d, %al
-///     out %al, $0xf4           # yes: exit 45
-/// 2:  mov $0x30, %al
-///     out %al, $0xf4           # no: exit 48
-/// 3:  hlt
-///     jmp 3b
-/// ```
-const COUNTER: &[u8] = &[
-    0x66, 0xba, 0xf8, 0x03, 0x31, 0xc9, 0xff, 0x05, 0x00, 0x00, 0x20, 0x00, 0x41, 0x89, 0xc8, 0x24,
-    0x3f, 0x04, 0x30, 0xee, 0x81, 0xf9, 0x60, 0xea, 0x00, 0x00, 0x75, 0xea, 0x3b, 0x0d, 0x00, 0x00,
-    0x20, 0x00, 0x75, 0x04, 0xb0, 0x2d, 0xe6, 0xf4, 0xb0, 0x30, 0xe6, 0xf4, 0xf4, 0xeb, 0xfd,
-];
-
-/// Everything the counting guest prints in a full run.
-fn expected_output() -> String {
-    (1..=LIMIT)
+/// What a guest counting to `limit` prints: `'0' + (count & 63)` per count.
+fn expected_output(limit: u32) -> String {
+    (1..=limit)
         .map(|c| char::from(b'0' + (c & 0x3f) as u8))
         .collect()
 }
@@ -75,12 +46,12 @@ fn wait(child: &mut Child, deadline: Duration, log: &Path) -> std::process::Exit
     }
 }
 
-/// Boots the counting guest with `--snapshot-to dir/snap`, sends SIGUSR1 once it has
-/// printed [`SNAPSHOT_AFTER`] bytes, and returns the snapshot directory and what the
+/// Boots `code` (with `extra` flags) and `--snapshot-to dir/snap`, sends SIGUSR1 once it
+/// has printed [`SNAPSHOT_AFTER`] bytes, and returns the snapshot directory and what the
 /// guest printed before it.
-fn snapshot_mid_run(dir: &Path) -> (PathBuf, String) {
-    let kernel = dir.join("counter.elf");
-    std::fs::write(&kernel, elf_image(COUNTER, true)).expect("write guest");
+fn snapshot_mid_run(dir: &Path, code: &[u8], extra: &[&str]) -> (PathBuf, String) {
+    let kernel = dir.join("guest.elf");
+    std::fs::write(&kernel, elf_image(code, true)).expect("write guest");
     let serial = dir.join("before.serial");
     let snap = dir.join("snap");
     let mut child = Command::new(vmm_bin())
@@ -94,6 +65,7 @@ fn snapshot_mid_run(dir: &Path) -> (PathBuf, String) {
             "--snapshot-to",
             path_str(&snap),
         ])
+        .args(extra)
         .env("FLINT_VMM_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -106,7 +78,7 @@ fn snapshot_mid_run(dir: &Path) -> (PathBuf, String) {
             break;
         }
         if let Some(status) = child.try_wait().expect("wait") {
-            panic!("the guest ended ({status}) before the snapshot: raise LIMIT");
+            panic!("the guest ended ({status}) before the snapshot: raise its count");
         }
         if started.elapsed() > DEADLINE {
             let _ = child.kill();
@@ -132,35 +104,32 @@ fn snapshot_mid_run(dir: &Path) -> (PathBuf, String) {
     assert_eq!(summary["reason"], "snapshot", "{summary}");
     let before = std::fs::read_to_string(&serial).expect("serial log");
     assert!(
-        before.len() >= SNAPSHOT_AFTER && before.len() < LIMIT as usize,
+        before.len() >= SNAPSHOT_AFTER,
         "snapshot taken mid-run: {} bytes printed",
         before.len()
     );
     (snap, before)
 }
 
-fn restore(snap: &Path, dir: &Path, name: &str) -> (Run, PathBuf) {
+fn restore(snap: &Path, dir: &Path, name: &str, extra: &[&str]) -> Run {
     let serial = dir.join(format!("{name}.serial"));
     let timings = dir.join(format!("{name}.timings.json"));
-    let run = run_vmm(
-        &[
-            "--restore-from",
-            path_str(snap),
-            "--serial-log",
-            path_str(&serial),
-            "--timings",
-            path_str(&timings),
-        ],
-        Some(&serial),
-        DEADLINE,
-    );
-    (run, serial)
+    let mut args = vec![
+        "--restore-from",
+        path_str(snap),
+        "--serial-log",
+        path_str(&serial),
+        "--timings",
+        path_str(&timings),
+    ];
+    args.extend_from_slice(extra);
+    run_vmm(&args, Some(&serial), DEADLINE)
 }
 
 #[test]
 fn counting_guest_continues_exactly_where_the_snapshot_stopped_it() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (snap, before) = snapshot_mid_run(dir.path());
+    let (snap, before) = snapshot_mid_run(dir.path(), COUNTER, &[]);
     let state: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(snap.join("state.json")).expect("state file"),
     )
@@ -174,14 +143,14 @@ fn counting_guest_continues_exactly_where_the_snapshot_stopped_it() {
         128 << 20
     );
 
-    let expected = expected_output();
+    let expected = expected_output(COUNTER_LIMIT);
     // Two restores from the same files: the first one's writes must not reach the
     // snapshot (the memory file is mapped privately).
     for name in ["first", "second"] {
-        let (run, _) = restore(&snap, dir.path(), name);
+        let run = restore(&snap, dir.path(), name, &[]);
         assert_eq!(
             run.status,
-            Some(COUNT_OK),
+            Some(COUNTER_OK),
             "{name} restore: memory and register counters agree at the end: {run:?}"
         );
         let combined = format!("{before}{}", run.serial);
@@ -213,10 +182,10 @@ fn edited_copy(snap: &Path, dir: &Path, edit: impl Fn(&mut serde_json::Value)) -
 #[test]
 fn snapshots_of_another_version_or_cpu_model_are_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (snap, _) = snapshot_mid_run(dir.path());
+    let (snap, _) = snapshot_mid_run(dir.path(), COUNTER, &[]);
 
     let other_version = edited_copy(&snap, dir.path(), |s| s["version"] = 2.into());
-    let (run, _) = restore(&other_version, dir.path(), "version");
+    let run = restore(&other_version, dir.path(), "version", &[]);
     assert_eq!(run.status, Some(1), "{run:?}");
     assert!(
         run.stderr
@@ -228,7 +197,7 @@ fn snapshots_of_another_version_or_cpu_model_are_refused() {
     let other_cpu = edited_copy(&snap, dir.path(), |s| {
         s["host_cpu"]["signature"] = 0x1234_5678u32.into()
     });
-    let (run, _) = restore(&other_cpu, dir.path(), "cpu");
+    let run = restore(&other_cpu, dir.path(), "cpu", &[]);
     assert_eq!(run.status, Some(1), "{run:?}");
     assert!(
         run.stderr.contains("taken on CPU model") && run.stderr.contains("0x12345678"),
@@ -243,4 +212,77 @@ fn snapshots_of_another_version_or_cpu_model_are_refused() {
     );
     assert_eq!(run.status, Some(1), "{run:?}");
     assert!(run.stderr.contains("only --serial-log"), "{}", run.stderr);
+}
+
+#[test]
+fn virtio_blk_reads_continue_with_the_queue_where_the_snapshot_left_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let disk = dir.path().join("disk.img");
+    let content: Vec<u8> = (0..2048u32)
+        .flat_map(|s| std::iter::repeat_n((s & 0xff) as u8, 512))
+        .collect();
+    std::fs::write(&disk, content).expect("disk");
+    let (snap, before) = snapshot_mid_run(dir.path(), BLK_READER, &["--rootfs", path_str(&disk)]);
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(snap.join("state.json")).expect("state file"),
+    )
+    .expect("state JSON");
+    let virtio = &state["virtio"][0];
+    assert_eq!(virtio["device_type"], 2, "{virtio}");
+    assert_eq!(virtio["activated"], true);
+    let used = virtio["positions"][0]["next_used"]
+        .as_u64()
+        .expect("position");
+    let printed = before.len() as u64;
+    assert!(
+        used == printed || used == printed + 1,
+        "one request completed per printed count (the last one may not be printed yet): \
+         {used} used, {printed} printed"
+    );
+
+    let run = restore(&snap, dir.path(), "blk", &[]);
+    assert_eq!(
+        run.status,
+        Some(BLK_OK),
+        "every read after the restore returned its sector: {run:?}"
+    );
+    let combined = format!("{before}{}", run.serial);
+    assert_eq!(
+        combined.len(),
+        BLK_READS as usize,
+        "no request lost or repeated"
+    );
+    assert!(combined == expected_output(BLK_READS));
+}
+
+#[test]
+fn restored_vsock_tells_the_guest_its_connections_are_gone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let uds = dir.path().join("v.sock");
+    let (snap, before) = snapshot_mid_run(
+        dir.path(),
+        VSOCK_RESET_WAITER,
+        &["--vsock-uds", path_str(&uds)],
+    );
+    let new_uds = dir.path().join("restored.sock");
+    let run = restore(
+        &snap,
+        dir.path(),
+        "vsock",
+        &["--vsock-uds", path_str(&new_uds)],
+    );
+    assert_eq!(
+        run.status,
+        Some(VSOCK_RESET_SEEN),
+        "the guest saw TRANSPORT_RESET with its counters intact: {run:?}"
+    );
+    let combined = format!("{before}{}", run.serial);
+    assert!(
+        expected_output(COUNTER_LIMIT).starts_with(&combined),
+        "the count continued in order"
+    );
+    assert!(
+        new_uds.exists(),
+        "the restored device listened on the socket given to the restore"
+    );
 }
