@@ -20,7 +20,9 @@ impl Vmm {
     /// version or host CPU model differ from this flint-vmm and host).
     pub fn restore(opts: &RestoreConfig, times: Arc<BootTimes>) -> Result<Self, VmmError> {
         let _span = tracing::info_span!("restore", dir = %opts.dir.display()).entered();
+        let started = std::time::Instant::now();
         let state = SnapshotState::load(&opts.dir)?;
+        let loaded_us = started.elapsed().as_micros();
         let mut machine = state.machine.clone();
         if let Some(uds) = &opts.vsock_uds {
             match machine.devices.vsock.as_mut() {
@@ -41,8 +43,10 @@ impl Vmm {
         }
 
         let kvm = KvmVm::new()?;
+        let vm_created_us = started.elapsed().as_micros();
         let mem = memory::map_private(&opts.dir.join(MEMORY_FILE), machine.mem_mib << 20)?;
         kvm.register_memory(&mem)?;
+        let memory_us = started.elapsed().as_micros();
 
         let mut vcpus = Vec::with_capacity(state.vcpus.len());
         for index in 0..machine.vcpus {
@@ -53,6 +57,7 @@ impl Vmm {
             vcpu_state::restore(vcpu, saved).map_err(|e| VmmError::RestoreVcpu(index as u8, e))?;
         }
 
+        let cpu_state_us = started.elapsed().as_micros();
         // Devices last: a restored device may raise its interrupt at once, which must land
         // in the restored interrupt controllers.
         let mut bus = MmioBus::new();
@@ -80,6 +85,14 @@ impl Vmm {
         )?;
         let pio = PioDevices::with_i8042(serial, state.legacy.i8042.clone());
         let ctx = vcpu_context(&kvm, pio, bus, times)?;
+        tracing::info!(
+            loaded_us,
+            vm_created_us,
+            memory_us,
+            cpu_state_us,
+            done_us = started.elapsed().as_micros(),
+            "restore phases (cumulative microseconds)"
+        );
         Ok(Vmm {
             kvm,
             mem,
