@@ -167,6 +167,22 @@ fn counting_guest_continues_exactly_where_the_snapshot_stopped_it() {
     }
 }
 
+#[test]
+fn two_vcpus_pause_and_restore_with_the_second_one_waiting_for_sipi() {
+    // vCPU 1 never gets a SIPI: it sits in KVM_RUN inside the kernel, and only the kick
+    // signal gets it out to pause.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (snap, before) = snapshot_mid_run(dir.path(), COUNTER, &["--vcpus", "2"]);
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(snap.join("state.json")).expect("state file"),
+    )
+    .expect("state JSON");
+    assert_eq!(state["vcpus"].as_array().map(Vec::len), Some(2));
+    let run = restore(&snap, dir.path(), "smp", &[]);
+    assert_eq!(run.status, Some(COUNTER_OK), "{run:?}");
+    assert!(format!("{before}{}", run.serial) == expected_output(COUNTER_LIMIT));
+}
+
 fn edited_copy(snap: &Path, dir: &Path, edit: impl Fn(&mut serde_json::Value)) -> PathBuf {
     let copy = dir.join("edited");
     std::fs::create_dir_all(&copy).expect("mkdir");

@@ -16,7 +16,20 @@ struct Record {
     resets: usize,
     config_writes: Vec<(u64, Vec<u8>)>,
     interrupt: Option<Interrupt>,
+    activated_positions: Vec<QueuePosition>,
 }
+
+/// Where the fake device says its queues stand when quiesced.
+const SAVED_POSITIONS: [QueuePosition; 2] = [
+    QueuePosition {
+        next_avail: 7,
+        next_used: 5,
+    },
+    QueuePosition {
+        next_avail: 65535,
+        next_used: 65535,
+    },
+];
 
 struct FakeDevice {
     rec: Arc<Mutex<Record>>,
@@ -59,6 +72,7 @@ impl VirtioDevice for FakeDevice {
         }
         let mut r = self.rec.lock().unwrap();
         r.activated_queues = Some(q.len());
+        r.activated_positions = q.iter().map(QueuePosition::of).collect();
         r.interrupt = Some(i);
         Ok(())
     }
@@ -72,7 +86,7 @@ impl VirtioDevice for FakeDevice {
         self.rec.lock().unwrap().acked.unwrap_or(0)
     }
     fn quiesce(&mut self) -> Vec<QueuePosition> {
-        vec![QueuePosition::default(); 2]
+        SAVED_POSITIONS.to_vec()
     }
 }
 
@@ -384,4 +398,52 @@ fn wrong_width_and_misaligned_accesses_are_ignored() {
     assert_eq!(h.r(reg::VIRTIO_MMIO_MAGIC_VALUE), MMIO_MAGIC_VALUE);
     h.t.mmio_read(u64::MAX, &mut d);
     h.t.mmio_write(u64::MAX, &d);
+}
+
+#[test]
+fn snapshot_and_restore_carry_registers_and_queue_positions() {
+    let mut h = harness(false);
+    assert!(h.negotiate(V1 | FAKE_FEATURE));
+    h.setup_queue(0, 0x10_0000, 16);
+    h.setup_queue(1, 0x20_0000, 8);
+    h.driver_ok();
+    h.w(reg::VIRTIO_MMIO_QUEUE_SEL, 1);
+    let state = h.t.snapshot();
+    assert!(state.activated);
+    assert_eq!(state.positions, SAVED_POSITIONS);
+    assert_eq!(state.acked_features, V1 | FAKE_FEATURE);
+    let json = serde_json::to_string(&state).expect("serialise");
+    let state: TransportState = serde_json::from_str(&json).expect("parse");
+
+    let mut r = harness(false);
+    r.t.restore(&state).expect("restore");
+    assert!(r.t.is_activated());
+    assert_eq!(r.r(reg::VIRTIO_MMIO_STATUS), h.r(reg::VIRTIO_MMIO_STATUS));
+    assert_eq!(r.r(reg::VIRTIO_MMIO_QUEUE_NUM_MAX), 8, "QueueSel kept");
+    assert_eq!(r.r(reg::VIRTIO_MMIO_QUEUE_READY), 1);
+    let rec = r.rec.lock().unwrap();
+    assert_eq!(rec.acked, Some(V1 | FAKE_FEATURE));
+    assert_eq!(rec.activated_queues, Some(2));
+    assert_eq!(rec.activated_positions, SAVED_POSITIONS);
+}
+
+#[test]
+fn restore_refuses_another_device_or_queue_count() {
+    let mut h = harness(false);
+    let mut state = h.t.snapshot();
+    assert!(!state.activated && state.positions.is_empty());
+    state.device_type = 2;
+    assert!(matches!(
+        harness(false).t.restore(&state),
+        Err(TransportRestoreError::DeviceType {
+            found: 2,
+            expected: 42
+        })
+    ));
+    state.device_type = 42;
+    state.queues.pop();
+    assert!(matches!(
+        harness(false).t.restore(&state),
+        Err(TransportRestoreError::QueueCount { .. })
+    ));
 }
