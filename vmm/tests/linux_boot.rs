@@ -6,10 +6,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Duration;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
-use common::run_vmm;
+use common::{run_vmm, vmm_bin};
 
 const DEADLINE: Duration = Duration::from_secs(900);
 
@@ -126,4 +126,99 @@ fn linux_boots_to_init_with_ext4_root_on_virtio_blk() {
     assert!(summary["timings"]["first_serial_byte_us"]
         .as_u64()
         .is_some());
+}
+
+/// The serial line after which the snapshot is taken: virtio-blk is probed and active, the
+/// root file system not mounted yet.
+const SNAPSHOT_MARKER: &str = "virtio_blk virtio0: [vda]";
+
+#[test]
+fn linux_snapshotted_mid_boot_mounts_its_root_and_runs_init_after_restore() {
+    let kernel = kernel_path();
+    assert!(
+        kernel.is_file(),
+        "guest kernel {} is missing: build it with images/kernel/build.sh",
+        kernel.display()
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rootfs = make_rootfs(dir.path());
+    let before_log = dir.path().join("before.serial");
+    let snap = dir.path().join("snap");
+    let mut child = Command::new(vmm_bin())
+        .arg("--kernel")
+        .arg(&kernel)
+        .args(["--mem-mib", "128", "--rootfs"])
+        .arg(&rootfs)
+        .arg("--vsock-uds")
+        .arg(dir.path().join("before.sock"))
+        .arg("--serial-log")
+        .arg(&before_log)
+        .arg("--snapshot-to")
+        .arg(&snap)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("flint-vmm starts");
+    let started = Instant::now();
+    loop {
+        let log = std::fs::read_to_string(&before_log).unwrap_or_default();
+        if log.contains(SNAPSHOT_MARKER) {
+            break;
+        }
+        if let Some(status) = child.try_wait().expect("wait") {
+            panic!("the guest ended ({status}) before {SNAPSHOT_MARKER:?}; serial log:\n{log}");
+        }
+        if started.elapsed() > DEADLINE {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("no {SNAPSHOT_MARKER:?} within {DEADLINE:?}; serial log:\n{log}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = libc::pid_t::try_from(child.id()).expect("pid");
+    // SAFETY: plain kill(2) of our own child process, which has not been reaped yet.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGUSR1) }, 0, "kill");
+    let status = child.wait().expect("wait");
+    assert_eq!(
+        status.code(),
+        Some(5),
+        "a snapshot ends the VM with status 5"
+    );
+    let before = std::fs::read_to_string(&before_log).expect("serial log");
+
+    let after_log = dir.path().join("after.serial");
+    let new_sock = dir.path().join("after.sock");
+    let run = run_vmm(
+        &[
+            "--restore-from",
+            snap.to_str().expect("utf8"),
+            "--vsock-uds",
+            new_sock.to_str().expect("utf8"),
+            "--serial-log",
+            after_log.to_str().expect("utf8"),
+        ],
+        Some(&after_log),
+        DEADLINE,
+    );
+    let keep = std::env::temp_dir().join("flint-vmm-linux-restore-serial.log");
+    let _ = std::fs::write(&keep, format!("{before}{}", run.serial));
+    let context = format!(
+        "serial log (before + after the restore) saved at {}; stderr:\n{}",
+        keep.display(),
+        run.stderr
+    );
+    assert!(
+        !run.serial.is_empty() && !run.serial.contains("Linux version"),
+        "the restored guest continues instead of booting again; {context}"
+    );
+    let combined = format!("{before}{}", run.serial);
+    assert!(
+        combined.contains("VFS: Mounted root (ext4 filesystem) readonly"),
+        "ext4 root not mounted; {context}"
+    );
+    assert!(
+        run.serial.contains("Run /sbin/init as init process"),
+        "init not started after the restore; {context}"
+    );
+    assert_eq!(run.status, Some(2), "{context}\nstdout: {}", run.stdout);
 }
