@@ -123,3 +123,32 @@ fn help_succeeds() {
     assert_eq!(run.status, Some(0));
     assert!(run.stdout.contains("--vsock-uds"), "{}", run.stdout);
 }
+
+#[test]
+fn restore_needs_a_snapshot_directory_with_a_state_file() {
+    fails_with(
+        &["--restore-from", "/nonexistent/snap"],
+        "snapshot directory /nonexistent/snap does not exist",
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().to_str().expect("utf8");
+    fails_with(&["--restore-from", d], "cannot read snapshot state");
+    std::fs::write(dir.path().join("state.json"), "{\"version\": 1}").expect("write");
+    fails_with(
+        &["--restore-from", d],
+        "is not a flint-vmm snapshot state file",
+    );
+    fails_with(
+        &["--restore-from", d, "--config", "/x.json"],
+        "cannot be used with",
+    );
+    fails_with(
+        &[
+            "--snapshot-to",
+            "/nonexistent/dir/snap",
+            "--restore-from",
+            d,
+        ],
+        "snapshot directory: directory of /nonexistent/dir/snap does not exist",
+    );
+}

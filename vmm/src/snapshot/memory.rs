@@ -54,21 +54,21 @@ pub fn write_sparse(file: &File, data: &[u8], path: &Path) -> Result<(), Snapsho
 /// Writes all of guest memory to `path`. The vCPUs must be paused and the devices
 /// quiesced, so nothing changes the memory while it is copied.
 pub fn save(mem: &GuestMem, path: &Path) -> Result<(), SnapshotError> {
-    let file = File::create(path).map_err(io("create memory file", path))?;
-    for region in mem.iter() {
-        let len = region.len() as usize;
-        // SAFETY: the region maps `len` bytes at `as_ptr()` for as long as `mem` lives, and
-        // with every vCPU paused and every device quiesced nothing writes to it meanwhile.
-        let data = unsafe { std::slice::from_raw_parts(region.as_ptr(), len) };
-        if region.start_addr().0 != 0 || mem.num_regions() != 1 {
+    let region = match mem.iter().next() {
+        Some(r) if r.start_addr().0 == 0 && mem.num_regions() == 1 => r,
+        _ => {
             return Err(SnapshotError::Map(
                 path.to_owned(),
                 "guest memory must be one region at address 0".into(),
-            ));
+            ))
         }
-        write_sparse(&file, data, path)?;
-    }
-    Ok(())
+    };
+    let file = File::create(path).map_err(io("create memory file", path))?;
+    let len = region.len() as usize;
+    // SAFETY: the region maps `len` bytes at `as_ptr()` for as long as `mem` lives, and
+    // with every vCPU paused and every device quiesced nothing writes to it meanwhile.
+    let data = unsafe { std::slice::from_raw_parts(region.as_ptr(), len) };
+    write_sparse(&file, data, path)
 }
 
 /// Maps the memory file at `path` as guest memory of `bytes` bytes at address 0,
