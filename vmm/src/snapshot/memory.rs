@@ -51,8 +51,9 @@ pub fn write_sparse(file: &File, data: &[u8], path: &Path) -> Result<(), Snapsho
         .map_err(io("size memory file", path))
 }
 
-/// Writes all of guest memory to `path`. The vCPUs must be paused and the devices
-/// quiesced, so nothing changes the memory while it is copied.
+/// Writes all of guest memory to `path` (through a temporary file and a rename, so a VM
+/// restored from an older file at `path` keeps its mapping of the old file). The vCPUs
+/// must be paused and the devices quiesced, so nothing changes the memory meanwhile.
 pub fn save(mem: &GuestMem, path: &Path) -> Result<(), SnapshotError> {
     let region = match mem.iter().next() {
         Some(r) if r.start_addr().0 == 0 && mem.num_regions() == 1 => r,
@@ -63,12 +64,16 @@ pub fn save(mem: &GuestMem, path: &Path) -> Result<(), SnapshotError> {
             ))
         }
     };
-    let file = File::create(path).map_err(io("create memory file", path))?;
+    let mut tmp_name = path.as_os_str().to_owned();
+    tmp_name.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp_name);
+    let file = File::create(&tmp).map_err(io("create memory file", &tmp))?;
     let len = region.len() as usize;
     // SAFETY: the region maps `len` bytes at `as_ptr()` for as long as `mem` lives, and
     // with every vCPU paused and every device quiesced nothing writes to it meanwhile.
     let data = unsafe { std::slice::from_raw_parts(region.as_ptr(), len) };
-    write_sparse(&file, data, path)
+    write_sparse(&file, data, &tmp)?;
+    std::fs::rename(&tmp, path).map_err(io("rename memory file to", path))
 }
 
 /// Maps the memory file at `path` as guest memory of `bytes` bytes at address 0,

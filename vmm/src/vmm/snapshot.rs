@@ -12,7 +12,7 @@ use crate::arch::current::vcpu_state::VcpuState;
 use crate::arch::current::vm_state;
 use crate::exit::VmExit;
 use crate::pause;
-use crate::snapshot::{memory, SnapshotError, SnapshotState, MEMORY_FILE};
+use crate::snapshot::{memory, SnapshotError, SnapshotState, MEMORY_FILE, STATE_FILE};
 use crate::vcpu::VmEvent;
 
 /// How long the vCPUs get to pause.
@@ -82,6 +82,19 @@ pub(super) fn take(
         path: dir.to_owned(),
         source,
     })?;
+    // A state file is only ever next to the memory file it belongs to.
+    let state_path = dir.join(STATE_FILE);
+    match std::fs::remove_file(&state_path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(SnapshotError::Io {
+                what: "remove the old snapshot state",
+                path: state_path,
+                source: e,
+            }
+            .into())
+        }
+        _ => {}
+    }
     memory::save(&vmm.mem, &dir.join(MEMORY_FILE))?;
     SnapshotState::new(vmm.machine.clone(), vm, vcpus, legacy, virtio).store(dir)?;
     tracing::info!(
