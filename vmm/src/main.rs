@@ -58,6 +58,10 @@ fn run(start: Instant) -> anyhow::Result<i32> {
         .map(config::snapshot_dir)
         .transpose()
         .context("invalid configuration")?;
+    if snapshot_to.is_some() {
+        // From the start, so a SIGUSR1 that comes while the VM is built waits for it.
+        flint_vmm::pause::block_snapshot_signal().context("cannot block SIGUSR1")?;
+    }
     let times = Arc::new(BootTimes::new(start));
     let (mut vmm, serial_log, timings) = match cli.restore_from {
         Some(dir) => {
