@@ -5,6 +5,8 @@
 
 mod common;
 
+use std::io::Read;
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -300,5 +302,88 @@ fn restored_vsock_tells_the_guest_its_connections_are_gone() {
     assert!(
         new_uds.exists(),
         "the restored device listened on the socket given to the restore"
+    );
+}
+
+/// Accepts one connection on `listener` and reads it to its end, within [`DEADLINE`].
+fn read_one_connection(listener: UnixListener) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let started = Instant::now();
+        listener.set_nonblocking(true).expect("nonblocking");
+        let mut stream = loop {
+            match listener.accept() {
+                Ok((s, _)) => break s,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    assert!(started.elapsed() < DEADLINE, "no vsock connection came");
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => panic!("accept: {e}"),
+            }
+        };
+        stream.set_nonblocking(false).expect("blocking");
+        stream
+            .set_read_timeout(Some(DEADLINE))
+            .expect("read timeout");
+        let mut data = Vec::new();
+        stream
+            .read_to_end(&mut data)
+            .expect("read the guest's stream");
+        data
+    })
+}
+
+#[test]
+fn vsock_stream_reconnects_after_restore_and_goes_on_from_where_it_was() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let uds = dir.path().join("before.sock");
+    let new_uds = dir.path().join("after.sock");
+    let listen = |uds: &Path| {
+        let mut path = uds.as_os_str().to_owned();
+        path.push(format!("_{VSOCK_STREAM_PORT}"));
+        UnixListener::bind(PathBuf::from(path)).expect("listen for the guest")
+    };
+    let first = read_one_connection(listen(&uds));
+    let second = read_one_connection(listen(&new_uds));
+    let (snap, before) =
+        snapshot_mid_run(dir.path(), VSOCK_STREAMER, &["--vsock-uds", path_str(&uds)]);
+    let run = restore(
+        &snap,
+        dir.path(),
+        "stream",
+        &["--vsock-uds", path_str(&new_uds)],
+    );
+    assert_eq!(
+        run.status,
+        Some(VSOCK_STREAM_OK),
+        "the guest reconnected after the reset and sent everything: {run:?}"
+    );
+    let expected = expected_output(VSOCK_STREAM_LEN);
+    assert!(
+        format!("{before}{}", run.serial) == expected,
+        "the count continued in order on the serial port"
+    );
+    let first = String::from_utf8(first.join().expect("first reader")).expect("ascii");
+    let second = String::from_utf8(second.join().expect("second reader")).expect("ascii");
+    assert!(
+        !first.is_empty() && expected.starts_with(&first),
+        "the first connection carried the start of the stream ({} bytes)",
+        first.len()
+    );
+    assert!(
+        !second.is_empty() && expected.ends_with(&second),
+        "the connection made after the restore carried the rest to the end ({} bytes)",
+        second.len()
+    );
+    let lost = expected
+        .len()
+        .checked_sub(first.len() + second.len())
+        .expect("no byte reached the host twice");
+    assert!(
+        lost <= 4,
+        "at most the packets in flight at the snapshot are lost with the old connection: \
+         {lost} bytes lost ({} + {} of {})",
+        first.len(),
+        second.len(),
+        expected.len()
     );
 }
