@@ -3,9 +3,10 @@
 
 use crate::limits::{CODE_ENTRIES_MAX, CODE_UNZIPPED_MAX, CODE_ZIP_MAX};
 use sha2::{Digest, Sha256};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{Cursor, Write};
 use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// A code bundle that cannot be used, or a store failure.
 #[derive(Debug, thiserror::Error)]
@@ -107,20 +108,63 @@ fn is_enclosed(name: &str) -> bool {
 }
 
 /// Code bundles on disk, one file per distinct sha256.
+///
+/// A bundle is removed only by [`CodeStore::collect_garbage`], and only when no
+/// function references it and no [`CodePin`] holds it. A writer pins the bundle
+/// before storing it and keeps the pin until the function row that references it
+/// is committed, so a concurrent delete of another function with byte-identical
+/// code cannot remove it in between.
 #[derive(Debug, Clone)]
 pub struct CodeStore {
     dir: PathBuf,
+    /// Bundles being written or referenced by a row not yet committed, with counts.
+    /// Garbage collection holds this lock from reading the references to the last
+    /// removal, so a pin taken or released meanwhile waits for it.
+    pins: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+/// Keeps one bundle from garbage collection while it lives.
+#[derive(Debug)]
+pub struct CodePin {
+    pins: Arc<Mutex<HashMap<String, usize>>>,
+    sha256: String,
+}
+
+impl Drop for CodePin {
+    fn drop(&mut self) {
+        let mut pins = lock_pins(&self.pins);
+        if let Some(n) = pins.get_mut(&self.sha256) {
+            *n -= 1;
+            if *n == 0 {
+                pins.remove(&self.sha256);
+            }
+        }
+    }
+}
+
+fn lock_pins(pins: &Mutex<HashMap<String, usize>>) -> MutexGuard<'_, HashMap<String, usize>> {
+    // The map holds plain counts updated in one step each: still valid after a panic.
+    pins.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl CodeStore {
-    /// Opens (creating) the store in `dir`.
+    /// Opens (creating) the store in `dir`; removes temporary files a crash left.
     pub fn open(dir: &Path) -> Result<Self, CodeError> {
-        std::fs::create_dir_all(dir).map_err(|source| CodeError::Io {
+        let io = |source| CodeError::Io {
             path: dir.to_path_buf(),
             source,
-        })?;
+        };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        for entry in std::fs::read_dir(dir).map_err(io)? {
+            let entry = entry.map_err(io)?;
+            if entry.file_name().to_string_lossy().starts_with(".tmp") {
+                // A temp file left by a crash during put: nobody is writing it now.
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
         Ok(Self {
             dir: dir.to_path_buf(),
+            pins: Arc::default(),
         })
     }
 
@@ -128,9 +172,21 @@ impl CodeStore {
         self.dir.join(format!("{sha256}.zip"))
     }
 
+    /// Keeps the bundle `sha256` (stored or about to be) from garbage collection
+    /// until the pin is dropped.
+    pub fn pin(&self, sha256: &str) -> CodePin {
+        *lock_pins(&self.pins).entry(sha256.to_string()).or_default() += 1;
+        CodePin {
+            pins: self.pins.clone(),
+            sha256: sha256.to_string(),
+        }
+    }
+
     /// Stores a validated bundle; a bundle already present is not written again.
-    pub fn put(&self, sha256: &str, zip: &[u8]) -> Result<(), CodeError> {
-        let path = self.path_of(sha256);
+    /// The caller holds a pin on it (see [`CodeStore::pin`]) until the reference
+    /// to it is committed.
+    pub fn put(&self, pin: &CodePin, zip: &[u8]) -> Result<(), CodeError> {
+        let path = self.path_of(&pin.sha256);
         if path.exists() {
             return Ok(());
         }
@@ -157,8 +213,18 @@ impl CodeStore {
         })
     }
 
-    /// Deletes every stored bundle whose sha256 is not in `keep`; returns how many.
-    pub fn collect_garbage(&self, keep: &HashSet<String>) -> Result<usize, CodeError> {
+    /// Deletes every stored bundle that is neither in the set `referenced` returns
+    /// nor pinned; returns how many. `referenced` is read under the pin lock, so a
+    /// writer that released its pin has committed its reference before it is read.
+    /// `None` from `referenced` (the registry could not be read) removes nothing.
+    pub fn collect_garbage(
+        &self,
+        referenced: impl FnOnce() -> Option<HashSet<String>>,
+    ) -> Result<usize, CodeError> {
+        let pins = lock_pins(&self.pins);
+        let Some(keep) = referenced() else {
+            return Ok(0);
+        };
         let io = |source| CodeError::Io {
             path: self.dir.clone(),
             source,
@@ -167,14 +233,17 @@ impl CodeStore {
         for entry in std::fs::read_dir(&self.dir).map_err(io)? {
             let entry = entry.map_err(io)?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if let Some(sha) = name.strip_suffix(".zip") {
-                if !keep.contains(sha) {
-                    std::fs::remove_file(entry.path()).map_err(io)?;
-                    removed += 1;
-                }
-            } else if name.starts_with(".tmp") {
-                // A temp file left by a crash during put.
-                let _ = std::fs::remove_file(entry.path());
+            let Some(sha) = name.strip_suffix(".zip") else {
+                // Temporary files belong to a put in progress.
+                continue;
+            };
+            if keep.contains(sha) || pins.contains_key(sha) {
+                continue;
+            }
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io(e)),
             }
         }
         Ok(removed)
@@ -242,14 +311,75 @@ pub(crate) mod tests {
         let store = CodeStore::open(dir.path()).unwrap();
         let z = make_zip(&[("a.py", b"1", None)]);
         let info = check_bundle(&z).unwrap();
-        store.put(&info.sha256, &z).unwrap();
-        store.put(&info.sha256, &z).unwrap();
+        let pin = store.pin(&info.sha256);
+        store.put(&pin, &z).unwrap();
+        store.put(&pin, &z).unwrap();
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
         assert_eq!(store.get(&info.sha256).unwrap(), z);
-        assert_eq!(store.collect_garbage(&HashSet::new()).unwrap(), 1);
+        assert_eq!(store.collect_garbage(|| Some(HashSet::new())).unwrap(), 0);
+        drop(pin);
+        assert_eq!(store.collect_garbage(|| None).unwrap(), 0);
+        assert_eq!(store.collect_garbage(|| Some(HashSet::new())).unwrap(), 1);
         assert!(matches!(
             store.get(&info.sha256),
             Err(CodeError::Missing(_))
         ));
+    }
+
+    /// The race of issue 14: function X is created with the same code as function Y
+    /// while Y is deleted. The bundle must survive whatever the interleaving.
+    #[test]
+    fn pinned_bundle_survives_a_concurrent_collection() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CodeStore::open(dir.path()).unwrap();
+        let z = make_zip(&[("a.py", b"shared", None)]);
+        let sha = check_bundle(&z).unwrap().sha256;
+        // The registry: which functions reference the bundle.
+        let rows = Arc::new(Mutex::new(HashSet::<&str>::new()));
+        let referenced = |rows: &Mutex<HashSet<&str>>| {
+            let rows = rows.lock().unwrap();
+            Some(if rows.is_empty() {
+                HashSet::new()
+            } else {
+                HashSet::from([sha.clone()])
+            })
+        };
+        for _ in 0..300 {
+            // Y exists with the bundle.
+            let pin = store.pin(&sha);
+            store.put(&pin, &z).unwrap();
+            rows.lock().unwrap().insert("y");
+            drop(pin);
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    // Create X: pin, store, commit the row, unpin.
+                    let pin = store.pin(&sha);
+                    store.put(&pin, &z).unwrap();
+                    std::thread::yield_now();
+                    rows.lock().unwrap().insert("x");
+                    drop(pin);
+                });
+                s.spawn(|| {
+                    // Delete Y, then collect.
+                    rows.lock().unwrap().remove("y");
+                    store.collect_garbage(|| referenced(&rows)).unwrap();
+                });
+            });
+            assert_eq!(store.get(&sha).unwrap(), z, "X's code was removed");
+            rows.lock().unwrap().remove("x");
+            store.collect_garbage(|| referenced(&rows)).unwrap();
+            assert!(matches!(store.get(&sha), Err(CodeError::Missing(_))));
+        }
+    }
+
+    #[test]
+    fn collection_leaves_temporary_files_of_a_put_in_progress() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CodeStore::open(dir.path()).unwrap();
+        std::fs::write(dir.path().join(".tmpXYZ"), b"half").unwrap();
+        store.collect_garbage(|| Some(HashSet::new())).unwrap();
+        assert!(dir.path().join(".tmpXYZ").exists());
+        CodeStore::open(dir.path()).unwrap();
+        assert!(!dir.path().join(".tmpXYZ").exists(), "open cleans up");
     }
 }

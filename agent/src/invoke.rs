@@ -210,6 +210,16 @@ impl Agent {
 
     /// What flint-init needs to make a sandbox an instance of `f`.
     fn configure_for(&self, f: &Function, rt: &Runtime) -> Result<Configure, InvokeError> {
+        let code_zip = match self.code.get(&f.code_sha256) {
+            Ok(z) => z,
+            // Deleted (or its code replaced) since this invocation read it: a
+            // deleted function is NOT_FOUND, as if the call had come a moment later.
+            Err(CodeError::Missing(sha)) => {
+                self.store.get(&f.name)?;
+                return Err(CodeError::Missing(sha).into());
+            }
+            Err(e) => return Err(e.into()),
+        };
         Ok(Configure {
             function_name: f.name.clone(),
             function_version: "$LATEST".into(),
@@ -217,7 +227,7 @@ impl Agent {
             memory_mb: f.memory_mb,
             timeout_s: f.timeout_s,
             environment: f.environment.clone(),
-            code_zip: self.code.get(&f.code_sha256)?,
+            code_zip,
             bootstrap: rt.manifest.bootstrap.clone(),
             runtime: rt.manifest.name.clone(),
             function_arn: arn(&f.name),
