@@ -4,7 +4,7 @@
 use crate::limits::{CODE_ENTRIES_MAX, CODE_UNZIPPED_MAX, CODE_ZIP_MAX};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
-use std::io::{Cursor, Write};
+use std::io::{Cursor, Read, Write};
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -26,6 +26,12 @@ pub enum CodeError {
     /// Unpacked size too large
     #[error("the code bundle unpacks to {0} bytes: at most {CODE_UNZIPPED_MAX} bytes (250 MB)")]
     UnzippedTooLarge(u64),
+    /// An entry holds more than its header declares: a crafted archive (zip bomb)
+    #[error("zip entry {name:?} declares {declared} bytes unpacked but holds more: the archive is corrupt or crafted; re-create it with a standard zip tool")]
+    SizeMismatch { name: String, declared: u64 },
+    /// An entry's data cannot be decompressed
+    #[error("zip entry {name:?} cannot be unpacked ({reason}): re-create the archive with a standard zip tool")]
+    Unreadable { name: String, reason: String },
     /// An entry would land outside the code root
     #[error("zip entry {0:?} escapes the code root: use relative paths without '..'")]
     Escapes(String),
@@ -89,12 +95,42 @@ pub fn check_bundle(zip: &[u8]) -> Result<BundleInfo, CodeError> {
     if unzipped > CODE_UNZIPPED_MAX {
         return Err(CodeError::UnzippedTooLarge(unzipped));
     }
+    // The sizes above are what the headers declare; a crafted archive understates
+    // them. Decompress every entry and refuse one that holds more than declared, so
+    // the real total is bounded by the declared one.
+    for i in 0..entries {
+        check_real_size(&mut archive, i)?;
+    }
     Ok(BundleInfo {
         sha256: hex::encode(Sha256::digest(zip)),
         size: zip.len() as u64,
         entries,
         unzipped,
     })
+}
+
+/// Decompresses entry `i` (into nothing), reading at most one byte more than its
+/// header declares; fails if that byte exists or the data is corrupt (the zip
+/// reader checks the CRC when an entry is read to its end).
+fn check_real_size(
+    archive: &mut zip::ZipArchive<Cursor<&[u8]>>,
+    i: usize,
+) -> Result<(), CodeError> {
+    let entry = archive
+        .by_index(i)
+        .map_err(|e| CodeError::Malformed(e.to_string()))?;
+    let name = entry.name().to_string();
+    let declared = entry.size();
+    let mut limited = entry.take(declared.saturating_add(1));
+    let real =
+        std::io::copy(&mut limited, &mut std::io::sink()).map_err(|e| CodeError::Unreadable {
+            name: name.clone(),
+            reason: e.to_string(),
+        })?;
+    if real > declared {
+        return Err(CodeError::SizeMismatch { name, declared });
+    }
+    Ok(())
 }
 
 /// True when `name` stays below the directory it is unpacked into.
@@ -294,6 +330,55 @@ pub(crate) mod tests {
                 "{bad} accepted"
             );
         }
+    }
+
+    /// Rewrites every uncompressed-size field of a one-entry zip (local header and
+    /// central directory) to `size`, as a crafted bomb does; the CRC stays right.
+    fn understate_size(zip: &mut [u8], size: u32) {
+        let mut patched = 0;
+        for i in 0..zip.len().saturating_sub(4) {
+            match &zip[i..i + 4] {
+                b"PK\x03\x04" => {
+                    zip[i + 22..i + 26].copy_from_slice(&size.to_le_bytes());
+                    patched += 1;
+                }
+                b"PK\x01\x02" => {
+                    zip[i + 24..i + 28].copy_from_slice(&size.to_le_bytes());
+                    patched += 1;
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(patched, 2, "expected one local and one central header");
+    }
+
+    fn deflated_zeros(n: usize) -> Vec<u8> {
+        let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        let opts =
+            SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+        w.start_file("bomb.bin", opts).unwrap();
+        w.write_all(&vec![0u8; n]).unwrap();
+        w.finish().unwrap().into_inner()
+    }
+
+    #[test]
+    fn rejects_a_bomb_that_understates_its_size() {
+        // 4 MB of zeros deflate to ~4 KB; the headers claim 1 KB. (Any real size
+        // above the declared one is refused, so the size of the bomb does not matter.)
+        let mut z = deflated_zeros(4 << 20);
+        understate_size(&mut z, 1024);
+        match check_bundle(&z) {
+            Err(e @ CodeError::SizeMismatch { declared: 1024, .. }) => {
+                assert!(e.to_string().contains("bomb.bin"), "{e}")
+            }
+            other => panic!("bomb accepted or wrong error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn accepts_real_sizes_that_match() {
+        let z = deflated_zeros(1 << 20);
+        assert_eq!(check_bundle(&z).unwrap().unzipped, 1 << 20);
     }
 
     #[test]
