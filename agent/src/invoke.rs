@@ -149,7 +149,7 @@ impl Agent {
         if input.payload.iter().all(u8::is_ascii_whitespace) {
             input.payload = b"{}".to_vec();
         }
-        if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&input.payload) {
+        if let Err(e) = crate::payload::check(&input.payload) {
             return Err(InvokeError::PayloadNotJson(e.to_string()));
         }
         if input.client_context.len() > CLIENT_CONTEXT_MAX {

@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod node;
 pub mod observe;
 pub mod occupancy;
+pub mod payload;
 pub mod pool;
 pub mod runtimes;
 pub mod sandbox;

@@ -1,5 +1,6 @@
-//! Hostile input found in issue 14: a zip bomb that understates its sizes. It is
-//! refused when it arrives, with a message that says what to fix.
+//! Hostile input found in issue 14: a zip bomb that understates its sizes, payloads
+//! with invalid UTF-8 or absurd nesting, NUL bytes in the handler and environment.
+//! Each is refused when it arrives, with a message that says what to fix.
 
 use flint_integration::*;
 use flint_proto::v1::*;
@@ -74,4 +75,104 @@ async fn a_zip_bomb_understating_its_size_is_refused_at_create() {
         .unwrap()
         .count();
     assert_eq!(stored, 1, "only fine's bundle is stored");
+}
+
+#[tokio::test]
+async fn payloads_must_be_utf8_json_nested_at_most_512_deep() {
+    let agent = TestAgent::start().await;
+    let mut c = agent.client().await;
+    c.functions
+        .create_function(python_function(
+            "echo",
+            "def handler(e, c):\n    return e\n",
+        ))
+        .await
+        .unwrap();
+    let call = |payload: Vec<u8>| InvokeRequest {
+        function_name: "echo".into(),
+        invocation_type: InvocationType::RequestResponse as i32,
+        payload,
+        ..Default::default()
+    };
+    let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n)).into_bytes();
+    let cases = [
+        (b"\"caf\xe9\"".to_vec(), "invalid UTF-8 at byte 4"),
+        (b"{\"k\": \"\xff\xfe\"}".to_vec(), "invalid UTF-8"),
+        (deep(100_000), "deeper than 512 levels"),
+        (deep(513), "deeper than 512 levels"),
+    ];
+    for (payload, needle) in cases {
+        let err = c
+            .invocations
+            .invoke(call(payload))
+            .await
+            .expect_err("invoke must be refused");
+        assert_eq!(err.code(), Code::InvalidArgument, "{}", err.message());
+        assert!(
+            err.message().contains("not valid JSON") && err.message().contains(needle),
+            "{:?} lacks {needle:?}",
+            err.message()
+        );
+    }
+    assert_eq!(
+        agent.instances_of("echo").await,
+        0,
+        "a refused payload started an instance"
+    );
+    // Nesting within the limit reaches the function and comes back.
+    let r = c
+        .invocations
+        .invoke(call(deep(200)))
+        .await
+        .expect("200 levels are accepted")
+        .into_inner();
+    assert_eq!(
+        r.function_error,
+        "",
+        "{}",
+        String::from_utf8_lossy(&r.payload)
+    );
+    assert_eq!(r.payload, deep(200));
+}
+
+#[tokio::test]
+async fn nul_bytes_in_handler_and_environment_are_refused() {
+    let agent = TestAgent::start().await;
+    let mut c = agent.client().await;
+    let ok = || python_function("nul", "def handler(e, c):\n    return 1\n");
+    let mut r = ok();
+    r.handler = "app.hand\0ler".into();
+    let err = c.functions.create_function(r).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("NUL"), "{}", err.message());
+    let mut r = ok();
+    r.environment.insert("GREETING".into(), "h\0i".into());
+    let err = c.functions.create_function(r).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message().contains("GREETING") && err.message().contains("NUL"),
+        "{}",
+        err.message()
+    );
+    // Updates are held to the same rule.
+    c.functions.create_function(ok()).await.unwrap();
+    let err = c
+        .functions
+        .update_function_configuration(UpdateFunctionConfigurationRequest {
+            name: "nul".into(),
+            environment: Some(Environment {
+                variables: [("K".to_string(), "\0".to_string())].into(),
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{}", err.message());
+    let f = c
+        .functions
+        .get_function(GetFunctionRequest { name: "nul".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(f.handler, "app.handler");
 }
