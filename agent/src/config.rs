@@ -39,7 +39,15 @@ pub enum ConfigError {
     /// Bad --pool-warm value
     #[error("invalid --pool-warm {0:?}: use RUNTIME:MEMORY_MB=COUNT, e.g. python3.11:128=2")]
     PoolWarm(String),
+    /// Function log cap too small
+    #[error(
+        "--function-log-max-bytes {0} is too small: use at least {FUNCTION_LOG_MIN_BYTES} (64 KiB)"
+    )]
+    FunctionLogMax(u64),
 }
+
+/// Smallest accepted `--function-log-max-bytes`: a few invocations' REPORT lines.
+pub const FUNCTION_LOG_MIN_BYTES: u64 = 64 * 1024;
 
 /// flintd's command-line flags, as typed.
 #[derive(Debug, Clone, clap::Parser)]
@@ -131,6 +139,10 @@ pub struct RawConfig {
     /// Warm-pool sandboxes started at once.
     #[arg(long, env = "FLINT_POOL_PARALLEL_STARTS", default_value_t = 2)]
     pub pool_parallel_starts: u32,
+    /// Bytes a function's log file (<data-dir>/logs/<function>.log) may reach before
+    /// it is rotated to <function>.log.1 (replacing the previous one).
+    #[arg(long, env = "FLINT_FUNCTION_LOG_MAX_BYTES", default_value_t = 10 * 1024 * 1024)]
+    pub function_log_max_bytes: u64,
 }
 
 /// Which sandbox implementation runs instances.
@@ -176,6 +188,8 @@ pub struct Config {
     pub concurrency_limit: u32,
     pub function_rate_limit: u32,
     pub pool: crate::warm_pool::PoolConfig,
+    /// A function's log file is rotated before it passes this many bytes.
+    pub function_log_max_bytes: u64,
 }
 
 fn parse_pool_warm(s: &str) -> Result<(crate::warm_pool::PoolKey, u32), ConfigError> {
@@ -236,6 +250,9 @@ impl TryFrom<RawConfig> for Config {
         if raw.function_rate_limit == 0 {
             return Err(ConfigError::ZeroLimit("--function-rate-limit"));
         }
+        if raw.function_log_max_bytes < FUNCTION_LOG_MIN_BYTES {
+            return Err(ConfigError::FunctionLogMax(raw.function_log_max_bytes));
+        }
         for (flag, v) in [
             ("--price-per-gb-second", raw.price_per_gb_second),
             (
@@ -280,6 +297,7 @@ impl TryFrom<RawConfig> for Config {
                 parallel_starts: raw.pool_parallel_starts.max(1),
                 tmp_mb: crate::limits::TMP_MB,
             },
+            function_log_max_bytes: raw.function_log_max_bytes,
         })
     }
 }
@@ -335,5 +353,14 @@ mod metering_flag_tests {
         assert_eq!(c.prices.free_requests, 0);
         assert_eq!(c.metrics_listen, Some("127.0.0.1:9464".parse().unwrap()));
         assert_eq!(c.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn function_log_cap_has_a_floor() {
+        assert_eq!(parse(&[]).unwrap().function_log_max_bytes, 10 << 20);
+        let e = parse(&["--function-log-max-bytes", "100"]).unwrap_err();
+        assert!(e.to_string().contains("at least 65536"), "{e}");
+        let c = parse(&["--function-log-max-bytes", "65536"]).unwrap();
+        assert_eq!(c.function_log_max_bytes, 65536);
     }
 }

@@ -71,10 +71,13 @@ impl Agent {
         })?;
         let store = Store::open(&data.join("flint.db"))?;
         let code = CodeStore::open(&data.join("code"))?;
-        let logs = Logs::open(&data.join("logs")).map_err(|source| OpenError::DataDir {
-            path: data.join("logs"),
-            source,
-        })?;
+        let logs =
+            Logs::open(&data.join("logs"), config.function_log_max_bytes).map_err(|source| {
+                OpenError::DataDir {
+                    path: data.join("logs"),
+                    source,
+                }
+            })?;
         let runtimes = Runtimes::scan(&config.images_dir)?;
         if runtimes.is_empty() {
             tracing::warn!(images = %config.images_dir.display(), "no runtime images: run images/build-rootfs.sh");
