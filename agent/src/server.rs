@@ -164,6 +164,17 @@ pub async fn serve(agent: Arc<Agent>) -> Result<(), ServeError> {
     .await;
     agent.warm_pool.shutdown().await;
     agent.pool.shutdown().await;
+    // Anything a destroy could not remove, or a killed earlier run left.
+    let parent = agent.config.cgroup_parent.clone();
+    if let Ok(left) = tokio::task::spawn_blocking(move || {
+        crate::sandbox::namespace::sweep::remove_on_stop(&parent)
+    })
+    .await
+    {
+        if !left.is_empty() {
+            tracing::warn!(left = ?left, "sandbox cgroups still there at stop");
+        }
+    }
     // Commit the last invocation records.
     let meter = agent.meter.clone();
     let _ = tokio::task::spawn_blocking(move || meter.shutdown()).await;
