@@ -143,6 +143,13 @@ pub struct RawConfig {
     /// it is rotated to <function>.log.1 (replacing the previous one).
     #[arg(long, env = "FLINT_FUNCTION_LOG_MAX_BYTES", default_value_t = 10 * 1024 * 1024)]
     pub function_log_max_bytes: u64,
+    /// Cold starts run at once; 0: twice the CPUs.
+    #[arg(long, env = "FLINT_PARALLEL_STARTS", default_value_t = 0)]
+    pub parallel_starts: u32,
+    /// Milliseconds a cold start may wait for its turn before the invocation is
+    /// refused with TooManyRequestsException.
+    #[arg(long, env = "FLINT_START_QUEUE_MS", default_value_t = 3000)]
+    pub start_queue_ms: u64,
 }
 
 /// Which sandbox implementation runs instances.
@@ -190,6 +197,10 @@ pub struct Config {
     pub pool: crate::warm_pool::PoolConfig,
     /// A function's log file is rotated before it passes this many bytes.
     pub function_log_max_bytes: u64,
+    /// Cold starts run at once.
+    pub parallel_starts: u32,
+    /// How long a cold start may wait for its turn.
+    pub start_queue_wait: Duration,
 }
 
 fn parse_pool_warm(s: &str) -> Result<(crate::warm_pool::PoolKey, u32), ConfigError> {
@@ -298,6 +309,11 @@ impl TryFrom<RawConfig> for Config {
                 tmp_mb: crate::limits::TMP_MB,
             },
             function_log_max_bytes: raw.function_log_max_bytes,
+            parallel_starts: match raw.parallel_starts {
+                0 => crate::start_gate::default_slots(),
+                n => n,
+            },
+            start_queue_wait: Duration::from_millis(raw.start_queue_ms),
         })
     }
 }
@@ -358,6 +374,13 @@ mod metering_flag_tests {
     #[test]
     fn function_log_cap_has_a_floor() {
         assert_eq!(parse(&[]).unwrap().function_log_max_bytes, 10 << 20);
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.parallel_starts, crate::start_gate::default_slots());
+        assert_eq!(c.start_queue_wait, Duration::from_secs(3));
+        assert_eq!(
+            parse(&["--parallel-starts", "7"]).unwrap().parallel_starts,
+            7
+        );
         let e = parse(&["--function-log-max-bytes", "100"]).unwrap_err();
         assert!(e.to_string().contains("at least 65536"), "{e}");
         let c = parse(&["--function-log-max-bytes", "65536"]).unwrap();

@@ -114,6 +114,7 @@ fn throttle_name(t: &Throttle) -> &'static str {
         Throttle::Reserved { .. } => "reserved_concurrency",
         Throttle::Unreserved { .. } => "concurrency_limit",
         Throttle::Rate { .. } => "rate_limit",
+        Throttle::Starts { .. } => "start_queue",
         Throttle::Draining => "draining",
     }
 }
@@ -276,6 +277,19 @@ impl Agent {
             .map_err(err)
     }
 
+    /// A new instance of `f`, started once the start scheduler admits it.
+    async fn start_admitted(&self, f: &Function) -> Result<Instance, InvokeError> {
+        let _slot = match self.start_gate.enter().await {
+            Ok(slot) => slot,
+            Err(t) => {
+                tracing::info!(error = %t, "cold start refused");
+                self.record_throttle(&f.name, throttle_name(&t));
+                return Err(t.into());
+            }
+        };
+        self.start_instance(f).await
+    }
+
     /// The synchronous path (also run in the background for events).
     async fn run(
         &self,
@@ -292,7 +306,7 @@ impl Agent {
             .then(|| self.occupancy.enter(&f.name, Phase::Starting, f.memory_mb));
         let (mut inst, init) = match warm {
             Some(i) => (i, None),
-            None => match self.start_instance(f).await {
+            None => match self.start_admitted(f).await {
                 Ok(mut i) => {
                     log.append(&mut i.take_output());
                     let d = i.init_duration;

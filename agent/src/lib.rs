@@ -25,6 +25,7 @@ pub mod pool;
 pub mod runtimes;
 pub mod sandbox;
 pub mod server;
+pub mod start_gate;
 pub mod store;
 pub mod timefmt;
 pub mod validate;

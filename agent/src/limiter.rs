@@ -29,6 +29,9 @@ pub enum Throttle {
     /// Rate exceeded
     #[error("TooManyRequestsException: rate exceeded: function {function} may be invoked {limit} times per second; slow down and retry")]
     Rate { function: String, limit: u32 },
+    /// No start slot within the queue wait
+    #[error("TooManyRequestsException: {parallel} sandboxes are already starting (the most this host starts at once) and this invocation waited {waited_ms} ms for its turn; retry later, or keep instances warm")]
+    Starts { parallel: u32, waited_ms: u64 },
     /// Draining
     #[error("node is draining: it accepts no new invocations; send them to another node")]
     Draining,
