@@ -1,7 +1,7 @@
 //! Invocations: check the request, find or start an instance, run the function with
 //! its deadline, turn the outcome into Lambda's result and log lines.
 
-use crate::code::CodeError;
+use crate::code::{CodeError, CodePin};
 use crate::core::Agent;
 use crate::functions::arn;
 use crate::instance::{
@@ -156,7 +156,9 @@ impl Agent {
         if input.client_context.len() > CLIENT_CONTEXT_MAX {
             return Err(InvokeError::ClientContext(input.client_context.len()));
         }
-        let f = self.store.get(&input.function_name)?;
+        // The code stays pinned until the invocation ends: an update-code or delete
+        // meanwhile cannot collect the bundle this invocation is about to load.
+        let (f, code_pin) = self.pinned_function(&input.function_name)?;
         let request_id = new_request_id();
         let permit = if input.invocation_type == InvocationType::DryRun {
             None
@@ -185,6 +187,7 @@ impl Agent {
                 tokio::spawn(
                     async move {
                         let _permit = permit;
+                        let _code_pin = code_pin;
                         match me.run(&f, &id, &input).await {
                             Ok(out) if out.function_error.is_some() => {
                                 tracing::info!("event invocation failed in the function")
@@ -204,8 +207,26 @@ impl Agent {
             InvocationType::RequestResponse => {
                 let span =
                     tracing::info_span!("invoke", function = %f.name, request_id = %request_id);
-                self.run(&f, &request_id, &input).instrument(span).await
+                let out = self.run(&f, &request_id, &input).instrument(span).await;
+                drop(code_pin);
+                out
             }
+        }
+    }
+
+    /// The function's current row with its code bundle pinned. Pins, then reads the
+    /// row again: if it still names the pinned bundle, the bundle is in the store
+    /// (referenced when read, and pinned since). Otherwise the code changed
+    /// in between: try the new one.
+    fn pinned_function(&self, name: &str) -> Result<(Function, CodePin), StoreError> {
+        let mut f = self.store.get(name)?;
+        loop {
+            let pin = self.code.pin(&f.code_sha256);
+            let now = self.store.get(name)?;
+            if now.code_sha256 == f.code_sha256 {
+                return Ok((now, pin));
+            }
+            f = now;
         }
     }
 

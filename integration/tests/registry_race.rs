@@ -40,7 +40,7 @@ async fn creating_while_deleting_a_function_with_identical_code_keeps_the_code()
         .await
         .expect("create fa");
     // fa and fb take turns: create one while deleting the other.
-    for i in 0..300 {
+    for i in 0..1000 {
         let (create, delete) = if i % 2 == 0 {
             ("fb", "fa")
         } else {
@@ -118,4 +118,132 @@ async fn update_code_racing_delete_is_ok_or_not_found_without_host_paths() {
             .collect();
         assert!(left.is_empty(), "round {i}: bundles left behind: {left:?}");
     }
+}
+
+#[tokio::test]
+async fn invoke_racing_update_code_and_delete_runs_old_or_new_code_or_is_not_found() {
+    let agent = TestAgent::start_args(300, &["--pool-max", "0"]).await;
+    let mut c = agent.client().await;
+    let code =
+        |i: usize| zip_files(&[("app.py", &format!("def handler(e, c):\n    return {i}\n"))]);
+    let mut req = python_function("moving", "");
+    req.code_zip = code(0);
+    c.functions.create_function(req).await.unwrap();
+    for i in 1..=40 {
+        let mut c1 = agent.client().await;
+        let mut c2 = agent.client().await;
+        let (upd, r) = tokio::join!(
+            c1.functions
+                .update_function_code(UpdateFunctionCodeRequest {
+                    name: "moving".into(),
+                    code_zip: code(i),
+                }),
+            c2.invocations.invoke(InvokeRequest {
+                function_name: "moving".into(),
+                payload: b"{}".to_vec(),
+                ..Default::default()
+            }),
+        );
+        upd.expect("update-code");
+        let r = r.unwrap_or_else(|e| panic!("round {i}: invoke racing update-code: {e:?}"));
+        let r = r.into_inner();
+        assert_eq!(
+            r.function_error,
+            "",
+            "{}",
+            String::from_utf8_lossy(&r.payload)
+        );
+        let v = json(&r);
+        assert!(v == i - 1 || v == i, "round {i}: ran code {v}");
+    }
+    // And racing a delete: the result, or NOT_FOUND.
+    let mut c1 = agent.client().await;
+    let mut c2 = agent.client().await;
+    let (del, r) = tokio::join!(
+        c1.functions.delete_function(DeleteFunctionRequest {
+            name: "moving".into()
+        }),
+        c2.invocations.invoke(InvokeRequest {
+            function_name: "moving".into(),
+            payload: b"{}".to_vec(),
+            ..Default::default()
+        }),
+    );
+    del.expect("delete");
+    if let Err(e) = r {
+        check_race_error("invoke", &e, &agent.data_dir);
+    }
+}
+
+/// The widest window of that race, made deterministic: the only start slot is held by
+/// a slow cold start, so the invocation of `moving` has read its function and waits to
+/// start while an update-code replaces (and collects) its code.
+#[tokio::test]
+async fn an_invocation_waiting_to_start_keeps_its_code_through_an_update() {
+    let agent = TestAgent::start_args(
+        300,
+        &[
+            "--pool-max",
+            "0",
+            "--parallel-starts",
+            "1",
+            "--start-queue-ms",
+            "20000",
+        ],
+    )
+    .await;
+    let mut c = agent.client().await;
+    let mut slow = python_function(
+        "slowinit",
+        "import time\ntime.sleep(2)\ndef handler(e, c):\n    return 'slow'\n",
+    );
+    slow.timeout_s = 10;
+    c.functions.create_function(slow).await.unwrap();
+    c.functions
+        .create_function(python_function(
+            "moving",
+            "def handler(e, c):\n    return 'old'\n",
+        ))
+        .await
+        .unwrap();
+    let call = |name: &'static str| {
+        let agent_sock = agent.socket.clone();
+        tokio::spawn(async move {
+            let mut c = flint_agent::client::connect(agent_sock.to_str().unwrap())
+                .await
+                .unwrap();
+            c.invocations
+                .invoke(InvokeRequest {
+                    function_name: name.into(),
+                    payload: b"{}".to_vec(),
+                    ..Default::default()
+                })
+                .await
+        })
+    };
+    let holder = call("slowinit");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let waiting = call("moving");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    c.functions
+        .update_function_code(UpdateFunctionCodeRequest {
+            name: "moving".into(),
+            code_zip: zip_files(&[("app.py", "def handler(e, c):\n    return 'new'\n")]),
+        })
+        .await
+        .expect("update-code");
+    let r = waiting
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("the waiting invocation failed: {e:?}"))
+        .into_inner();
+    assert_eq!(
+        r.function_error,
+        "",
+        "{}",
+        String::from_utf8_lossy(&r.payload)
+    );
+    assert_eq!(json(&r), "old", "it runs the code it was called with");
+    assert_eq!(json(&holder.await.unwrap().unwrap().into_inner()), "slow");
+    assert_eq!(json(&invoke(&mut c, "moving", "{}").await), "new");
 }
