@@ -70,11 +70,22 @@ fn slow_to_die(
 async fn stop_sweeps_leftover_sandbox_cgroups() {
     let mut agent = TestAgent::start_args(300, &["--pool-max", "0"]).await;
     let dirs = fake_leftover(&agent, "sbx-leftover000");
+    // Not a sandbox: a shared --cgroup-parent may hold other cgroups; never touched.
+    let others = fake_leftover(&agent, "someone-else");
     assert!(dirs.iter().all(|d| d.is_dir()));
     let st = agent.stop();
     assert!(st.success(), "flintd exit status {st}");
     let left: Vec<_> = dirs.iter().filter(|d| d.exists()).collect();
     assert!(left.is_empty(), "a stopped agent left {left:?}");
+    let kept = others.iter().filter(|d| d.is_dir()).count();
+    for d in &others {
+        let _ = std::fs::remove_dir(d);
+    }
+    assert_eq!(
+        kept,
+        others.len(),
+        "the sweep removed a cgroup that is not a sandbox"
+    );
 }
 
 #[tokio::test]

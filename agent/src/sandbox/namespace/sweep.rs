@@ -5,6 +5,7 @@
 //! leftover is gone, first for a bounded time, then (at start-up) in the background.
 
 use super::cgroup::CONTROLLERS;
+use crate::sandbox::SANDBOX_ID_PREFIX;
 use cgroups_rs::fs::hierarchies;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -16,7 +17,8 @@ const BACKGROUND: Duration = Duration::from_secs(600);
 /// Pause between passes.
 const PASS_GAP: Duration = Duration::from_millis(50);
 
-/// The sandbox cgroup directories under `parent`, in every hierarchy used.
+/// The sandbox cgroup directories (named like sandbox ids; nothing else is touched,
+/// even when `--cgroup-parent` is shared) under `parent`, in every hierarchy used.
 pub fn leftovers(parent: &str) -> Vec<PathBuf> {
     let hier = hierarchies::auto();
     let roots: Vec<PathBuf> = if hier.v2() {
@@ -27,10 +29,21 @@ pub fn leftovers(parent: &str) -> Vec<PathBuf> {
             .map(|c| Path::new("/sys/fs/cgroup").join(c).join(parent))
             .collect()
     };
-    roots
-        .iter()
-        .filter_map(|r| std::fs::read_dir(r).ok())
-        .flat_map(|rd| rd.flatten().map(|e| e.path()))
+    roots.iter().flat_map(|r| sandbox_dirs(r)).collect()
+}
+
+/// The directories in `root` named like sandbox ids.
+fn sandbox_dirs(root: &Path) -> Vec<PathBuf> {
+    let Ok(rd) = std::fs::read_dir(root) else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(SANDBOX_ID_PREFIX)
+        })
+        .map(|e| e.path())
         .filter(|p| p.is_dir())
         .collect()
 }
@@ -122,6 +135,19 @@ pub fn remove_on_stop(parent: &str) -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_directories_named_like_sandboxes_are_swept() {
+        let d = tempfile::tempdir().unwrap();
+        for name in ["sbx-0123456789ab", "user-service", "sbx"] {
+            std::fs::create_dir(d.path().join(name)).unwrap();
+        }
+        std::fs::write(d.path().join("sbx-file"), "").unwrap();
+        assert_eq!(
+            sandbox_dirs(d.path()),
+            vec![d.path().join("sbx-0123456789ab")]
+        );
+    }
 
     #[test]
     fn a_pass_removes_empty_directories_and_keeps_busy_ones() {
