@@ -150,6 +150,10 @@ pub struct RawConfig {
     /// refused with TooManyRequestsException.
     #[arg(long, env = "FLINT_START_QUEUE_MS", default_value_t = 3000)]
     pub start_queue_ms: u64,
+    /// A cold start waits (within --start-queue-ms) while the host has less memory
+    /// available (MemAvailable) than this many MB.
+    #[arg(long, env = "FLINT_START_MIN_FREE_MB", default_value_t = 256)]
+    pub start_min_free_mb: u64,
 }
 
 /// Which sandbox implementation runs instances.
@@ -201,6 +205,8 @@ pub struct Config {
     pub parallel_starts: u32,
     /// How long a cold start may wait for its turn.
     pub start_queue_wait: Duration,
+    /// Cold starts wait while the host has less memory available (MB).
+    pub start_min_free_mb: u64,
 }
 
 fn parse_pool_warm(s: &str) -> Result<(crate::warm_pool::PoolKey, u32), ConfigError> {
@@ -314,6 +320,7 @@ impl TryFrom<RawConfig> for Config {
                 n => n,
             },
             start_queue_wait: Duration::from_millis(raw.start_queue_ms),
+            start_min_free_mb: raw.start_min_free_mb,
         })
     }
 }

@@ -126,10 +126,15 @@ impl Agent {
         let meter = Meter::open(&data.join("metering.db"), config.prices)?;
         let metrics = Metrics::new();
         let warm_pool = WarmPool::new(config.pool.clone(), backend.clone(), occupancy.clone());
-        let start_gate = StartGate::new(config.parallel_starts, config.start_queue_wait);
+        let start_gate = StartGate::new(
+            config.parallel_starts,
+            config.start_queue_wait,
+            config.start_min_free_mb,
+        );
         tracing::info!(
             parallel = config.parallel_starts,
             queue_ms = config.start_queue_wait.as_millis() as u64,
+            min_free_mb = config.start_min_free_mb,
             "start scheduler"
         );
         let agent = Arc::new(Self {

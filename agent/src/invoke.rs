@@ -115,6 +115,7 @@ fn throttle_name(t: &Throttle) -> &'static str {
         Throttle::Unreserved { .. } => "concurrency_limit",
         Throttle::Rate { .. } => "rate_limit",
         Throttle::Starts { .. } => "start_queue",
+        Throttle::HostMemory { .. } => "host_memory",
         Throttle::Draining => "draining",
     }
 }

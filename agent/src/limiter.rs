@@ -32,6 +32,9 @@ pub enum Throttle {
     /// No start slot within the queue wait
     #[error("TooManyRequestsException: {parallel} sandboxes are already starting (the most this host starts at once) and this invocation waited {waited_ms} ms for its turn; retry later, or keep instances warm")]
     Starts { parallel: u32, waited_ms: u64 },
+    /// The host's available memory is below the floor kept free
+    #[error("TooManyRequestsException: the host has {available_mb} MB of memory available, below the {floor_mb} MB flintd keeps free (--start-min-free-mb); retry later")]
+    HostMemory { available_mb: u64, floor_mb: u64 },
     /// Draining
     #[error("node is draining: it accepts no new invocations; send them to another node")]
     Draining,

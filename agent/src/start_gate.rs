@@ -4,7 +4,9 @@
 //! Instead at most `slots` starts run at once (default twice the host's CPUs); the
 //! rest queue in arrival order for at most `wait`, and a call that gets no slot in
 //! that time is refused at once with TooManyRequestsException (RESOURCE_EXHAUSTED),
-//! which a client can retry. Warm instances never pass through here.
+//! which a client can retry. A start also waits (within the same time) while the
+//! host's available memory is below `min_free_mb`. Warm instances never pass
+//! through here.
 
 use crate::limiter::Throttle;
 use std::sync::Arc;
@@ -17,6 +19,29 @@ pub struct StartGate {
     slots: Arc<Semaphore>,
     size: u32,
     wait: Duration,
+    /// Starts wait while the host has less memory available than this (MB).
+    min_free_mb: u64,
+}
+
+/// How often a start waiting for memory looks again.
+const MEMORY_POLL: Duration = Duration::from_millis(50);
+
+/// MemAvailable of a /proc/meminfo text, in MB.
+fn mem_available_mb(meminfo: &str) -> Option<u64> {
+    let kb: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb / 1024)
+}
+
+/// The host's available memory in MB; None when /proc/meminfo cannot be read.
+fn host_available_mb() -> Option<u64> {
+    mem_available_mb(&std::fs::read_to_string("/proc/meminfo").ok()?)
 }
 
 /// A start in progress; its slot is free again when this is dropped.
@@ -33,13 +58,15 @@ pub fn default_slots() -> u32 {
 
 impl StartGate {
     /// A gate running `size` starts at once (at least one), queueing the rest for at
-    /// most `wait`.
-    pub fn new(size: u32, wait: Duration) -> Self {
+    /// most `wait`, and holding starts while the host has under `min_free_mb` MB
+    /// available.
+    pub fn new(size: u32, wait: Duration, min_free_mb: u64) -> Self {
         let size = size.max(1);
         Self {
             slots: Arc::new(Semaphore::new(size as usize)),
             size,
             wait,
+            min_free_mb,
         }
     }
 
@@ -48,16 +75,41 @@ impl StartGate {
         self.size - self.slots.available_permits() as u32
     }
 
-    /// Waits (in arrival order) for a start slot; refuses once `wait` has passed.
+    /// Waits (in arrival order) for a start slot and for enough free memory;
+    /// refuses once `wait` has passed.
     pub async fn enter(&self) -> Result<StartSlot, Throttle> {
+        self.enter_with(host_available_mb).await
+    }
+
+    async fn enter_with(
+        &self,
+        available_mb: impl Fn() -> Option<u64>,
+    ) -> Result<StartSlot, Throttle> {
         let t0 = Instant::now();
-        match tokio::time::timeout(self.wait, self.slots.clone().acquire_owned()).await {
-            Ok(Ok(permit)) => Ok(StartSlot { _permit: permit }),
+        let permit = match tokio::time::timeout(self.wait, self.slots.clone().acquire_owned()).await
+        {
+            Ok(Ok(permit)) => permit,
             // Timed out, or (never: the semaphore is not closed) closed.
-            _ => Err(Throttle::Starts {
-                parallel: self.size,
-                waited_ms: t0.elapsed().as_millis() as u64,
-            }),
+            _ => {
+                return Err(Throttle::Starts {
+                    parallel: self.size,
+                    waited_ms: t0.elapsed().as_millis() as u64,
+                })
+            }
+        };
+        loop {
+            match available_mb() {
+                Some(mb) if mb < self.min_free_mb => {
+                    if t0.elapsed() >= self.wait {
+                        return Err(Throttle::HostMemory {
+                            available_mb: mb,
+                            floor_mb: self.min_free_mb,
+                        });
+                    }
+                    tokio::time::sleep(MEMORY_POLL).await;
+                }
+                _ => return Ok(StartSlot { _permit: permit }),
+            }
         }
     }
 }
@@ -68,7 +120,7 @@ mod tests {
 
     #[tokio::test]
     async fn runs_at_most_size_at_once_and_refuses_after_the_wait() {
-        let gate = StartGate::new(2, Duration::from_millis(100));
+        let gate = StartGate::new(2, Duration::from_millis(100), 0);
         let a = gate.enter().await.unwrap();
         let _b = gate.enter().await.unwrap();
         assert_eq!(gate.running(), 2);
@@ -91,6 +143,32 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(20)).await;
         drop(a);
         assert!(waiter.await.unwrap().is_ok());
+    }
+
+    #[tokio::test]
+    async fn starts_wait_for_memory_then_are_refused_with_the_numbers() {
+        let gate = StartGate::new(4, Duration::from_millis(150), 512);
+        let t0 = Instant::now();
+        match gate.enter_with(|| Some(100)).await {
+            Err(Throttle::HostMemory {
+                available_mb: 100,
+                floor_mb: 512,
+            }) => {}
+            other => panic!("{other:?}"),
+        }
+        assert!(t0.elapsed() >= Duration::from_millis(150));
+        assert_eq!(gate.running(), 0, "the slot is given back");
+        assert!(gate.enter_with(|| Some(4096)).await.is_ok());
+        // Unknown memory admits.
+        assert!(gate.enter_with(|| None).await.is_ok());
+    }
+
+    #[test]
+    fn reads_mem_available() {
+        let m = "MemTotal:       24000000 kB\nMemFree:  100 kB\nMemAvailable:   2097152 kB\n";
+        assert_eq!(mem_available_mb(m), Some(2048));
+        assert_eq!(mem_available_mb("MemTotal: 1 kB\n"), None);
+        assert!(host_available_mb().is_some_and(|mb| mb > 0));
     }
 
     #[test]

@@ -127,3 +127,47 @@ async fn a_burst_of_cold_calls_succeeds_or_is_throttled_at_once() {
         "{late} throttled calls took longer than the queue wait + 3 s"
     );
 }
+
+#[tokio::test]
+async fn cold_starts_are_refused_while_the_host_is_short_of_memory() {
+    // A floor no host meets stands in for a host whose memory is taken.
+    let agent = TestAgent::start_args(
+        300,
+        &[
+            "--pool-max",
+            "0",
+            "--start-queue-ms",
+            "300",
+            "--start-min-free-mb",
+            "100000000",
+        ],
+    )
+    .await;
+    let mut c = agent.client().await;
+    c.functions
+        .create_function(python_function(
+            "hungry",
+            "def handler(e, c):\n    return 1\n",
+        ))
+        .await
+        .unwrap();
+    let t0 = Instant::now();
+    let err = c
+        .invocations
+        .invoke(InvokeRequest {
+            function_name: "hungry".into(),
+            payload: b"{}".to_vec(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("no cold start below the memory floor");
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    assert_eq!(err.code(), Code::ResourceExhausted, "{}", err.message());
+    assert!(
+        err.message().contains("MB of memory available")
+            && err.message().contains("--start-min-free-mb"),
+        "{}",
+        err.message()
+    );
+    assert_eq!(agent.sandbox_count(), 0, "no sandbox was started");
+}
