@@ -3,9 +3,10 @@
 
 use crate::limits::{CODE_ENTRIES_MAX, CODE_UNZIPPED_MAX, CODE_ZIP_MAX};
 use sha2::{Digest, Sha256};
-use std::collections::HashSet;
-use std::io::{Cursor, Write};
+use std::collections::{HashMap, HashSet};
+use std::io::{Cursor, Read, Write};
 use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// A code bundle that cannot be used, or a store failure.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +26,12 @@ pub enum CodeError {
     /// Unpacked size too large
     #[error("the code bundle unpacks to {0} bytes: at most {CODE_UNZIPPED_MAX} bytes (250 MB)")]
     UnzippedTooLarge(u64),
+    /// An entry holds more than its header declares: a crafted archive (zip bomb)
+    #[error("zip entry {name:?} declares {declared} bytes unpacked but holds more: the archive is corrupt or crafted; re-create it with a standard zip tool")]
+    SizeMismatch { name: String, declared: u64 },
+    /// An entry's data cannot be decompressed
+    #[error("zip entry {name:?} cannot be unpacked ({reason}): re-create the archive with a standard zip tool")]
+    Unreadable { name: String, reason: String },
     /// An entry would land outside the code root
     #[error("zip entry {0:?} escapes the code root: use relative paths without '..'")]
     Escapes(String),
@@ -88,12 +95,42 @@ pub fn check_bundle(zip: &[u8]) -> Result<BundleInfo, CodeError> {
     if unzipped > CODE_UNZIPPED_MAX {
         return Err(CodeError::UnzippedTooLarge(unzipped));
     }
+    // The sizes above are what the headers declare; a crafted archive understates
+    // them. Decompress every entry and refuse one that holds more than declared, so
+    // the real total is bounded by the declared one.
+    for i in 0..entries {
+        check_real_size(&mut archive, i)?;
+    }
     Ok(BundleInfo {
         sha256: hex::encode(Sha256::digest(zip)),
         size: zip.len() as u64,
         entries,
         unzipped,
     })
+}
+
+/// Decompresses entry `i` (into nothing), reading at most one byte more than its
+/// header declares; fails if that byte exists or the data is corrupt (the zip
+/// reader checks the CRC when an entry is read to its end).
+fn check_real_size(
+    archive: &mut zip::ZipArchive<Cursor<&[u8]>>,
+    i: usize,
+) -> Result<(), CodeError> {
+    let entry = archive
+        .by_index(i)
+        .map_err(|e| CodeError::Malformed(e.to_string()))?;
+    let name = entry.name().to_string();
+    let declared = entry.size();
+    let mut limited = entry.take(declared.saturating_add(1));
+    let real =
+        std::io::copy(&mut limited, &mut std::io::sink()).map_err(|e| CodeError::Unreadable {
+            name: name.clone(),
+            reason: e.to_string(),
+        })?;
+    if real > declared {
+        return Err(CodeError::SizeMismatch { name, declared });
+    }
+    Ok(())
 }
 
 /// True when `name` stays below the directory it is unpacked into.
@@ -107,20 +144,63 @@ fn is_enclosed(name: &str) -> bool {
 }
 
 /// Code bundles on disk, one file per distinct sha256.
+///
+/// A bundle is removed only by [`CodeStore::collect_garbage`], and only when no
+/// function references it and no [`CodePin`] holds it. A writer pins the bundle
+/// before storing it and keeps the pin until the function row that references it
+/// is committed, so a concurrent delete of another function with byte-identical
+/// code cannot remove it in between.
 #[derive(Debug, Clone)]
 pub struct CodeStore {
     dir: PathBuf,
+    /// Bundles being written or referenced by a row not yet committed, with counts.
+    /// Garbage collection holds this lock from reading the references to the last
+    /// removal, so a pin taken or released meanwhile waits for it.
+    pins: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+/// Keeps one bundle from garbage collection while it lives.
+#[derive(Debug)]
+pub struct CodePin {
+    pins: Arc<Mutex<HashMap<String, usize>>>,
+    sha256: String,
+}
+
+impl Drop for CodePin {
+    fn drop(&mut self) {
+        let mut pins = lock_pins(&self.pins);
+        if let Some(n) = pins.get_mut(&self.sha256) {
+            *n -= 1;
+            if *n == 0 {
+                pins.remove(&self.sha256);
+            }
+        }
+    }
+}
+
+fn lock_pins(pins: &Mutex<HashMap<String, usize>>) -> MutexGuard<'_, HashMap<String, usize>> {
+    // The map holds plain counts updated in one step each: still valid after a panic.
+    pins.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl CodeStore {
-    /// Opens (creating) the store in `dir`.
+    /// Opens (creating) the store in `dir`; removes temporary files a crash left.
     pub fn open(dir: &Path) -> Result<Self, CodeError> {
-        std::fs::create_dir_all(dir).map_err(|source| CodeError::Io {
+        let io = |source| CodeError::Io {
             path: dir.to_path_buf(),
             source,
-        })?;
+        };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        for entry in std::fs::read_dir(dir).map_err(io)? {
+            let entry = entry.map_err(io)?;
+            if entry.file_name().to_string_lossy().starts_with(".tmp") {
+                // A temp file left by a crash during put: nobody is writing it now.
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
         Ok(Self {
             dir: dir.to_path_buf(),
+            pins: Arc::default(),
         })
     }
 
@@ -128,9 +208,21 @@ impl CodeStore {
         self.dir.join(format!("{sha256}.zip"))
     }
 
+    /// Keeps the bundle `sha256` (stored or about to be) from garbage collection
+    /// until the pin is dropped.
+    pub fn pin(&self, sha256: &str) -> CodePin {
+        *lock_pins(&self.pins).entry(sha256.to_string()).or_default() += 1;
+        CodePin {
+            pins: self.pins.clone(),
+            sha256: sha256.to_string(),
+        }
+    }
+
     /// Stores a validated bundle; a bundle already present is not written again.
-    pub fn put(&self, sha256: &str, zip: &[u8]) -> Result<(), CodeError> {
-        let path = self.path_of(sha256);
+    /// The caller holds a pin on it (see [`CodeStore::pin`]) until the reference
+    /// to it is committed.
+    pub fn put(&self, pin: &CodePin, zip: &[u8]) -> Result<(), CodeError> {
+        let path = self.path_of(&pin.sha256);
         if path.exists() {
             return Ok(());
         }
@@ -157,8 +249,18 @@ impl CodeStore {
         })
     }
 
-    /// Deletes every stored bundle whose sha256 is not in `keep`; returns how many.
-    pub fn collect_garbage(&self, keep: &HashSet<String>) -> Result<usize, CodeError> {
+    /// Deletes every stored bundle that is neither in the set `referenced` returns
+    /// nor pinned; returns how many. `referenced` is read under the pin lock, so a
+    /// writer that released its pin has committed its reference before it is read.
+    /// `None` from `referenced` (the registry could not be read) removes nothing.
+    pub fn collect_garbage(
+        &self,
+        referenced: impl FnOnce() -> Option<HashSet<String>>,
+    ) -> Result<usize, CodeError> {
+        let pins = lock_pins(&self.pins);
+        let Some(keep) = referenced() else {
+            return Ok(0);
+        };
         let io = |source| CodeError::Io {
             path: self.dir.clone(),
             source,
@@ -167,14 +269,17 @@ impl CodeStore {
         for entry in std::fs::read_dir(&self.dir).map_err(io)? {
             let entry = entry.map_err(io)?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if let Some(sha) = name.strip_suffix(".zip") {
-                if !keep.contains(sha) {
-                    std::fs::remove_file(entry.path()).map_err(io)?;
-                    removed += 1;
-                }
-            } else if name.starts_with(".tmp") {
-                // A temp file left by a crash during put.
-                let _ = std::fs::remove_file(entry.path());
+            let Some(sha) = name.strip_suffix(".zip") else {
+                // Temporary files belong to a put in progress.
+                continue;
+            };
+            if keep.contains(sha) || pins.contains_key(sha) {
+                continue;
+            }
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io(e)),
             }
         }
         Ok(removed)
@@ -227,6 +332,55 @@ pub(crate) mod tests {
         }
     }
 
+    /// Rewrites every uncompressed-size field of a one-entry zip (local header and
+    /// central directory) to `size`, as a crafted bomb does; the CRC stays right.
+    fn understate_size(zip: &mut [u8], size: u32) {
+        let mut patched = 0;
+        for i in 0..zip.len().saturating_sub(4) {
+            match &zip[i..i + 4] {
+                b"PK\x03\x04" => {
+                    zip[i + 22..i + 26].copy_from_slice(&size.to_le_bytes());
+                    patched += 1;
+                }
+                b"PK\x01\x02" => {
+                    zip[i + 24..i + 28].copy_from_slice(&size.to_le_bytes());
+                    patched += 1;
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(patched, 2, "expected one local and one central header");
+    }
+
+    fn deflated_zeros(n: usize) -> Vec<u8> {
+        let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        let opts =
+            SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+        w.start_file("bomb.bin", opts).unwrap();
+        w.write_all(&vec![0u8; n]).unwrap();
+        w.finish().unwrap().into_inner()
+    }
+
+    #[test]
+    fn rejects_a_bomb_that_understates_its_size() {
+        // 4 MB of zeros deflate to ~4 KB; the headers claim 1 KB. (Any real size
+        // above the declared one is refused, so the size of the bomb does not matter.)
+        let mut z = deflated_zeros(4 << 20);
+        understate_size(&mut z, 1024);
+        match check_bundle(&z) {
+            Err(e @ CodeError::SizeMismatch { declared: 1024, .. }) => {
+                assert!(e.to_string().contains("bomb.bin"), "{e}")
+            }
+            other => panic!("bomb accepted or wrong error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn accepts_real_sizes_that_match() {
+        let z = deflated_zeros(1 << 20);
+        assert_eq!(check_bundle(&z).unwrap().unzipped, 1 << 20);
+    }
+
     #[test]
     fn rejects_symlinks() {
         let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
@@ -242,14 +396,75 @@ pub(crate) mod tests {
         let store = CodeStore::open(dir.path()).unwrap();
         let z = make_zip(&[("a.py", b"1", None)]);
         let info = check_bundle(&z).unwrap();
-        store.put(&info.sha256, &z).unwrap();
-        store.put(&info.sha256, &z).unwrap();
+        let pin = store.pin(&info.sha256);
+        store.put(&pin, &z).unwrap();
+        store.put(&pin, &z).unwrap();
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
         assert_eq!(store.get(&info.sha256).unwrap(), z);
-        assert_eq!(store.collect_garbage(&HashSet::new()).unwrap(), 1);
+        assert_eq!(store.collect_garbage(|| Some(HashSet::new())).unwrap(), 0);
+        drop(pin);
+        assert_eq!(store.collect_garbage(|| None).unwrap(), 0);
+        assert_eq!(store.collect_garbage(|| Some(HashSet::new())).unwrap(), 1);
         assert!(matches!(
             store.get(&info.sha256),
             Err(CodeError::Missing(_))
         ));
+    }
+
+    /// The race of issue 14: function X is created with the same code as function Y
+    /// while Y is deleted. The bundle must survive whatever the interleaving.
+    #[test]
+    fn pinned_bundle_survives_a_concurrent_collection() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CodeStore::open(dir.path()).unwrap();
+        let z = make_zip(&[("a.py", b"shared", None)]);
+        let sha = check_bundle(&z).unwrap().sha256;
+        // The registry: which functions reference the bundle.
+        let rows = Arc::new(Mutex::new(HashSet::<&str>::new()));
+        let referenced = |rows: &Mutex<HashSet<&str>>| {
+            let rows = rows.lock().unwrap();
+            Some(if rows.is_empty() {
+                HashSet::new()
+            } else {
+                HashSet::from([sha.clone()])
+            })
+        };
+        for _ in 0..300 {
+            // Y exists with the bundle.
+            let pin = store.pin(&sha);
+            store.put(&pin, &z).unwrap();
+            rows.lock().unwrap().insert("y");
+            drop(pin);
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    // Create X: pin, store, commit the row, unpin.
+                    let pin = store.pin(&sha);
+                    store.put(&pin, &z).unwrap();
+                    std::thread::yield_now();
+                    rows.lock().unwrap().insert("x");
+                    drop(pin);
+                });
+                s.spawn(|| {
+                    // Delete Y, then collect.
+                    rows.lock().unwrap().remove("y");
+                    store.collect_garbage(|| referenced(&rows)).unwrap();
+                });
+            });
+            assert_eq!(store.get(&sha).unwrap(), z, "X's code was removed");
+            rows.lock().unwrap().remove("x");
+            store.collect_garbage(|| referenced(&rows)).unwrap();
+            assert!(matches!(store.get(&sha), Err(CodeError::Missing(_))));
+        }
+    }
+
+    #[test]
+    fn collection_leaves_temporary_files_of_a_put_in_progress() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CodeStore::open(dir.path()).unwrap();
+        std::fs::write(dir.path().join(".tmpXYZ"), b"half").unwrap();
+        store.collect_garbage(|| Some(HashSet::new())).unwrap();
+        assert!(dir.path().join(".tmpXYZ").exists());
+        CodeStore::open(dir.path()).unwrap();
+        assert!(!dir.path().join(".tmpXYZ").exists(), "open cleans up");
     }
 }

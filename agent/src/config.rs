@@ -39,7 +39,15 @@ pub enum ConfigError {
     /// Bad --pool-warm value
     #[error("invalid --pool-warm {0:?}: use RUNTIME:MEMORY_MB=COUNT, e.g. python3.11:128=2")]
     PoolWarm(String),
+    /// Function log cap too small
+    #[error(
+        "--function-log-max-bytes {0} is too small: use at least {FUNCTION_LOG_MIN_BYTES} (64 KiB)"
+    )]
+    FunctionLogMax(u64),
 }
+
+/// Smallest accepted `--function-log-max-bytes`: a few invocations' REPORT lines.
+pub const FUNCTION_LOG_MIN_BYTES: u64 = 64 * 1024;
 
 /// flintd's command-line flags, as typed.
 #[derive(Debug, Clone, clap::Parser)]
@@ -131,6 +139,21 @@ pub struct RawConfig {
     /// Warm-pool sandboxes started at once.
     #[arg(long, env = "FLINT_POOL_PARALLEL_STARTS", default_value_t = 2)]
     pub pool_parallel_starts: u32,
+    /// Bytes a function's log file (<data-dir>/logs/<function>.log) may reach before
+    /// it is rotated to <function>.log.1 (replacing the previous one).
+    #[arg(long, env = "FLINT_FUNCTION_LOG_MAX_BYTES", default_value_t = 10 * 1024 * 1024)]
+    pub function_log_max_bytes: u64,
+    /// Cold starts run at once; 0: twice the CPUs.
+    #[arg(long, env = "FLINT_PARALLEL_STARTS", default_value_t = 0)]
+    pub parallel_starts: u32,
+    /// Milliseconds a cold start may wait for its turn before the invocation is
+    /// refused with TooManyRequestsException.
+    #[arg(long, env = "FLINT_START_QUEUE_MS", default_value_t = 3000)]
+    pub start_queue_ms: u64,
+    /// A cold start waits (within --start-queue-ms) while the host has less memory
+    /// available (MemAvailable) than this many MB.
+    #[arg(long, env = "FLINT_START_MIN_FREE_MB", default_value_t = 256)]
+    pub start_min_free_mb: u64,
 }
 
 /// Which sandbox implementation runs instances.
@@ -176,6 +199,14 @@ pub struct Config {
     pub concurrency_limit: u32,
     pub function_rate_limit: u32,
     pub pool: crate::warm_pool::PoolConfig,
+    /// A function's log file is rotated before it passes this many bytes.
+    pub function_log_max_bytes: u64,
+    /// Cold starts run at once.
+    pub parallel_starts: u32,
+    /// How long a cold start may wait for its turn.
+    pub start_queue_wait: Duration,
+    /// Cold starts wait while the host has less memory available (MB).
+    pub start_min_free_mb: u64,
 }
 
 fn parse_pool_warm(s: &str) -> Result<(crate::warm_pool::PoolKey, u32), ConfigError> {
@@ -236,6 +267,9 @@ impl TryFrom<RawConfig> for Config {
         if raw.function_rate_limit == 0 {
             return Err(ConfigError::ZeroLimit("--function-rate-limit"));
         }
+        if raw.function_log_max_bytes < FUNCTION_LOG_MIN_BYTES {
+            return Err(ConfigError::FunctionLogMax(raw.function_log_max_bytes));
+        }
         for (flag, v) in [
             ("--price-per-gb-second", raw.price_per_gb_second),
             (
@@ -280,6 +314,13 @@ impl TryFrom<RawConfig> for Config {
                 parallel_starts: raw.pool_parallel_starts.max(1),
                 tmp_mb: crate::limits::TMP_MB,
             },
+            function_log_max_bytes: raw.function_log_max_bytes,
+            parallel_starts: match raw.parallel_starts {
+                0 => crate::start_gate::default_slots(),
+                n => n,
+            },
+            start_queue_wait: Duration::from_millis(raw.start_queue_ms),
+            start_min_free_mb: raw.start_min_free_mb,
         })
     }
 }
@@ -335,5 +376,21 @@ mod metering_flag_tests {
         assert_eq!(c.prices.free_requests, 0);
         assert_eq!(c.metrics_listen, Some("127.0.0.1:9464".parse().unwrap()));
         assert_eq!(c.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn function_log_cap_has_a_floor() {
+        assert_eq!(parse(&[]).unwrap().function_log_max_bytes, 10 << 20);
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.parallel_starts, crate::start_gate::default_slots());
+        assert_eq!(c.start_queue_wait, Duration::from_secs(3));
+        assert_eq!(
+            parse(&["--parallel-starts", "7"]).unwrap().parallel_starts,
+            7
+        );
+        let e = parse(&["--function-log-max-bytes", "100"]).unwrap_err();
+        assert!(e.to_string().contains("at least 65536"), "{e}");
+        let c = parse(&["--function-log-max-bytes", "65536"]).unwrap();
+        assert_eq!(c.function_log_max_bytes, 65536);
     }
 }

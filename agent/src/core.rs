@@ -15,6 +15,7 @@ use crate::sandbox::microvm::select::choose_here;
 use crate::sandbox::microvm::{MicroVmBackend, MicroVmConfig};
 use crate::sandbox::namespace::NamespaceBackend;
 use crate::sandbox::SandboxBackend;
+use crate::start_gate::StartGate;
 use crate::store::Store;
 use crate::warm_pool::WarmPool;
 use std::sync::{Arc, RwLock};
@@ -57,6 +58,8 @@ pub struct Agent {
     pub metrics: Arc<Metrics>,
     pub warm_pool: Arc<WarmPool>,
     pub occupancy: Arc<Occupancy>,
+    /// Admits cold starts a few at a time.
+    pub start_gate: StartGate,
     observers: RwLock<Vec<Arc<dyn InvocationObserver>>>,
     runtimes: RwLock<Runtimes>,
 }
@@ -71,10 +74,13 @@ impl Agent {
         })?;
         let store = Store::open(&data.join("flint.db"))?;
         let code = CodeStore::open(&data.join("code"))?;
-        let logs = Logs::open(&data.join("logs")).map_err(|source| OpenError::DataDir {
-            path: data.join("logs"),
-            source,
-        })?;
+        let logs =
+            Logs::open(&data.join("logs"), config.function_log_max_bytes).map_err(|source| {
+                OpenError::DataDir {
+                    path: data.join("logs"),
+                    source,
+                }
+            })?;
         let runtimes = Runtimes::scan(&config.images_dir)?;
         if runtimes.is_empty() {
             tracing::warn!(images = %config.images_dir.display(), "no runtime images: run images/build-rootfs.sh");
@@ -120,6 +126,17 @@ impl Agent {
         let meter = Meter::open(&data.join("metering.db"), config.prices)?;
         let metrics = Metrics::new();
         let warm_pool = WarmPool::new(config.pool.clone(), backend.clone(), occupancy.clone());
+        let start_gate = StartGate::new(
+            config.parallel_starts,
+            config.start_queue_wait,
+            config.start_min_free_mb,
+        );
+        tracing::info!(
+            parallel = config.parallel_starts,
+            queue_ms = config.start_queue_wait.as_millis() as u64,
+            min_free_mb = config.start_min_free_mb,
+            "start scheduler"
+        );
         let agent = Arc::new(Self {
             config,
             store,
@@ -132,6 +149,7 @@ impl Agent {
             metrics,
             warm_pool,
             occupancy,
+            start_gate,
             observers: RwLock::new(Vec::new()),
             runtimes: RwLock::new(runtimes),
         });

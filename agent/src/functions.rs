@@ -7,7 +7,7 @@ use crate::limits::{MEMORY_DEFAULT_MB, TIMEOUT_DEFAULT_S};
 use crate::runtimes::RuntimeError;
 use crate::store::{Function, StoreError};
 use crate::validate::{self, ValidationError};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 /// Why a management call failed.
 #[derive(Debug, thiserror::Error)]
@@ -107,8 +107,13 @@ impl Agent {
         let info = check_bundle(&req.code_zip)?;
         f.code_sha256 = info.sha256;
         f.code_size = info.size;
-        self.code.put(&f.code_sha256, &req.code_zip)?;
-        if let Err(e) = self.store.insert(&f) {
+        // Pinned until the row referencing it is committed: a concurrent delete of
+        // a function with the same code must not collect it in between.
+        let pin = self.code.pin(&f.code_sha256);
+        self.code.put(&pin, &req.code_zip)?;
+        let inserted = self.store.insert(&f);
+        drop(pin);
+        if let Err(e) = inserted {
             self.collect_code();
             return Err(e.into());
         }
@@ -121,14 +126,19 @@ impl Agent {
     pub fn update_code(&self, name: &str, zip: &[u8]) -> Result<Function, FunctionError> {
         let mut f = self.store.get(name)?;
         let info = check_bundle(zip)?;
-        self.code.put(&info.sha256, zip)?;
+        let pin = self.code.pin(&info.sha256);
+        self.code.put(&pin, zip)?;
         f.code_sha256 = info.sha256;
         f.code_size = info.size;
         f.revision += 1;
         f.last_modified = now_rfc3339();
-        self.store.update(&f)?;
-        self.pool.retire(&f.name, Some(f.revision));
+        let updated = self.store.update(&f);
+        drop(pin);
+        // Either the old bundle or (when the function was deleted meanwhile) the new
+        // one may now be unreferenced.
         self.collect_code();
+        updated?;
+        self.pool.retire(&f.name, Some(f.revision));
         tracing::info!(function = %f.name, revision = f.revision, "code updated");
         Ok(f)
     }
@@ -192,15 +202,17 @@ impl Agent {
         Ok(f)
     }
 
+    /// Removes the bundles no function references (and no writer has pinned).
     fn collect_code(&self) {
-        let keep: Result<HashSet<String>, _> = self
-            .store
-            .list()
-            .map(|l| l.into_iter().map(|f| f.code_sha256).collect());
-        if let Ok(keep) = keep {
-            if let Err(e) = self.code.collect_garbage(&keep) {
-                tracing::warn!(error = %e, "code garbage collection");
+        let referenced = || match self.store.code_hashes() {
+            Ok(keep) => Some(keep),
+            Err(e) => {
+                tracing::warn!(error = %e, "code garbage collection: registry unreadable");
+                None
             }
+        };
+        if let Err(e) = self.code.collect_garbage(referenced) {
+            tracing::warn!(error = %e, "code garbage collection");
         }
     }
 }

@@ -186,7 +186,7 @@ impl Instance {
                 return Outcome::TimedOut;
             };
             match ev {
-                Some(Event::Msg(G::Log(l))) => log.extend_from_slice(&l.data),
+                Some(Event::Msg(G::Log(l))) => crate::logs::push_capped(log, &l.data),
                 Some(Event::Msg(G::Response(r))) if r.request_id == request_id => {
                     self.last_used = Instant::now();
                     return Outcome::Response(r.payload);
@@ -199,7 +199,7 @@ impl Instance {
                     self.conn.dead = true;
                     // Let the last output arrive before reporting.
                     while let Ok(Event::Msg(G::Log(l))) = self.conn.events.try_recv() {
-                        log.extend_from_slice(&l.data);
+                        crate::logs::push_capped(log, &l.data);
                     }
                     return self.crash(x.exit_code, x.signal);
                 }

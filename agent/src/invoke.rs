@@ -1,7 +1,7 @@
 //! Invocations: check the request, find or start an instance, run the function with
 //! its deadline, turn the outcome into Lambda's result and log lines.
 
-use crate::code::CodeError;
+use crate::code::{CodeError, CodePin};
 use crate::core::Agent;
 use crate::functions::arn;
 use crate::instance::{
@@ -114,6 +114,8 @@ fn throttle_name(t: &Throttle) -> &'static str {
         Throttle::Reserved { .. } => "reserved_concurrency",
         Throttle::Unreserved { .. } => "concurrency_limit",
         Throttle::Rate { .. } => "rate_limit",
+        Throttle::Starts { .. } => "start_queue",
+        Throttle::HostMemory { .. } => "host_memory",
         Throttle::Draining => "draining",
     }
 }
@@ -149,13 +151,15 @@ impl Agent {
         if input.payload.iter().all(u8::is_ascii_whitespace) {
             input.payload = b"{}".to_vec();
         }
-        if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&input.payload) {
+        if let Err(e) = crate::payload::check(&input.payload) {
             return Err(InvokeError::PayloadNotJson(e.to_string()));
         }
         if input.client_context.len() > CLIENT_CONTEXT_MAX {
             return Err(InvokeError::ClientContext(input.client_context.len()));
         }
-        let f = self.store.get(&input.function_name)?;
+        // The code stays pinned until the invocation ends: an update-code or delete
+        // meanwhile cannot collect the bundle this invocation is about to load.
+        let (f, code_pin) = self.pinned_function(&input.function_name)?;
         let request_id = new_request_id();
         let permit = if input.invocation_type == InvocationType::DryRun {
             None
@@ -184,6 +188,7 @@ impl Agent {
                 tokio::spawn(
                     async move {
                         let _permit = permit;
+                        let _code_pin = code_pin;
                         match me.run(&f, &id, &input).await {
                             Ok(out) if out.function_error.is_some() => {
                                 tracing::info!("event invocation failed in the function")
@@ -203,13 +208,41 @@ impl Agent {
             InvocationType::RequestResponse => {
                 let span =
                     tracing::info_span!("invoke", function = %f.name, request_id = %request_id);
-                self.run(&f, &request_id, &input).instrument(span).await
+                let out = self.run(&f, &request_id, &input).instrument(span).await;
+                drop(code_pin);
+                out
             }
+        }
+    }
+
+    /// The function's current row with its code bundle pinned. Pins, then reads the
+    /// row again: if it still names the pinned bundle, the bundle is in the store
+    /// (referenced when read, and pinned since). Otherwise the code changed
+    /// in between: try the new one.
+    fn pinned_function(&self, name: &str) -> Result<(Function, CodePin), StoreError> {
+        let mut f = self.store.get(name)?;
+        loop {
+            let pin = self.code.pin(&f.code_sha256);
+            let now = self.store.get(name)?;
+            if now.code_sha256 == f.code_sha256 {
+                return Ok((now, pin));
+            }
+            f = now;
         }
     }
 
     /// What flint-init needs to make a sandbox an instance of `f`.
     fn configure_for(&self, f: &Function, rt: &Runtime) -> Result<Configure, InvokeError> {
+        let code_zip = match self.code.get(&f.code_sha256) {
+            Ok(z) => z,
+            // Deleted (or its code replaced) since this invocation read it: a
+            // deleted function is NOT_FOUND, as if the call had come a moment later.
+            Err(CodeError::Missing(sha)) => {
+                self.store.get(&f.name)?;
+                return Err(CodeError::Missing(sha).into());
+            }
+            Err(e) => return Err(e.into()),
+        };
         Ok(Configure {
             function_name: f.name.clone(),
             function_version: "$LATEST".into(),
@@ -217,7 +250,7 @@ impl Agent {
             memory_mb: f.memory_mb,
             timeout_s: f.timeout_s,
             environment: f.environment.clone(),
-            code_zip: self.code.get(&f.code_sha256)?,
+            code_zip,
             bootstrap: rt.manifest.bootstrap.clone(),
             runtime: rt.manifest.name.clone(),
             function_arn: arn(&f.name),
@@ -266,6 +299,19 @@ impl Agent {
             .map_err(err)
     }
 
+    /// A new instance of `f`, started once the start scheduler admits it.
+    async fn start_admitted(&self, f: &Function) -> Result<Instance, InvokeError> {
+        let _slot = match self.start_gate.enter().await {
+            Ok(slot) => slot,
+            Err(t) => {
+                tracing::info!(error = %t, "cold start refused");
+                self.record_throttle(&f.name, throttle_name(&t));
+                return Err(t.into());
+            }
+        };
+        self.start_instance(f).await
+    }
+
     /// The synchronous path (also run in the background for events).
     async fn run(
         &self,
@@ -282,7 +328,7 @@ impl Agent {
             .then(|| self.occupancy.enter(&f.name, Phase::Starting, f.memory_mb));
         let (mut inst, init) = match warm {
             Some(i) => (i, None),
-            None => match self.start_instance(f).await {
+            None => match self.start_admitted(f).await {
                 Ok(mut i) => {
                     log.append(&mut i.take_output());
                     let d = i.init_duration;

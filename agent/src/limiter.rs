@@ -29,6 +29,12 @@ pub enum Throttle {
     /// Rate exceeded
     #[error("TooManyRequestsException: rate exceeded: function {function} may be invoked {limit} times per second; slow down and retry")]
     Rate { function: String, limit: u32 },
+    /// No start slot within the queue wait
+    #[error("TooManyRequestsException: {parallel} sandboxes are already starting (the most this host starts at once) and this invocation waited {waited_ms} ms for its turn; retry later, or keep instances warm")]
+    Starts { parallel: u32, waited_ms: u64 },
+    /// The host's available memory is below the floor kept free
+    #[error("TooManyRequestsException: the host has {available_mb} MB of memory available, below the {floor_mb} MB flintd keeps free (--start-min-free-mb); retry later")]
+    HostMemory { available_mb: u64, floor_mb: u64 },
     /// Draining
     #[error("node is draining: it accepts no new invocations; send them to another node")]
     Draining,

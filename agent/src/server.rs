@@ -78,12 +78,24 @@ async fn bind_tcp(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener,
         })
 }
 
-async fn shutdown_signal() {
+/// SIGTERM and SIGINT handlers. Installed before the socket exists: a client that
+/// can connect can also stop the agent cleanly (before, a SIGTERM right after
+/// start-up killed flintd with the default action and left its sandboxes).
+fn stop_signals() -> Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
+    match (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) else {
+    ) {
+        (Ok(term), Ok(int)) => Some((term, int)),
+        _ => None,
+    }
+}
+
+async fn shutdown_signal(
+    signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+) {
+    let Some((mut term, mut int)) = signals else {
         std::future::pending::<()>().await;
         return;
     };
@@ -95,6 +107,7 @@ async fn shutdown_signal() {
 
 /// Serves until a shutdown signal; then destroys all instances.
 pub async fn serve(agent: Arc<Agent>) -> Result<(), ServeError> {
+    let signals = stop_signals();
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter
         .set_serving::<FunctionsServer<FunctionsApi>>()
@@ -149,7 +162,7 @@ pub async fn serve(agent: Arc<Agent>) -> Result<(), ServeError> {
     println!("flintd ready on {}", sock.display());
 
     let result = tokio::select! {
-        _ = shutdown_signal() => Ok(()),
+        _ = shutdown_signal(signals) => Ok(()),
         Some(r) = servers.join_next() => match r {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(ServeError::from(e)),
@@ -164,6 +177,17 @@ pub async fn serve(agent: Arc<Agent>) -> Result<(), ServeError> {
     .await;
     agent.warm_pool.shutdown().await;
     agent.pool.shutdown().await;
+    // Anything a destroy could not remove, or a killed earlier run left.
+    let parent = agent.config.cgroup_parent.clone();
+    if let Ok(left) = tokio::task::spawn_blocking(move || {
+        crate::sandbox::namespace::sweep::remove_on_stop(&parent)
+    })
+    .await
+    {
+        if !left.is_empty() {
+            tracing::warn!(left = ?left, "sandbox cgroups still there at stop");
+        }
+    }
     // Commit the last invocation records.
     let meter = agent.meter.clone();
     let _ = tokio::task::spawn_blocking(move || meter.shutdown()).await;

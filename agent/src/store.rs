@@ -3,7 +3,7 @@
 
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -143,12 +143,28 @@ impl Store {
         Ok(out)
     }
 
+    /// The sha256 of every code bundle some function references.
+    pub fn code_hashes(&self) -> Result<HashSet<String>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare("SELECT DISTINCT code_sha256 FROM functions")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Deletes a function; returns its last configuration.
     pub fn delete(&self, name: &str) -> Result<Function, StoreError> {
-        let f = self.get(name)?;
-        self.lock()
-            .execute("DELETE FROM functions WHERE name=?1", params![name])?;
-        Ok(f)
+        let conn = self.lock();
+        let row = conn
+            .query_row(
+                "DELETE FROM functions WHERE name=?1 RETURNING *",
+                params![name],
+                row_to_raw,
+            )
+            .optional()?;
+        match row {
+            Some(raw) => raw.into_function(),
+            None => Err(StoreError::NotFound(name.to_string())),
+        }
     }
 }
 

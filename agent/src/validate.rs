@@ -17,7 +17,7 @@ pub enum ValidationError {
     #[error("timeout {0} s is out of range: choose {TIMEOUT_MIN_S}-{TIMEOUT_MAX_S} seconds")]
     Timeout(u32),
     /// Bad handler
-    #[error("invalid handler {0:?}: give a non-empty string of at most {HANDLER_MAX} characters without spaces, e.g. \"app.handler\"")]
+    #[error("invalid handler {0:?}: give a non-empty string of at most {HANDLER_MAX} characters without spaces or control characters (such as NUL), e.g. \"app.handler\"")]
     Handler(String),
     /// Description too long
     #[error("description is {0} characters long: at most {DESCRIPTION_MAX} allowed")]
@@ -28,6 +28,9 @@ pub enum ValidationError {
     /// Reserved environment variable
     #[error("environment variable {0} is reserved by the runtime: remove it")]
     EnvReserved(String),
+    /// NUL byte in an environment value
+    #[error("environment variable {0} holds a NUL byte, which a process environment cannot carry: remove it")]
+    EnvNul(String),
     /// Environment too large
     #[error("environment variables take {0} bytes: at most {ENV_TOTAL_MAX} bytes (keys + values) allowed")]
     EnvSize(usize),
@@ -88,7 +91,8 @@ pub fn timeout(s: u32) -> Result<(), ValidationError> {
 
 /// Checks a handler string.
 pub fn handler(h: &str) -> Result<(), ValidationError> {
-    if h.is_empty() || h.len() > HANDLER_MAX || h.chars().any(|c| c.is_whitespace()) {
+    let bad_char = |c: char| c.is_whitespace() || c.is_control();
+    if h.is_empty() || h.len() > HANDLER_MAX || h.chars().any(bad_char) {
         Err(ValidationError::Handler(h.chars().take(140).collect()))
     } else {
         Ok(())
@@ -116,6 +120,9 @@ pub fn environment(env: &HashMap<String, String>) -> Result<(), ValidationError>
         }
         if RESERVED_ENV.contains(&k.as_str()) {
             return Err(ValidationError::EnvReserved(k.clone()));
+        }
+        if v.contains('\0') {
+            return Err(ValidationError::EnvNul(k.clone()));
         }
         total += k.len() + v.len();
     }
@@ -183,6 +190,22 @@ mod tests {
         assert!(handler("app.handler").is_ok());
         assert!(handler("").is_err());
         assert!(handler("a b").is_err());
+        assert!(handler("app.hand\0ler").is_err());
+        assert!(handler("app.\x07handler").is_err());
+    }
+
+    #[test]
+    fn nul_in_environment_is_refused() {
+        let env = HashMap::from([("GREETING".to_string(), "h\0i".to_string())]);
+        assert_eq!(
+            environment(&env),
+            Err(ValidationError::EnvNul("GREETING".into()))
+        );
+        let env = HashMap::from([("GREE\0TING".to_string(), "hi".to_string())]);
+        assert!(matches!(
+            environment(&env),
+            Err(ValidationError::EnvName(_))
+        ));
     }
 
     #[test]

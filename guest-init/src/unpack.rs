@@ -1,10 +1,11 @@
 //! Unpacks a function's code bundle (zip) into /var/task. Entries that could escape
 //! the target (absolute paths, `..`, symbolic links) reject the whole bundle; Unix
 //! permission bits are kept (so `bootstrap` stays executable) and every file is made
-//! readable by the unprivileged runtime user.
+//! readable by the unprivileged runtime user. No entry may unpack to more bytes than
+//! its header declares (flintd checks this at create too; this is the second line).
 
 use std::fs::{self, OpenOptions};
-use std::io::{self, Cursor};
+use std::io::{self, Cursor, Read};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
@@ -20,6 +21,9 @@ pub enum UnpackError {
     /// An entry is a symbolic link, which is not allowed
     #[error("zip entry {0:?} is a symbolic link; links are not allowed in code bundles")]
     Symlink(String),
+    /// An entry holds more data than its header declares (a crafted archive)
+    #[error("zip entry {0:?} unpacks to more bytes than its header declares")]
+    Oversized(String),
     /// Writing the unpacked files failed (for example the size limit was reached)
     #[error("unpacking {path}: {source}")]
     Io {
@@ -70,7 +74,13 @@ pub fn unpack(bundle: &[u8], dest: &Path) -> Result<Stats, UnpackError> {
             .mode(mode)
             .open(&path)
             .map_err(io_err)?;
-        stats.bytes += io::copy(&mut entry, &mut out).map_err(io_err)?;
+        let declared = entry.size();
+        let written = io::copy(&mut (&mut entry).take(declared), &mut out).map_err(io_err)?;
+        let mut probe = [0u8; 1];
+        if written == declared && entry.read(&mut probe).map_err(io_err)? > 0 {
+            return Err(UnpackError::Oversized(name));
+        }
+        stats.bytes += written;
         // The mode given to open() is filtered by the umask; set it exactly.
         out.set_permissions(fs::Permissions::from_mode(mode))
             .map_err(io_err)?;
@@ -192,6 +202,34 @@ mod tests {
         let r = unpack(&z, dir.path());
         assert!(matches!(r, Err(UnpackError::Symlink(_))), "{r:?}");
         assert!(fs::symlink_metadata(dir.path().join("link")).is_err());
+    }
+
+    #[test]
+    fn an_entry_larger_than_declared_is_refused() {
+        let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        let opts = SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated)
+            .unix_permissions(0o644);
+        w.start_file("big.bin", opts).unwrap();
+        w.write_all(&vec![0u8; 1 << 20]).unwrap();
+        let mut z = w.finish().unwrap().into_inner();
+        // Claim 1 KB in the local and central headers; the CRC stays right.
+        let claim = 1024u32.to_le_bytes();
+        for i in 0..z.len() - 4 {
+            if &z[i..i + 4] == b"PK\x03\x04" {
+                z[i + 22..i + 26].copy_from_slice(&claim);
+            } else if &z[i..i + 4] == b"PK\x01\x02" {
+                z[i + 24..i + 28].copy_from_slice(&claim);
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let r = unpack(&z, dir.path());
+        assert!(
+            matches!(r, Err(UnpackError::Oversized(ref n)) if n == "big.bin"),
+            "{r:?}"
+        );
+        let on_disk = fs::metadata(dir.path().join("big.bin")).map_or(0, |m| m.len());
+        assert!(on_disk <= 1024, "{on_disk} bytes written");
     }
 
     #[test]

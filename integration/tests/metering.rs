@@ -373,6 +373,14 @@ async fn json_logs_carry_the_invoke_span_fields() {
     )
     .unwrap();
     let st = child.wait().unwrap();
+    // The agent removed its sandboxes; the parent cgroups are the test's to remove.
+    for c in ["memory", "pids", ""] {
+        let _ = std::fs::remove_dir(
+            std::path::Path::new("/sys/fs/cgroup")
+                .join(c)
+                .join(format!("flint-test-{}-jsonlog", std::process::id())),
+        );
+    }
     assert!(st.success(), "flintd exited with {st}");
 
     let log = std::fs::read_to_string(&log_path).unwrap();

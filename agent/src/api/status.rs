@@ -1,5 +1,7 @@
 //! Every typed error the API can return, mapped to a gRPC status code. The message is
-//! the error's own text, which says what to change.
+//! the error's own text, which says what to change, except for host I/O failures:
+//! their text names host paths, which a client must not see, so the client gets an
+//! error id and flintd's log gets the whole text under that id.
 
 use crate::code::CodeError;
 use crate::functions::FunctionError;
@@ -30,6 +32,24 @@ fn runtime_code(e: &RuntimeError) -> Code {
     }
 }
 
+/// True for errors whose text names a host path.
+fn names_host_path(e: &FunctionError) -> bool {
+    matches!(
+        e,
+        FunctionError::Code(CodeError::Io { .. }) | FunctionError::Runtime(RuntimeError::Io { .. })
+    )
+}
+
+/// An INTERNAL status that hides `e`'s text from the client and logs it.
+fn hidden(e: &dyn std::error::Error) -> Status {
+    let id = uuid::Uuid::new_v4();
+    tracing::error!(error_id = %id, error = %e, "internal error");
+    Status::internal(format!(
+        "flintd could not complete the call because of a host I/O failure; \
+         the host's log has the details under error id {id}"
+    ))
+}
+
 impl From<FunctionError> for Status {
     fn from(e: FunctionError) -> Status {
         let code = match &e {
@@ -39,6 +59,9 @@ impl From<FunctionError> for Status {
             FunctionError::Store(s) => store_code(s),
             FunctionError::Reserve(_) => Code::ResourceExhausted,
         };
+        if names_host_path(&e) {
+            return hidden(&e);
+        }
         Status::new(code, e.to_string())
     }
 }
@@ -58,6 +81,12 @@ impl From<InvokeError> for Status {
             InvokeError::Throttled(crate::limiter::Throttle::Draining) => Code::Unavailable,
             InvokeError::Throttled(_) => Code::ResourceExhausted,
         };
+        if matches!(
+            e,
+            InvokeError::Code(CodeError::Io { .. }) | InvokeError::Runtime(RuntimeError::Io { .. })
+        ) {
+            return hidden(&e);
+        }
         Status::new(code, e.to_string())
     }
 }
@@ -78,5 +107,19 @@ mod tests {
         }
         .into();
         assert_eq!(s.code(), Code::InvalidArgument);
+    }
+
+    #[test]
+    fn host_paths_never_reach_the_client() {
+        let io = || CodeError::Io {
+            path: "/var/lib/flint/code/abc.zip".into(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        };
+        let s: Status = FunctionError::Code(io()).into();
+        assert_eq!(s.code(), Code::Internal);
+        assert!(!s.message().contains("/var/lib"), "{}", s.message());
+        assert!(s.message().contains("error id"), "{}", s.message());
+        let s: Status = InvokeError::Code(io()).into();
+        assert!(!s.message().contains("/var/lib"), "{}", s.message());
     }
 }

@@ -31,9 +31,15 @@ pub enum SandboxError {
     Io(#[from] std::io::Error),
 }
 
+/// How every sandbox id (and so its cgroup's name) begins.
+pub const SANDBOX_ID_PREFIX: &str = "sbx-";
+
 /// A fresh sandbox id ("sbx-" and 12 hex digits).
 pub fn new_sandbox_id() -> String {
-    format!("sbx-{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+    format!(
+        "{SANDBOX_ID_PREFIX}{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
 }
 
 /// What a new sandbox needs to know.

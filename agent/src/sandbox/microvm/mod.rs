@@ -45,7 +45,7 @@ pub struct MicroVmBackend {
 impl MicroVmBackend {
     /// A backend; removes sandboxes a previous agent left behind.
     pub fn new(cfg: MicroVmConfig) -> Self {
-        let stale = super::namespace::cgroup::remove_stale(&cfg.cgroup_parent);
+        let stale = super::namespace::sweep::remove_stale(&cfg.cgroup_parent);
         if stale > 0 {
             tracing::info!(stale, "removed microVMs left by an earlier run");
         }

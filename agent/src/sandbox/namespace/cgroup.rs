@@ -4,9 +4,9 @@
 
 use super::super::SandboxError;
 use cgroups_rs::fs::{hierarchies, Cgroup, MaxValue};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-const CONTROLLERS: [&str; 2] = ["memory", "pids"];
+pub(super) const CONTROLLERS: [&str; 2] = ["memory", "pids"];
 
 /// One sandbox's cgroup (one directory per controller on v1, one on v2).
 pub struct SandboxCgroup {
@@ -139,52 +139,6 @@ fn parse_oom_kill(s: &str) -> Option<u64> {
     s.lines()
         .find_map(|l| l.strip_prefix("oom_kill "))
         .and_then(|n| n.trim().parse().ok())
-}
-
-/// Kills and removes sandbox cgroups left under `parent` by an earlier agent run.
-pub fn remove_stale(parent: &str) -> usize {
-    let hier = hierarchies::auto();
-    let mut roots: Vec<PathBuf> = Vec::new();
-    if hier.v2() {
-        roots.push(hier.root().join(parent));
-    } else {
-        for c in CONTROLLERS {
-            roots.push(Path::new("/sys/fs/cgroup").join(c).join(parent));
-        }
-    }
-    let mut removed = 0;
-    for root in roots {
-        let Ok(entries) = std::fs::read_dir(&root) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let dir = e.path();
-            if !dir.is_dir() {
-                continue;
-            }
-            for _ in 0..50 {
-                let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
-                let pids: Vec<i32> = procs
-                    .lines()
-                    .filter_map(|l| l.trim().parse().ok())
-                    .collect();
-                if pids.is_empty() {
-                    break;
-                }
-                for pid in pids {
-                    let _ = nix::sys::signal::kill(
-                        nix::unistd::Pid::from_raw(pid),
-                        nix::sys::signal::Signal::SIGKILL,
-                    );
-                }
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            if std::fs::remove_dir(&dir).is_ok() {
-                removed += 1;
-            }
-        }
-    }
-    removed
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! one end of a Unix socketpair. For hosts without hardware virtualisation.
 
 pub mod cgroup;
+pub mod sweep;
 
 use super::process::ProcessSandbox;
 use super::{BoxFuture, Sandbox, SandboxBackend, SandboxError, SandboxSpec};
@@ -24,7 +25,7 @@ impl NamespaceBackend {
     /// A backend running `init_path` under cgroup `cgroup_parent`; removes sandboxes
     /// a previous agent left behind.
     pub fn new(init_path: PathBuf, cgroup_parent: String) -> Self {
-        let stale = cgroup::remove_stale(&cgroup_parent);
+        let stale = sweep::remove_stale(&cgroup_parent);
         if stale > 0 {
             tracing::info!(stale, "removed sandboxes left by an earlier run");
         }
