@@ -36,6 +36,12 @@ pub enum ConfigError {
         "guest kernel not found at {0}: build it with images/kernel/build.sh or pass --kernel"
     )]
     KernelMissing(PathBuf),
+    /// Bad --region value
+    #[error("invalid --region {0:?}: use lower-case letters, digits and dashes, e.g. us-east-1")]
+    Region(String),
+    /// Bad --account-id value
+    #[error("invalid --account-id {0:?}: use 12 digits, e.g. 000000000000")]
+    Account(String),
     /// Bad --pool-warm value
     #[error("invalid --pool-warm {0:?}: use RUNTIME:MEMORY_MB=COUNT, e.g. python3.11:128=2")]
     PoolWarm(String),
@@ -117,6 +123,18 @@ pub struct RawConfig {
     /// Serve Prometheus metrics at http://ADDR/metrics (for example 127.0.0.1:9464); off by default.
     #[arg(long, env = "FLINT_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Serve Lambda's REST API (2015-03-31, SigV4-signed requests only) at
+    /// http://ADDR, for boto3, the AWS CLI and the SDKs (for example 127.0.0.1:9000);
+    /// off by default. Access keys: `flint keys create`.
+    #[arg(long, env = "FLINT_API_LISTEN")]
+    pub api_listen: Option<SocketAddr>,
+    /// Region of the REST API: the region requests must be signed for and that its
+    /// ARNs name.
+    #[arg(long, env = "FLINT_REGION", default_value = "us-east-1")]
+    pub region: String,
+    /// Account id (12 digits) that the REST API's ARNs name.
+    #[arg(long, env = "FLINT_ACCOUNT_ID", default_value = "000000000000")]
+    pub account_id: String,
     /// Log line format on stderr: text, or json (one object per line with the span fields).
     #[arg(long, env = "FLINT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -158,6 +176,11 @@ pub enum LogFormat {
 pub struct Config {
     /// Prices of usage reports.
     pub prices: crate::metering::pricing::Prices,
+    /// Where Lambda's REST API is served; None = not served.
+    pub api_listen: Option<SocketAddr>,
+    /// Region and account id of the REST API (validated).
+    pub region: String,
+    pub account_id: String,
     /// Where `GET /metrics` is served; None = not served.
     pub metrics_listen: Option<SocketAddr>,
     pub log_format: LogFormat,
@@ -247,7 +270,16 @@ impl TryFrom<RawConfig> for Config {
                 return Err(ConfigError::Price(flag, v));
             }
         }
+        if !crate::lambda_api::names::valid_region(&raw.region) {
+            return Err(ConfigError::Region(raw.region));
+        }
+        if !crate::lambda_api::names::valid_account(&raw.account_id) {
+            return Err(ConfigError::Account(raw.account_id));
+        }
         Ok(Config {
+            api_listen: raw.api_listen,
+            region: raw.region,
+            account_id: raw.account_id,
             prices: crate::metering::pricing::Prices {
                 per_gb_second_usd: raw.price_per_gb_second,
                 per_million_requests_usd: raw.price_per_million_requests,
@@ -304,6 +336,34 @@ mod metering_flag_tests {
         assert_eq!(c.prices.free_requests, 1_000_000);
         assert_eq!(c.metrics_listen, None);
         assert_eq!(c.log_format, LogFormat::Text);
+        assert_eq!(c.api_listen, None);
+        assert_eq!(
+            (c.region.as_str(), c.account_id.as_str()),
+            ("us-east-1", "000000000000")
+        );
+    }
+
+    #[test]
+    fn region_and_account_id_are_checked() {
+        let c = parse(&[
+            "--api-listen",
+            "127.0.0.1:9000",
+            "--region",
+            "eu-west-3",
+            "--account-id",
+            "123456789012",
+        ])
+        .unwrap();
+        assert_eq!(c.api_listen, Some("127.0.0.1:9000".parse().unwrap()));
+        assert_eq!(c.region, "eu-west-3");
+        assert!(matches!(
+            parse(&["--region", "EU West"]),
+            Err(ConfigError::Region(_))
+        ));
+        assert!(matches!(
+            parse(&["--account-id", "12"]),
+            Err(ConfigError::Account(_))
+        ));
     }
 
     #[test]

@@ -137,6 +137,20 @@ pub async fn serve(agent: Arc<Agent>) -> Result<(), ServeError> {
                 .await
         });
     }
+    if let Some(addr) = agent.config.api_listen {
+        let tcp = bind_tcp(addr).await?;
+        let api = crate::lambda_api::LambdaApi::new(agent.clone());
+        match api.keys.list() {
+            Ok(k) if k.is_empty() => tracing::warn!(
+                keys = %api.keys.path().display(),
+                "REST API: no access keys yet, every request will be refused: create one with `flint keys create --data-dir ...`"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "REST API: access keys unreadable"),
+        }
+        tracing::info!(%addr, region = %api.place.region, "serving Lambda's REST API");
+        tokio::spawn(crate::lambda_api::serve(tcp, api, stop_rx.clone()));
+    }
     if let Some(addr) = agent.config.metrics_listen {
         let tcp = bind_tcp(addr).await?;
         tracing::info!(%addr, "serving metrics at /metrics");

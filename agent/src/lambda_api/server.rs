@@ -1,0 +1,147 @@
+//! The HTTP/1.1 listener of the REST API: reads each request whole (bounded),
+//! authenticates it, routes it and writes Lambda's answer or error shape.
+
+use super::errors::ApiError;
+use super::request::{ApiRequest, ApiResponse};
+use super::LambdaApi;
+use crate::limits::CODE_ZIP_MAX;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tracing::Instrument;
+
+/// Largest request body: a base64 code bundle of the largest size, plus the JSON.
+pub const BODY_MAX: usize = CODE_ZIP_MAX / 3 * 4 + 1024 * 1024;
+
+/// Serves the REST API on `listener` until `stop` turns true.
+pub async fn serve(
+    listener: TcpListener,
+    api: Arc<LambdaApi>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            r = listener.accept() => match r {
+                Ok((stream, peer)) => {
+                    let api = api.clone();
+                    tokio::spawn(async move {
+                        let svc = hyper::service::service_fn(move |req| {
+                            let api = api.clone();
+                            async move { Ok::<_, Infallible>(handle(&api, req).await) }
+                        });
+                        let conn = hyper::server::conn::http1::Builder::new()
+                            .header_read_timeout(Duration::from_secs(30))
+                            .serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
+                        if let Err(e) = conn.await {
+                            tracing::debug!(%peer, error = %e, "REST API connection ended");
+                        }
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "REST API: accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            _ = stopped(&mut stop) => return,
+        }
+    }
+}
+
+async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+fn to_http(r: ApiResponse, request_id: &str) -> hyper::Response<Full<Bytes>> {
+    let mut b = hyper::Response::builder()
+        .status(r.status)
+        .header("x-amzn-RequestId", request_id);
+    for (k, v) in &r.headers {
+        b = b.header(k.as_str(), v.as_str());
+    }
+    b.body(Full::new(Bytes::from(r.body)))
+        .unwrap_or_else(|_| hyper::Response::new(Full::new(Bytes::new())))
+}
+
+/// The error shape as an HTTP answer.
+pub fn error_response(e: &ApiError) -> ApiResponse {
+    let mut r = ApiResponse::json(e.status, &e.body());
+    r.headers.push(("x-amzn-ErrorType".into(), e.code.into()));
+    r
+}
+
+async fn read(req: hyper::Request<Incoming>) -> Result<ApiRequest, ApiError> {
+    let (parts, body) = req.into_parts();
+    let headers = parts
+        .headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_ascii_lowercase(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let body = Limited::new(body, BODY_MAX)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                ApiError::too_large(format!(
+                    "Request must be smaller than {BODY_MAX} bytes for this operation"
+                ))
+            } else {
+                ApiError::invalid(format!("reading the request body: {e}"))
+            }
+        })?
+        .to_bytes()
+        .to_vec();
+    Ok(ApiRequest {
+        method: parts.method.as_str().to_string(),
+        path: parts.uri.path().to_string(),
+        query: parts.uri.query().unwrap_or("").to_string(),
+        headers,
+        body,
+    })
+}
+
+async fn handle(
+    api: &Arc<LambdaApi>,
+    req: hyper::Request<Incoming>,
+) -> hyper::Response<Full<Bytes>> {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let span = tracing::info_span!("rest", request_id = %request_id, method = %req.method(), path = %req.uri().path());
+    async {
+        let outcome = match read(req).await {
+            Ok(r) => match super::auth::authenticate(api, &r) {
+                Ok(key) => {
+                    tracing::debug!(access_key = %key, "authenticated");
+                    super::router::route(api, r).await
+                }
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(r) => {
+                // Invoke answers with the invocation's own request id.
+                let id = r
+                    .headers
+                    .iter()
+                    .find(|(k, _)| k == "x-amzn-RequestId")
+                    .map(|(_, v)| v.clone());
+                let mut r = r;
+                r.headers.retain(|(k, _)| k != "x-amzn-RequestId");
+                to_http(r, id.as_deref().unwrap_or(&request_id))
+            }
+            Err(e) => {
+                tracing::info!(code = e.code, status = e.status, message = %e.message, "REST request refused");
+                to_http(error_response(&e), &request_id)
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
