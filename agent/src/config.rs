@@ -201,6 +201,19 @@ pub struct Config {
     pub pool: crate::warm_pool::PoolConfig,
 }
 
+/// A `--region` value: lower-case letters, digits and dashes.
+fn valid_region(r: &str) -> bool {
+    !r.is_empty()
+        && r.len() <= 32
+        && r.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// An `--account-id` value: 12 digits.
+fn valid_account(a: &str) -> bool {
+    a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit())
+}
+
 fn parse_pool_warm(s: &str) -> Result<(crate::warm_pool::PoolKey, u32), ConfigError> {
     let bad = || ConfigError::PoolWarm(s.to_string());
     let (key, n) = s.split_once('=').ok_or_else(bad)?;
@@ -270,10 +283,10 @@ impl TryFrom<RawConfig> for Config {
                 return Err(ConfigError::Price(flag, v));
             }
         }
-        if !crate::lambda_api::names::valid_region(&raw.region) {
+        if !valid_region(&raw.region) {
             return Err(ConfigError::Region(raw.region));
         }
-        if !crate::lambda_api::names::valid_account(&raw.account_id) {
+        if !valid_account(&raw.account_id) {
             return Err(ConfigError::Account(raw.account_id));
         }
         Ok(Config {

@@ -108,7 +108,12 @@ enum Cmd {
     /// directory itself, so only who can read it (root) manages keys.
     Keys {
         /// flintd's data directory.
-        #[arg(long, env = "FLINT_DATA_DIR", default_value = "/var/lib/flint/data")]
+        #[arg(
+            long,
+            global = true,
+            env = "FLINT_DATA_DIR",
+            default_value = "/var/lib/flint/data"
+        )]
         data_dir: PathBuf,
         #[command(subcommand)]
         action: KeysCmd,

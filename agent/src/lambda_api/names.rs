@@ -89,19 +89,6 @@ impl Place {
     }
 }
 
-/// Checks a `--region` value: lower-case letters, digits and dashes.
-pub fn valid_region(r: &str) -> bool {
-    !r.is_empty()
-        && r.len() <= 32
-        && r.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-}
-
-/// Checks an `--account-id` value: 12 digits.
-pub fn valid_account(a: &str) -> bool {
-    a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,7 +139,5 @@ mod tests {
         assert_eq!(p.resolve_latest("f", Some("$LATEST")).unwrap(), "f");
         assert_eq!(p.resolve_latest("f:1", None).unwrap_err().status, 404);
         assert_eq!(p.resolve_latest("f:1", Some("2")).unwrap_err().status, 400);
-        assert!(valid_region("us-east-1") && !valid_region("US"));
-        assert!(valid_account("000000000000") && !valid_account("12"));
     }
 }

@@ -33,6 +33,7 @@ pub async fn serve(
                             async move { Ok::<_, Infallible>(handle(&api, req).await) }
                         });
                         let conn = hyper::server::conn::http1::Builder::new()
+                            .timer(hyper_util::rt::TokioTimer::new())
                             .header_read_timeout(Duration::from_secs(30))
                             .serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
                         if let Err(e) = conn.await {
