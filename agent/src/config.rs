@@ -128,6 +128,12 @@ pub struct RawConfig {
     /// off by default. Access keys: `flint keys create`.
     #[arg(long, env = "FLINT_API_LISTEN")]
     pub api_listen: Option<SocketAddr>,
+    /// PEM certificate chain: serve the REST API over TLS (with --api-tls-key).
+    #[arg(long, env = "FLINT_API_TLS_CERT", requires = "api_tls_key")]
+    pub api_tls_cert: Option<PathBuf>,
+    /// PEM private key of --api-tls-cert.
+    #[arg(long, env = "FLINT_API_TLS_KEY", requires = "api_tls_cert")]
+    pub api_tls_key: Option<PathBuf>,
     /// Region of the REST API: the region requests must be signed for and that its
     /// ARNs name.
     #[arg(long, env = "FLINT_REGION", default_value = "us-east-1")]
@@ -178,6 +184,9 @@ pub struct Config {
     pub prices: crate::metering::pricing::Prices,
     /// Where Lambda's REST API is served; None = not served.
     pub api_listen: Option<SocketAddr>,
+    /// TLS certificate chain and key of the REST API (both or neither).
+    pub api_tls_cert: Option<PathBuf>,
+    pub api_tls_key: Option<PathBuf>,
     /// Region and account id of the REST API (validated).
     pub region: String,
     pub account_id: String,
@@ -291,6 +300,8 @@ impl TryFrom<RawConfig> for Config {
         }
         Ok(Config {
             api_listen: raw.api_listen,
+            api_tls_cert: raw.api_tls_cert,
+            api_tls_key: raw.api_tls_key,
             region: raw.region,
             account_id: raw.account_id,
             prices: crate::metering::pricing::Prices {
@@ -377,6 +388,9 @@ mod metering_flag_tests {
             parse(&["--account-id", "12"]),
             Err(ConfigError::Account(_))
         ));
+        // A TLS certificate needs its key, and the other way round.
+        assert!(RawConfig::try_parse_from(["flintd", "--api-tls-cert", "c.pem"]).is_err());
+        assert!(RawConfig::try_parse_from(["flintd", "--api-tls-key", "k.pem"]).is_err());
     }
 
     #[test]

@@ -27,6 +27,9 @@ pub enum ServeError {
     /// Reflection set-up failed
     #[error("server reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    /// The REST API's TLS certificate or key is unusable
+    #[error(transparent)]
+    Tls(#[from] crate::lambda_api::tls::TlsError),
     /// The transport failed
     #[error("gRPC transport: {0}")]
     Transport(#[from] tonic::transport::Error),
@@ -138,6 +141,10 @@ pub async fn serve(agent: Arc<Agent>) -> Result<(), ServeError> {
         });
     }
     if let Some(addr) = agent.config.api_listen {
+        let tls = match (&agent.config.api_tls_cert, &agent.config.api_tls_key) {
+            (Some(cert), Some(key)) => Some(crate::lambda_api::tls::acceptor(cert, key)?),
+            _ => None,
+        };
         let tcp = bind_tcp(addr).await?;
         let api = crate::lambda_api::LambdaApi::new(agent.clone());
         match api.keys.list() {
@@ -148,8 +155,8 @@ pub async fn serve(agent: Arc<Agent>) -> Result<(), ServeError> {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "REST API: access keys unreadable"),
         }
-        tracing::info!(%addr, region = %api.place.region, "serving Lambda's REST API");
-        tokio::spawn(crate::lambda_api::serve(tcp, api, stop_rx.clone()));
+        tracing::info!(%addr, region = %api.place.region, tls = tls.is_some(), "serving Lambda's REST API");
+        tokio::spawn(crate::lambda_api::serve(tcp, api, tls, stop_rx.clone()));
     }
     if let Some(addr) = agent.config.metrics_listen {
         let tcp = bind_tcp(addr).await?;

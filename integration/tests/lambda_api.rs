@@ -31,19 +31,23 @@ fn free_port() -> u16 {
 }
 
 async fn start() -> RestAgent {
+    start_with(&[], "http").await
+}
+
+/// Starts a flintd with the REST API (and `extra` flags), waits for its port and
+/// creates a key.
+async fn start_with(extra: &[&str], scheme: &str) -> RestAgent {
     let addr = format!("127.0.0.1:{}", free_port());
-    let agent = TestAgent::start_args(
-        300,
-        &[
-            "--api-listen",
-            &addr,
-            "--region",
-            REGION,
-            "--account-id",
-            ACCOUNT,
-        ],
-    )
-    .await;
+    let mut args = vec![
+        "--api-listen",
+        &addr,
+        "--region",
+        REGION,
+        "--account-id",
+        ACCOUNT,
+    ];
+    args.extend_from_slice(extra);
+    let agent = TestAgent::start_args(300, &args).await;
     let t0 = Instant::now();
     while std::net::TcpStream::connect(&addr).is_err() {
         assert!(
@@ -65,7 +69,7 @@ async fn start() -> RestAgent {
     );
     let k: serde_json::Value = serde_json::from_slice(&out.stdout).expect("keys create --json");
     RestAgent {
-        endpoint: format!("http://{addr}"),
+        endpoint: format!("{scheme}://{addr}"),
         key_id: k["access_key_id"].as_str().unwrap().to_string(),
         secret: k["secret_access_key"].as_str().unwrap().to_string(),
         agent,
@@ -334,6 +338,73 @@ async fn the_aws_cli_creates_invokes_lists_and_deletes() {
     );
     assert!(String::from_utf8_lossy(&gone.stderr).contains("(ResourceNotFoundException)"));
     drop(a.agent);
+}
+
+#[tokio::test]
+async fn boto3_over_tls_with_the_agents_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let out = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let a = start_with(
+        &[
+            "--api-tls-cert",
+            cert.to_str().unwrap(),
+            "--api-tls-key",
+            key.to_str().unwrap(),
+        ],
+        "https",
+    )
+    .await;
+    let script = r#"
+import os, sys, boto3, botocore
+from botocore.config import Config
+def client(ep, verify):
+    return boto3.client("lambda", endpoint_url=ep, region_name=os.environ["R"], verify=verify,
+                        aws_access_key_id=os.environ["K"], aws_secret_access_key=os.environ["S"],
+                        config=Config(retries={"max_attempts": 1}, connect_timeout=5, read_timeout=10))
+print(client(os.environ["EP"], os.environ["CERT"]).list_functions()["Functions"])
+try:
+    client(os.environ["EP"].replace("https:", "http:"), False).list_functions()
+    print("plain HTTP was answered")
+except (botocore.exceptions.ConnectionClosedError, botocore.exceptions.EndpointConnectionError,
+        botocore.exceptions.ClientError) as e:
+    print("plain HTTP refused:", type(e).__name__)
+"#;
+    let mut cmd = Command::new(PYTHON);
+    cmd.args(["-c", script])
+        .env("EP", &a.endpoint)
+        .env("CERT", &cert)
+        .env("R", REGION)
+        .env("K", &a.key_id)
+        .env("S", &a.secret)
+        .env("AWS_CONFIG_FILE", "/nonexistent");
+    let out = run_within(cmd, Duration::from_secs(60));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.starts_with("[]\n") && stdout.contains("plain HTTP refused"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@
 //!
 //! Files: `server` (connections), `auth` (SigV4 on a request), `router` (method and
 //! path to operation), `functions`, `invoke` and `concurrency` (one per resource),
-//! `shapes` (JSON), `names` (names and ARNs), `errors`, `sigv4`, `keys`.
+//! `shapes` (JSON), `names` (names and ARNs), `errors`, `sigv4`, `keys`, `tls`.
 
 mod auth;
 mod concurrency;
@@ -21,6 +21,7 @@ mod router;
 mod server;
 pub mod shapes;
 pub mod sigv4;
+pub mod tls;
 
 use crate::core::Agent;
 use std::sync::Arc;

@@ -11,15 +11,20 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tracing::Instrument;
 
 /// Largest request body: a base64 code bundle of the largest size, plus the JSON.
 pub const BODY_MAX: usize = CODE_ZIP_MAX / 3 * 4 + 1024 * 1024;
+/// How long a client may take to complete the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Serves the REST API on `listener` until `stop` turns true.
+/// Serves the REST API on `listener` (over TLS when `tls` is given) until `stop`
+/// turns true.
 pub async fn serve(
     listener: TcpListener,
     api: Arc<LambdaApi>,
+    tls: Option<TlsAcceptor>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     loop {
@@ -27,17 +32,15 @@ pub async fn serve(
             r = listener.accept() => match r {
                 Ok((stream, peer)) => {
                     let api = api.clone();
+                    let tls = tls.clone();
                     tokio::spawn(async move {
-                        let svc = hyper::service::service_fn(move |req| {
-                            let api = api.clone();
-                            async move { Ok::<_, Infallible>(handle(&api, req).await) }
-                        });
-                        let conn = hyper::server::conn::http1::Builder::new()
-                            .timer(hyper_util::rt::TokioTimer::new())
-                            .header_read_timeout(Duration::from_secs(30))
-                            .serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
-                        if let Err(e) = conn.await {
-                            tracing::debug!(%peer, error = %e, "REST API connection ended");
+                        match tls {
+                            None => connection(stream, api, peer).await,
+                            Some(t) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, t.accept(stream)).await {
+                                Ok(Ok(s)) => connection(s, api, peer).await,
+                                Ok(Err(e)) => tracing::info!(%peer, error = %e, "REST API: TLS handshake failed"),
+                                Err(_) => tracing::info!(%peer, "REST API: TLS handshake timed out"),
+                            },
                         }
                     });
                 }
@@ -48,6 +51,24 @@ pub async fn serve(
             },
             _ = stopped(&mut stop) => return,
         }
+    }
+}
+
+/// Serves the requests of one connection.
+async fn connection<I>(io: I, api: Arc<LambdaApi>, peer: std::net::SocketAddr)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |req| {
+        let api = api.clone();
+        async move { Ok::<_, Infallible>(handle(&api, req).await) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .serve_connection(hyper_util::rt::TokioIo::new(io), svc);
+    if let Err(e) = conn.await {
+        tracing::debug!(%peer, error = %e, "REST API connection ended");
     }
 }
 
