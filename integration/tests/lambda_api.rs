@@ -431,3 +431,32 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.decode(s).ok()
 }
+
+/// Regression: unsigned requests were refused only after their whole body (up to
+/// ~68 MB) had been buffered.
+#[tokio::test]
+async fn an_unsigned_request_is_refused_before_its_body_is_read() {
+    use std::io::{Read, Write};
+    let a = start().await;
+    let addr = a.endpoint.trim_start_matches("http://").to_string();
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(
+        b"POST /2015-03-31/functions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 60000000\r\n\r\n{",
+    )
+    .unwrap();
+    let mut buf = [0u8; 4096];
+    let n = s
+        .read(&mut buf)
+        .expect("an answer without sending the body");
+    let text = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
+    assert!(text.starts_with("http/1.1 403"), "{text}");
+    assert!(
+        text.contains("x-amzn-errortype: missingauthenticationtokenexception"),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"{"message":"missing authentication token"}"#),
+        "{text}"
+    );
+}

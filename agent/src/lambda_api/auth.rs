@@ -16,8 +16,34 @@ fn now_secs() -> i64 {
         .unwrap_or(0)
 }
 
-/// Returns the access key id that signed `req`, or the error to answer with.
-pub fn authenticate(api: &LambdaApi, req: &ApiRequest) -> Result<String, ApiError> {
+/// A request whose head passed every check (scope, date, known key): what is needed
+/// to verify its signature once the body is in.
+pub struct Credential {
+    auth: sigv4::Authorization,
+    amz_date: String,
+    secret: String,
+}
+
+impl Credential {
+    /// The access key id the request claims.
+    pub fn access_key(&self) -> &str {
+        &self.auth.access_key
+    }
+}
+
+fn signed<'a>(req: &'a ApiRequest, payload_sha256: String) -> sigv4::Request<'a> {
+    sigv4::Request {
+        method: &req.method,
+        path: &req.path,
+        query: &req.query,
+        headers: &req.headers,
+        payload_sha256,
+    }
+}
+
+/// Checks a request's head before its body is read, so unsigned, mis-scoped, stale or
+/// unknown-key requests are refused without buffering their body.
+pub fn check_head(api: &LambdaApi, req: &ApiRequest) -> Result<Credential, ApiError> {
     let Some(header) = req.header("authorization") else {
         if req.param("X-Amz-Signature").is_some() {
             return Err(SigError::Incomplete(
@@ -28,24 +54,12 @@ pub fn authenticate(api: &LambdaApi, req: &ApiRequest) -> Result<String, ApiErro
         return Err(SigError::Missing.into());
     };
     let auth = sigv4::parse_authorization(header)?;
-    let actual = sigv4::sha256_hex(&req.body);
-    let payload_sha256 = match req.header("x-amz-content-sha256") {
-        Some(h) if h != actual => return Err(SigError::Mismatch.into()),
-        _ => actual,
-    };
-    let signed = sigv4::Request {
-        method: &req.method,
-        path: &req.path,
-        query: &req.query,
-        headers: &req.headers,
-        payload_sha256,
-    };
     let expect = Expect {
         region: &api.place.region,
         service: SERVICE,
         now: now_secs(),
     };
-    let amz_date = sigv4::check_request(&signed, &auth, &expect)?;
+    let amz_date = sigv4::check_request(&signed(req, String::new()), &auth, &expect)?;
     if req.header("x-amz-security-token").is_some() {
         // Flint issues no temporary credentials.
         return Err(SigError::UnknownKey.into());
@@ -55,6 +69,22 @@ pub fn authenticate(api: &LambdaApi, req: &ApiRequest) -> Result<String, ApiErro
         .secret(&auth.access_key)
         .map_err(|e| ApiError::service(e.to_string()))?
         .ok_or(SigError::UnknownKey)?;
-    sigv4::verify_signature(&signed, &auth, &amz_date, &secret)?;
-    Ok(auth.access_key)
+    Ok(Credential {
+        auth,
+        amz_date,
+        secret,
+    })
+}
+
+/// Verifies the signature over the whole request, body included.
+pub fn verify(req: &ApiRequest, c: &Credential) -> Result<(), ApiError> {
+    let actual = sigv4::sha256_hex(&req.body);
+    if req
+        .header("x-amz-content-sha256")
+        .is_some_and(|h| h != actual)
+    {
+        return Err(SigError::Mismatch.into());
+    }
+    sigv4::verify_signature(&signed(req, actual), &c.auth, &c.amz_date, &c.secret)?;
+    Ok(())
 }

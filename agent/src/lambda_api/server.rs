@@ -2,7 +2,7 @@
 //! authenticates it, routes it and writes Lambda's answer or error shape.
 
 use super::errors::ApiError;
-use super::request::{ApiRequest, ApiResponse};
+use super::request::{ApiRequest, ApiResponse, Outcome};
 use super::LambdaApi;
 use crate::limits::CODE_ZIP_MAX;
 use http_body_util::{BodyExt, Full, Limited};
@@ -94,8 +94,8 @@ pub fn error_response(e: &ApiError) -> ApiResponse {
     r
 }
 
-async fn read(req: hyper::Request<Incoming>) -> Result<ApiRequest, ApiError> {
-    let (parts, body) = req.into_parts();
+/// The request's head, with an empty body.
+fn head(parts: &hyper::http::request::Parts) -> ApiRequest {
     let headers = parts
         .headers
         .iter()
@@ -106,7 +106,18 @@ async fn read(req: hyper::Request<Incoming>) -> Result<ApiRequest, ApiError> {
             )
         })
         .collect();
-    let body = Limited::new(body, BODY_MAX)
+    ApiRequest {
+        method: parts.method.as_str().to_string(),
+        path: parts.uri.path().to_string(),
+        query: parts.uri.query().unwrap_or("").to_string(),
+        headers,
+        body: Vec::new(),
+    }
+}
+
+/// Reads the body whole, up to [`BODY_MAX`].
+async fn body(body: Incoming) -> Result<Vec<u8>, ApiError> {
+    Ok(Limited::new(body, BODY_MAX)
         .collect()
         .await
         .map_err(|e| {
@@ -119,14 +130,19 @@ async fn read(req: hyper::Request<Incoming>) -> Result<ApiRequest, ApiError> {
             }
         })?
         .to_bytes()
-        .to_vec();
-    Ok(ApiRequest {
-        method: parts.method.as_str().to_string(),
-        path: parts.uri.path().to_string(),
-        query: parts.uri.query().unwrap_or("").to_string(),
-        headers,
-        body,
-    })
+        .to_vec())
+}
+
+/// Authenticates (head first, then the signature over the body) and runs the
+/// operation.
+async fn authenticate_and_route(api: &LambdaApi, req: hyper::Request<Incoming>) -> Outcome {
+    let (parts, incoming) = req.into_parts();
+    let mut r = head(&parts);
+    let credential = super::auth::check_head(api, &r)?;
+    r.body = body(incoming).await?;
+    super::auth::verify(&r, &credential)?;
+    tracing::debug!(access_key = %credential.access_key(), "authenticated");
+    super::router::route(api, r).await
 }
 
 async fn handle(
@@ -136,17 +152,7 @@ async fn handle(
     let request_id = uuid::Uuid::new_v4().to_string();
     let span = tracing::info_span!("rest", request_id = %request_id, method = %req.method(), path = %req.uri().path());
     async {
-        let outcome = match read(req).await {
-            Ok(r) => match super::auth::authenticate(api, &r) {
-                Ok(key) => {
-                    tracing::debug!(access_key = %key, "authenticated");
-                    super::router::route(api, r).await
-                }
-                Err(e) => Err(e),
-            },
-            Err(e) => Err(e),
-        };
-        match outcome {
+        match authenticate_and_route(api, req).await {
             Ok(r) => {
                 // Invoke answers with the invocation's own request id.
                 let id = r
