@@ -17,10 +17,7 @@ pub struct Place {
 impl Place {
     /// `arn:aws:lambda:REGION:ACCOUNT:function:NAME`.
     pub fn arn(&self, name: &str) -> String {
-        format!(
-            "arn:aws:lambda:{}:{}:function:{name}",
-            self.region, self.account
-        )
+        crate::functions::arn_in(&self.region, &self.account, name)
     }
 
     /// A function reference split into its name and qualifier; an ARN of another
