@@ -14,6 +14,7 @@ packages=(
   python3-pip
   ca-certificates
   time
+  awscli python3-boto3
 )
 missing=()
 for p in "${packages[@]}"; do

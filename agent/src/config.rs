@@ -36,6 +36,12 @@ pub enum ConfigError {
         "guest kernel not found at {0}: build it with images/kernel/build.sh or pass --kernel"
     )]
     KernelMissing(PathBuf),
+    /// Bad --region value
+    #[error("invalid --region {0:?}: use lower-case letters, digits and dashes, e.g. us-east-1")]
+    Region(String),
+    /// Bad --account-id value
+    #[error("invalid --account-id {0:?}: use 12 digits, e.g. 000000000000")]
+    Account(String),
     /// Bad --pool-warm value
     #[error("invalid --pool-warm {0:?}: use RUNTIME:MEMORY_MB=COUNT, e.g. python3.11:128=2")]
     PoolWarm(String),
@@ -125,6 +131,24 @@ pub struct RawConfig {
     /// Serve Prometheus metrics at http://ADDR/metrics (for example 127.0.0.1:9464); off by default.
     #[arg(long, env = "FLINT_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Serve Lambda's REST API (2015-03-31, SigV4-signed requests only) at
+    /// http://ADDR, for boto3, the AWS CLI and the SDKs (for example 127.0.0.1:9000);
+    /// off by default. Access keys: `flint keys create`.
+    #[arg(long, env = "FLINT_API_LISTEN")]
+    pub api_listen: Option<SocketAddr>,
+    /// PEM certificate chain: serve the REST API over TLS (with --api-tls-key).
+    #[arg(long, env = "FLINT_API_TLS_CERT", requires = "api_tls_key")]
+    pub api_tls_cert: Option<PathBuf>,
+    /// PEM private key of --api-tls-cert.
+    #[arg(long, env = "FLINT_API_TLS_KEY", requires = "api_tls_cert")]
+    pub api_tls_key: Option<PathBuf>,
+    /// Region of the REST API: the region requests must be signed for and that its
+    /// ARNs name.
+    #[arg(long, env = "FLINT_REGION", default_value = "us-east-1")]
+    pub region: String,
+    /// Account id (12 digits) that the REST API's ARNs name.
+    #[arg(long, env = "FLINT_ACCOUNT_ID", default_value = "000000000000")]
+    pub account_id: String,
     /// Log line format on stderr: text, or json (one object per line with the span fields).
     #[arg(long, env = "FLINT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -181,6 +205,14 @@ pub enum LogFormat {
 pub struct Config {
     /// Prices of usage reports.
     pub prices: crate::metering::pricing::Prices,
+    /// Where Lambda's REST API is served; None = not served.
+    pub api_listen: Option<SocketAddr>,
+    /// TLS certificate chain and key of the REST API (both or neither).
+    pub api_tls_cert: Option<PathBuf>,
+    pub api_tls_key: Option<PathBuf>,
+    /// Region and account id of the REST API (validated).
+    pub region: String,
+    pub account_id: String,
     /// Where `GET /metrics` is served; None = not served.
     pub metrics_listen: Option<SocketAddr>,
     pub log_format: LogFormat,
@@ -207,6 +239,19 @@ pub struct Config {
     pub start_queue_wait: Duration,
     /// Cold starts wait while the host has less memory available (MB).
     pub start_min_free_mb: u64,
+}
+
+/// A `--region` value: lower-case letters, digits and dashes.
+fn valid_region(r: &str) -> bool {
+    !r.is_empty()
+        && r.len() <= 32
+        && r.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// An `--account-id` value: 12 digits.
+fn valid_account(a: &str) -> bool {
+    a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit())
 }
 
 fn parse_pool_warm(s: &str) -> Result<(crate::warm_pool::PoolKey, u32), ConfigError> {
@@ -281,7 +326,18 @@ impl TryFrom<RawConfig> for Config {
                 return Err(ConfigError::Price(flag, v));
             }
         }
+        if !valid_region(&raw.region) {
+            return Err(ConfigError::Region(raw.region));
+        }
+        if !valid_account(&raw.account_id) {
+            return Err(ConfigError::Account(raw.account_id));
+        }
         Ok(Config {
+            api_listen: raw.api_listen,
+            api_tls_cert: raw.api_tls_cert,
+            api_tls_key: raw.api_tls_key,
+            region: raw.region,
+            account_id: raw.account_id,
             prices: crate::metering::pricing::Prices {
                 per_gb_second_usd: raw.price_per_gb_second,
                 per_million_requests_usd: raw.price_per_million_requests,
@@ -345,6 +401,37 @@ mod metering_flag_tests {
         assert_eq!(c.prices.free_requests, 1_000_000);
         assert_eq!(c.metrics_listen, None);
         assert_eq!(c.log_format, LogFormat::Text);
+        assert_eq!(c.api_listen, None);
+        assert_eq!(
+            (c.region.as_str(), c.account_id.as_str()),
+            ("us-east-1", "000000000000")
+        );
+    }
+
+    #[test]
+    fn region_and_account_id_are_checked() {
+        let c = parse(&[
+            "--api-listen",
+            "127.0.0.1:9000",
+            "--region",
+            "eu-west-3",
+            "--account-id",
+            "123456789012",
+        ])
+        .unwrap();
+        assert_eq!(c.api_listen, Some("127.0.0.1:9000".parse().unwrap()));
+        assert_eq!(c.region, "eu-west-3");
+        assert!(matches!(
+            parse(&["--region", "EU West"]),
+            Err(ConfigError::Region(_))
+        ));
+        assert!(matches!(
+            parse(&["--account-id", "12"]),
+            Err(ConfigError::Account(_))
+        ));
+        // A TLS certificate needs its key, and the other way round.
+        assert!(RawConfig::try_parse_from(["flintd", "--api-tls-cert", "c.pem"]).is_err());
+        assert!(RawConfig::try_parse_from(["flintd", "--api-tls-key", "k.pem"]).is_err());
     }
 
     #[test]

@@ -217,7 +217,15 @@ impl Agent {
     }
 }
 
-/// Lambda-style ARN of a function.
-pub fn arn(name: &str) -> String {
-    format!("arn:flint:lambda:local:000000000000:function:{name}")
+/// Lambda's ARN of a function: `arn:aws:lambda:REGION:ACCOUNT:function:NAME`.
+pub fn arn_in(region: &str, account: &str, name: &str) -> String {
+    format!("arn:aws:lambda:{region}:{account}:function:{name}")
+}
+
+impl Agent {
+    /// The ARN of function `name` on this agent (`--region`, `--account-id`), the same
+    /// on every front end and in the function's context.
+    pub fn arn(&self, name: &str) -> String {
+        arn_in(&self.config.region, &self.config.account_id, name)
+    }
 }

@@ -3,7 +3,6 @@
 
 use crate::code::{CodeError, CodePin};
 use crate::core::Agent;
-use crate::functions::arn;
 use crate::instance::{
     error_doc, exit_text, Instance, Outcome, StartError, StartSpec, StartTimings,
 };
@@ -253,7 +252,7 @@ impl Agent {
             code_zip,
             bootstrap: rt.manifest.bootstrap.clone(),
             runtime: rt.manifest.name.clone(),
-            function_arn: arn(&f.name),
+            function_arn: self.arn(&f.name),
             tmp_mb: TMP_MB,
             log_group: format!("/flint/lambda/{}", f.name),
             log_stream: String::new(),
@@ -397,7 +396,7 @@ impl Agent {
             request_id: request_id.to_string(),
             payload: input.payload.clone(),
             deadline_ms: unix_ms(SystemTime::now() + timeout),
-            invoked_function_arn: arn(&f.name),
+            invoked_function_arn: self.arn(&f.name),
             trace_id: format!(
                 "Root=1-{:08x}-{}",
                 unix_ms(SystemTime::now()) / 1000,

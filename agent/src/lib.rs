@@ -12,6 +12,7 @@ pub mod core;
 pub mod functions;
 pub mod instance;
 pub mod invoke;
+pub mod lambda_api;
 pub mod limiter;
 pub mod limits;
 pub mod logs;

@@ -27,6 +27,9 @@ pub enum ServeError {
     /// Reflection set-up failed
     #[error("server reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    /// The REST API's TLS certificate or key is unusable
+    #[error(transparent)]
+    Tls(#[from] crate::lambda_api::tls::TlsError),
     /// The transport failed
     #[error("gRPC transport: {0}")]
     Transport(#[from] tonic::transport::Error),
@@ -149,6 +152,24 @@ pub async fn serve(agent: Arc<Agent>) -> Result<(), ServeError> {
             r.serve_with_incoming_shutdown(TcpListenerStream::new(tcp), wait_stop(rx))
                 .await
         });
+    }
+    if let Some(addr) = agent.config.api_listen {
+        let tls = match (&agent.config.api_tls_cert, &agent.config.api_tls_key) {
+            (Some(cert), Some(key)) => Some(crate::lambda_api::tls::acceptor(cert, key)?),
+            _ => None,
+        };
+        let tcp = bind_tcp(addr).await?;
+        let api = crate::lambda_api::LambdaApi::new(agent.clone());
+        match api.keys.list() {
+            Ok(k) if k.is_empty() => tracing::warn!(
+                keys = %api.keys.path().display(),
+                "REST API: no access keys yet, every request will be refused: create one with `flint keys create --data-dir ...`"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "REST API: access keys unreadable"),
+        }
+        tracing::info!(%addr, region = %api.place.region, tls = tls.is_some(), "serving Lambda's REST API");
+        tokio::spawn(crate::lambda_api::serve(tcp, api, tls, stop_rx.clone()));
     }
     if let Some(addr) = agent.config.metrics_listen {
         let tcp = bind_tcp(addr).await?;

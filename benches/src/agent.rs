@@ -84,6 +84,8 @@ pub struct Agent {
     /// cgroup parent of a flintd we started.
     pub cgroup_parent: Option<String>,
     log: Option<PathBuf>,
+    /// Lambda's REST API of a flintd we started, when it has `--api-listen`.
+    pub rest: Option<crate::rest::RestEndpoint>,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -169,6 +171,24 @@ impl Agent {
         {
             cmd.arg("--pool-warm").arg(w);
         }
+        let rest = if has_flag(&o.flintd, "--api-listen") {
+            let addr = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map_err(|e| AgentError::Io("a free port for the REST API".into(), e))?
+                .to_string();
+            let key = flint_agent::lambda_api::keys::KeyStore::new(&tmp.path().join("data"))
+                .create("flint-bench")
+                .map_err(|e| AgentError::Start(e.to_string()))?;
+            cmd.args(["--api-listen", &addr, "--region", "us-east-1"]);
+            Some(crate::rest::RestEndpoint {
+                addr,
+                region: "us-east-1".into(),
+                key_id: key.id,
+                secret: key.secret,
+            })
+        } else {
+            None
+        };
         let child = cmd
             .spawn()
             .map_err(|e| AgentError::Io(format!("start {}", o.flintd.display()), e))?;
@@ -178,6 +198,7 @@ impl Agent {
             pool_off,
             cgroup_parent: Some(cgroup_parent),
             log: Some(log),
+            rest,
             _tmp: Some(tmp),
         };
         let t0 = Instant::now();
@@ -214,6 +235,7 @@ impl Agent {
             pool_off: false,
             cgroup_parent: None,
             log: None,
+            rest: None,
             _tmp: None,
         })
     }

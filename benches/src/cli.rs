@@ -10,6 +10,7 @@ pub const SCENARIOS: &[&str] = &[
     "breakdown",
     "warm",
     "throughput",
+    "rest",
     "density",
     "cold_pool",
     "microvm",

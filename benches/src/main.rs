@@ -11,6 +11,7 @@ mod machine;
 mod procs;
 mod progress;
 mod report;
+mod rest;
 mod rng;
 mod run;
 mod scenarios;

@@ -24,6 +24,7 @@ const TITLES: &[(&str, &str)] = &[
     ("breakdown", "Cold-start breakdown (agent phase timings)"),
     ("warm", "Warm invocation latency"),
     ("throughput", "Throughput by concurrency"),
+    ("rest", "REST API warm invoke overhead"),
     ("density", "Density of idle warm instances (128 MB hello)"),
     ("cold_pool", "Cold start, pool hit"),
     (
@@ -84,7 +85,14 @@ pub async fn run(cfg: Config, command: String) -> Result<Results, RunError> {
         }
     };
 
-    let main_ids = ["cold_empty", "breakdown", "warm", "throughput", "density"];
+    let main_ids = [
+        "cold_empty",
+        "breakdown",
+        "warm",
+        "throughput",
+        "rest",
+        "density",
+    ];
     if main_ids.iter().any(|id| cfg.wants(id)) {
         match agent(&cfg, true).await {
             Err(e) => fail_all(&mut out, &main_ids, &e.to_string()),
@@ -113,6 +121,9 @@ pub async fn run(cfg: Config, command: String) -> Result<Results, RunError> {
                             }
                         }
                     }
+                }
+                if cfg.wants("rest") {
+                    out.push(settle("rest", scenarios::rest::run(&mut ctx, &a).await));
                 }
                 if cfg.wants("density") {
                     let r = scenarios::density::run(&mut ctx, &a).await;

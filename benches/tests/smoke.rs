@@ -9,11 +9,12 @@ use std::time::{Duration, Instant};
 /// Hang guard only; quick mode itself takes well under a minute.
 const DEADLINE: Duration = Duration::from_secs(180);
 
-const SCENARIOS: [&str; 7] = [
+const SCENARIOS: [&str; 8] = [
     "cold_empty",
     "breakdown",
     "warm",
     "throughput",
+    "rest",
     "density",
     "cold_pool",
     "microvm",

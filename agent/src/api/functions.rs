@@ -1,7 +1,7 @@
 //! The `flint.v1.Functions` service.
 
 use crate::core::Agent;
-use crate::functions::{arn, ConfigChange, NewFunction};
+use crate::functions::{ConfigChange, NewFunction};
 use crate::store::Function;
 use flint_proto::v1::functions_server::Functions;
 use flint_proto::v1::*;
@@ -14,9 +14,9 @@ pub struct FunctionsApi {
 }
 
 /// Converts a stored function to its API form.
-pub fn to_proto(f: Function) -> FunctionConfiguration {
+pub fn to_proto(agent: &Agent, f: Function) -> FunctionConfiguration {
     FunctionConfiguration {
-        function_arn: arn(&f.name),
+        function_arn: agent.arn(&f.name),
         name: f.name,
         runtime: f.runtime,
         handler: f.handler,
@@ -64,7 +64,7 @@ impl Functions for FunctionsApi {
                 .map_err(Status::from)
         })
         .await?;
-        Ok(Response::new(to_proto(f)))
+        Ok(Response::new(to_proto(&self.agent, f)))
     }
 
     async fn update_function_code(
@@ -79,7 +79,7 @@ impl Functions for FunctionsApi {
                 .map_err(Status::from)
         })
         .await?;
-        Ok(Response::new(to_proto(f)))
+        Ok(Response::new(to_proto(&self.agent, f)))
     }
 
     async fn update_function_configuration(
@@ -104,7 +104,7 @@ impl Functions for FunctionsApi {
                 .map_err(Status::from)
         })
         .await?;
-        Ok(Response::new(to_proto(f)))
+        Ok(Response::new(to_proto(&self.agent, f)))
     }
 
     async fn get_function(
@@ -116,7 +116,7 @@ impl Functions for FunctionsApi {
             .store
             .get(&req.into_inner().name)
             .map_err(|e| Status::from(crate::functions::FunctionError::from(e)))?;
-        Ok(Response::new(to_proto(f)))
+        Ok(Response::new(to_proto(&self.agent, f)))
     }
 
     async fn list_functions(
@@ -129,7 +129,7 @@ impl Functions for FunctionsApi {
             .list()
             .map_err(|e| Status::from(crate::functions::FunctionError::from(e)))?;
         Ok(Response::new(ListFunctionsResponse {
-            functions: all.into_iter().map(to_proto).collect(),
+            functions: all.into_iter().map(|f| to_proto(&self.agent, f)).collect(),
         }))
     }
 
@@ -145,7 +145,7 @@ impl Functions for FunctionsApi {
                 .map_err(Status::from)
         })
         .await?;
-        Ok(Response::new(to_proto(f)))
+        Ok(Response::new(to_proto(&self.agent, f)))
     }
 
     async fn delete_function_concurrency(
@@ -156,7 +156,7 @@ impl Functions for FunctionsApi {
         let agent = self.agent.clone();
         let f =
             blocking(move || agent.set_concurrency(&r.name, None).map_err(Status::from)).await?;
-        Ok(Response::new(to_proto(f)))
+        Ok(Response::new(to_proto(&self.agent, f)))
     }
 
     async fn delete_function(

@@ -104,6 +104,20 @@ enum Cmd {
         #[arg(long)]
         log: bool,
     },
+    /// Access keys of the REST API (`flintd --api-listen`). Works on the data
+    /// directory itself, so only who can read it (root) manages keys.
+    Keys {
+        /// flintd's data directory.
+        #[arg(
+            long,
+            global = true,
+            env = "FLINT_DATA_DIR",
+            default_value = "/var/lib/flint/data"
+        )]
+        data_dir: PathBuf,
+        #[command(subcommand)]
+        action: KeysCmd,
+    },
     /// Metered usage and its cost per function (all functions without NAME).
     Usage {
         name: Option<String>,
@@ -112,6 +126,56 @@ enum Cmd {
         #[arg(long)]
         since: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum KeysCmd {
+    /// Create a key; prints its id and secret (the secret is shown only here).
+    Create {
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List key ids (never secrets).
+    List,
+    /// Revoke a key: requests signed with it are refused from then on.
+    Revoke { id: String },
+}
+
+fn keys(data_dir: &std::path::Path, action: &KeysCmd, json: bool) -> anyhow::Result<i32> {
+    let store = flint_agent::lambda_api::keys::KeyStore::new(data_dir);
+    match action {
+        KeysCmd::Create { description } => {
+            let k = store.create(description)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"access_key_id": k.id, "secret_access_key": k.secret})
+                );
+            } else {
+                println!("access key id:     {}", k.id);
+                println!("secret access key: {}", k.secret);
+            }
+        }
+        KeysCmd::List => {
+            for k in store.list()? {
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"access_key_id": k.id, "created": k.created, "description": k.description})
+                    );
+                } else {
+                    println!("{}  {}  {}", k.id, k.created, k.description);
+                }
+            }
+        }
+        KeysCmd::Revoke { id } => {
+            store.revoke(id)?;
+            if !json {
+                println!("revoked {id}");
+            }
+        }
+    }
+    Ok(0)
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {
@@ -185,6 +249,10 @@ fn print_function(f: &FunctionConfiguration, json: bool) {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<i32> {
+    if let Cmd::Keys { data_dir, action } = &cli.cmd {
+        // Key management needs the data directory, not a running flintd.
+        return keys(data_dir, action, cli.json);
+    }
     let mut c: Client = connect(&cli.endpoint).await?;
     match cli.cmd {
         Cmd::Create {
@@ -378,6 +446,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                 return Ok(2);
             }
         }
+        Cmd::Keys { .. } => {}
         Cmd::Usage { name, since } => {
             let now_ms = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)

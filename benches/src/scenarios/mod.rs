@@ -6,6 +6,7 @@ pub mod breakdown;
 pub mod cold;
 pub mod density;
 pub mod microvm;
+pub mod rest;
 pub mod throughput;
 pub mod warm;
 

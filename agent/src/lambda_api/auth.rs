@@ -1,0 +1,90 @@
+//! SigV4 on one REST request: which key signed it, for which scope and when, and
+//! whether the signature matches. Unsigned requests get MissingAuthenticationToken.
+
+use super::errors::ApiError;
+use super::request::ApiRequest;
+use super::sigv4::{self, Expect, SigError};
+use super::LambdaApi;
+
+/// The service name requests are signed for.
+pub const SERVICE: &str = "lambda";
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// A request whose head passed every check (scope, date, known key): what is needed
+/// to verify its signature once the body is in.
+pub struct Credential {
+    auth: sigv4::Authorization,
+    amz_date: String,
+    secret: String,
+}
+
+impl Credential {
+    /// The access key id the request claims.
+    pub fn access_key(&self) -> &str {
+        &self.auth.access_key
+    }
+}
+
+fn signed<'a>(req: &'a ApiRequest, payload_sha256: String) -> sigv4::Request<'a> {
+    sigv4::Request {
+        method: &req.method,
+        path: &req.path,
+        query: &req.query,
+        headers: &req.headers,
+        payload_sha256,
+    }
+}
+
+/// Checks a request's head before its body is read, so unsigned, mis-scoped, stale or
+/// unknown-key requests are refused without buffering their body.
+pub fn check_head(api: &LambdaApi, req: &ApiRequest) -> Result<Credential, ApiError> {
+    let Some(header) = req.header("authorization") else {
+        if req.param("X-Amz-Signature").is_some() {
+            return Err(SigError::Incomplete(
+                "presigned URLs are not accepted: sign with the Authorization header".into(),
+            )
+            .into());
+        }
+        return Err(SigError::Missing.into());
+    };
+    let auth = sigv4::parse_authorization(header)?;
+    let expect = Expect {
+        region: &api.place.region,
+        service: SERVICE,
+        now: now_secs(),
+    };
+    let amz_date = sigv4::check_request(&signed(req, String::new()), &auth, &expect)?;
+    if req.header("x-amz-security-token").is_some() {
+        // Flint issues no temporary credentials.
+        return Err(SigError::UnknownKey.into());
+    }
+    let secret = api
+        .keys
+        .secret(&auth.access_key)
+        .map_err(|e| ApiError::service(e.to_string()))?
+        .ok_or(SigError::UnknownKey)?;
+    Ok(Credential {
+        auth,
+        amz_date,
+        secret,
+    })
+}
+
+/// Verifies the signature over the whole request, body included.
+pub fn verify(req: &ApiRequest, c: &Credential) -> Result<(), ApiError> {
+    let actual = sigv4::sha256_hex(&req.body);
+    if req
+        .header("x-amz-content-sha256")
+        .is_some_and(|h| h != actual)
+    {
+        return Err(SigError::Mismatch.into());
+    }
+    sigv4::verify_signature(&signed(req, actual), &c.auth, &c.amz_date, &c.secret)?;
+    Ok(())
+}

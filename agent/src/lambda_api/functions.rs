@@ -1,0 +1,242 @@
+//! Function operations: CreateFunction, GetFunction, GetFunctionConfiguration,
+//! ListFunctions, UpdateFunctionCode, UpdateFunctionConfiguration, DeleteFunction.
+//! Each calls the agent's own management functions, as the gRPC service does.
+
+use super::errors::{function_error, ApiError};
+use super::request::{ApiRequest, ApiResponse, Outcome};
+use super::shapes::{self, configuration, revision_id};
+use super::LambdaApi;
+use crate::core::Agent;
+use crate::functions::{ConfigChange, FunctionError, NewFunction};
+use crate::store::Function;
+use serde_json::json;
+use std::sync::Arc;
+
+/// Largest `MaxItems` of ListFunctions; 50 when not given, as in Lambda.
+const MAX_ITEMS: usize = 10_000;
+const DEFAULT_ITEMS: usize = 50;
+
+/// Runs registry work off the async workers; errors in Lambda's shapes.
+pub(super) async fn blocking<T: Send + 'static>(
+    api: &LambdaApi,
+    f: impl FnOnce(&Agent) -> Result<T, FunctionError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let agent: Arc<Agent> = api.agent.clone();
+    let place = api.place.clone();
+    tokio::task::spawn_blocking(move || f(&agent).map_err(|e| function_error(e, &|n| place.arn(n))))
+        .await
+        .map_err(|e| ApiError::service(format!("worker failed: {e}")))?
+}
+
+/// The stored function, or ResourceNotFoundException.
+pub(super) fn lookup(api: &LambdaApi, name: &str) -> Result<Function, ApiError> {
+    api.agent
+        .store
+        .get(name)
+        .map_err(|e| function_error(e.into(), &|n| api.place.arn(n)))
+}
+
+fn decode_zip(b64: &str) -> Result<Vec<u8>, ApiError> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .map_err(|e| {
+            ApiError::invalid(format!(
+                "ZipFile is not valid base64 ({e}): send the zip's bytes base64-encoded"
+            ))
+        })
+}
+
+fn zip_only(s3: bool, image: bool, package: Option<&str>) -> Result<(), ApiError> {
+    if s3 {
+        return Err(ApiError::invalid(
+            "code from S3 (S3Bucket/S3Key) is not supported by Flint: pass the zip itself in ZipFile",
+        ));
+    }
+    if image || package.is_some_and(|p| p != "Zip") {
+        return Err(ApiError::invalid(
+            "container images are not supported by Flint: use PackageType Zip with ZipFile",
+        ));
+    }
+    Ok(())
+}
+
+fn x86_only(arch: Option<&[String]>) -> Result<(), ApiError> {
+    match arch {
+        Some(a) if a.iter().any(|a| a != "x86_64") => Err(ApiError::invalid(format!(
+            "Architectures {a:?} is not offered here: this host runs x86_64"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn no_publish(publish: bool) -> Result<(), ApiError> {
+    if publish {
+        return Err(ApiError::invalid(
+            "Publish is not supported yet: Flint serves $LATEST only (versions are not implemented)",
+        ));
+    }
+    Ok(())
+}
+
+fn check_revision(f: &Function, want: Option<&str>) -> Result<(), ApiError> {
+    match want {
+        Some(w) if w != revision_id(f) => Err(ApiError::precondition(format!(
+            "The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id (it is {})",
+            revision_id(f)
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// POST /2015-03-31/functions
+pub async fn create(api: &LambdaApi, req: &ApiRequest) -> Outcome {
+    let b: shapes::CreateFunction = req.json()?;
+    let (name, qualifier) = api.place.resolve(&b.function_name)?;
+    if qualifier.is_some() {
+        return Err(ApiError::invalid(
+            "a new function's name takes no qualifier",
+        ));
+    }
+    zip_only(
+        b.code.s3_bucket.is_some(),
+        b.code.image_uri.is_some(),
+        b.package_type.as_deref(),
+    )?;
+    x86_only(b.architectures.as_deref())?;
+    no_publish(b.publish)?;
+    let zip = decode_zip(b.code.zip_file.as_deref().ok_or_else(|| {
+        ApiError::invalid("Code.ZipFile is required: the function's zip, base64-encoded")
+    })?)?;
+    let new = NewFunction {
+        name,
+        runtime: b.runtime.unwrap_or_default(),
+        handler: b.handler.unwrap_or_default(),
+        memory_mb: b.memory_size.unwrap_or(0),
+        timeout_s: b.timeout.unwrap_or(0),
+        environment: b.environment.map(|e| e.variables).unwrap_or_default(),
+        description: b.description,
+        code_zip: zip,
+    };
+    let f = blocking(api, move |a| a.create_function(new)).await?;
+    Ok(ApiResponse::json(201, &configuration(&f, &api.place)))
+}
+
+/// GET /2015-03-31/functions/NAME
+pub fn get(api: &LambdaApi, req: &ApiRequest, given: &str) -> Outcome {
+    let name = api
+        .place
+        .resolve_latest(given, req.param("Qualifier").as_deref())?;
+    let f = lookup(api, &name)?;
+    let mut out = json!({
+        "Configuration": configuration(&f, &api.place),
+        "Code": {"RepositoryType": "Flint"},
+        "Tags": {},
+    });
+    if let Some(n) = f.reserved_concurrency {
+        out["Concurrency"] = json!({"ReservedConcurrentExecutions": n});
+    }
+    Ok(ApiResponse::json(200, &out))
+}
+
+/// GET /2015-03-31/functions/NAME/configuration
+pub fn get_configuration(api: &LambdaApi, req: &ApiRequest, given: &str) -> Outcome {
+    let name = api
+        .place
+        .resolve_latest(given, req.param("Qualifier").as_deref())?;
+    let f = lookup(api, &name)?;
+    Ok(ApiResponse::json(200, &configuration(&f, &api.place)))
+}
+
+/// GET /2015-03-31/functions/?Marker=&MaxItems=
+pub fn list(api: &LambdaApi, req: &ApiRequest) -> Outcome {
+    let max = match req.param("MaxItems") {
+        None => DEFAULT_ITEMS,
+        Some(s) => match s.parse::<usize>() {
+            Ok(n) if (1..=MAX_ITEMS).contains(&n) => n,
+            _ => {
+                return Err(ApiError::invalid(format!(
+                    "MaxItems {s:?} must be a whole number from 1 to {MAX_ITEMS}"
+                )))
+            }
+        },
+    };
+    if req.param("FunctionVersion").is_some_and(|v| v != "ALL") {
+        return Err(ApiError::invalid("FunctionVersion must be ALL"));
+    }
+    let all = api
+        .agent
+        .store
+        .list()
+        .map_err(|e| function_error(e.into(), &|n| api.place.arn(n)))?;
+    // The marker is the name of the last function of the previous page; the
+    // registry lists by name.
+    let marker = req.param("Marker").filter(|m| !m.is_empty());
+    let rest: Vec<&Function> = all
+        .iter()
+        .filter(|f| marker.as_deref().is_none_or(|m| f.name.as_str() > m))
+        .collect();
+    let page: Vec<serde_json::Value> = rest
+        .iter()
+        .take(max)
+        .map(|f| configuration(f, &api.place))
+        .collect();
+    let mut out = json!({ "Functions": page });
+    if rest.len() > max {
+        out["NextMarker"] = json!(rest[max - 1].name);
+    }
+    Ok(ApiResponse::json(200, &out))
+}
+
+/// PUT /2015-03-31/functions/NAME/code
+pub async fn update_code(api: &LambdaApi, req: &ApiRequest, given: &str) -> Outcome {
+    let name = api.place.resolve_latest(given, None)?;
+    let b: shapes::UpdateCode = req.json()?;
+    zip_only(b.s3_bucket.is_some(), b.image_uri.is_some(), None)?;
+    x86_only(b.architectures.as_deref())?;
+    no_publish(b.publish)?;
+    let zip =
+        decode_zip(b.zip_file.as_deref().ok_or_else(|| {
+            ApiError::invalid("ZipFile is required: the new zip, base64-encoded")
+        })?)?;
+    check_revision(&lookup(api, &name)?, b.revision_id.as_deref())?;
+    let f = if b.dry_run {
+        blocking(api, move |a| {
+            crate::code::check_bundle(&zip)?;
+            Ok(a.store.get(&name)?)
+        })
+        .await?
+    } else {
+        blocking(api, move |a| a.update_code(&name, &zip)).await?
+    };
+    Ok(ApiResponse::json(200, &configuration(&f, &api.place)))
+}
+
+/// PUT /2015-03-31/functions/NAME/configuration
+pub async fn update_configuration(api: &LambdaApi, req: &ApiRequest, given: &str) -> Outcome {
+    let name = api.place.resolve_latest(given, None)?;
+    let b: shapes::UpdateConfig = req.json()?;
+    check_revision(&lookup(api, &name)?, b.revision_id.as_deref())?;
+    let change = ConfigChange {
+        runtime: b.runtime,
+        handler: b.handler,
+        memory_mb: b.memory_size,
+        timeout_s: b.timeout,
+        environment: b.environment.map(|e| e.variables),
+        description: b.description,
+    };
+    let f = blocking(api, move |a| a.update_config(&name, change)).await?;
+    Ok(ApiResponse::json(200, &configuration(&f, &api.place)))
+}
+
+/// DELETE /2015-03-31/functions/NAME
+pub async fn delete(api: &LambdaApi, req: &ApiRequest, given: &str) -> Outcome {
+    let (name, q) = api.place.resolve(given)?;
+    if q.is_some() || req.param("Qualifier").is_some() {
+        return Err(ApiError::invalid(
+            "deleting one version is not supported: Flint serves $LATEST only; omit the qualifier to delete the function",
+        ));
+    }
+    blocking(api, move |a| a.delete_function(&name)).await?;
+    Ok(ApiResponse::empty(204))
+}

@@ -1,0 +1,48 @@
+//! Lambda's own REST API (version 2015-03-31) over HTTP, so boto3, the AWS CLI and
+//! the AWS SDKs can use Flint as their endpoint (`--api-listen`). Every request is
+//! authenticated with AWS Signature Version 4 against the access keys of
+//! [`keys::KeyStore`]; every operation calls the same agent functions the gRPC
+//! services call (`Agent::create_function`, `Agent::invoke`, ...). Errors come back
+//! in Lambda's shapes ([`errors`]).
+//!
+//! Files: `server` (connections), `auth` (SigV4 on a request), `router` (method and
+//! path to operation), `functions`, `invoke` and `concurrency` (one per resource),
+//! `shapes` (JSON), `names` (names and ARNs), `errors`, `sigv4`, `keys`, `tls`.
+
+mod auth;
+mod concurrency;
+pub mod errors;
+mod functions;
+mod invoke;
+pub mod keys;
+pub mod names;
+mod request;
+mod router;
+mod server;
+pub mod shapes;
+pub mod sigv4;
+pub mod tls;
+
+use crate::core::Agent;
+use std::sync::Arc;
+
+pub use server::serve;
+
+/// What the REST front end works with.
+pub struct LambdaApi {
+    pub agent: Arc<Agent>,
+    pub place: names::Place,
+    pub keys: keys::KeyStore,
+}
+
+impl LambdaApi {
+    /// The REST API of `agent`, with the region and account id of its configuration.
+    pub fn new(agent: Arc<Agent>) -> Arc<Self> {
+        let place = names::Place {
+            region: agent.config.region.clone(),
+            account: agent.config.account_id.clone(),
+        };
+        let keys = keys::KeyStore::new(&agent.config.data_dir);
+        Arc::new(Self { agent, place, keys })
+    }
+}

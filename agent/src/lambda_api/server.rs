@@ -1,0 +1,175 @@
+//! The HTTP/1.1 listener of the REST API: reads each request whole (bounded),
+//! authenticates it, routes it and writes Lambda's answer or error shape.
+
+use super::errors::ApiError;
+use super::request::{ApiRequest, ApiResponse, Outcome};
+use super::LambdaApi;
+use crate::limits::CODE_ZIP_MAX;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tracing::Instrument;
+
+/// Largest request body: a base64 code bundle of the largest size, plus the JSON.
+pub const BODY_MAX: usize = CODE_ZIP_MAX / 3 * 4 + 1024 * 1024;
+/// How long a client may take to complete the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves the REST API on `listener` (over TLS when `tls` is given) until `stop`
+/// turns true.
+pub async fn serve(
+    listener: TcpListener,
+    api: Arc<LambdaApi>,
+    tls: Option<TlsAcceptor>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            r = listener.accept() => match r {
+                Ok((stream, peer)) => {
+                    let api = api.clone();
+                    let tls = tls.clone();
+                    tokio::spawn(async move {
+                        match tls {
+                            None => connection(stream, api, peer).await,
+                            Some(t) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, t.accept(stream)).await {
+                                Ok(Ok(s)) => connection(s, api, peer).await,
+                                Ok(Err(e)) => tracing::info!(%peer, error = %e, "REST API: TLS handshake failed"),
+                                Err(_) => tracing::info!(%peer, "REST API: TLS handshake timed out"),
+                            },
+                        }
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "REST API: accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            _ = stopped(&mut stop) => return,
+        }
+    }
+}
+
+/// Serves the requests of one connection.
+async fn connection<I>(io: I, api: Arc<LambdaApi>, peer: std::net::SocketAddr)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |req| {
+        let api = api.clone();
+        async move { Ok::<_, Infallible>(handle(&api, req).await) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .serve_connection(hyper_util::rt::TokioIo::new(io), svc);
+    if let Err(e) = conn.await {
+        tracing::debug!(%peer, error = %e, "REST API connection ended");
+    }
+}
+
+async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+fn to_http(r: ApiResponse, request_id: &str) -> hyper::Response<Full<Bytes>> {
+    let mut b = hyper::Response::builder()
+        .status(r.status)
+        .header("x-amzn-RequestId", request_id);
+    for (k, v) in &r.headers {
+        b = b.header(k.as_str(), v.as_str());
+    }
+    b.body(Full::new(Bytes::from(r.body)))
+        .unwrap_or_else(|_| hyper::Response::new(Full::new(Bytes::new())))
+}
+
+/// The error shape as an HTTP answer.
+pub fn error_response(e: &ApiError) -> ApiResponse {
+    let mut r = ApiResponse::json(e.status, &e.body());
+    r.headers.push(("x-amzn-ErrorType".into(), e.code.into()));
+    r
+}
+
+/// The request's head, with an empty body.
+fn head(parts: &hyper::http::request::Parts) -> ApiRequest {
+    let headers = parts
+        .headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_ascii_lowercase(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    ApiRequest {
+        method: parts.method.as_str().to_string(),
+        path: parts.uri.path().to_string(),
+        query: parts.uri.query().unwrap_or("").to_string(),
+        headers,
+        body: Vec::new(),
+    }
+}
+
+/// Reads the body whole, up to [`BODY_MAX`].
+async fn body(body: Incoming) -> Result<Vec<u8>, ApiError> {
+    Ok(Limited::new(body, BODY_MAX)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                ApiError::too_large(format!(
+                    "Request must be smaller than {BODY_MAX} bytes for this operation"
+                ))
+            } else {
+                ApiError::invalid(format!("reading the request body: {e}"))
+            }
+        })?
+        .to_bytes()
+        .to_vec())
+}
+
+/// Authenticates (head first, then the signature over the body) and runs the
+/// operation.
+async fn authenticate_and_route(api: &LambdaApi, req: hyper::Request<Incoming>) -> Outcome {
+    let (parts, incoming) = req.into_parts();
+    let mut r = head(&parts);
+    let credential = super::auth::check_head(api, &r)?;
+    r.body = body(incoming).await?;
+    super::auth::verify(&r, &credential)?;
+    tracing::debug!(access_key = %credential.access_key(), "authenticated");
+    super::router::route(api, r).await
+}
+
+async fn handle(
+    api: &Arc<LambdaApi>,
+    req: hyper::Request<Incoming>,
+) -> hyper::Response<Full<Bytes>> {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let span = tracing::info_span!("rest", request_id = %request_id, method = %req.method(), path = %req.uri().path());
+    async {
+        match authenticate_and_route(api, req).await {
+            Ok(r) => {
+                // Invoke answers with the invocation's own request id.
+                let id = r
+                    .headers
+                    .iter()
+                    .find(|(k, _)| k == "x-amzn-RequestId")
+                    .map(|(_, v)| v.clone());
+                let mut r = r;
+                r.headers.retain(|(k, _)| k != "x-amzn-RequestId");
+                to_http(r, id.as_deref().unwrap_or(&request_id))
+            }
+            Err(e) => {
+                tracing::info!(code = e.code, status = e.status, message = %e.message, "REST request refused");
+                to_http(error_response(&e), &request_id)
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
