@@ -175,7 +175,11 @@ pub fn invoke_error(e: InvokeError, arn: &dyn Fn(&str) -> String) -> ApiError {
         InvokeError::Throttled(t) => {
             let reason = match &t {
                 Throttle::Reserved { .. } => "ReservedFunctionConcurrentInvocationLimitExceeded",
-                Throttle::Unreserved { .. } => "ConcurrentInvocationLimitExceeded",
+                // The start queue and the host memory floor bound how many new execution
+                // environments start at once: Lambda reports its burst limit the same way.
+                Throttle::Unreserved { .. }
+                | Throttle::Starts { .. }
+                | Throttle::HostMemory { .. } => "ConcurrentInvocationLimitExceeded",
                 Throttle::Rate { .. } => "CallerRateLimitExceeded",
                 Throttle::Draining => {
                     return ApiError::new(503, "ServiceException", t.to_string());
