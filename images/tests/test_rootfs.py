@@ -40,6 +40,7 @@ class ImageLayoutTests(unittest.TestCase):
     def test_every_recipe_image_follows_the_rules(self):
         self.assertIn("python3.11", RUNTIMES)
         self.assertIn("provided", RUNTIMES)
+        self.assertIn("nodejs18.x", RUNTIMES)
         for runtime in RUNTIMES:
             with self.subTest(runtime=runtime):
                 root = image_dir(self, runtime)
@@ -57,7 +58,8 @@ class ImageLayoutTests(unittest.TestCase):
                     self.assertIn("sbx_user1051:x:993:990::/tmp:", f.read())
                 with open(os.path.join(rootfs, "etc/group")) as f:
                     self.assertIn("sbx_user1051:x:990:", f.read())
-                self.assertTrue(os.access(os.path.join(rootfs, "usr/bin/python3"), os.X_OK))
+                interpreter = "usr/bin/node" if runtime.startswith("nodejs") else "usr/bin/python3"
+                self.assertTrue(os.access(os.path.join(rootfs, interpreter), os.X_OK), interpreter)
                 self.assertFalse(os.path.exists(os.path.join(rootfs, "var/cache/apt/archives/partial")))
                 self.assertEqual(os.listdir(os.path.join(rootfs, "usr/share/doc")), [])
                 setuid = []
@@ -163,6 +165,16 @@ class SandboxedBootstrapTests(unittest.TestCase):
         post = self.api.next_post(timeout=20)
         self.assertEqual(post.path, "/init/error")
         self.assertEqual(post.json()["errorType"], "Runtime.ImportModuleError")
+
+    def test_nodejs_runtime_in_its_image(self):
+        self.write("index.mjs", "let n = 0;\nexport const handler = async (e, c) => ({ n: ++n, uid: process.getuid(), mem: c.memoryLimitInMB });\n")
+        self.start("nodejs18.x", "index.handler")
+        first = self.invoke("n1", {})
+        cold_ms = (time.monotonic() - self.started) * 1000
+        self.assertEqual(first.path, "/invocation/n1/response")
+        self.assertEqual(first.json(), {"n": 1, "uid": 993, "mem": "128"})
+        self.assertEqual(self.invoke("n2", {}).json()["n"], 2)
+        print(f"\n  nodejs18.x in bwrap: first response {cold_ms:.0f} ms after spawn", file=sys.stderr)
 
     def test_provided_runtime_runs_the_functions_bootstrap(self):
         self.write(
