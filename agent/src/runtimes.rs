@@ -141,4 +141,25 @@ mod tests {
         let err = rts.get("cobol").unwrap_err().to_string();
         assert!(err.contains("python3.11"), "{err}");
     }
+
+    #[test]
+    fn every_recipe_in_the_repository_is_a_valid_catalogue_entry() {
+        let recipes = Path::new(env!("CARGO_MANIFEST_DIR")).join("../images/runtimes");
+        let mut prestart = BTreeMap::new();
+        for entry in std::fs::read_dir(&recipes).unwrap() {
+            let dir = entry.unwrap().path();
+            let text = std::fs::read_to_string(dir.join("runtime.json")).unwrap();
+            let m: RuntimeManifest =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+            assert_eq!(
+                Some(m.name.as_str()),
+                dir.file_name().and_then(|n| n.to_str())
+            );
+            assert!(m.bootstrap[0].starts_with('/'), "{m:?}");
+            prestart.insert(m.name, m.prestart);
+        }
+        assert_eq!(prestart.get("nodejs18.x"), Some(&true), "{prestart:?}");
+        assert_eq!(prestart.get("python3.11"), Some(&true), "{prestart:?}");
+        assert_eq!(prestart.get("provided"), Some(&false), "{prestart:?}");
+    }
 }
