@@ -161,5 +161,6 @@ mod tests {
         assert_eq!(prestart.get("nodejs18.x"), Some(&true), "{prestart:?}");
         assert_eq!(prestart.get("python3.11"), Some(&true), "{prestart:?}");
         assert_eq!(prestart.get("provided"), Some(&false), "{prestart:?}");
+        assert_eq!(prestart.get("ruby3.2"), Some(&true), "{prestart:?}");
     }
 }

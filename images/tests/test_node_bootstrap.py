@@ -1,112 +1,24 @@
 """Tests of the nodejs18.x runtime bootstrap against a fake Runtime API server.
 
 The bootstrap runs for real with the image's Debian Node.js 18, inside the built
-nodejs18.x rootfs under bubblewrap (uid 993, read-only root), with this source tree's
-runtime folder mounted over /var/runtime, so edits are tested without an image rebuild.
-The image must have been built (images/tests/run.sh builds it first); a missing image
-or a missing bwrap is a test failure, not a skip.
+nodejs18.x rootfs under bubblewrap (image_runtime.py), with this source tree's runtime
+folder mounted over /var/runtime. The image must have been built (images/tests/run.sh
+builds it first); a missing image or a missing bwrap is a test failure, not a skip.
 """
 
 import json
 import os
-import queue
-import re
-import shutil
-import subprocess
 import sys
-import tempfile
-import textwrap
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fake_runtime_api import FakeRuntimeApi  # noqa: E402
-
-IMAGES_SRC = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RUNTIME_SRC = os.path.join(IMAGES_SRC, "runtimes", "nodejs18.x", "files", "var", "runtime")
-IMAGES_DIR = os.environ.get("FLINT_IMAGES_DIR", "/var/lib/flint/images")
-ROOTFS = os.path.join(IMAGES_DIR, "nodejs18.x", "rootfs")
-LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\t([^\t]*)\t([A-Z]+)\t(.*)$")
+from image_runtime import LINE, RuntimeInImageCase  # noqa: E402
 
 
-class NodeCase(unittest.TestCase):
-    """A fake API and, per test, the bootstrap in the image on a task root of given files."""
-
-    def setUp(self):
-        if shutil.which("bwrap") is None:
-            self.fail("bubblewrap (bwrap) is needed to run the image: apt-get install bubblewrap")
-        if not os.path.isfile(os.path.join(ROOTFS, "usr/bin/node")):
-            self.fail(f"no nodejs18.x image at {ROOTFS}: run images/build-rootfs.sh nodejs18.x")
-        self.api = FakeRuntimeApi().start()
-        self.task = tempfile.TemporaryDirectory(prefix="flint-task-")
-        os.chmod(self.task.name, 0o755)
-        self.proc = None
-
-    def tearDown(self):
-        if self.proc is not None:
-            if self.proc.poll() is None:
-                self.proc.kill()
-            self.proc.communicate(timeout=10)
-        self.api.stop()
-        self.task.cleanup()
-
-    def write(self, relpath, source):
-        path = os.path.join(self.task.name, relpath)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w") as f:
-            f.write(textwrap.dedent(source))
-        os.chmod(path, 0o644)
-        for d in range(len(relpath.split("/")) - 1):
-            os.chmod(os.path.join(self.task.name, *relpath.split("/")[: d + 1]), 0o755)
-
-    def start(self, handler, env=None, prestart=False):
-        base = {"PATH": "/usr/local/bin:/usr/bin:/bin", "AWS_LAMBDA_RUNTIME_API": self.api.address}
-        if prestart:
-            base["FLINT_PRESTART"] = "1"
-        else:
-            base.update(self.function_env(handler))
-        base.update(env or {})
-        cmd = ["bwrap", "--ro-bind", ROOTFS, "/", "--ro-bind", RUNTIME_SRC, "/var/runtime"]
-        cmd += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
-        cmd += ["--ro-bind", self.task.name, "/var/task", "--chdir", "/"]
-        cmd += ["--unshare-user", "--uid", "993", "--gid", "990", "--unshare-pid", "--unshare-ipc"]
-        cmd += ["--die-with-parent", "--clearenv"]
-        for key, value in base.items():
-            cmd += ["--setenv", key, value]
-        self.proc = subprocess.Popen(cmd + ["/var/runtime/bootstrap"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-    def function_env(self, handler):
-        return {
-            "PATH": "/usr/local/bin:/usr/bin:/bin",
-            "AWS_LAMBDA_RUNTIME_API": self.api.address,
-            "LAMBDA_TASK_ROOT": "/var/task",
-            "_HANDLER": handler,
-            "AWS_LAMBDA_FUNCTION_NAME": "node-fn",
-            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
-            "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/node-fn",
-            "AWS_LAMBDA_LOG_STREAM_NAME": "2026/12/06/[$LATEST]abc",
-        }
-
-    def next_post(self, timeout=10):
-        try:
-            return self.api.next_post(timeout=timeout)
-        except queue.Empty:
-            self.proc.kill()
-            out, err = self.proc.communicate(timeout=10)
-            self.fail(f"the bootstrap POSTed nothing within {timeout} s; stdout {out.decode()!r} stderr {err.decode()!r}")
-
-    def invoke(self, request_id, event, headers=None):
-        self.api.add_event(request_id, event, headers)
-        return self.next_post()
-
-    def output(self):
-        """Kill the (idle) bootstrap and return its stdout and stderr."""
-        if self.proc.poll() is None:
-            self.proc.kill()
-        out, err = self.proc.communicate(timeout=10)
-        self.proc = None
-        return out.decode(), err.decode()
+class NodeCase(RuntimeInImageCase):
+    RUNTIME = "nodejs18.x"
+    INTERPRETER = "usr/bin/node"
 
     def expect_init_error(self, error_type, message):
         post = self.next_post()
@@ -125,6 +37,8 @@ class NodeCase(unittest.TestCase):
         self.assertTrue(line.group(3).startswith("Uncaught Exception \t{"), out)
         self.assertEqual(json.loads(line.group(3).split("\t", 1)[1])["errorType"], error_type)
         return doc
+
+
 
 
 class InvocationTests(NodeCase):
@@ -176,11 +90,11 @@ class InvocationTests(NodeCase):
                 "uid": 993,
                 "cwd": "/var/task",
                 "awsRequestId": "req-1",
-                "functionName": "node-fn",
+                "functionName": "image-fn",
                 "functionVersion": "$LATEST",
                 "invokedFunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:test",
                 "memoryLimitInMB": "256",
-                "logGroupName": "/aws/lambda/node-fn",
+                "logGroupName": "/aws/lambda/image-fn",
                 "logStreamName": "2026/12/06/[$LATEST]abc",
                 "waits": True,
                 "trace": "Root=1-abc",
@@ -316,7 +230,7 @@ class InvocationTests(NodeCase):
         env = self.function_env("app.handler")
         env["GREETING"] = "hi"
         self.api.function_env.put(env)
-        self.assertEqual(self.invoke("r1", {}).json(), ["node-fn", "hi", None])
+        self.assertEqual(self.invoke("r1", {}).json(), ["image-fn", "hi", None])
 
     def test_unparseable_event_and_unserialisable_result(self):
         self.write("app.js", "exports.handler = async (e) => ({ big: 1n });\n")

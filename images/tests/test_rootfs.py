@@ -41,6 +41,7 @@ class ImageLayoutTests(unittest.TestCase):
         self.assertIn("python3.11", RUNTIMES)
         self.assertIn("provided", RUNTIMES)
         self.assertIn("nodejs18.x", RUNTIMES)
+        self.assertIn("ruby3.2", RUNTIMES)
         for runtime in RUNTIMES:
             with self.subTest(runtime=runtime):
                 root = image_dir(self, runtime)
@@ -58,7 +59,7 @@ class ImageLayoutTests(unittest.TestCase):
                     self.assertIn("sbx_user1051:x:993:990::/tmp:", f.read())
                 with open(os.path.join(rootfs, "etc/group")) as f:
                     self.assertIn("sbx_user1051:x:990:", f.read())
-                interpreter = "usr/bin/node" if runtime.startswith("nodejs") else "usr/bin/python3"
+                interpreter = {"nodejs18.x": "usr/bin/node", "ruby3.2": "usr/bin/ruby"}.get(runtime, "usr/bin/python3")
                 self.assertTrue(os.access(os.path.join(rootfs, interpreter), os.X_OK), interpreter)
                 self.assertFalse(os.path.exists(os.path.join(rootfs, "var/cache/apt/archives/partial")))
                 self.assertEqual(os.listdir(os.path.join(rootfs, "usr/share/doc")), [])
@@ -175,6 +176,16 @@ class SandboxedBootstrapTests(unittest.TestCase):
         self.assertEqual(first.json(), {"n": 1, "uid": 993, "mem": "128"})
         self.assertEqual(self.invoke("n2", {}).json()["n"], 2)
         print(f"\n  nodejs18.x in bwrap: first response {cold_ms:.0f} ms after spawn", file=sys.stderr)
+
+    def test_ruby_runtime_in_its_image(self):
+        self.write("function.rb", "$n = 0\ndef handler(event:, context:)\n  { n: $n += 1, uid: Process.uid, mem: context.memory_limit_in_mb }\nend\n")
+        self.start("ruby3.2", "function.handler")
+        first = self.invoke("b1", {})
+        cold_ms = (time.monotonic() - self.started) * 1000
+        self.assertEqual(first.path, "/invocation/b1/response")
+        self.assertEqual(first.json(), {"n": 1, "uid": 993, "mem": "128"})
+        self.assertEqual(self.invoke("b2", {}).json()["n"], 2)
+        print(f"\n  ruby3.2 in bwrap: first response {cold_ms:.0f} ms after spawn", file=sys.stderr)
 
     def test_provided_runtime_runs_the_functions_bootstrap(self):
         self.write(
