@@ -286,6 +286,24 @@ class ErrorTests(NodeCase):
         self.assertEqual(post.json()["errorType"], "RangeError")
         self.assertEqual(self.proc.wait(timeout=10), 129)
 
+    def test_error_escaping_after_the_response_ends_the_process_without_a_report(self):
+        self.write(
+            "app.js",
+            """
+            exports.handler = (e, context, cb) => {
+              context.callbackWaitsForEmptyEventLoop = false;
+              setTimeout(() => { throw new Error('after the answer'); }, 200);
+              cb(null, 'answered');
+            };
+            """,
+        )
+        self.start("app.handler")
+        self.assertEqual(self.invoke("r1", {}).json(), "answered")
+        self.assertEqual(self.proc.wait(timeout=10), 129)
+        self.assertTrue(self.api.posts.empty(), "nothing may be reported for an invocation that was answered")
+        out, _ = self.output()
+        self.assertIn("\tERROR\tUncaught Exception \t", out)
+
     def test_unhandled_rejection_fails_the_invocation(self):
         self.write("app.js", "exports.handler = (e, c, cb) => { Promise.reject(new Error('nobody waits')); setTimeout(() => cb(null, 1), 500); };\n")
         self.start("app.handler")
