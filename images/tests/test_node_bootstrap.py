@@ -103,6 +103,12 @@ class InvocationTests(NodeCase):
             },
         )
 
+    def test_v8_heap_is_sized_to_the_functions_memory(self):
+        self.write("app.js", "const v8 = require('v8');\nexports.handler = async () => v8.getHeapStatistics().heap_size_limit / 1048576;\n")
+        self.start("app.handler", env={"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256"})
+        limit_mb = self.invoke("r1", {}).json()
+        self.assertTrue(200 < limit_mb < 256, f"V8 heap limit {limit_mb} MB for a 256 MB function")
+
     def test_state_survives_and_one_connection_is_used(self):
         self.write("app.cjs", "let n = 0;\nmodule.exports.handler = async () => ++n;\n")
         self.start("app.handler")

@@ -73,6 +73,7 @@ exports.handler = async (event, context) => {
     uid: process.getuid(),
     cwd: process.cwd(),
     node: process.version,
+    heapLimitMB: require('v8').getHeapStatistics().heap_size_limit / 1048576,
   };
 };
 "#;
@@ -110,6 +111,11 @@ async fn commonjs_handler_gets_lambdas_context_and_console_format() {
     assert_eq!(v["uid"], 993, "the runtime must not run as root");
     assert_eq!(v["cwd"], "/var/task");
     assert!(v["node"].as_str().unwrap().starts_with("v18."), "{v}");
+    let heap = v["heapLimitMB"].as_f64().unwrap();
+    assert!(
+        heap > 200.0 && heap < 256.0,
+        "V8's heap must be sized to the function's 256 MB: {heap}"
+    );
     let log = &r.log_result;
     assert!(
         has_console_line(log, "undefined", "INFO", "init"),
@@ -401,6 +407,21 @@ async fn timeout_and_out_of_memory_end_the_instance() {
         .await
         .unwrap();
     assert_eq!(json(&invoke_ok(&mut c, "hog", "{}").await), "recovered");
+
+    // Objects on V8's own heap: node's resident memory reaches the 128 MB cgroup limit
+    // before V8's heap reaches its own (90% of it): an out-of-memory too.
+    let heap = "const keep = [];\nexports.handler = async () => { for (let i = 0; ; i++) keep.push({ i, s: 'x'.repeat(64) + i }); };\n";
+    let mut req = node_function("heap", "index.handler", &[("index.js", heap)]);
+    req.timeout_s = 30;
+    c.functions.create_function(req).await.unwrap();
+    let r = invoke(&mut c, "heap", "{}").await;
+    assert_eq!(r.function_error, "Unhandled");
+    assert_eq!(
+        json(&r)["errorType"],
+        "Runtime.OutOfMemory",
+        "{}",
+        r.log_result
+    );
     let leaked = agent.wait_all_accounted(Duration::from_secs(10)).await;
     assert_eq!(leaked, 0, "ended instances not destroyed");
 }
