@@ -37,6 +37,9 @@ class RuntimeInImageCase(unittest.TestCase):
         self.api = FakeRuntimeApi().start()
         self.task = tempfile.TemporaryDirectory(prefix="flint-task-")
         os.chmod(self.task.name, 0o755)
+        # What a layer would put under /opt (mounted read-only when not empty).
+        self.opt = tempfile.TemporaryDirectory(prefix="flint-opt-")
+        os.chmod(self.opt.name, 0o755)
         self.proc = None
 
     def tearDown(self):
@@ -46,15 +49,18 @@ class RuntimeInImageCase(unittest.TestCase):
             self.proc.communicate(timeout=10)
         self.api.stop()
         self.task.cleanup()
+        self.opt.cleanup()
 
-    def write(self, relpath, source):
-        path = os.path.join(self.task.name, relpath)
+    def write(self, relpath, source, root=None):
+        """Writes a file of the task root (or of `root`, e.g. self.opt.name)."""
+        root = root or self.task.name
+        path = os.path.join(root, relpath)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "w") as f:
             f.write(textwrap.dedent(source))
         os.chmod(path, 0o644)
         for d in range(len(relpath.split("/")) - 1):
-            os.chmod(os.path.join(self.task.name, *relpath.split("/")[: d + 1]), 0o755)
+            os.chmod(os.path.join(root, *relpath.split("/")[: d + 1]), 0o755)
 
     def start(self, handler, env=None, prestart=False):
         base = {"PATH": "/usr/local/bin:/usr/bin:/bin", "AWS_LAMBDA_RUNTIME_API": self.api.address}
@@ -66,6 +72,8 @@ class RuntimeInImageCase(unittest.TestCase):
         cmd = ["bwrap", "--ro-bind", self.rootfs, "/", "--ro-bind", self.runtime_src, "/var/runtime"]
         cmd += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
         cmd += ["--ro-bind", self.task.name, "/var/task", "--chdir", "/"]
+        if os.listdir(self.opt.name):
+            cmd += ["--ro-bind", self.opt.name, "/opt"]
         cmd += ["--unshare-user", "--uid", "993", "--gid", "990", "--unshare-pid", "--unshare-ipc"]
         cmd += ["--die-with-parent", "--clearenv"]
         for key, value in base.items():

@@ -140,6 +140,12 @@ class InvocationTests(NodeCase):
         self.start("lib.handlers.main")
         self.assertEqual(self.invoke("r1", {}).json(), "from node_modules")
 
+    def test_modules_under_opt_nodejs_are_found_like_layers(self):
+        self.write("nodejs/node_modules/shared-lib/index.js", "module.exports = 'from a layer';\n", root=self.opt.name)
+        self.write("app.js", "const lib = require('shared-lib');\nexports.handler = async () => lib;\n")
+        self.start("app.handler")
+        self.assertEqual(self.invoke("r1", {}).json(), "from a layer")
+
     def test_js_is_preferred_over_mjs_and_cjs(self):
         self.write("app.js", "exports.handler = async () => 'js';\n")
         self.write("app.mjs", "export const handler = async () => 'mjs';\n")

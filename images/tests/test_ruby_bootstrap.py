@@ -127,6 +127,12 @@ class InvocationTests(RubyCase):
         self.start("f.handler")
         self.assertEqual(self.invoke("r1", {"n": "ruby"}).json(), "hello ruby")
 
+    def test_libraries_under_opt_ruby_lib_are_found_like_layers(self):
+        self.write("ruby/lib/shared_lib.rb", "module SharedLib\n  def self.where = 'from a layer'\nend\n", root=self.opt.name)
+        self.write("f.rb", "require 'shared_lib'\ndef handler(event:, context:)\n  SharedLib.where\nend\n")
+        self.start("f.handler")
+        self.assertEqual(self.invoke("r1", {}).json(), "from a layer")
+
     def test_prestarted_runtime_takes_on_the_function_environment(self):
         self.write("f.rb", "def handler(event:, context:)\n  [context.function_name, ENV['GREETING'], ENV['FLINT_PRESTART']]\nend\n")
         self.start(None, prestart=True)
