@@ -145,19 +145,21 @@ class SandboxedBootstrapTests(unittest.TestCase):
             "app.py",
             """
             import os, ssl, sqlite3
+            import boto3
             count = 0
             def handler(event, context):
                 global count
                 count += 1
                 open("/tmp/scratch", "w").write("x")
-                return {"uid": os.getuid(), "count": count, "echo": event, "mem": context.memory_limit_in_mb}
+                return {"uid": os.getuid(), "count": count, "echo": event, "mem": context.memory_limit_in_mb,
+                        "boto3": boto3.__version__.split(".")[0]}
             """,
         )
         self.start("python3.11", "app.handler")
         first = self.invoke("r1", {"a": 1})
         cold_ms = (time.monotonic() - self.started) * 1000
         self.assertEqual(first.path, "/invocation/r1/response")
-        self.assertEqual(first.json(), {"uid": 993, "count": 1, "echo": {"a": 1}, "mem": 128})
+        self.assertEqual(first.json(), {"uid": 993, "count": 1, "echo": {"a": 1}, "mem": "128", "boto3": "1"})
         self.assertEqual(self.invoke("r2", {"a": 2}).json()["count"], 2)
         print(f"\n  python3.11 in bwrap: first response {cold_ms:.0f} ms after spawn", file=sys.stderr)
 
