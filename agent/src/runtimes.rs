@@ -9,8 +9,17 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     /// Unknown runtime name
-    #[error("unknown runtime {name:?}: this host offers {available}")]
-    Unknown { name: String, available: String },
+    #[error(
+        "unknown runtime {name:?}: {why}this host offers {available}; any other language runs \
+         on runtime \"provided\" (alias provided.al2023): put an executable named bootstrap in \
+         the bundle that speaks the Lambda Runtime API"
+    )]
+    Unknown {
+        name: String,
+        /// Why a runtime Lambda has is missing here ("" when nothing is known about it).
+        why: &'static str,
+        available: String,
+    },
     /// Images directory unreadable
     #[error("cannot read runtime images in {path}: {source}")]
     Io {
@@ -91,6 +100,7 @@ impl Runtimes {
     pub fn get(&self, name: &str) -> Result<&Runtime, RuntimeError> {
         self.by_name.get(name).ok_or_else(|| RuntimeError::Unknown {
             name: name.chars().take(64).collect(),
+            why: missing_reason(name),
             available: if self.by_name.is_empty() {
                 "no runtime (build images with images/build-rootfs.sh)".to_string()
             } else {
@@ -107,6 +117,17 @@ impl Runtimes {
     /// True when no runtime is available.
     pub fn is_empty(&self) -> bool {
         self.by_name.is_empty()
+    }
+}
+
+/// Why one of Lambda's runtimes has no image here, for the runtimes that cannot have one.
+fn missing_reason(name: &str) -> &'static str {
+    if name.starts_with("dotnet") {
+        "Lambda's .NET runtimes cannot be built here: .NET is not in this host's package sources (Debian bookworm); "
+    } else if name.starts_with("powershell") {
+        "PowerShell cannot be built here: it is not in this host's package sources (Debian bookworm); "
+    } else {
+        ""
     }
 }
 
@@ -140,5 +161,40 @@ mod tests {
         );
         let err = rts.get("cobol").unwrap_err().to_string();
         assert!(err.contains("python3.11"), "{err}");
+        assert!(
+            err.contains("\"provided\""),
+            "how to host any language: {err}"
+        );
+        for name in ["dotnet8", "dotnet6", "powershell"] {
+            let err = rts.get(name).unwrap_err().to_string();
+            assert!(err.contains("not in this host's package sources"), "{err}");
+            assert!(
+                err.contains("this host offers provided, provided.al2023, python3.11"),
+                "{err}"
+            );
+            assert!(err.contains("executable named bootstrap"), "{err}");
+        }
+    }
+
+    #[test]
+    fn every_recipe_in_the_repository_is_a_valid_catalogue_entry() {
+        let recipes = Path::new(env!("CARGO_MANIFEST_DIR")).join("../images/runtimes");
+        let mut prestart = BTreeMap::new();
+        for entry in std::fs::read_dir(&recipes).unwrap() {
+            let dir = entry.unwrap().path();
+            let text = std::fs::read_to_string(dir.join("runtime.json")).unwrap();
+            let m: RuntimeManifest =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+            assert_eq!(
+                Some(m.name.as_str()),
+                dir.file_name().and_then(|n| n.to_str())
+            );
+            assert!(m.bootstrap[0].starts_with('/'), "{m:?}");
+            prestart.insert(m.name, m.prestart);
+        }
+        assert_eq!(prestart.get("nodejs18.x"), Some(&true), "{prestart:?}");
+        assert_eq!(prestart.get("python3.11"), Some(&true), "{prestart:?}");
+        assert_eq!(prestart.get("provided"), Some(&false), "{prestart:?}");
+        assert_eq!(prestart.get("ruby3.2"), Some(&true), "{prestart:?}");
     }
 }

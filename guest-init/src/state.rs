@@ -235,9 +235,11 @@ impl Shared {
         Ok(())
     }
 
-    /// Reports an init failure (once; later ones are dropped).
+    /// Reports an init failure (once; later ones are dropped), after the output the
+    /// runtime wrote before it (its own account of the error, usually).
     pub fn init_error(&self, error_type: &str, payload: Vec<u8>) {
         let mut st = self.lock();
+        self.drain_logs("");
         report_init_error(&mut st, &self.link, error_type, payload);
     }
 

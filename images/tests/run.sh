@@ -2,9 +2,10 @@
 # Run the images/ tests with Debian's /usr/bin/python3 (the interpreter the images ship).
 #
 # Usage: images/tests/run.sh [unit|all]      (default: all)
-#   unit  only the bootstrap tests (fake Runtime API, no image needed, ~2 s)
-#   all   also build the rootfs images if needed (cached; ~40 s the first time)
-#         and test them: layout rules, and each runtime run inside its image with bwrap.
+#   unit  only the Python bootstrap tests (fake Runtime API, no image needed, ~2 s)
+#   all   also build the rootfs images if needed (cached; minutes the first time)
+#         and test them: layout rules, each runtime run inside its image with bwrap, and
+#         the Node.js and Ruby bootstrap tests (they run in their images' interpreters).
 # Exits non-zero on any failure.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

@@ -133,7 +133,7 @@ class InvocationTests(BootstrapCase):
         self.assertEqual(doc["request_id"], "req-1")
         self.assertEqual(doc["function_name"], "test-fn")
         self.assertEqual(doc["function_version"], "$LATEST")
-        self.assertEqual(doc["memory"], 256)
+        self.assertEqual(doc["memory"], "256", "a string, as awslambdaric passes it")
         self.assertEqual(doc["arn"], "arn:aws:lambda:us-east-1:123456789012:function:test")
         self.assertEqual(doc["log_group"], "/aws/lambda/test-fn")
         self.assertEqual(doc["log_stream"], "2026/11/27/[$LATEST]abc")
@@ -226,6 +226,13 @@ class InvocationTests(BootstrapCase):
         self.assertIn("printed line", out)
         self.assertRegex(out, r"\[INFO\]\t\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\treq-log\thello from handler")
 
+    def test_context_log_writes_the_message_as_it_is(self):
+        self.write("app.py", "def handler(event, context):\n    context.log('one')\n    context.log(2)\n    return 1\n")
+        self.start("app.handler")
+        self.assertEqual(self.invoke("req-l", {}).json(), 1)
+        out, _ = self.stop_and_read()
+        self.assertIn("one2", out)
+
     def test_prestarted_runtime_takes_on_the_function_environment(self):
         self.write(
             "late.py",
@@ -252,7 +259,7 @@ class InvocationTests(BootstrapCase):
         )
         post = self.invoke("req-p", {})
         self.assertEqual(post.path, "/invocation/req-p/response")
-        self.assertEqual(post.json(), ["late-fn", 512, None, "yes"])
+        self.assertEqual(post.json(), ["late-fn", "512", None, "yes"])
 
 
 class InvocationErrorTests(BootstrapCase):

@@ -40,6 +40,8 @@ class ImageLayoutTests(unittest.TestCase):
     def test_every_recipe_image_follows_the_rules(self):
         self.assertIn("python3.11", RUNTIMES)
         self.assertIn("provided", RUNTIMES)
+        self.assertIn("nodejs18.x", RUNTIMES)
+        self.assertIn("ruby3.2", RUNTIMES)
         for runtime in RUNTIMES:
             with self.subTest(runtime=runtime):
                 root = image_dir(self, runtime)
@@ -57,7 +59,8 @@ class ImageLayoutTests(unittest.TestCase):
                     self.assertIn("sbx_user1051:x:993:990::/tmp:", f.read())
                 with open(os.path.join(rootfs, "etc/group")) as f:
                     self.assertIn("sbx_user1051:x:990:", f.read())
-                self.assertTrue(os.access(os.path.join(rootfs, "usr/bin/python3"), os.X_OK))
+                interpreter = {"nodejs18.x": "usr/bin/node", "ruby3.2": "usr/bin/ruby"}.get(runtime, "usr/bin/python3")
+                self.assertTrue(os.access(os.path.join(rootfs, interpreter), os.X_OK), interpreter)
                 self.assertFalse(os.path.exists(os.path.join(rootfs, "var/cache/apt/archives/partial")))
                 self.assertEqual(os.listdir(os.path.join(rootfs, "usr/share/doc")), [])
                 setuid = []
@@ -142,19 +145,21 @@ class SandboxedBootstrapTests(unittest.TestCase):
             "app.py",
             """
             import os, ssl, sqlite3
+            import boto3
             count = 0
             def handler(event, context):
                 global count
                 count += 1
                 open("/tmp/scratch", "w").write("x")
-                return {"uid": os.getuid(), "count": count, "echo": event, "mem": context.memory_limit_in_mb}
+                return {"uid": os.getuid(), "count": count, "echo": event, "mem": context.memory_limit_in_mb,
+                        "boto3": boto3.__version__.split(".")[0]}
             """,
         )
         self.start("python3.11", "app.handler")
         first = self.invoke("r1", {"a": 1})
         cold_ms = (time.monotonic() - self.started) * 1000
         self.assertEqual(first.path, "/invocation/r1/response")
-        self.assertEqual(first.json(), {"uid": 993, "count": 1, "echo": {"a": 1}, "mem": 128})
+        self.assertEqual(first.json(), {"uid": 993, "count": 1, "echo": {"a": 1}, "mem": "128", "boto3": "1"})
         self.assertEqual(self.invoke("r2", {"a": 2}).json()["count"], 2)
         print(f"\n  python3.11 in bwrap: first response {cold_ms:.0f} ms after spawn", file=sys.stderr)
 
@@ -163,6 +168,26 @@ class SandboxedBootstrapTests(unittest.TestCase):
         post = self.api.next_post(timeout=20)
         self.assertEqual(post.path, "/init/error")
         self.assertEqual(post.json()["errorType"], "Runtime.ImportModuleError")
+
+    def test_nodejs_runtime_in_its_image(self):
+        self.write("index.mjs", "let n = 0;\nexport const handler = async (e, c) => ({ n: ++n, uid: process.getuid(), mem: c.memoryLimitInMB });\n")
+        self.start("nodejs18.x", "index.handler")
+        first = self.invoke("n1", {})
+        cold_ms = (time.monotonic() - self.started) * 1000
+        self.assertEqual(first.path, "/invocation/n1/response")
+        self.assertEqual(first.json(), {"n": 1, "uid": 993, "mem": "128"})
+        self.assertEqual(self.invoke("n2", {}).json()["n"], 2)
+        print(f"\n  nodejs18.x in bwrap: first response {cold_ms:.0f} ms after spawn", file=sys.stderr)
+
+    def test_ruby_runtime_in_its_image(self):
+        self.write("function.rb", "$n = 0\ndef handler(event:, context:)\n  { n: $n += 1, uid: Process.uid, mem: context.memory_limit_in_mb }\nend\n")
+        self.start("ruby3.2", "function.handler")
+        first = self.invoke("b1", {})
+        cold_ms = (time.monotonic() - self.started) * 1000
+        self.assertEqual(first.path, "/invocation/b1/response")
+        self.assertEqual(first.json(), {"n": 1, "uid": 993, "mem": "128"})
+        self.assertEqual(self.invoke("b2", {}).json()["n"], 2)
+        print(f"\n  ruby3.2 in bwrap: first response {cold_ms:.0f} ms after spawn", file=sys.stderr)
 
     def test_provided_runtime_runs_the_functions_bootstrap(self):
         self.write(

@@ -50,6 +50,20 @@ async fn bad_function_definitions_are_rejected_and_leave_nothing() {
     let mut r = ok();
     r.runtime = "cobol85".into();
     expect_create_error(&mut c, r, Code::InvalidArgument, "python3.11").await;
+    for runtime in ["dotnet8", "powershell"] {
+        let mut r = ok();
+        r.runtime = runtime.into();
+        expect_create_error(&mut c, r, Code::InvalidArgument, "package sources").await;
+        let mut r = ok();
+        r.runtime = runtime.into();
+        expect_create_error(
+            &mut c,
+            r,
+            Code::InvalidArgument,
+            "executable named bootstrap",
+        )
+        .await;
+    }
     for mem in [64, 10241] {
         let mut r = ok();
         r.memory_mb = mem;

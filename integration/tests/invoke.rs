@@ -42,7 +42,7 @@ async fn deploy_and_invoke_returns_the_handlers_result() {
     assert_eq!(v["hello"], "flint");
     assert_eq!(v["request_id"], r.request_id);
     assert_eq!(v["function_name"], "hello");
-    assert_eq!(v["memory"], 256);
+    assert_eq!(v["memory"], "256", "a string, as awslambdaric passes it");
     assert_eq!(v["greeting"], "hi");
     assert_eq!(v["uid"], 993, "the runtime must not run as root");
     assert_eq!(v["task_root"], "/var/task");

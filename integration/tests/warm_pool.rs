@@ -63,7 +63,7 @@ async fn configured_pool_sandbox_is_used_and_gets_the_functions_environment() {
     let v = json(&r);
     assert_eq!(v["name"], "probe");
     assert_eq!(v["handler"], "app.handler");
-    assert_eq!(v["mem"], 256);
+    assert_eq!(v["mem"], "256");
     assert_eq!(v["color"], "teal");
     assert_eq!(
         v["prestart"],
