@@ -5,8 +5,11 @@ use crate::limits::GRPC_MESSAGE_MAX;
 use flint_proto::v1::functions_client::FunctionsClient;
 use flint_proto::v1::invocations_client::InvocationsClient;
 use flint_proto::v1::node_client::NodeClient;
+use flint_proto::v1::usage_client::UsageClient;
 use hyper_util::rt::TokioIo;
 use std::path::PathBuf;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint, Uri};
 
 /// Connection failures.
@@ -15,6 +18,11 @@ pub enum ClientError {
     /// Bad endpoint string
     #[error("invalid endpoint {0:?}: give a Unix socket path or http://HOST:PORT")]
     Endpoint(String),
+    /// The token cannot be sent as gRPC metadata
+    #[error(
+        "invalid token: give KEYID:SECRET as printed by `flint keys create` (printable ASCII only)"
+    )]
+    Token,
     /// Could not connect
     #[error("cannot connect to flintd at {endpoint}: {source} (is flintd running?)")]
     Connect {
@@ -23,17 +31,67 @@ pub enum ClientError {
     },
 }
 
-/// Both API clients on one channel.
-#[derive(Clone)]
-pub struct Client {
-    pub functions: FunctionsClient<Channel>,
-    pub invocations: InvocationsClient<Channel>,
-    pub node: NodeClient<Channel>,
-    pub channel: Channel,
+/// Adds `authorization: Bearer <token>` to every call when a token is set (flintd's
+/// TCP listener refuses calls without one; its Unix socket needs none).
+#[derive(Clone, Default)]
+pub struct Bearer(Option<MetadataValue<Ascii>>);
+
+impl Bearer {
+    /// The bearer for `token` (`KEYID:SECRET`); None sends no header.
+    pub fn new(token: Option<&str>) -> Result<Self, ClientError> {
+        token
+            .map(|t| {
+                MetadataValue::try_from(format!("Bearer {}", t.trim()))
+                    .map_err(|_| ClientError::Token)
+            })
+            .transpose()
+            .map(Bearer)
+    }
 }
 
-/// Connects to `endpoint`: a Unix socket path, or an http:// URL.
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(req)
+    }
+}
+
+/// A channel that sends the token, if any.
+pub type Authed = InterceptedService<Channel, Bearer>;
+
+/// The API clients on one channel.
+#[derive(Clone)]
+pub struct Client {
+    pub functions: FunctionsClient<Authed>,
+    pub invocations: InvocationsClient<Authed>,
+    pub node: NodeClient<Authed>,
+    /// The bare channel (no token): enough over the Unix socket.
+    pub channel: Channel,
+    pub bearer: Bearer,
+}
+
+impl Client {
+    /// A usage client sending the same token.
+    pub fn usage(&self) -> UsageClient<Authed> {
+        UsageClient::with_interceptor(self.channel.clone(), self.bearer.clone())
+            .max_decoding_message_size(GRPC_MESSAGE_MAX)
+            .max_encoding_message_size(GRPC_MESSAGE_MAX)
+    }
+}
+
+/// Connects to `endpoint`: a Unix socket path, or an http:// URL; no token.
 pub async fn connect(endpoint: &str) -> Result<Client, ClientError> {
+    connect_with_token(endpoint, None).await
+}
+
+/// Connects to `endpoint`, sending `token` (`KEYID:SECRET`) with every call.
+pub async fn connect_with_token(
+    endpoint: &str,
+    token: Option<&str>,
+) -> Result<Client, ClientError> {
+    let bearer = Bearer::new(token)?;
     let channel = if endpoint.starts_with("http://") || endpoint.starts_with("https://") {
         Endpoint::from_shared(endpoint.to_string())
             .map_err(|_| ClientError::Endpoint(endpoint.to_string()))?
@@ -56,14 +114,15 @@ pub async fn connect(endpoint: &str) -> Result<Client, ClientError> {
         source,
     })?;
     Ok(Client {
-        functions: FunctionsClient::new(channel.clone())
+        functions: FunctionsClient::with_interceptor(channel.clone(), bearer.clone())
             .max_decoding_message_size(GRPC_MESSAGE_MAX)
             .max_encoding_message_size(GRPC_MESSAGE_MAX),
-        invocations: InvocationsClient::new(channel.clone())
+        invocations: InvocationsClient::with_interceptor(channel.clone(), bearer.clone())
             .max_decoding_message_size(GRPC_MESSAGE_MAX)
             .max_encoding_message_size(GRPC_MESSAGE_MAX),
-        node: NodeClient::new(channel.clone()),
+        node: NodeClient::with_interceptor(channel.clone(), bearer.clone()),
         channel,
+        bearer,
     })
 }
 

@@ -8,6 +8,9 @@ use std::time::Duration;
 /// Errors in the configuration; each says which flag to change.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// `--socket-group` names no group
+    #[error("--socket-group {0}: no such group (see /etc/group)")]
+    SocketGroup(String),
     /// The flint-init binary was not found
     #[error(
         "flint-init not found at {0}: build it (cargo build -p flint-init) or pass --init-path"
@@ -74,7 +77,12 @@ pub struct RawConfig {
     /// Unix socket the API listens on.
     #[arg(long, env = "FLINT_SOCKET", default_value = "/run/flint/flintd.sock")]
     pub socket: PathBuf,
-    /// Also listen on this TCP address (for example 127.0.0.1:50051).
+    /// Group given access to the Unix socket (mode 0660, owner the user running
+    /// flintd); default: the owner's group only.
+    #[arg(long, env = "FLINT_SOCKET_GROUP")]
+    pub socket_group: Option<String>,
+    /// Also listen on this TCP address (for example 127.0.0.1:50051). Every call but
+    /// health checks needs `authorization: Bearer KEYID:SECRET` (`flint keys create`).
     #[arg(long, env = "FLINT_LISTEN")]
     pub listen: Option<SocketAddr>,
     /// Runtime images built by images/build-rootfs.sh.
@@ -218,6 +226,8 @@ pub struct Config {
     pub log_format: LogFormat,
     pub data_dir: PathBuf,
     pub socket: PathBuf,
+    /// Group of the Unix socket (validated at bind).
+    pub socket_group: Option<String>,
     pub listen: Option<SocketAddr>,
     pub images_dir: PathBuf,
     pub init_path: PathBuf,
@@ -332,6 +342,11 @@ impl TryFrom<RawConfig> for Config {
         if !valid_account(&raw.account_id) {
             return Err(ConfigError::Account(raw.account_id));
         }
+        if let Some(g) = &raw.socket_group {
+            if !matches!(nix::unistd::Group::from_name(g), Ok(Some(_))) {
+                return Err(ConfigError::SocketGroup(g.clone()));
+            }
+        }
         Ok(Config {
             api_listen: raw.api_listen,
             api_tls_cert: raw.api_tls_cert,
@@ -347,6 +362,7 @@ impl TryFrom<RawConfig> for Config {
             log_format: raw.log_format,
             data_dir: raw.data_dir,
             socket: raw.socket,
+            socket_group: raw.socket_group,
             listen: raw.listen,
             images_dir: raw.images_dir,
             init_path,

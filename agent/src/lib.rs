@@ -26,6 +26,7 @@ pub mod pool;
 pub mod runtimes;
 pub mod sandbox;
 pub mod server;
+pub mod socket_perms;
 pub mod start_gate;
 pub mod store;
 pub mod timefmt;

@@ -1,6 +1,7 @@
 //! Serving the API: the Unix socket (always) and TCP (when asked), with gRPC health
 //! and server reflection, until SIGINT or SIGTERM; then every instance is destroyed.
 
+use crate::api::auth::TokenGate;
 use crate::api::functions::FunctionsApi;
 use crate::api::invocations::InvocationsApi;
 use crate::api::node::NodeApi;
@@ -12,8 +13,8 @@ use flint_proto::v1::invocations_server::InvocationsServer;
 use flint_proto::v1::node_server::NodeServer;
 use flint_proto::v1::usage_server::UsageServer;
 use std::sync::Arc;
-use tokio::net::UnixListener;
 use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
+use tonic::service::interceptor::InterceptedService;
 
 /// Serving failures.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +25,9 @@ pub enum ServeError {
         addr: String,
         source: std::io::Error,
     },
+    /// The Unix socket's mode or group could not be set
+    #[error(transparent)]
+    Socket(#[from] crate::socket_perms::SocketError),
     /// Reflection set-up failed
     #[error("server reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -35,11 +39,14 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
 }
 
+/// The services; every one but health goes through `gate` (health stays open so
+/// load balancers and probes need no key).
 fn router(
     agent: &Arc<Agent>,
     health: tonic_health::pb::health_server::HealthServer<
         impl tonic_health::pb::health_server::Health,
     >,
+    gate: TokenGate,
 ) -> Result<tonic::transport::server::Router, ServeError> {
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(flint_proto::v1::FILE_DESCRIPTOR_SET)
@@ -65,11 +72,11 @@ fn router(
     .max_encoding_message_size(GRPC_MESSAGE_MAX);
     Ok(tonic::transport::Server::builder()
         .add_service(health)
-        .add_service(reflection)
-        .add_service(functions)
-        .add_service(invocations)
-        .add_service(usage)
-        .add_service(node))
+        .add_service(InterceptedService::new(reflection, gate.clone()))
+        .add_service(InterceptedService::new(functions, gate.clone()))
+        .add_service(InterceptedService::new(invocations, gate.clone()))
+        .add_service(InterceptedService::new(usage, gate.clone()))
+        .add_service(InterceptedService::new(node, gate)))
 }
 
 async fn bind_tcp(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, ServeError> {
@@ -125,19 +132,15 @@ pub async fn serve(agent: Arc<Agent>) -> Result<(), ServeError> {
     if let Some(dir) = sock.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
-    let _ = std::fs::remove_file(&sock);
-    let uds = UnixListener::bind(&sock).map_err(|source| ServeError::Bind {
-        addr: sock.display().to_string(),
-        source,
-    })?;
-    tracing::info!(socket = %sock.display(), "listening");
+    let uds = crate::socket_perms::bind(&sock, agent.config.socket_group.as_deref())?;
+    tracing::info!(socket = %sock.display(), group = ?agent.config.socket_group, "listening (mode 0660)");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let wait_stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
     let mut servers = tokio::task::JoinSet::new();
-    let r = router(&agent, health.clone())?;
+    let r = router(&agent, health.clone(), TokenGate::open())?;
     let rx = stop_rx.clone();
     servers.spawn(async move {
         r.serve_with_incoming_shutdown(UnixListenerStream::new(uds), wait_stop(rx))
@@ -145,8 +148,17 @@ pub async fn serve(agent: Arc<Agent>) -> Result<(), ServeError> {
     });
     if let Some(addr) = agent.config.listen {
         let tcp = bind_tcp(addr).await?;
-        tracing::info!(%addr, "listening");
-        let r = router(&agent, health.clone())?;
+        let keys = crate::lambda_api::keys::KeyStore::new(&agent.config.data_dir);
+        match keys.list() {
+            Ok(k) if k.is_empty() => tracing::warn!(
+                keys = %keys.path().display(),
+                "gRPC on TCP: no access keys yet, every call but health checks will be refused: create one with `flint keys create --data-dir ...`"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "gRPC on TCP: access keys unreadable"),
+        }
+        tracing::info!(%addr, "listening (bearer token required)");
+        let r = router(&agent, health.clone(), TokenGate::required(keys))?;
         let rx = stop_rx.clone();
         servers.spawn(async move {
             r.serve_with_incoming_shutdown(TcpListenerStream::new(tcp), wait_stop(rx))

@@ -1,6 +1,7 @@
 //! The gRPC front end: thin conversions between `flint.v1` messages and the agent's
 //! core operations. Errors become `Status` in one place (status.rs).
 
+pub mod auth;
 pub mod functions;
 pub mod invocations;
 pub mod node;

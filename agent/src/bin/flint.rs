@@ -1,7 +1,7 @@
 //! flint: the command-line client of flintd.
 
 use clap::{Parser, Subcommand};
-use flint_agent::client::{bundle, connect, Client};
+use flint_agent::client::{bundle, connect_with_token, Client};
 use flint_proto::v1::*;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -21,6 +21,10 @@ struct Cli {
         default_value = "/run/flint/flintd.sock"
     )]
     endpoint: String,
+    /// Token for flintd's TCP listener (`flintd --listen`): KEYID:SECRET of a key
+    /// from `flint keys create`. Not needed on the Unix socket.
+    #[arg(long, global = true, env = "FLINT_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// Print JSON instead of text.
     #[arg(long, global = true)]
     json: bool,
@@ -104,7 +108,8 @@ enum Cmd {
         #[arg(long)]
         log: bool,
     },
-    /// Access keys of the REST API (`flintd --api-listen`). Works on the data
+    /// Access keys of the REST API (`flintd --api-listen`) and of the gRPC TCP
+    /// listener (`flintd --listen`, token KEYID:SECRET). Works on the data
     /// directory itself, so only who can read it (root) manages keys.
     Keys {
         /// flintd's data directory.
@@ -149,11 +154,12 @@ fn keys(data_dir: &std::path::Path, action: &KeysCmd, json: bool) -> anyhow::Res
             if json {
                 println!(
                     "{}",
-                    serde_json::json!({"access_key_id": k.id, "secret_access_key": k.secret})
+                    serde_json::json!({"access_key_id": k.id, "secret_access_key": k.secret, "token": format!("{}:{}", k.id, k.secret)})
                 );
             } else {
                 println!("access key id:     {}", k.id);
                 println!("secret access key: {}", k.secret);
+                println!("gRPC token:        {}:{}", k.id, k.secret);
             }
         }
         KeysCmd::List => {
@@ -253,7 +259,9 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         // Key management needs the data directory, not a running flintd.
         return keys(data_dir, action, cli.json);
     }
-    let mut c: Client = connect(&cli.endpoint).await?;
+    let remote = cli.endpoint.starts_with("http://") || cli.endpoint.starts_with("https://");
+    let token = cli.token.as_deref().filter(|_| remote);
+    let mut c: Client = connect_with_token(&cli.endpoint, token).await?;
     match cli.cmd {
         Cmd::Create {
             name,
@@ -456,7 +464,8 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                 Some(s) => flint_agent::metering::since::parse(&s, now_ms)?,
                 None => 0,
             };
-            let report = usage_client::UsageClient::new(c.channel.clone())
+            let report = c
+                .usage()
                 .get_usage(GetUsageRequest {
                     function_name: name.unwrap_or_default(),
                     since_unix_ms,
