@@ -136,6 +136,21 @@ async fn tcp_calls_need_a_current_key_and_health_stays_open() {
         "FLINT_TOKEN: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let out = flint(
+        &["--endpoint", &ep, "invoke", "authed", "--payload", "{}"],
+        Some(&token),
+    );
+    assert!(
+        out.status.success(),
+        "invoke over TCP: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("\"ok\": true")
+            || String::from_utf8_lossy(&out.stdout).contains("\"ok\":true"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let out = flint(&["--endpoint", &ep, "ls"], None);
     assert!(!out.status.success(), "flint without a token is refused");
     let err = String::from_utf8_lossy(&out.stderr);
