@@ -7,6 +7,8 @@
 #   rootfs/         the tree (Debian bookworm, mmdebstrap --variant=essential)
 #   runtime.json    copied from the recipe
 #   recipe.sha256   hash of the recipe folder + this script (the cache key)
+# A recipe may have an executable "build" script: it runs on the host after files/ is
+# copied, with the image's root as $1 (java17 compiles its runtime's classes there).
 # A runtime whose recipe.sha256 matches is skipped ("<name>: up to date").
 # Each image is built in a temp dir next to its final place and renamed into
 # place, so an interrupted build never leaves a half image behind.
@@ -147,8 +149,11 @@ build_one() {
     step "mmdebstrap $SUITE (variant essential) + ${packages:-nothing}"
     # The merged-usr hook provides usr-is-merged itself; without it apt satisfies
     # init-system-helpers with the usrmerge package, which drags in all of perl.
+    # man1/ must exist although man pages are excluded: the JRE's postinst registers
+    # java.1.gz as an update-alternatives slave and fails without the folder.
     if ! mmdebstrap --variant=essential --mode=auto \
         --hook-dir="$MERGED_USR_HOOK" \
+        --setup-hook='mkdir -p "$1/usr/share/man/man1"' \
         ${packages:+--include="$packages"} \
         --dpkgopt='path-exclude=/usr/share/doc/*' \
         --dpkgopt='path-exclude=/usr/share/man/*' \
@@ -163,6 +168,10 @@ build_one() {
     if [ -d "$recipe/files" ]; then
         step "copying recipe files/"
         cp -R --preserve=mode,timestamps,links --no-preserve=ownership "$recipe/files/." "$tmp/rootfs/"
+    fi
+    if [ -x "$recipe/build" ]; then
+        step "running the recipe's build script"
+        "$recipe/build" "$tmp/rootfs" || die "$name: the recipe's build script failed"
     fi
     step "cleaning up the tree (dirs, user, setuid, docs, caches)"
     finish_tree "$tmp/rootfs"

@@ -15,6 +15,7 @@ packages=(
   ca-certificates
   time
   awscli python3-boto3
+  openjdk-17-jdk-headless
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -42,6 +42,7 @@ class ImageLayoutTests(unittest.TestCase):
         self.assertIn("provided", RUNTIMES)
         self.assertIn("nodejs18.x", RUNTIMES)
         self.assertIn("ruby3.2", RUNTIMES)
+        self.assertIn("java17", RUNTIMES)
         for runtime in RUNTIMES:
             with self.subTest(runtime=runtime):
                 root = image_dir(self, runtime)
@@ -59,7 +60,7 @@ class ImageLayoutTests(unittest.TestCase):
                     self.assertIn("sbx_user1051:x:993:990::/tmp:", f.read())
                 with open(os.path.join(rootfs, "etc/group")) as f:
                     self.assertIn("sbx_user1051:x:990:", f.read())
-                interpreter = {"nodejs18.x": "usr/bin/node", "ruby3.2": "usr/bin/ruby"}.get(runtime, "usr/bin/python3")
+                interpreter = {"nodejs18.x": "usr/bin/node", "ruby3.2": "usr/bin/ruby", "java17": "usr/bin/java"}.get(runtime, "usr/bin/python3")
                 self.assertTrue(os.access(os.path.join(rootfs, interpreter), os.X_OK), interpreter)
                 self.assertFalse(os.path.exists(os.path.join(rootfs, "var/cache/apt/archives/partial")))
                 self.assertEqual(os.listdir(os.path.join(rootfs, "usr/share/doc")), [])

@@ -1,0 +1,327 @@
+//! The java17 runtime end to end: handlers compiled here with the host's javac against the
+//! image's own runtime.jar (Lambda's com.amazonaws.services.lambda.runtime interfaces),
+//! bundled as a zip of classes + lib/*.jar, run by a real flintd: a RequestHandler<Map,
+//! String>, a Class::method returning a Map, a RequestStreamHandler, a thrown exception's
+//! error document and a missing class's init error.
+
+use flint_integration::*;
+use flint_proto::v1::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+const RUNTIME: &str = "java17";
+
+const HELPER: &str = r#"
+package example.lib;
+public final class Helper {
+    public static String shout(String s) { return s.toUpperCase() + "!"; }
+}
+"#;
+
+const HELLO: &str = r#"
+package example;
+import com.amazonaws.services.lambda.runtime.Context;
+import com.amazonaws.services.lambda.runtime.RequestHandler;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+public class Hello implements RequestHandler<Map<String, Object>, String> {
+    private int count;
+    static { System.out.println("static init"); }
+    @Override
+    public String handleRequest(Map<String, Object> event, Context context) {
+        count++;
+        context.getLogger().log("hello from " + context.getAwsRequestId());
+        return example.lib.Helper.shout("hi " + event.get("name")) + " #" + count;
+    }
+    public Map<String, Object> info(List<Object> event, Context context) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("echo", event);
+        m.put("requestId", context.getAwsRequestId());
+        m.put("functionName", context.getFunctionName());
+        m.put("memory", context.getMemoryLimitInMB());
+        m.put("remaining", context.getRemainingTimeInMillis());
+        m.put("arn", context.getInvokedFunctionArn());
+        m.put("user", System.getProperty("user.name"));
+        m.put("maxHeapMB", Runtime.getRuntime().maxMemory() / 1048576);
+        m.put("java", System.getProperty("java.specification.version"));
+        m.put("greeting", System.getenv("GREETING"));
+        m.put("ok", true);
+        return m;
+    }
+    public static String fail(String event) {
+        throw new IllegalStateException("boom: " + event);
+    }
+}
+"#;
+
+const UPPER: &str = r#"
+package example;
+import com.amazonaws.services.lambda.runtime.Context;
+import com.amazonaws.services.lambda.runtime.RequestStreamHandler;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
+public class Upper implements RequestStreamHandler {
+    @Override
+    public void handleRequest(InputStream in, OutputStream out, Context context) throws IOException {
+        String s = new String(in.readAllBytes(), StandardCharsets.UTF_8);
+        out.write(("{\"upper\":" + s.toUpperCase() + ",\"fn\":\"" + context.getFunctionName() + "\"}")
+            .getBytes(StandardCharsets.UTF_8));
+    }
+}
+"#;
+
+/// Runs a JDK tool and panics with its output when it fails.
+fn run(cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| {
+        panic!("{cmd:?}: {e} (install openjdk-17-jdk-headless: images/host-deps.sh)")
+    });
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Every file under `dir` as (path relative to `dir`, bytes).
+fn files_under(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+                out.push((rel, std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Compiles the handlers against the image's runtime.jar: example.lib.Helper goes into
+/// lib/helper.jar, the example.* handler classes at the top of the zip.
+fn java_bundle() -> Vec<u8> {
+    use std::io::Write;
+    let api_jar: PathBuf = images_dir().join("java17/rootfs/var/runtime/runtime.jar");
+    assert!(
+        api_jar.is_file(),
+        "{} missing: run images/build-rootfs.sh java17",
+        api_jar.display()
+    );
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    std::fs::create_dir_all(src.join("example/lib")).unwrap();
+    std::fs::write(src.join("example/lib/Helper.java"), HELPER).unwrap();
+    std::fs::write(src.join("example/Hello.java"), HELLO).unwrap();
+    std::fs::write(src.join("example/Upper.java"), UPPER).unwrap();
+    let libc = t.path().join("libclasses");
+    run(Command::new("javac")
+        .args(["--release", "17", "-d"])
+        .arg(&libc)
+        .arg(src.join("example/lib/Helper.java")));
+    let lib = t.path().join("bundle/lib");
+    std::fs::create_dir_all(&lib).unwrap();
+    run(Command::new("jar")
+        .arg("--create")
+        .arg("--file")
+        .arg(lib.join("helper.jar"))
+        .arg("-C")
+        .arg(&libc)
+        .arg("."));
+    let cp = format!("{}:{}", api_jar.display(), lib.join("helper.jar").display());
+    run(Command::new("javac")
+        .args(["--release", "17", "-cp", &cp, "-d"])
+        .arg(t.path().join("bundle"))
+        .arg(src.join("example/Hello.java"))
+        .arg(src.join("example/Upper.java")));
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, body) in files_under(&t.path().join("bundle")) {
+        assert!(!name.contains("Helper.class") || name.starts_with("lib/"));
+        w.start_file(
+            name,
+            zip::write::SimpleFileOptions::default().unix_permissions(0o644),
+        )
+        .unwrap();
+        w.write_all(&body).unwrap();
+    }
+    w.finish().unwrap().into_inner()
+}
+
+fn java_function(name: &str, handler: &str, code: &[u8]) -> CreateFunctionRequest {
+    CreateFunctionRequest {
+        name: name.to_string(),
+        runtime: RUNTIME.into(),
+        handler: handler.into(),
+        memory_mb: 256,
+        timeout_s: 15,
+        code_zip: code.to_vec(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn java17_handlers_errors_and_init_errors() {
+    let code = java_bundle();
+    let agent = TestAgent::start().await;
+    let mut c = agent.client().await;
+    let f = |name: &str, handler: &str| java_function(name, handler, &code);
+
+    // RequestHandler<Map, String> by class name; state kept across warm invocations.
+    c.functions
+        .create_function(f("hello", "example.Hello"))
+        .await
+        .unwrap();
+    for n in 1..=2 {
+        let r = invoke(&mut c, "hello", r#"{"name":"java"}"#).await;
+        let body = String::from_utf8_lossy(&r.payload).into_owned();
+        assert_eq!(r.function_error, "", "{body} / log: {}", r.log_result);
+        assert_eq!(json(&r), format!("HI JAVA! #{n}"), "{body}");
+        assert!(
+            r.log_result
+                .contains(&format!("hello from {}", r.request_id)),
+            "LambdaLogger line: {}",
+            r.log_result
+        );
+        if n == 1 {
+            assert!(r.log_result.contains("static init"), "{}", r.log_result);
+            assert!(r.log_result.contains("Init Duration:"), "{}", r.log_result);
+        }
+    }
+
+    // Class::method with a List event, a Map result, the context and the heap size.
+    let mut req = f("info", "example.Hello::info");
+    req.environment.insert("GREETING".into(), "hi".into());
+    c.functions.create_function(req).await.unwrap();
+    let r = invoke(&mut c, "info", r#"[1, "two", {"three": 3.5}, null, true]"#).await;
+    assert_eq!(
+        r.function_error,
+        "",
+        "{}",
+        String::from_utf8_lossy(&r.payload)
+    );
+    let v = json(&r);
+    assert_eq!(
+        v["echo"],
+        serde_json::json!([1, "two", {"three": 3.5}, null, true])
+    );
+    assert_eq!(v["requestId"], r.request_id);
+    assert_eq!(v["functionName"], "info");
+    assert_eq!(v["memory"], 256);
+    let remaining = v["remaining"].as_i64().unwrap();
+    assert!(remaining > 0 && remaining <= 15_000, "{v}");
+    assert!(
+        v["arn"].as_str().unwrap().ends_with(":function:info"),
+        "{v}"
+    );
+    assert_eq!(v["user"], "sbx_user1051", "the JVM must not run as root");
+    let heap = v["maxHeapMB"].as_i64().unwrap();
+    assert!(
+        (150..=220).contains(&heap),
+        "-Xmx must be ~85% of the function's 256 MB: {heap} MB"
+    );
+    assert_eq!(v["java"], "17");
+    assert_eq!(v["greeting"], "hi");
+    assert_eq!(v["ok"], true);
+
+    // RequestStreamHandler: raw bytes in, raw bytes out.
+    c.functions
+        .create_function(f("upper", "example.Upper"))
+        .await
+        .unwrap();
+    let r = invoke(&mut c, "upper", r#""shout""#).await;
+    assert_eq!(
+        r.function_error,
+        "",
+        "{}",
+        String::from_utf8_lossy(&r.payload)
+    );
+    assert_eq!(
+        json(&r),
+        serde_json::json!({"upper": "SHOUT", "fn": "upper"})
+    );
+
+    // A thrown exception: Lambda's Java error document, and the instance stays usable.
+    c.functions
+        .create_function(f("fail", "example.Hello::fail"))
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let r = invoke(&mut c, "fail", r#""x""#).await;
+        assert_eq!(r.function_error, "Unhandled");
+        let v = json(&r);
+        assert_eq!(v["errorType"], "java.lang.IllegalStateException", "{v}");
+        assert_eq!(v["errorMessage"], "boom: x", "{v}");
+        let trace = v["stackTrace"].as_array().expect("stackTrace array");
+        assert!(
+            trace[0]
+                .as_str()
+                .unwrap()
+                .starts_with("example.Hello.fail(Hello.java:"),
+            "{v}"
+        );
+        assert!(
+            trace
+                .iter()
+                .all(|f| !f.as_str().unwrap().contains("flint.runtime")),
+            "runtime frames leaked: {v}"
+        );
+    }
+    assert_eq!(
+        agent.instances_of("fail").await,
+        1,
+        "an error must not kill the JVM"
+    );
+
+    // An event the handler's type cannot take.
+    let r = invoke(&mut c, "hello", r#""not a map""#).await;
+    assert_eq!(r.function_error, "Unhandled");
+    assert_eq!(json(&r)["errorType"], "Runtime.UnmarshalError");
+
+    // Init errors: a missing class, a missing method, a class that is no handler.
+    let cases = [
+        (
+            "noclass",
+            "example.Nope",
+            "java.lang.ClassNotFoundException",
+            "Class not found: example.Nope",
+        ),
+        (
+            "nomethod",
+            "example.Hello::nope",
+            "Runtime.HandlerNotFound",
+            "",
+        ),
+        (
+            "nothandler",
+            "example.lib.Helper",
+            "Runtime.HandlerNotFound",
+            "",
+        ),
+    ];
+    for (name, handler, want_type, want_msg) in cases {
+        c.functions.create_function(f(name, handler)).await.unwrap();
+        let r = invoke(&mut c, name, "{}").await;
+        assert_eq!(r.function_error, "Unhandled", "{name}");
+        let v = json(&r);
+        assert_eq!(v["errorType"], want_type, "{name}: {v}");
+        let msg = v["errorMessage"].as_str().unwrap();
+        assert!(!msg.is_empty(), "{name}: {v}");
+        if !want_msg.is_empty() {
+            assert_eq!(msg, want_msg, "{name}");
+        }
+        assert!(v["stackTrace"].is_array(), "{name}: {v}");
+    }
+    let leaked = agent.wait_all_accounted(Duration::from_secs(10)).await;
+    assert_eq!(leaked, 0, "failed inits left sandboxes");
+    for (name, ..) in cases {
+        assert_eq!(agent.instances_of(name).await, 0, "{name} kept an instance");
+    }
+}
