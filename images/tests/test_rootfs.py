@@ -190,6 +190,36 @@ class SandboxedBootstrapTests(unittest.TestCase):
         self.assertEqual(self.invoke("b2", {}).json()["n"], 2)
         print(f"\n  ruby3.2 in bwrap: first response {cold_ms:.0f} ms after spawn", file=sys.stderr)
 
+    def test_java_runtime_in_its_image(self):
+        os.makedirs(os.path.join(self.task.name, "example"))
+        self.write(
+            "example/Count.java",
+            """\
+            package example;
+            import com.amazonaws.services.lambda.runtime.Context;
+            import java.util.Map;
+            public class Count {
+                private int n;
+                public Map<String, Object> handle(Map<String, Object> event, Context c) {
+                    return Map.of("n", ++n, "user", System.getProperty("user.name"), "mem", c.getMemoryLimitInMB());
+                }
+            }
+            """,
+        )
+        api_jar = os.path.join(image_dir(self, "java17"), "rootfs/var/runtime/runtime.jar")
+        if shutil.which("javac") is None:
+            self.fail("javac is needed to compile the test handler: images/host-deps.sh installs it")
+        src = os.path.join(self.task.name, "example/Count.java")
+        subprocess.run(["javac", "--release", "17", "-cp", api_jar, "-d", self.task.name, src], check=True, timeout=120)
+        os.chmod(os.path.join(self.task.name, "example"), 0o755)
+        self.start("java17", "example.Count::handle")
+        first = self.invoke("j1", {})
+        cold_ms = (time.monotonic() - self.started) * 1000
+        self.assertEqual(first.path, "/invocation/j1/response")
+        self.assertEqual(first.json(), {"n": 1, "user": "sbx_user1051", "mem": 128})
+        self.assertEqual(self.invoke("j2", {}).json()["n"], 2)
+        print(f"\n  java17 in bwrap: first response {cold_ms:.0f} ms after spawn", file=sys.stderr)
+
     def test_provided_runtime_runs_the_functions_bootstrap(self):
         self.write(
             "bootstrap",

@@ -193,6 +193,8 @@ async fn java17_handlers_errors_and_init_errors() {
         if n == 1 {
             assert!(r.log_result.contains("static init"), "{}", r.log_result);
             assert!(r.log_result.contains("Init Duration:"), "{}", r.log_result);
+            let report = r.log_result.lines().find(|l| l.starts_with("REPORT"));
+            eprintln!("java17 cold start: {}", report.unwrap_or("no REPORT line"));
         }
     }
 
