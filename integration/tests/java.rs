@@ -56,6 +56,26 @@ public class Hello implements RequestHandler<Map<String, Object>, String> {
 }
 "#;
 
+const ORDERS: &str = r#"
+package example;
+import java.util.List;
+public class Orders {
+    public static class Order {
+        private String item;
+        private int quantity;
+        public List<Object> tags;
+        public void setItem(String item) { this.item = item; }
+        public void setQuantity(int quantity) { this.quantity = quantity; }
+        public String getItem() { return item; }
+        public int getQuantity() { return quantity; }
+    }
+    public record Receipt(String item, long total, boolean bulk, List<Object> tags) {}
+    public Receipt handle(Order order) {
+        return new Receipt(order.getItem(), order.getQuantity() * 3L, order.getQuantity() > 10, order.tags);
+    }
+}
+"#;
+
 const UPPER: &str = r#"
 package example;
 import com.amazonaws.services.lambda.runtime.Context;
@@ -122,6 +142,7 @@ fn java_bundle() -> Vec<u8> {
     std::fs::write(src.join("example/lib/Helper.java"), HELPER).unwrap();
     std::fs::write(src.join("example/Hello.java"), HELLO).unwrap();
     std::fs::write(src.join("example/Upper.java"), UPPER).unwrap();
+    std::fs::write(src.join("example/Orders.java"), ORDERS).unwrap();
     let libc = t.path().join("libclasses");
     run(Command::new("javac")
         .args(["--release", "17", "-d"])
@@ -141,7 +162,8 @@ fn java_bundle() -> Vec<u8> {
         .args(["--release", "17", "-cp", &cp, "-d"])
         .arg(t.path().join("bundle"))
         .arg(src.join("example/Hello.java"))
-        .arg(src.join("example/Upper.java")));
+        .arg(src.join("example/Upper.java"))
+        .arg(src.join("example/Orders.java")));
     let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     for (name, body) in files_under(&t.path().join("bundle")) {
         assert!(!name.contains("Helper.class") || name.starts_with("lib/"));
@@ -232,6 +254,28 @@ async fn java17_handlers_errors_and_init_errors() {
     assert_eq!(v["java"], "17");
     assert_eq!(v["greeting"], "hi");
     assert_eq!(v["ok"], true);
+
+    // POJOs: an event into a class with setters and a public field, a record back.
+    c.functions
+        .create_function(f("orders", "example.Orders::handle"))
+        .await
+        .unwrap();
+    let r = invoke(
+        &mut c,
+        "orders",
+        r#"{"item":"pen","quantity":12,"tags":["a",1],"unknown":true}"#,
+    )
+    .await;
+    assert_eq!(
+        r.function_error,
+        "",
+        "{}",
+        String::from_utf8_lossy(&r.payload)
+    );
+    assert_eq!(
+        json(&r),
+        serde_json::json!({"item": "pen", "total": 36, "bulk": true, "tags": ["a", 1]})
+    );
 
     // RequestStreamHandler: raw bytes in, raw bytes out.
     c.functions

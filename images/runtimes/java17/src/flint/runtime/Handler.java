@@ -193,18 +193,18 @@ final class Handler {
         }
         if (v == null || inputType == Object.class) return v;
         if (inputType == String.class) return v instanceof String ? v : text;
-        if (inputType.isInstance(v)) return v;
-        if (v instanceof Number n) {
-            if (inputType == Integer.class || inputType == int.class) return n.intValue();
-            if (inputType == Long.class || inputType == long.class) return n.longValue();
-            if (inputType == Double.class || inputType == double.class) return n.doubleValue();
-            if (inputType == Float.class || inputType == float.class) return n.floatValue();
-            if (inputType == Number.class) return n;
+        Object converted;
+        try {
+            converted = Pojo.convert(v, inputType);
+        } catch (ReflectiveOperationException e) {
+            Throwable c = e.getCause() == null ? e : e.getCause();
+            throw new MappingException("Runtime.UnmarshalError", "Cannot map the event to " + inputType.getName()
+                    + " (it needs a public no-argument constructor and setters or public fields): " + c);
         }
-        if (v instanceof Boolean && inputType == boolean.class) return v;
-        if ((inputType == Map.class && v instanceof Map) || (inputType == List.class && v instanceof List)) return v;
+        if (converted != null) return converted;
         throw new MappingException("Runtime.UnmarshalError", "Cannot map a JSON " + kind(v) + " to "
-                + inputType.getName() + " (the runtime maps to String, Map, List, Number types, Boolean or Object)");
+                + inputType.getName() + " (the runtime maps to String, Map, List, number types, Boolean, Object, "
+                + "enums and classes with setters or public fields)");
     }
 
     private static String kind(Object v) {

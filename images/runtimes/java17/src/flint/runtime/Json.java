@@ -186,11 +186,12 @@ final class Json {
 
     static String write(Object v) throws WriteException {
         StringBuilder b = new StringBuilder();
-        write(b, v);
+        write(b, v, 0);
         return b.toString();
     }
 
-    private static void write(StringBuilder b, Object v) throws WriteException {
+    private static void write(StringBuilder b, Object v, int depth) throws WriteException {
+        if (depth > 64) throw new WriteException("nested more than 64 levels deep (a cycle?)");
         if (v == null) {
             b.append("null");
         } else if (v instanceof CharSequence || v instanceof Character || v instanceof Enum) {
@@ -211,7 +212,7 @@ final class Json {
                 first = false;
                 quote(b, String.valueOf(e.getKey()));
                 b.append(':');
-                write(b, e.getValue());
+                write(b, e.getValue(), depth + 1);
             }
             b.append('}');
         } else if (v instanceof Iterable) {
@@ -220,14 +221,20 @@ final class Json {
             for (Object o : (Iterable<?>) v) {
                 if (!first) b.append(',');
                 first = false;
-                write(b, o);
+                write(b, o, depth + 1);
             }
             b.append(']');
         } else if (v.getClass().isArray() && v instanceof Object[]) {
-            write(b, java.util.Arrays.asList((Object[]) v));
+            write(b, java.util.Arrays.asList((Object[]) v), depth + 1);
+        } else if (Pojo.mappable(v.getClass())) {
+            try {
+                write(b, Pojo.toMap(v), depth + 1);
+            } catch (ReflectiveOperationException e) {
+                throw new WriteException("cannot read the properties of " + v.getClass().getName() + ": " + e);
+            }
         } else {
             throw new WriteException("cannot write " + v.getClass().getName()
-                    + " as JSON (use String, Map, List, Number or Boolean)");
+                    + " as JSON (use String, Map, List, Number, Boolean or a class with getters)");
         }
     }
 
