@@ -2,8 +2,9 @@
 //! turns frames into events, and the steps of the protocol up to Ready. Shared by
 //! function instances (`instance.rs`) and warm-pool sandboxes (`warm_pool.rs`).
 
-use crate::instance::{error_doc, exit_text, StartError, StartTimings};
+use crate::lambda_errors::{error_doc, exit_text};
 use crate::sandbox::{Sandbox, SandboxBackend, SandboxSpec};
+use crate::start_error::{StartError, StartTimings};
 use flint_proto::frame::{tokio_io, FrameError};
 use flint_proto::init::{
     guest_message::Msg as G, host_message::Msg as H, Configure, GuestMessage, HostMessage, Prepare,

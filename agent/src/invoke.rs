@@ -3,9 +3,8 @@
 
 use crate::code::{CodeError, CodePin};
 use crate::core::Agent;
-use crate::instance::{
-    error_doc, exit_text, Instance, Outcome, StartError, StartSpec, StartTimings,
-};
+use crate::instance::{Instance, Outcome, StartSpec};
+use crate::lambda_errors::{error_doc, exit_text};
 use crate::limiter::Throttle;
 use crate::limits::{ASYNC_PAYLOAD_MAX, INIT_TIMEOUT_S, LOG_TAIL, SYNC_PAYLOAD_MAX, TMP_MB};
 use crate::logs::tail;
@@ -13,6 +12,7 @@ use crate::observe::{InvocationRecord, Outcome as Recorded};
 use crate::occupancy::Phase;
 use crate::runtimes::{Runtime, RuntimeError};
 use crate::sandbox::{new_sandbox_id, SandboxSpec};
+use crate::start_error::{StartError, StartTimings};
 use crate::store::{Function, StoreError};
 use crate::warm_pool::PoolKey;
 use flint_proto::init::{Configure, Invoke};

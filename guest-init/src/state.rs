@@ -71,6 +71,16 @@ pub struct Shared {
     log_pipe: OnceLock<Arc<LogPipe>>,
 }
 
+impl crate::logs::Sink for Shared {
+    fn link(&self) -> &HostLink {
+        &self.link
+    }
+
+    fn current_request_id(&self) -> String {
+        Shared::current_request_id(self)
+    }
+}
+
 impl Shared {
     /// New state around `link`.
     pub fn new(link: HostLink) -> Self {
@@ -90,7 +100,7 @@ impl Shared {
     /// Forwards pending runtime output for `request_id` to the host.
     fn drain_logs(&self, request_id: &str) {
         if let Some(p) = self.log_pipe.get() {
-            p.drain(self, request_id);
+            p.drain(&self.link, request_id);
         }
     }
 
