@@ -13,7 +13,6 @@ pub mod functions;
 pub mod instance;
 pub mod invoke;
 pub mod lambda_api;
-pub mod lambda_errors;
 pub mod limiter;
 pub mod limits;
 pub mod logs;

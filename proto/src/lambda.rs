@@ -1,5 +1,57 @@
-//! Lambda's vocabulary that flintd and flint-init must agree on. Plain constants: no
-//! feature needed, so flint-init (built without `api`) shares them.
+//! Lambda's vocabulary that flintd and flint-init must agree on: error types, the
+//! "Runtime exited with error" message, error documents and the reserved environment
+//! variables. No feature needed, so flint-init (built without `api`) shares them.
+
+/// The runtime exited (or the sandbox died) during init or an invocation.
+pub const EXIT_ERROR: &str = "Runtime.ExitError";
+/// The cgroup's OOM killer ended the runtime.
+pub const OUT_OF_MEMORY: &str = "Runtime.OutOfMemory";
+/// Init or the invocation ran past its deadline.
+pub const TIMED_OUT: &str = "Sandbox.Timedout";
+/// The function's response exceeded the payload limit.
+pub const RESPONSE_TOO_LARGE: &str = "Function.ResponseSizeTooLarge";
+/// The runtime asked for the next invocation without answering the one it held.
+pub const NO_RESPONSE: &str = "Runtime.NoResponse";
+/// The sandbox itself could not be prepared.
+pub const SANDBOX_SETUP_ERROR: &str = "Runtime.SandboxSetupError";
+/// The code bundle could not be unpacked.
+pub const INVALID_ZIP: &str = "Runtime.InvalidZipFileException";
+/// The bootstrap could not be executed.
+pub const INVALID_ENTRYPOINT: &str = "Runtime.InvalidEntrypoint";
+/// What the OOM killer's SIGKILL looks like in Lambda's words.
+pub const OUT_OF_MEMORY_MESSAGE: &str = "Runtime exited with error: signal: killed";
+
+/// Lambda's wording for a runtime that exited with `exit_code` or was killed by
+/// `signal` (when > 0): "Runtime exited with error: signal: killed", "Runtime exited
+/// with error: exit status 3".
+pub fn exit_message(exit_code: i32, signal: i32) -> String {
+    if signal > 0 {
+        format!("Runtime exited with error: signal: {}", signal_name(signal))
+    } else {
+        format!("Runtime exited with error: exit status {exit_code}")
+    }
+}
+
+/// Short lower-case name of a Linux signal (x86-64 and aarch64 numbering), "killed" for
+/// SIGKILL; the number for anything else.
+fn signal_name(signal: i32) -> String {
+    const NAMES: [&str; 31] = [
+        "hup", "int", "quit", "ill", "trap", "abrt", "bus", "fpe", "killed", "usr1", "segv",
+        "usr2", "pipe", "alrm", "term", "stkflt", "chld", "cont", "stop", "tstp", "ttin", "ttou",
+        "urg", "xcpu", "xfsz", "vtalrm", "prof", "winch", "io", "pwr", "sys",
+    ];
+    usize::try_from(signal - 1)
+        .ok()
+        .and_then(|i| NAMES.get(i))
+        .map_or_else(|| signal.to_string(), |n| n.to_string())
+}
+
+/// A Lambda error document: `{"errorMessage": .., "errorType": ..}`.
+pub fn error_doc(error_type: &str, message: &str) -> Vec<u8> {
+    serde_json::json!({ "errorType": error_type, "errorMessage": message })
+        .to_string()
+        .into_bytes()
+}
 
 /// Environment variables Lambda sets in every sandbox and a function may not set:
 /// flintd refuses them in a function's configuration and flint-init sets them (or
@@ -37,6 +89,41 @@ pub fn is_reserved_env(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exit_messages_match_lambda() {
+        assert_eq!(
+            exit_message(0, 9),
+            "Runtime exited with error: signal: killed"
+        );
+        assert_eq!(exit_message(0, 9), OUT_OF_MEMORY_MESSAGE);
+        assert_eq!(
+            exit_message(3, 0),
+            "Runtime exited with error: exit status 3"
+        );
+        assert_eq!(
+            exit_message(0, 11),
+            "Runtime exited with error: signal: segv"
+        );
+        assert_eq!(
+            exit_message(0, 6),
+            "Runtime exited with error: signal: abrt"
+        );
+        assert_eq!(
+            exit_message(0, 15),
+            "Runtime exited with error: signal: term"
+        );
+        assert_eq!(exit_message(0, 40), "Runtime exited with error: signal: 40");
+    }
+
+    #[test]
+    fn error_documents_are_lambdas_shape() {
+        let doc: serde_json::Value =
+            serde_json::from_slice(&error_doc(TIMED_OUT, "Task \"timed\" out")).unwrap();
+        assert_eq!(doc["errorType"], "Sandbox.Timedout");
+        assert_eq!(doc["errorMessage"], "Task \"timed\" out");
+        assert_eq!(doc.as_object().unwrap().len(), 2);
+    }
 
     #[test]
     fn reserved_names_are_exact() {
