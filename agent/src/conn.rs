@@ -2,13 +2,14 @@
 //! turns frames into events, and the steps of the protocol up to Ready. Shared by
 //! function instances (`instance.rs`) and warm-pool sandboxes (`warm_pool.rs`).
 
-use crate::instance::{error_doc, exit_text, StartError, StartTimings};
 use crate::sandbox::{Sandbox, SandboxBackend, SandboxSpec};
+use crate::start_error::{StartError, StartTimings};
 use flint_proto::frame::{tokio_io, FrameError};
 use flint_proto::init::{
     guest_message::Msg as G, host_message::Msg as H, Configure, GuestMessage, HostMessage, Prepare,
     Shutdown, PROTOCOL_VERSION,
 };
+use flint_proto::lambda::{self, error_doc, exit_message};
 use std::time::{Duration, Instant};
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::sync::mpsc;
@@ -156,11 +157,11 @@ impl Conn {
                     // Usually preceded by InitError; if not, make one.
                     let (error_type, msg) = if self.sandbox.oom_killed() {
                         (
-                            "Runtime.OutOfMemory",
-                            "Runtime exited with error: signal: killed".to_string(),
+                            lambda::OUT_OF_MEMORY,
+                            lambda::OUT_OF_MEMORY_MESSAGE.to_string(),
                         )
                     } else {
-                        ("Runtime.ExitError", exit_text(x.exit_code, x.signal))
+                        (lambda::EXIT_ERROR, exit_message(x.exit_code, x.signal))
                     };
                     return Err(StartError::Init {
                         error_type: error_type.into(),

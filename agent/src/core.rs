@@ -153,7 +153,9 @@ impl Agent {
             observers: RwLock::new(Vec::new()),
             runtimes: RwLock::new(runtimes),
         });
-        agent.warm_pool.spawn_manager(Arc::downgrade(&agent));
+        let weak = Arc::downgrade(&agent);
+        let catalogue: std::sync::Weak<dyn crate::warm_pool::Catalogue> = weak;
+        agent.warm_pool.spawn_manager(catalogue);
         agent.observe(agent.meter.clone());
         agent.observe(agent.metrics.clone());
         crate::metrics::gauges::register(&agent.metrics, &agent);
@@ -213,5 +215,37 @@ impl Agent {
         let r = fresh.get(name).cloned();
         *self.runtimes.write().unwrap_or_else(|p| p.into_inner()) = fresh;
         r
+    }
+}
+
+impl crate::warm_pool::Catalogue for Agent {
+    fn runtime(&self, name: &str) -> Result<Runtime, RuntimeError> {
+        Agent::runtime(self, name)
+    }
+}
+
+impl crate::metrics::gauges::Source for Agent {
+    fn concurrency_in_use(&self) -> u32 {
+        self.limiter.in_use()
+    }
+
+    fn concurrency_limit(&self) -> u32 {
+        self.limiter.agent_limit()
+    }
+
+    fn idle_instances(&self) -> usize {
+        self.pool.idle_count()
+    }
+
+    fn sandboxes(&self) -> flint_proto::v1::SandboxCounts {
+        self.capacity().sandboxes.unwrap_or_default()
+    }
+
+    fn pools(&self) -> Vec<crate::pool_key::PoolStatus> {
+        self.warm_pool.status()
+    }
+
+    fn metering_dropped(&self) -> u64 {
+        self.meter.dropped()
     }
 }

@@ -2,30 +2,10 @@
 //! revision, spoken to with the flint.init.v1 protocol. One invocation at a time.
 
 use crate::conn::{Conn, Event};
-use crate::sandbox::{SandboxBackend, SandboxError, SandboxSpec};
+use crate::sandbox::{SandboxBackend, SandboxSpec};
+use crate::start_error::{StartError, StartTimings};
 use flint_proto::init::{guest_message::Msg as G, host_message::Msg as H, Configure, Invoke};
 use std::time::{Duration, Instant};
-
-/// Why an instance could not be started.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// The sandbox could not be made
-    #[error("could not create a sandbox: {0}")]
-    Sandbox(#[from] SandboxError),
-    /// flint-init spoke an unexpected protocol
-    #[error("flint-init protocol error: {0}")]
-    Protocol(String),
-    /// The runtime failed during its init phase (a function error, not an agent error)
-    #[error("runtime init failed: {error_type}")]
-    Init {
-        error_type: String,
-        payload: Vec<u8>,
-        log: Vec<u8>,
-    },
-    /// Init did not finish in time
-    #[error("the runtime did not initialise within {0:?}")]
-    Timeout(Duration, Vec<u8>),
-}
 
 /// How one invocation ended.
 #[derive(Debug)]
@@ -49,19 +29,6 @@ impl Outcome {
     pub fn reusable(&self) -> bool {
         matches!(self, Outcome::Response(_) | Outcome::FunctionError(..))
     }
-}
-
-/// Where a cold start's time went, in nanoseconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct StartTimings {
-    /// Sandbox creation until Hello.
-    pub sandbox_ns: u64,
-    /// flint-init's own start until Hello (as it measured).
-    pub init_boot_ns: u64,
-    /// Unpacking the code.
-    pub code_load_ns: u64,
-    /// Configure until the runtime's first /next.
-    pub runtime_init_ns: u64,
 }
 
 /// What `start` needs.
@@ -238,40 +205,5 @@ impl Instance {
     /// Stops the runtime and removes the sandbox.
     pub async fn destroy(self) {
         self.conn.destroy().await;
-    }
-}
-
-/// Lambda's wording for a runtime that exited.
-pub fn exit_text(exit_code: i32, signal: i32) -> String {
-    if signal > 0 {
-        let name = nix::sys::signal::Signal::try_from(signal)
-            .map(|s| s.as_str().trim_start_matches("SIG").to_lowercase())
-            .unwrap_or_else(|_| signal.to_string());
-        let name = if name == "kill" {
-            "killed".to_string()
-        } else {
-            name
-        };
-        format!("Runtime exited with error: signal: {name}")
-    } else {
-        format!("Runtime exited with error: exit status {exit_code}")
-    }
-}
-
-/// A Lambda error document.
-pub fn error_doc(error_type: &str, message: &str) -> Vec<u8> {
-    serde_json::to_vec(&serde_json::json!({"errorType": error_type, "errorMessage": message}))
-        .unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn exit_texts_match_lambda() {
-        assert_eq!(exit_text(0, 9), "Runtime exited with error: signal: killed");
-        assert_eq!(exit_text(3, 0), "Runtime exited with error: exit status 3");
-        assert_eq!(exit_text(0, 11), "Runtime exited with error: signal: segv");
     }
 }

@@ -3,9 +3,7 @@
 
 use crate::code::{CodeError, CodePin};
 use crate::core::Agent;
-use crate::instance::{
-    error_doc, exit_text, Instance, Outcome, StartError, StartSpec, StartTimings,
-};
+use crate::instance::{Instance, Outcome, StartSpec};
 use crate::limiter::Throttle;
 use crate::limits::{ASYNC_PAYLOAD_MAX, INIT_TIMEOUT_S, LOG_TAIL, SYNC_PAYLOAD_MAX, TMP_MB};
 use crate::logs::tail;
@@ -13,9 +11,11 @@ use crate::observe::{InvocationRecord, Outcome as Recorded};
 use crate::occupancy::Phase;
 use crate::runtimes::{Runtime, RuntimeError};
 use crate::sandbox::{new_sandbox_id, SandboxSpec};
+use crate::start_error::{StartError, StartTimings};
 use crate::store::{Function, StoreError};
 use crate::warm_pool::PoolKey;
 use flint_proto::init::{Configure, Invoke};
+use flint_proto::lambda::{self, error_doc, exit_message};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tracing::Instrument;
@@ -368,8 +368,8 @@ impl Agent {
                         t.as_secs_f64()
                     );
                     let failure = InitFailure {
-                        error_type: "Sandbox.Timedout".into(),
-                        payload: error_doc("Sandbox.Timedout", &msg),
+                        error_type: lambda::TIMED_OUT.into(),
+                        payload: error_doc(lambda::TIMED_OUT, &msg),
                         log: init_log,
                     };
                     return Ok(self.finish_failed_init(
@@ -435,11 +435,11 @@ impl Agent {
             } => {
                 let (t, m) = if *oom {
                     (
-                        "Runtime.OutOfMemory",
-                        "Runtime exited with error: signal: killed".to_string(),
+                        lambda::OUT_OF_MEMORY,
+                        lambda::OUT_OF_MEMORY_MESSAGE.to_string(),
                     )
                 } else {
-                    ("Runtime.ExitError", exit_text(*exit_code, *signal))
+                    (lambda::EXIT_ERROR, exit_message(*exit_code, *signal))
                 };
                 let msg = format!("RequestId: {request_id} Error: {m}");
                 log.extend_from_slice(format!("{msg}\n{t}\n").as_bytes());
@@ -456,7 +456,7 @@ impl Agent {
                     .as_bytes(),
                 );
                 out.payload = error_doc(
-                    "Sandbox.Timedout",
+                    lambda::TIMED_OUT,
                     &format!("RequestId: {request_id} Error: {msg}"),
                 );
                 out.function_error = Some("Unhandled".into());

@@ -24,9 +24,9 @@ impl Outcome {
         match self {
             Outcome::Success => "",
             Outcome::FunctionError(t) | Outcome::InitError(t) => t,
-            Outcome::Timeout => "Sandbox.Timedout",
-            Outcome::OutOfMemory => "Runtime.OutOfMemory",
-            Outcome::Crash => "Runtime.ExitError",
+            Outcome::Timeout => flint_proto::lambda::TIMED_OUT,
+            Outcome::OutOfMemory => flint_proto::lambda::OUT_OF_MEMORY,
+            Outcome::Crash => flint_proto::lambda::EXIT_ERROR,
         }
     }
 }

@@ -26,7 +26,7 @@ pub enum ValidationError {
     #[error("invalid environment variable name {0:?}: start with a letter, then letters, digits and '_'")]
     EnvName(String),
     /// Reserved environment variable
-    #[error("environment variable {0} is reserved by the runtime: remove it")]
+    #[error("environment variable {0} is reserved: Lambda sets it in every sandbox, so a function may not; remove it")]
     EnvReserved(String),
     /// NUL byte in an environment value
     #[error("environment variable {0} holds a NUL byte, which a process environment cannot carry: remove it")]
@@ -36,27 +36,9 @@ pub enum ValidationError {
     EnvSize(usize),
 }
 
-/// Lambda's reserved environment variables; functions may not set them.
-pub const RESERVED_ENV: &[&str] = &[
-    "_HANDLER",
-    "_X_AMZN_TRACE_ID",
-    "AWS_DEFAULT_REGION",
-    "AWS_REGION",
-    "AWS_EXECUTION_ENV",
-    "AWS_LAMBDA_FUNCTION_NAME",
-    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-    "AWS_LAMBDA_FUNCTION_VERSION",
-    "AWS_LAMBDA_INITIALIZATION_TYPE",
-    "AWS_LAMBDA_LOG_GROUP_NAME",
-    "AWS_LAMBDA_LOG_STREAM_NAME",
-    "AWS_ACCESS_KEY",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_LAMBDA_RUNTIME_API",
-    "LAMBDA_TASK_ROOT",
-    "LAMBDA_RUNTIME_DIR",
-];
+/// Lambda's reserved environment variables; functions may not set them. The list is
+/// flint-init's too (it sets these), so the two cannot disagree.
+pub use flint_proto::lambda::RESERVED_ENV;
 
 /// Checks a function name.
 pub fn name(n: &str) -> Result<(), ValidationError> {
@@ -113,13 +95,14 @@ pub fn description(d: &str) -> Result<(), ValidationError> {
 pub fn environment(env: &HashMap<String, String>) -> Result<(), ValidationError> {
     let mut total = 0;
     for (k, v) in env {
+        // Reserved first: `_HANDLER` is a bad name too, but "reserved" says why.
+        if flint_proto::lambda::is_reserved_env(k) {
+            return Err(ValidationError::EnvReserved(k.clone()));
+        }
         let mut chars = k.chars();
         let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic());
         if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(ValidationError::EnvName(k.chars().take(80).collect()));
-        }
-        if RESERVED_ENV.contains(&k.as_str()) {
-            return Err(ValidationError::EnvReserved(k.clone()));
         }
         if v.contains('\0') {
             return Err(ValidationError::EnvNul(k.clone()));
@@ -178,6 +161,26 @@ mod tests {
             Err(ValidationError::EnvReserved("AWS_REGION".into()))
         );
         env.remove("AWS_REGION");
+        // Set by flint-init in every sandbox: refused rather than silently overwritten.
+        env.insert("TZ".to_string(), "Europe/Berlin".to_string());
+        let err = environment(&env).unwrap_err();
+        assert_eq!(err, ValidationError::EnvReserved("TZ".into()));
+        assert!(err.to_string().contains("TZ is reserved"), "{err}");
+        env.remove("TZ");
+        env.insert("_HANDLER".to_string(), "x".to_string());
+        assert_eq!(
+            environment(&env),
+            Err(ValidationError::EnvReserved("_HANDLER".into()))
+        );
+        env.remove("_HANDLER");
+        // Defaults a function may replace, as in Lambda.
+        for name in ["PATH", "LANG", "LD_LIBRARY_PATH"] {
+            env.insert(name.to_string(), "x".to_string());
+        }
+        assert!(environment(&env).is_ok());
+        for name in ["PATH", "LANG", "LD_LIBRARY_PATH"] {
+            env.remove(name);
+        }
         env.insert("BIG".to_string(), "x".repeat(5000));
         assert!(matches!(
             environment(&env),

@@ -10,35 +10,14 @@
 //! off the request path, a few at a time.
 
 use crate::conn::Conn;
-use crate::core::Agent;
-use crate::instance::StartError;
+pub use crate::pool_key::{PoolConfig, PoolKey, PoolStatus};
+use crate::runtimes::{Runtime, RuntimeError};
 use crate::sandbox::{new_sandbox_id, SandboxBackend, SandboxSpec};
+use crate::start_error::StartError;
 use flint_proto::init::Prepare;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
-
-/// A pool: runtime name and memory size.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct PoolKey {
-    pub runtime: String,
-    pub memory_mb: u32,
-}
-
-/// Bounds; the defaults need no configuration.
-#[derive(Debug, Clone)]
-pub struct PoolConfig {
-    /// Most sandboxes one pool keeps ready (0 disables the warm pool).
-    pub max: u32,
-    /// Pools that keep at least this many ready regardless of demand.
-    pub floors: BTreeMap<PoolKey, u32>,
-    /// How far back demand counts.
-    pub window: Duration,
-    /// Sandboxes being started at once, over all pools.
-    pub parallel_starts: u32,
-    /// /tmp size of pool sandboxes, in MB.
-    pub tmp_mb: u32,
-}
 
 #[derive(Default)]
 struct KeyState {
@@ -51,13 +30,11 @@ struct KeyState {
     target: u32,
 }
 
-/// One pool's numbers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PoolStatus {
-    pub key: PoolKey,
-    pub ready: u32,
-    pub starting: u32,
-    pub target: u32,
+/// The runtime images the pool starts sandboxes of (the agent's catalogue, which
+/// rescans the images directory for names it does not know).
+pub trait Catalogue: Send + Sync + 'static {
+    /// The runtime called `name`.
+    fn runtime(&self, name: &str) -> Result<Runtime, RuntimeError>;
 }
 
 /// All pools.
@@ -184,8 +161,8 @@ impl WarmPool {
         self.lock().values().map(|s| s.ready.len()).sum()
     }
 
-    /// Runs the refill/shrink loop until the agent is gone.
-    pub fn spawn_manager(self: &Arc<Self>, agent: Weak<Agent>) {
+    /// Runs the refill/shrink loop until the catalogue (the agent) is gone.
+    pub fn spawn_manager(self: &Arc<Self>, agent: Weak<dyn Catalogue>) {
         if !self.enabled() {
             return;
         }
@@ -203,7 +180,7 @@ impl WarmPool {
     }
 
     /// One pass: start what is missing, destroy what is too much or dead.
-    fn balance(self: &Arc<Self>, agent: &Arc<Agent>) {
+    fn balance(self: &Arc<Self>, agent: &Arc<dyn Catalogue>) {
         let now = Instant::now();
         let mut to_start = Vec::new();
         let mut to_destroy = Vec::new();
@@ -251,7 +228,7 @@ impl WarmPool {
             let me = self.clone();
             let agent = agent.clone();
             tokio::spawn(async move {
-                let result = me.start_one(&agent, &key).await;
+                let result = me.start_one(agent.as_ref(), &key).await;
                 let mut keys = me.lock();
                 let st = keys.entry(key.clone()).or_default();
                 st.starting = st.starting.saturating_sub(1);
@@ -269,7 +246,7 @@ impl WarmPool {
         }
     }
 
-    async fn start_one(&self, agent: &Agent, key: &PoolKey) -> Result<Conn, StartError> {
+    async fn start_one(&self, agent: &dyn Catalogue, key: &PoolKey) -> Result<Conn, StartError> {
         let rt = agent
             .runtime(&key.runtime)
             .map_err(|e| StartError::Protocol(e.to_string()))?;

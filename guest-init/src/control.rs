@@ -19,11 +19,11 @@ use std::time::Instant;
 pub const INIT_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Error type when the sandbox itself could not be prepared.
-pub const SETUP_ERROR: &str = "Runtime.SandboxSetupError";
+pub const SETUP_ERROR: &str = flint_proto::lambda::SANDBOX_SETUP_ERROR;
 /// Error type for a bad code bundle.
-pub const ZIP_ERROR: &str = "Runtime.InvalidZipFileException";
+pub const ZIP_ERROR: &str = flint_proto::lambda::INVALID_ZIP;
 /// Error type when the bootstrap cannot be executed.
-pub const ENTRYPOINT_ERROR: &str = "Runtime.InvalidEntrypoint";
+pub const ENTRYPOINT_ERROR: &str = flint_proto::lambda::INVALID_ENTRYPOINT;
 
 /// Set (to "1") in the environment of a runtime started before its function is known.
 pub const PRESTART_VAR: &str = "FLINT_PRESTART";

@@ -1,21 +1,28 @@
-//! The runtime's environment: the function's own variables, then the reserved Lambda
-//! variables set by init, which always win.
+//! The runtime's environment: defaults (`LANG`, `PATH`, `LD_LIBRARY_PATH`), then the
+//! function's own variables, then the reserved Lambda variables set by init, which
+//! always win. The reserved names are flint_proto's list, the one flintd validates
+//! against, so a variable flintd accepts is never silently overwritten here.
 
 use flint_proto::init::Configure;
+use flint_proto::lambda::is_reserved_env;
 use std::collections::BTreeMap;
 
 /// Address of the Runtime API as the runtime sees it.
 pub const RUNTIME_API: &str = "127.0.0.1:9001";
 
 /// Builds the runtime's environment from `cfg`. Variables the kernel could not pass
-/// (empty names, names with '=' or NUL, values with NUL) are dropped.
+/// (empty names, names with '=' or NUL, values with NUL) are dropped, and so are
+/// reserved names (flintd refuses them; this is the guest's own guard).
 pub fn compose(cfg: &Configure) -> Vec<(String, String)> {
-    let mut env: BTreeMap<String, String> = cfg
-        .environment
-        .iter()
-        .filter(|(k, v)| valid(k, v))
-        .map(|(k, v)| (k.clone(), v.clone()))
+    let mut env: BTreeMap<String, String> = defaults()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
+    for (k, v) in &cfg.environment {
+        if valid(k, v) && !is_reserved_env(k) {
+            env.insert(k.clone(), v.clone());
+        }
+    }
     for (k, v) in reserved(cfg) {
         env.insert(k.to_string(), v);
     }
@@ -31,17 +38,32 @@ pub fn generic(runtime: &str, memory_mb: u32) -> Vec<(String, String)> {
         function_version: "$LATEST".into(),
         ..Default::default()
     };
-    reserved(&cfg)
+    let fixed = reserved(&cfg).into_iter().filter(|(_, v)| !v.is_empty());
+    defaults()
         .into_iter()
-        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| (k, v.to_string()))
+        .chain(fixed)
         .map(|(k, v)| (k.to_string(), v))
         .collect()
+}
+
+/// Lambda's defaults that a function's own value replaces.
+fn defaults() -> [(&'static str, &'static str); 3] {
+    [
+        ("LANG", "en_US.UTF-8"),
+        ("PATH", "/usr/local/bin:/usr/bin:/bin:/opt/bin"),
+        (
+            "LD_LIBRARY_PATH",
+            "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib",
+        ),
+    ]
 }
 
 fn valid(name: &str, value: &str) -> bool {
     !name.is_empty() && !name.contains(['=', '\0']) && !value.contains('\0')
 }
 
+/// The reserved variables init sets; every name is in flint_proto's reserved list.
 fn reserved(cfg: &Configure) -> Vec<(&'static str, String)> {
     let mut vars = vec![
         ("_HANDLER", cfg.handler.clone()),
@@ -56,14 +78,7 @@ fn reserved(cfg: &Configure) -> Vec<(&'static str, String)> {
         ("AWS_DEFAULT_REGION", "local".into()),
         ("LAMBDA_TASK_ROOT", "/var/task".into()),
         ("LAMBDA_RUNTIME_DIR", "/var/runtime".into()),
-        ("LANG", "en_US.UTF-8".into()),
         ("TZ", ":UTC".into()),
-        ("PATH", "/usr/local/bin:/usr/bin:/bin:/opt/bin".into()),
-        (
-            "LD_LIBRARY_PATH",
-            "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib"
-                .into(),
-        ),
     ];
     if !cfg.runtime.is_empty() {
         vars.push(("AWS_EXECUTION_ENV", format!("AWS_Lambda_{}", cfg.runtime)));
@@ -97,20 +112,62 @@ mod tests {
     #[test]
     fn reserved_variables_override_the_functions_own() {
         let mut c = cfg();
-        c.environment.insert("PATH".into(), "/evil".into());
         c.environment
             .insert("AWS_LAMBDA_RUNTIME_API".into(), "1.2.3.4:1".into());
         c.environment.insert("_HANDLER".into(), "x".into());
+        c.environment.insert("TZ".into(), "Europe/Berlin".into());
+        c.environment.insert("AWS_SESSION_TOKEN".into(), "t".into());
         c.environment.insert("MY_VAR".into(), "mine".into());
         let env = compose(&c);
+        assert_eq!(get(&env, "AWS_LAMBDA_RUNTIME_API"), Some("127.0.0.1:9001"));
+        assert_eq!(get(&env, "_HANDLER"), Some("app.handler"));
+        assert_eq!(get(&env, "TZ"), Some(":UTC"));
+        assert_eq!(get(&env, "AWS_SESSION_TOKEN"), None);
+        assert_eq!(get(&env, "MY_VAR"), Some("mine"));
+    }
+
+    #[test]
+    fn defaults_give_way_to_the_functions_own() {
+        let mut c = cfg();
+        c.environment
+            .insert("PATH".into(), "/opt/mine/bin:/usr/bin".into());
+        c.environment.insert("LANG".into(), "C.UTF-8".into());
+        let env = compose(&c);
+        assert_eq!(get(&env, "PATH"), Some("/opt/mine/bin:/usr/bin"));
+        assert_eq!(get(&env, "LANG"), Some("C.UTF-8"));
+        assert_eq!(env.iter().filter(|(k, _)| k == "PATH").count(), 1);
+        let plain = compose(&cfg());
+        assert_eq!(
+            get(&plain, "PATH"),
+            Some("/usr/local/bin:/usr/bin:/bin:/opt/bin")
+        );
+        assert_eq!(get(&plain, "LANG"), Some("en_US.UTF-8"));
+    }
+
+    #[test]
+    fn init_sets_only_names_flintd_refuses() {
+        // What init overwrites is exactly what flintd refuses: a function can never set
+        // a variable that is then silently replaced.
+        for (name, _) in reserved(&cfg()) {
+            assert!(
+                is_reserved_env(name),
+                "{name} is set by init but not reserved"
+            );
+        }
+        for (name, _) in defaults() {
+            assert!(!is_reserved_env(name), "{name} is a default, not reserved");
+        }
+    }
+
+    #[test]
+    fn generic_environment_has_defaults_and_fixed_reserved_values() {
+        let env = generic("python3.11", 512);
         assert_eq!(
             get(&env, "PATH"),
             Some("/usr/local/bin:/usr/bin:/bin:/opt/bin")
         );
-        assert_eq!(get(&env, "AWS_LAMBDA_RUNTIME_API"), Some("127.0.0.1:9001"));
-        assert_eq!(get(&env, "_HANDLER"), Some("app.handler"));
-        assert_eq!(get(&env, "MY_VAR"), Some("mine"));
-        assert_eq!(env.iter().filter(|(k, _)| k == "PATH").count(), 1);
+        assert_eq!(get(&env, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"), Some("512"));
+        assert_eq!(get(&env, "AWS_LAMBDA_FUNCTION_NAME"), None);
     }
 
     #[test]

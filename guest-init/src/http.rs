@@ -305,8 +305,7 @@ impl Response {
 
     /// A Lambda-style error document `{"errorMessage":..,"errorType":..}`.
     pub fn error(status: u16, error_type: &str, message: &str) -> Self {
-        let doc = serde_json::json!({ "errorMessage": message, "errorType": error_type });
-        Self::json(status, doc.to_string())
+        Self::json(status, flint_proto::lambda::error_doc(error_type, message))
     }
 }
 

@@ -7,7 +7,7 @@
 //! pipe still holds. The forwarder thread and `drain` take turns through a gate, so
 //! no bytes are reordered.
 
-use crate::state::Shared;
+use crate::host_link::HostLink;
 use flint_proto::init::{guest_message::Msg, Log};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use std::fs::File;
@@ -44,17 +44,17 @@ impl LogPipe {
     }
 
     /// Forwards everything the pipe holds now, tagged with `request_id`.
-    pub fn drain(&self, shared: &Shared, request_id: &str) {
-        let _ = self.pass(shared, request_id);
+    pub fn drain(&self, link: &HostLink, request_id: &str) {
+        let _ = self.pass(link, request_id);
     }
 
-    fn pass(&self, shared: &Shared, request_id: &str) -> Pass {
+    fn pass(&self, link: &HostLink, request_id: &str) -> Pass {
         let mut pipe = self.gate.lock().unwrap_or_else(|e| e.into_inner());
         let mut buf = vec![0u8; CHUNK];
         loop {
             match pipe.read(&mut buf) {
                 Ok(0) => return Pass::Eof,
-                Ok(n) => shared.link.report(Msg::Log(Log {
+                Ok(n) => link.report(Msg::Log(Log {
                     request_id: request_id.to_string(),
                     data: buf[..n].to_vec(),
                 })),
@@ -86,8 +86,17 @@ impl LogPipe {
     }
 }
 
+/// Where the forwarder sends output: the host link, tagged with the invocation in
+/// flight. Init's shared state implements it; this module does not know that state.
+pub trait Sink: Send + Sync + 'static {
+    /// The host stream.
+    fn link(&self) -> &HostLink;
+    /// Request id of the invocation in flight (empty between invocations).
+    fn current_request_id(&self) -> String;
+}
+
 /// Starts the forwarder thread; it ends when every writer has closed the pipe.
-pub fn spawn(pipe: Arc<LogPipe>, shared: Arc<Shared>) -> std::io::Result<()> {
+pub fn spawn<S: Sink>(pipe: Arc<LogPipe>, shared: Arc<S>) -> std::io::Result<()> {
     thread::Builder::new()
         .name("log-forwarder".into())
         .spawn(move || loop {
@@ -97,7 +106,7 @@ pub fn spawn(pipe: Arc<LogPipe>, shared: Arc<Shared>) -> std::io::Result<()> {
             // Read the id before taking the gate: `drain` callers hold the state
             // lock and then take the gate, so the opposite order would deadlock.
             let request_id = shared.current_request_id();
-            if let Pass::Eof = pipe.pass(&shared, &request_id) {
+            if let Pass::Eof = pipe.pass(shared.link(), &request_id) {
                 return;
             }
         })?;

@@ -13,7 +13,7 @@ use std::thread;
 pub const RESPONSE_LIMIT: usize = 6_291_556;
 
 /// Error type for a response over `RESPONSE_LIMIT`.
-pub const TOO_LARGE: &str = "Function.ResponseSizeTooLarge";
+pub const TOO_LARGE: &str = flint_proto::lambda::RESPONSE_TOO_LARGE;
 
 const PREFIX: &str = "/2018-06-01/runtime/";
 

@@ -383,3 +383,22 @@ fn next_without_answering_fails_the_previous_invocation() {
     }
     assert_eq!(c.post("invocation/a/response", "", b"late").status, 400);
 }
+
+#[test]
+fn runtime_killed_during_init_is_said_in_lambdas_words() {
+    let mut h = harness();
+    h.shared.lock().runtime_pid = Some(4242);
+    h.shared.child_exited(4242, 0, 9);
+    assert!(matches!(h.recv(), Msg::RuntimeExit(_)));
+    match h.recv() {
+        Msg::InitError(e) => {
+            assert_eq!(e.error_type, "Runtime.ExitError");
+            let doc: serde_json::Value = serde_json::from_slice(&e.payload).unwrap();
+            assert_eq!(
+                doc["errorMessage"],
+                "RequestId: none Error: Runtime exited with error: signal: killed"
+            );
+        }
+        other => panic!("expected InitError, got {other:?}"),
+    }
+}

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 /// Error type reported when the runtime asks for the next invocation without
 /// answering the one it holds.
-pub const NO_RESPONSE: &str = "Runtime.NoResponse";
+pub const NO_RESPONSE: &str = flint_proto::lambda::NO_RESPONSE;
 
 /// Everything protected by the state lock. Lock order: state, then host link.
 #[derive(Debug, Default)]
@@ -71,6 +71,16 @@ pub struct Shared {
     log_pipe: OnceLock<Arc<LogPipe>>,
 }
 
+impl crate::logs::Sink for Shared {
+    fn link(&self) -> &HostLink {
+        &self.link
+    }
+
+    fn current_request_id(&self) -> String {
+        Shared::current_request_id(self)
+    }
+}
+
 impl Shared {
     /// New state around `link`.
     pub fn new(link: HostLink) -> Self {
@@ -90,7 +100,7 @@ impl Shared {
     /// Forwards pending runtime output for `request_id` to the host.
     fn drain_logs(&self, request_id: &str) {
         if let Some(p) = self.log_pipe.get() {
-            p.drain(self, request_id);
+            p.drain(&self.link, request_id);
         }
     }
 
@@ -265,16 +275,10 @@ impl Shared {
             signal,
         }));
         if !st.ready_sent {
-            let status = if signal != 0 {
-                format!("signal {signal}")
-            } else {
-                format!("exit status {exit_code}")
-            };
-            let doc = error_doc(
-                "Runtime.ExitError",
-                &format!("RequestId: none Error: Runtime exited with error: {status}"),
-            );
-            report_init_error(&mut st, &self.link, "Runtime.ExitError", doc);
+            let message = flint_proto::lambda::exit_message(exit_code, signal);
+            let error_type = flint_proto::lambda::EXIT_ERROR;
+            let doc = error_doc(error_type, &format!("RequestId: none Error: {message}"));
+            report_init_error(&mut st, &self.link, error_type, doc);
         }
     }
 }
@@ -291,9 +295,5 @@ pub fn report_init_error(st: &mut State, link: &HostLink, error_type: &str, payl
     }));
 }
 
-/// A Lambda error document `{"errorType": .., "errorMessage": ..}`.
-pub fn error_doc(error_type: &str, message: &str) -> Vec<u8> {
-    serde_json::json!({ "errorType": error_type, "errorMessage": message })
-        .to_string()
-        .into_bytes()
-}
+/// A Lambda error document (Lambda's vocabulary lives in flint-proto).
+pub use flint_proto::lambda::error_doc;

@@ -75,10 +75,19 @@ async fn bad_function_definitions_are_rejected_and_leave_nothing() {
     let mut r = ok();
     r.handler = String::new();
     expect_create_error(&mut c, r, Code::InvalidArgument, "handler").await;
-    let mut r = ok();
-    r.environment
-        .insert("AWS_LAMBDA_RUNTIME_API".into(), "x".into());
-    expect_create_error(&mut c, r, Code::InvalidArgument, "reserved").await;
+    // Every variable flint-init sets is refused by name (TZ was once accepted and then
+    // silently overwritten in the sandbox).
+    for var in [
+        "AWS_LAMBDA_RUNTIME_API",
+        "TZ",
+        "_HANDLER",
+        "AWS_SESSION_TOKEN",
+    ] {
+        let mut r = ok();
+        r.environment.insert(var.into(), "x".into());
+        let needle = format!("environment variable {var} is reserved");
+        expect_create_error(&mut c, r, Code::InvalidArgument, &needle).await;
+    }
 
     let mut r = ok();
     r.code_zip = b"PK\x03\x04 this is not really a zip".to_vec();

@@ -189,6 +189,25 @@ async fn init_errors_use_lambdas_runtime_error_types() {
             "{name}: {v}"
         );
     }
+    // A runtime killed during init is said the same way as one killed mid-invocation
+    // (flint-init once wrote "signal 9" here).
+    c.functions
+        .create_function(python_function(
+            "initkill",
+            "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\ndef handler(e, c):\n    return 1\n",
+        ))
+        .await
+        .unwrap();
+    let r = invoke(&mut c, "initkill", "{}").await;
+    let v = json(&r);
+    assert_eq!(v["errorType"], "Runtime.ExitError", "{v}");
+    assert!(
+        v["errorMessage"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Runtime exited with error: signal: killed"),
+        "{v}"
+    );
     let leaked = agent.wait_all_accounted(Duration::from_secs(10)).await;
     assert_eq!(leaked, 0, "failed inits left sandboxes");
     for (name, ..) in cases {

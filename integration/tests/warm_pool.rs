@@ -43,6 +43,7 @@ def handler(event, context):
             "handler": os.environ.get("_HANDLER"),
             "mem": context.memory_limit_in_mb,
             "color": os.environ.get("COLOR"),
+            "lang": os.environ.get("LANG"),
             "prestart": os.environ.get("FLINT_PRESTART"),
             "cwd": os.getcwd()}
 "#;
@@ -55,6 +56,8 @@ async fn configured_pool_sandbox_is_used_and_gets_the_functions_environment() {
     let mut req = python_function("probe", ENV_PROBE);
     req.memory_mb = 256;
     req.environment.insert("COLOR".into(), "teal".into());
+    // LANG is a default, not reserved: the function's own value wins, as in Lambda.
+    req.environment.insert("LANG".into(), "C.UTF-8".into());
     c.functions.create_function(req).await.unwrap();
     let r = invoke(&mut c, "probe", "{}").await;
     let t = r.timings.unwrap();
@@ -65,6 +68,7 @@ async fn configured_pool_sandbox_is_used_and_gets_the_functions_environment() {
     assert_eq!(v["handler"], "app.handler");
     assert_eq!(v["mem"], "256");
     assert_eq!(v["color"], "teal");
+    assert_eq!(v["lang"], "C.UTF-8");
     assert_eq!(
         v["prestart"],
         serde_json::Value::Null,
@@ -79,6 +83,7 @@ async fn configured_pool_sandbox_is_used_and_gets_the_functions_environment() {
     let r = invoke(&mut c, "probe2", "{}").await;
     assert!(r.timings.unwrap().pool_hit);
     assert_eq!(json(&r)["name"], "probe2");
+    assert_eq!(json(&r)["lang"], "en_US.UTF-8", "the default LANG");
     // A different memory size has no pool: a miss.
     c.functions
         .create_function(python_function("probe3", ENV_PROBE))

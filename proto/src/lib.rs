@@ -2,6 +2,7 @@
 //! host <-> flint-init protocol (`flint.init.v1`) with its length-delimited framing.
 
 pub mod frame;
+pub mod lambda;
 
 /// The host <-> flint-init protocol messages.
 pub mod init {
