@@ -32,13 +32,42 @@ pub fn exit_message(exit_code: i32, signal: i32) -> String {
     }
 }
 
-/// Short lower-case name of a Linux signal (x86-64 and aarch64 numbering), "killed" for
-/// SIGKILL; the number for anything else.
+/// A Linux signal (x86-64 and aarch64 numbering) described as Lambda's runtime
+/// describes it (the wording of Go's signal strings, which Lambda's own messages carry:
+/// "signal: killed", "signal: segmentation fault"); the number for anything else.
 fn signal_name(signal: i32) -> String {
     const NAMES: [&str; 31] = [
-        "hup", "int", "quit", "ill", "trap", "abrt", "bus", "fpe", "killed", "usr1", "segv",
-        "usr2", "pipe", "alrm", "term", "stkflt", "chld", "cont", "stop", "tstp", "ttin", "ttou",
-        "urg", "xcpu", "xfsz", "vtalrm", "prof", "winch", "io", "pwr", "sys",
+        "hangup",
+        "interrupt",
+        "quit",
+        "illegal instruction",
+        "trace/breakpoint trap",
+        "aborted",
+        "bus error",
+        "floating point exception",
+        "killed",
+        "user defined signal 1",
+        "segmentation fault",
+        "user defined signal 2",
+        "broken pipe",
+        "alarm clock",
+        "terminated",
+        "stack fault",
+        "child exited",
+        "continued",
+        "stopped (signal)",
+        "stopped",
+        "stopped (tty input)",
+        "stopped (tty output)",
+        "urgent I/O condition",
+        "CPU time limit exceeded",
+        "file size limit exceeded",
+        "virtual timer expired",
+        "profiling timer expired",
+        "window changed",
+        "I/O possible",
+        "power failure",
+        "bad system call",
     ];
     usize::try_from(signal - 1)
         .ok()
@@ -103,15 +132,23 @@ mod tests {
         );
         assert_eq!(
             exit_message(0, 11),
-            "Runtime exited with error: signal: segv"
+            "Runtime exited with error: signal: segmentation fault"
         );
         assert_eq!(
             exit_message(0, 6),
-            "Runtime exited with error: signal: abrt"
+            "Runtime exited with error: signal: aborted"
         );
         assert_eq!(
             exit_message(0, 15),
-            "Runtime exited with error: signal: term"
+            "Runtime exited with error: signal: terminated"
+        );
+        assert_eq!(
+            exit_message(0, 19),
+            "Runtime exited with error: signal: stopped (signal)"
+        );
+        assert_eq!(
+            exit_message(0, 31),
+            "Runtime exited with error: signal: bad system call"
         );
         assert_eq!(exit_message(0, 40), "Runtime exited with error: signal: 40");
     }
