@@ -22,6 +22,18 @@ pub fn rfc3339_secs(secs: u64) -> String {
     )
 }
 
+/// Days since 1970-01-01 of the civil date `y`-`m`-`d` (Howard Hinnant's algorithm;
+/// the inverse of the conversion in [`rfc3339_secs`]).
+pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// The same with milliseconds: `YYYY-MM-DDTHH:MM:SS.mmmZ`.
 pub fn rfc3339_millis(secs: u64, millis: u32) -> String {
     let s = rfc3339_secs(secs);

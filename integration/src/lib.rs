@@ -350,6 +350,20 @@ pub async fn invoke(c: &mut Client, name: &str, payload: &str) -> InvokeResponse
         .into_inner()
 }
 
+/// Invokes like [`invoke`] and asserts the function returned no error (the message
+/// carries the payload and the log tail); returns the response.
+pub async fn invoke_ok(c: &mut Client, name: &str, payload: &str) -> InvokeResponse {
+    let r = invoke(c, name, payload).await;
+    assert_eq!(
+        r.function_error,
+        "",
+        "{name}: {} / log: {}",
+        String::from_utf8_lossy(&r.payload),
+        r.log_result
+    );
+    r
+}
+
 /// Parses a response payload as JSON.
 pub fn json(r: &InvokeResponse) -> serde_json::Value {
     serde_json::from_slice(&r.payload).unwrap_or_else(|e| {

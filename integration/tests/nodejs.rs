@@ -21,23 +21,6 @@ fn node_function(name: &str, handler: &str, files: &[(&str, &str)]) -> CreateFun
     }
 }
 
-/// Invokes and asserts the invocation succeeded; returns the response.
-async fn invoke_ok(
-    c: &mut flint_agent::client::Client,
-    name: &str,
-    payload: &str,
-) -> InvokeResponse {
-    let r = invoke(c, name, payload).await;
-    assert_eq!(
-        r.function_error,
-        "",
-        "{name}: {} / log: {}",
-        String::from_utf8_lossy(&r.payload),
-        r.log_result
-    );
-    r
-}
-
 /// A console line as Lambda's Node runtime writes it: "<ISO time>Z\t<request id>\t<LEVEL>\t<msg>".
 fn has_console_line(log: &str, request_id: &str, level: &str, message: &str) -> bool {
     log.lines().any(|line| {

@@ -23,22 +23,6 @@ fn ruby_function(name: &str, handler: &str, files: &[(&str, &str)]) -> CreateFun
     }
 }
 
-async fn invoke_ok(
-    c: &mut flint_agent::client::Client,
-    name: &str,
-    payload: &str,
-) -> InvokeResponse {
-    let r = invoke(c, name, payload).await;
-    assert_eq!(
-        r.function_error,
-        "",
-        "{name}: {} / log: {}",
-        String::from_utf8_lossy(&r.payload),
-        r.log_result
-    );
-    r
-}
-
 const CONTEXT_PROBE: &str = r#"
 puts 'loading'
 def handler(event:, context:)
