@@ -218,6 +218,27 @@ impl CodeStore {
         }
     }
 
+    /// Reads a row with `read` and pins the bundle `sha256_of` names in it, both under
+    /// the lock garbage collection holds from reading the references to its last
+    /// removal: the bundle a committed row names cannot be collected between the read
+    /// and the pin, so one read is enough.
+    pub fn read_pinned<T, E>(
+        &self,
+        read: impl FnOnce() -> Result<T, E>,
+        sha256_of: impl FnOnce(&T) -> &str,
+    ) -> Result<(T, CodePin), E> {
+        let mut pins = lock_pins(&self.pins);
+        let row = read()?;
+        let sha256 = sha256_of(&row).to_string();
+        *pins.entry(sha256.clone()).or_default() += 1;
+        drop(pins);
+        let pin = CodePin {
+            pins: self.pins.clone(),
+            sha256,
+        };
+        Ok((row, pin))
+    }
+
     /// Stores a validated bundle; a bundle already present is not written again.
     /// The caller holds a pin on it (see [`CodeStore::pin`]) until the reference
     /// to it is committed.
@@ -455,6 +476,35 @@ pub(crate) mod tests {
             store.collect_garbage(|| referenced(&rows)).unwrap();
             assert!(matches!(store.get(&sha), Err(CodeError::Missing(_))));
         }
+    }
+
+    #[test]
+    fn a_read_pinned_bundle_outlives_its_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CodeStore::open(dir.path()).unwrap();
+        let z = make_zip(&[("a.py", b"read", None)]);
+        let sha = check_bundle(&z).unwrap().sha256;
+        let pin = store.pin(&sha);
+        store.put(&pin, &z).unwrap();
+        drop(pin);
+        let (row, pin) = store
+            .read_pinned(|| Ok::<_, ()>(sha.clone()), |r| r.as_str())
+            .unwrap();
+        assert_eq!(row, sha);
+        // The row is gone (deleted or its code replaced): the pin keeps the bundle.
+        store.collect_garbage(|| Some(HashSet::new())).unwrap();
+        assert_eq!(store.get(&sha).unwrap(), z);
+        drop(pin);
+        store.collect_garbage(|| Some(HashSet::new())).unwrap();
+        assert!(matches!(store.get(&sha), Err(CodeError::Missing(_))));
+        // A failed read pins nothing.
+        assert_eq!(
+            store
+                .read_pinned(|| Err::<String, _>(7), |r| r.as_str())
+                .unwrap_err(),
+            7
+        );
+        assert!(lock_pins(&store.pins).is_empty());
     }
 
     #[test]

@@ -214,20 +214,11 @@ impl Agent {
         }
     }
 
-    /// The function's current row with its code bundle pinned. Pins, then reads the
-    /// row again: if it still names the pinned bundle, the bundle is in the store
-    /// (referenced when read, and pinned since). Otherwise the code changed
-    /// in between: try the new one.
+    /// The function's current row with its code bundle pinned, in one read (see
+    /// [`crate::code::CodeStore::read_pinned`]).
     fn pinned_function(&self, name: &str) -> Result<(Function, CodePin), StoreError> {
-        let mut f = self.store.get(name)?;
-        loop {
-            let pin = self.code.pin(&f.code_sha256);
-            let now = self.store.get(name)?;
-            if now.code_sha256 == f.code_sha256 {
-                return Ok((now, pin));
-            }
-            f = now;
-        }
+        self.code
+            .read_pinned(|| self.store.get(name), |f| &f.code_sha256)
     }
 
     /// What flint-init needs to make a sandbox an instance of `f`.
