@@ -240,7 +240,7 @@ pub struct Config {
     pub cgroup_parent: String,
     pub concurrency_limit: u32,
     pub function_rate_limit: u32,
-    pub pool: crate::pool_key::PoolConfig,
+    pub sandbox_pool: crate::pools::key::PoolConfig,
     /// A function's log file is rotated before it passes this many bytes.
     pub function_log_max_bytes: u64,
     /// Cold starts run at once.
@@ -264,7 +264,7 @@ fn valid_account(a: &str) -> bool {
     a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit())
 }
 
-fn parse_pool_warm(s: &str) -> Result<(crate::pool_key::PoolKey, u32), ConfigError> {
+fn parse_pool_warm(s: &str) -> Result<(crate::pools::key::PoolKey, u32), ConfigError> {
     let bad = || ConfigError::PoolWarm(s.to_string());
     let (key, n) = s.split_once('=').ok_or_else(bad)?;
     let (runtime, mb) = key.rsplit_once(':').ok_or_else(bad)?;
@@ -274,7 +274,7 @@ fn parse_pool_warm(s: &str) -> Result<(crate::pool_key::PoolKey, u32), ConfigErr
         return Err(bad());
     }
     Ok((
-        crate::pool_key::PoolKey {
+        crate::pools::key::PoolKey {
             runtime: runtime.to_string(),
             memory_mb,
         },
@@ -375,7 +375,7 @@ impl TryFrom<RawConfig> for Config {
             cgroup_parent: raw.cgroup_parent,
             concurrency_limit: raw.concurrency_limit,
             function_rate_limit: raw.function_rate_limit,
-            pool: crate::pool_key::PoolConfig {
+            sandbox_pool: crate::pools::key::PoolConfig {
                 max: raw.pool_max,
                 floors: raw
                     .pool_warm

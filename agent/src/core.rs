@@ -1,5 +1,5 @@
 //! The agent's state, shared by every API front end: the registry, the code store,
-//! the runtimes, the sandbox backend and the pool of idle instances.
+//! the runtimes, the sandbox backend, the idle instances and the sandbox pool.
 
 use crate::code::CodeStore;
 use crate::config::{Backend, Config};
@@ -8,8 +8,9 @@ use crate::logs::Logs;
 use crate::metering::{Meter, MeterError};
 use crate::metrics::Metrics;
 use crate::observe::{InvocationObserver, InvocationRecord};
-use crate::occupancy::Occupancy;
-use crate::pool::Pool;
+use crate::pools::idle::IdleInstances;
+use crate::pools::occupancy::Occupancy;
+use crate::pools::prestart::SandboxPool;
 use crate::runtimes::{Runtime, RuntimeError, Runtimes};
 use crate::sandbox::microvm::select::choose_here;
 use crate::sandbox::microvm::{MicroVmBackend, MicroVmConfig};
@@ -17,7 +18,6 @@ use crate::sandbox::namespace::NamespaceBackend;
 use crate::sandbox::SandboxBackend;
 use crate::start_gate::StartGate;
 use crate::store::Store;
-use crate::warm_pool::WarmPool;
 use std::sync::{Arc, RwLock};
 
 /// Failures opening the agent's state.
@@ -49,14 +49,16 @@ pub struct Agent {
     pub store: Store,
     pub code: CodeStore,
     pub logs: Logs,
-    pub pool: Arc<Pool>,
+    /// Idle instances per function (warm starts).
+    pub idle: Arc<IdleInstances>,
     pub backend: Arc<dyn SandboxBackend>,
     pub limiter: Arc<Limiter>,
     /// Stores every invocation for usage reports.
     pub meter: Arc<Meter>,
     /// Prometheus counters, histograms and gauges.
     pub metrics: Arc<Metrics>,
-    pub warm_pool: Arc<WarmPool>,
+    /// Pre-started generic sandboxes (the warm pool of `--pool-*`).
+    pub sandbox_pool: Arc<SandboxPool>,
     pub occupancy: Arc<Occupancy>,
     /// Admits cold starts a few at a time.
     pub start_gate: StartGate,
@@ -120,12 +122,16 @@ impl Agent {
         };
         tracing::info!(backend = backend.kind(), "sandbox backend ready");
         let occupancy = Occupancy::new();
-        let pool = Pool::new(config.keep_alive, occupancy.clone());
-        pool.spawn_reaper();
+        let idle = IdleInstances::new(config.keep_alive, occupancy.clone());
+        idle.spawn_reaper();
         let limiter = Limiter::new(config.concurrency_limit, config.function_rate_limit);
         let meter = Meter::open(&data.join("metering.db"), config.prices)?;
         let metrics = Metrics::new();
-        let warm_pool = WarmPool::new(config.pool.clone(), backend.clone(), occupancy.clone());
+        let sandbox_pool = SandboxPool::new(
+            config.sandbox_pool.clone(),
+            backend.clone(),
+            occupancy.clone(),
+        );
         let start_gate = StartGate::new(
             config.parallel_starts,
             config.start_queue_wait,
@@ -142,25 +148,25 @@ impl Agent {
             store,
             code,
             logs,
-            pool,
+            idle,
             backend,
             limiter,
             meter,
             metrics,
-            warm_pool,
+            sandbox_pool,
             occupancy,
             start_gate,
             observers: RwLock::new(Vec::new()),
             runtimes: RwLock::new(runtimes),
         });
         let weak = Arc::downgrade(&agent);
-        let catalogue: std::sync::Weak<dyn crate::warm_pool::Catalogue> = weak;
-        agent.warm_pool.spawn_manager(catalogue);
+        let catalogue: std::sync::Weak<dyn crate::pools::prestart::Catalogue> = weak;
+        agent.sandbox_pool.spawn_manager(catalogue);
         agent.observe(agent.meter.clone());
         agent.observe(agent.metrics.clone());
         crate::metrics::gauges::register(&agent.metrics, &agent);
         for f in agent.store.list()? {
-            agent.pool.retire(&f.name, Some(f.revision));
+            agent.idle.retire(&f.name, Some(f.revision));
             agent
                 .limiter
                 .set_reservation(&f.name, f.reserved_concurrency);
@@ -218,7 +224,7 @@ impl Agent {
     }
 }
 
-impl crate::warm_pool::Catalogue for Agent {
+impl crate::pools::prestart::Catalogue for Agent {
     fn runtime(&self, name: &str) -> Result<Runtime, RuntimeError> {
         Agent::runtime(self, name)
     }
@@ -234,15 +240,15 @@ impl crate::metrics::gauges::Source for Agent {
     }
 
     fn idle_instances(&self) -> usize {
-        self.pool.idle_count()
+        self.idle.idle_count()
     }
 
     fn sandboxes(&self) -> flint_proto::v1::SandboxCounts {
         self.capacity().sandboxes.unwrap_or_default()
     }
 
-    fn pools(&self) -> Vec<crate::pool_key::PoolStatus> {
-        self.warm_pool.status()
+    fn pools(&self) -> Vec<crate::pools::key::PoolStatus> {
+        self.sandbox_pool.status()
     }
 
     fn metering_dropped(&self) -> u64 {

@@ -117,7 +117,7 @@ impl Agent {
             self.collect_code();
             return Err(e.into());
         }
-        self.pool.retire(&f.name, Some(f.revision));
+        self.idle.retire(&f.name, Some(f.revision));
         tracing::info!(function = %f.name, runtime = %f.runtime, "function created");
         Ok(f)
     }
@@ -138,7 +138,7 @@ impl Agent {
         // one may now be unreferenced.
         self.collect_code();
         updated?;
-        self.pool.retire(&f.name, Some(f.revision));
+        self.idle.retire(&f.name, Some(f.revision));
         tracing::info!(function = %f.name, revision = f.revision, "code updated");
         Ok(f)
     }
@@ -168,7 +168,7 @@ impl Agent {
         f.revision += 1;
         f.last_modified = now_rfc3339();
         self.store.update(&f)?;
-        self.pool.retire(&f.name, Some(f.revision));
+        self.idle.retire(&f.name, Some(f.revision));
         tracing::info!(function = %f.name, revision = f.revision, "configuration updated");
         Ok(f)
     }
@@ -194,7 +194,7 @@ impl Agent {
     /// Deletes a function, its instances, its log and its code if no one else uses it.
     pub fn delete_function(&self, name: &str) -> Result<Function, FunctionError> {
         let f = self.store.delete(name)?;
-        self.pool.retire(name, None);
+        self.idle.retire(name, None);
         self.limiter.forget(name);
         self.logs.remove(name);
         self.collect_code();

@@ -8,12 +8,12 @@ use crate::limiter::Throttle;
 use crate::limits::{ASYNC_PAYLOAD_MAX, INIT_TIMEOUT_S, LOG_TAIL, SYNC_PAYLOAD_MAX, TMP_MB};
 use crate::logs::tail;
 use crate::observe::{InvocationRecord, Outcome as Recorded};
-use crate::occupancy::Phase;
+use crate::pools::key::PoolKey;
+use crate::pools::occupancy::Phase;
 use crate::runtimes::{Runtime, RuntimeError};
 use crate::sandbox::{new_sandbox_id, SandboxSpec};
 use crate::start_error::{StartError, StartTimings};
 use crate::store::{Function, StoreError};
-use crate::warm_pool::PoolKey;
 use flint_proto::init::{Configure, Invoke};
 use flint_proto::lambda::{self, error_doc, exit_message};
 use std::sync::Arc;
@@ -263,7 +263,7 @@ impl Agent {
             runtime: rt.manifest.name.clone(),
             memory_mb: f.memory_mb,
         };
-        if let Some(conn) = self.warm_pool.take(&key) {
+        if let Some(conn) = self.sandbox_pool.take(&key) {
             let configure = self.configure_for(f, &rt)?;
             match Instance::from_pool(conn, configure, &f.name, f.revision, init_timeout).await {
                 Ok(i) => return Ok(i),
@@ -312,7 +312,7 @@ impl Agent {
         let mut log = Vec::new();
         let started_unix_ms = unix_ms(SystemTime::now());
         let mut timings = Timings::default();
-        let warm = self.pool.take(&f.name, f.revision);
+        let warm = self.idle.take(&f.name, f.revision);
         let starting = warm
             .is_none()
             .then(|| self.occupancy.enter(&f.name, Phase::Starting, f.memory_mb));
@@ -455,7 +455,7 @@ impl Agent {
         }
         let max_memory_mb = inst.max_memory_used_mb();
         if outcome.reusable() {
-            self.pool.put(inst);
+            self.idle.put(inst);
         } else {
             tokio::spawn(inst.destroy());
         }

@@ -43,7 +43,7 @@ impl Agent {
             e.function_name = name;
             e.busy = n.busy;
         }
-        for (name, idle, mem) in self.pool.idle_by_function() {
+        for (name, idle, mem) in self.idle.idle_by_function() {
             counts.idle += idle;
             reserved_mb += mem;
             let e = functions.entry(name.clone()).or_default();
@@ -58,7 +58,7 @@ impl Agent {
             }
         }
         let mut pools = Vec::new();
-        for p in self.warm_pool.status() {
+        for p in self.sandbox_pool.status() {
             counts.pool_ready += p.ready;
             counts.starting += p.starting;
             reserved_mb += u64::from(p.key.memory_mb) * u64::from(p.ready + p.starting);
@@ -98,7 +98,7 @@ impl Agent {
     /// are still running.
     pub async fn drain(&self, wait: bool, timeout: Duration) -> u32 {
         self.limiter.set_draining(true);
-        self.warm_pool.set_paused(true);
+        self.sandbox_pool.set_paused(true);
         self.occupancy.bump();
         tracing::info!("draining: new invocations are refused");
         let t0 = Instant::now();
@@ -111,7 +111,7 @@ impl Agent {
     /// Admits invocations again.
     pub fn resume(&self) {
         self.limiter.set_draining(false);
-        self.warm_pool.set_paused(false);
+        self.sandbox_pool.set_paused(false);
         self.occupancy.bump();
         tracing::info!("resumed: accepting invocations");
     }

@@ -208,8 +208,8 @@ pub async fn serve(agent: Arc<Agent>) -> Result<(), ServeError> {
         while servers.join_next().await.is_some() {}
     })
     .await;
-    agent.warm_pool.shutdown().await;
-    agent.pool.shutdown().await;
+    agent.sandbox_pool.shutdown().await;
+    agent.idle.shutdown().await;
     // Anything a destroy could not remove, or a killed earlier run left.
     let parent = agent.config.cgroup_parent.clone();
     if let Ok(left) = tokio::task::spawn_blocking(move || {

@@ -3,7 +3,7 @@
 //! alive).
 
 use super::Metrics;
-use crate::pool_key::PoolStatus;
+use crate::pools::key::PoolStatus;
 use flint_proto::v1::SandboxCounts;
 use std::sync::Arc;
 

@@ -1,4 +1,4 @@
-//! The warm pool: generic sandboxes started ahead of demand, one pool per (runtime,
+//! The sandbox pool (the "warm pool" of the flags and docs): generic sandboxes started ahead of demand, one pool per (runtime,
 //! memory size), with flint-init up and, for runtimes that support it, the runtime's
 //! interpreter already running. A cold start takes one and only has to load the
 //! function's code.
@@ -9,8 +9,9 @@
 //! configured), so an idle agent holds no sandbox. Refills run in the background,
 //! off the request path, a few at a time.
 
+pub use super::key::{PoolConfig, PoolKey, PoolStatus};
+use super::occupancy::Occupancy;
 use crate::conn::Conn;
-pub use crate::pool_key::{PoolConfig, PoolKey, PoolStatus};
 use crate::runtimes::{Runtime, RuntimeError};
 use crate::sandbox::{new_sandbox_id, SandboxBackend, SandboxSpec};
 use crate::start_error::StartError;
@@ -38,9 +39,9 @@ pub trait Catalogue: Send + Sync + 'static {
 }
 
 /// All pools.
-pub struct WarmPool {
+pub struct SandboxPool {
     config: PoolConfig,
-    changes: Arc<crate::occupancy::Occupancy>,
+    occupancy: Arc<Occupancy>,
     backend: Arc<dyn SandboxBackend>,
     keys: Mutex<BTreeMap<PoolKey, KeyState>>,
     wake: tokio::sync::Notify,
@@ -60,12 +61,12 @@ fn peak(times: &VecDeque<Instant>, span: Duration) -> u32 {
     best as u32
 }
 
-impl WarmPool {
+impl SandboxPool {
     /// A pool making sandboxes with `backend`.
     pub fn new(
         config: PoolConfig,
         backend: Arc<dyn SandboxBackend>,
-        changes: Arc<crate::occupancy::Occupancy>,
+        occupancy: Arc<Occupancy>,
     ) -> Arc<Self> {
         let mut keys = BTreeMap::new();
         for k in config.floors.keys() {
@@ -73,7 +74,7 @@ impl WarmPool {
         }
         Arc::new(Self {
             config,
-            changes,
+            occupancy,
             backend,
             keys: Mutex::new(keys),
             wake: tokio::sync::Notify::new(),
@@ -112,7 +113,7 @@ impl WarmPool {
         };
         self.wake.notify_one();
         if found.is_some() {
-            self.changes.bump();
+            self.occupancy.bump();
         }
         for c in dead {
             tokio::spawn(c.destroy());
@@ -240,7 +241,7 @@ impl WarmPool {
                     }
                 }
                 drop(keys);
-                me.changes.bump();
+                me.occupancy.bump();
                 me.wake.notify_one();
             });
         }

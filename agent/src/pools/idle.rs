@@ -3,25 +3,26 @@
 //! back. Instances of an older revision are retired; idle ones expire after the
 //! keep-alive, so an idle function holds no sandbox.
 
+use super::occupancy::Occupancy;
 use crate::instance::Instance;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Idle instances by function name.
-pub struct Pool {
+pub struct IdleInstances {
     idle: Mutex<HashMap<String, Vec<Instance>>>,
-    changes: Arc<crate::occupancy::Occupancy>,
+    occupancy: Arc<Occupancy>,
     revisions: Mutex<HashMap<String, u64>>,
     keep_alive: Duration,
 }
 
-impl Pool {
-    /// A pool whose idle instances live `keep_alive` after their last use.
-    pub fn new(keep_alive: Duration, changes: Arc<crate::occupancy::Occupancy>) -> Arc<Self> {
+impl IdleInstances {
+    /// Idle instances that live instances live `keep_alive` after their last use.
+    pub fn new(keep_alive: Duration, occupancy: Arc<Occupancy>) -> Arc<Self> {
         Arc::new(Self {
             idle: Mutex::new(HashMap::new()),
-            changes,
+            occupancy,
             revisions: Mutex::new(HashMap::new()),
             keep_alive,
         })
@@ -49,7 +50,7 @@ impl Pool {
         };
         destroy_all(stale);
         if found.is_some() {
-            self.changes.bump();
+            self.occupancy.bump();
         }
         found
     }
@@ -124,7 +125,7 @@ impl Pool {
         let n = expired.len();
         destroy_all(expired);
         if n > 0 {
-            self.changes.bump();
+            self.occupancy.bump();
         }
         n
     }

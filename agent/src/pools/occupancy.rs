@@ -1,6 +1,6 @@
 //! Who holds what right now: instances starting and busy per function, and a change
 //! counter that the Node API's watchers follow. Idle instances and pool sandboxes are
-//! counted where they live (pool.rs, warm_pool.rs).
+//! counted where they live (`idle.rs`, `prestart.rs`).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
