@@ -206,6 +206,20 @@ impl Agent {
         }
     }
 
+    /// Runs blocking work (SQLite, file I/O) off the async workers; a panic in it
+    /// is resumed here.
+    pub(crate) async fn blocking<T: Send + 'static>(
+        self: &Arc<Self>,
+        work: impl FnOnce(&Agent) -> T + Send + 'static,
+    ) -> T {
+        let me = self.clone();
+        match tokio::task::spawn_blocking(move || work(&me)).await {
+            Ok(v) => v,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => panic!("blocking work cancelled: {e}"),
+        }
+    }
+
     /// Looks a runtime up, rescanning the images once if it is unknown (so images
     /// built while the agent runs become usable).
     pub fn runtime(&self, name: &str) -> Result<Runtime, RuntimeError> {

@@ -40,6 +40,20 @@ pub enum Throttle {
     Draining,
 }
 
+impl Throttle {
+    /// The limit's name in metrics labels (`flint_throttles_total{limit=...}`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Throttle::Reserved { .. } => "reserved_concurrency",
+            Throttle::Unreserved { .. } => "concurrency_limit",
+            Throttle::Rate { .. } => "rate_limit",
+            Throttle::Starts { .. } => "start_queue",
+            Throttle::HostMemory { .. } => "host_memory",
+            Throttle::Draining => "draining",
+        }
+    }
+}
+
 /// Refusing a reservation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReserveError {

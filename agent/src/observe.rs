@@ -3,7 +3,7 @@
 
 /// How an invocation ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub enum RecordedOutcome {
     /// The function returned a result.
     Success,
     /// The function raised or reported an error (its errorType).
@@ -18,15 +18,27 @@ pub enum Outcome {
     Crash,
 }
 
-impl Outcome {
+impl RecordedOutcome {
+    /// The outcome's name in metering rows and metric labels.
+    pub fn label(&self) -> &'static str {
+        match self {
+            RecordedOutcome::Success => "success",
+            RecordedOutcome::FunctionError(_) => "function_error",
+            RecordedOutcome::InitError(_) => "init_error",
+            RecordedOutcome::Timeout => "timeout",
+            RecordedOutcome::OutOfMemory => "out_of_memory",
+            RecordedOutcome::Crash => "crash",
+        }
+    }
+
     /// Lambda's error type for the outcome; "" for success.
     pub fn error_type(&self) -> &str {
         match self {
-            Outcome::Success => "",
-            Outcome::FunctionError(t) | Outcome::InitError(t) => t,
-            Outcome::Timeout => flint_proto::lambda::TIMED_OUT,
-            Outcome::OutOfMemory => flint_proto::lambda::OUT_OF_MEMORY,
-            Outcome::Crash => flint_proto::lambda::EXIT_ERROR,
+            RecordedOutcome::Success => "",
+            RecordedOutcome::FunctionError(t) | RecordedOutcome::InitError(t) => t,
+            RecordedOutcome::Timeout => flint_proto::lambda::TIMED_OUT,
+            RecordedOutcome::OutOfMemory => flint_proto::lambda::OUT_OF_MEMORY,
+            RecordedOutcome::Crash => flint_proto::lambda::EXIT_ERROR,
         }
     }
 }
@@ -50,7 +62,7 @@ pub struct InvocationRecord {
     pub pool_hit: bool,
     /// True for asynchronous (Event) invocations.
     pub asynchronous: bool,
-    pub outcome: Outcome,
+    pub outcome: RecordedOutcome,
 }
 
 impl InvocationRecord {
@@ -86,7 +98,7 @@ mod tests {
             cold_start: false,
             pool_hit: false,
             asynchronous: false,
-            outcome: Outcome::Success,
+            outcome: RecordedOutcome::Success,
         };
         assert!((r.gb_seconds() - 0.001).abs() < 1e-12);
     }

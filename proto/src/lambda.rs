@@ -2,6 +2,9 @@
 //! "Runtime exited with error" message, error documents and the reserved environment
 //! variables. No feature needed, so flint-init (built without `api`) shares them.
 
+/// The only version Flint runs: a function's current code and configuration.
+pub const LATEST: &str = "$LATEST";
+
 /// The runtime exited (or the sandbox died) during init or an invocation.
 pub const EXIT_ERROR: &str = "Runtime.ExitError";
 /// The cgroup's OOM killer ended the runtime.

@@ -219,7 +219,7 @@ impl Drop for Meter {
 mod tests {
     use super::store::tests::rec;
     use super::*;
-    use crate::observe::Outcome;
+    use crate::observe::RecordedOutcome;
 
     fn prices() -> Prices {
         Prices {
@@ -234,8 +234,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("metering.db");
         let m = Meter::open(&path, prices()).unwrap();
-        m.invocation(&rec("1", "a", 10, 4, 256, true, Outcome::Success));
-        m.invocation(&rec("2", "a", 20, 6, 256, false, Outcome::OutOfMemory));
+        m.invocation(&rec("1", "a", 10, 4, 256, true, RecordedOutcome::Success));
+        m.invocation(&rec(
+            "2",
+            "a",
+            20,
+            6,
+            256,
+            false,
+            RecordedOutcome::OutOfMemory,
+        ));
         m.throttled("a", "rate_limit");
         // Read-your-writes: usage() flushes the queue first.
         let r = m.usage(None, 0).unwrap();
@@ -250,7 +258,7 @@ mod tests {
         assert!((t.cost_usd - (2.0 + 0.00125)).abs() < 1e-12);
         assert_eq!(m.dropped(), 0);
         m.shutdown();
-        m.invocation(&rec("3", "a", 30, 1, 256, false, Outcome::Success));
+        m.invocation(&rec("3", "a", 30, 1, 256, false, RecordedOutcome::Success));
         assert_eq!(m.dropped(), 1, "a record after shutdown is counted as lost");
         drop(m);
         let again = Meter::open(&path, prices()).unwrap();
@@ -271,7 +279,7 @@ mod tests {
                 1,
                 128,
                 false,
-                Outcome::Success,
+                RecordedOutcome::Success,
             ));
         }
         m.shutdown();
@@ -294,7 +302,7 @@ mod tests {
                 1,
                 128,
                 false,
-                Outcome::Success,
+                RecordedOutcome::Success,
             ));
         }
         let took = t0.elapsed();

@@ -1,7 +1,7 @@
 //! The metering database (`<data>/metering.db`, apart from the function registry):
 //! one row per finished invocation, and the SQL aggregates reports are made of.
 
-use crate::observe::{InvocationRecord, Outcome};
+use crate::observe::InvocationRecord;
 use rusqlite::{params, Connection};
 use std::path::Path;
 
@@ -23,18 +23,6 @@ CREATE TABLE IF NOT EXISTS invocations (
 CREATE INDEX IF NOT EXISTS invocations_by_time ON invocations(started_unix_ms);
 CREATE INDEX IF NOT EXISTS invocations_by_function ON invocations(function, started_unix_ms);
 ";
-
-/// The outcome's name as stored and as a metrics label.
-pub fn outcome_name(o: &Outcome) -> &'static str {
-    match o {
-        Outcome::Success => "success",
-        Outcome::FunctionError(_) => "function_error",
-        Outcome::InitError(_) => "init_error",
-        Outcome::Timeout => "timeout",
-        Outcome::OutOfMemory => "out_of_memory",
-        Outcome::Crash => "crash",
-    }
-}
 
 /// Sums over one function's invocations.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -90,7 +78,7 @@ pub fn insert(conn: &mut Connection, recs: &[InvocationRecord]) -> rusqlite::Res
                 r.cold_start,
                 r.pool_hit,
                 r.asynchronous,
-                outcome_name(&r.outcome),
+                r.outcome.label(),
                 r.outcome.error_type(),
             ])?;
         }
@@ -128,6 +116,7 @@ pub fn aggregate(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::observe::RecordedOutcome;
 
     /// A record with the fields aggregation looks at.
     pub(crate) fn rec(
@@ -137,7 +126,7 @@ pub(crate) mod tests {
         billed_ms: u64,
         memory_mb: u32,
         cold: bool,
-        outcome: Outcome,
+        outcome: RecordedOutcome,
     ) -> InvocationRecord {
         InvocationRecord {
             request_id: id.into(),
@@ -161,7 +150,7 @@ pub(crate) mod tests {
         insert(
             &mut c,
             &[
-                rec("1", "a", 100, 3, 128, true, Outcome::Success),
+                rec("1", "a", 100, 3, 128, true, RecordedOutcome::Success),
                 rec(
                     "2",
                     "a",
@@ -169,10 +158,10 @@ pub(crate) mod tests {
                     5,
                     128,
                     false,
-                    Outcome::FunctionError("E".into()),
+                    RecordedOutcome::FunctionError("E".into()),
                 ),
-                rec("3", "b", 150, 10, 512, true, Outcome::Timeout),
-                rec("4", "b", 300, 1, 512, false, Outcome::Success),
+                rec("3", "b", 150, 10, 512, true, RecordedOutcome::Timeout),
+                rec("4", "b", 300, 1, 512, false, RecordedOutcome::Success),
             ],
         )
         .unwrap();
@@ -213,7 +202,7 @@ pub(crate) mod tests {
     fn a_request_id_is_counted_once() {
         let dir = tempfile::tempdir().unwrap();
         let mut c = open(&dir.path().join("m.db")).unwrap();
-        let r = rec("same", "a", 1, 2, 128, false, Outcome::Success);
+        let r = rec("same", "a", 1, 2, 128, false, RecordedOutcome::Success);
         insert(&mut c, std::slice::from_ref(&r)).unwrap();
         insert(&mut c, &[r]).unwrap();
         assert_eq!(aggregate(&c, None, 0).unwrap()[0].requests, 1);

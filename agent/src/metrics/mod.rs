@@ -10,8 +10,7 @@ pub mod family;
 pub mod gauges;
 pub mod http;
 
-use crate::metering::store::outcome_name;
-use crate::observe::{InvocationObserver, InvocationRecord, Outcome};
+use crate::observe::{InvocationObserver, InvocationRecord, RecordedOutcome};
 use family::{header, sample, CounterVec, HistogramVec, Labels};
 use std::sync::{Arc, RwLock};
 
@@ -157,8 +156,8 @@ impl Metrics {
 impl InvocationObserver for Metrics {
     fn invocation(&self, rec: &InvocationRecord) {
         let f = rec.function.as_str();
-        self.invocations.inc(&[f, outcome_name(&rec.outcome)]);
-        if rec.outcome != Outcome::Success {
+        self.invocations.inc(&[f, rec.outcome.label()]);
+        if rec.outcome != RecordedOutcome::Success {
             self.errors.inc(&[f, rec.outcome.error_type()]);
         }
         if rec.cold_start {
@@ -170,7 +169,7 @@ impl InvocationObserver for Metrics {
             }
         }
         // A failed init never sent the invocation: it has no duration.
-        if !matches!(rec.outcome, Outcome::InitError(_)) {
+        if !matches!(rec.outcome, RecordedOutcome::InitError(_)) {
             self.duration.observe(&[f], rec.duration_ns as f64 / 1e9);
         }
     }
@@ -188,8 +187,8 @@ mod tests {
     #[test]
     fn invocations_throttles_and_gauges_are_exposed() {
         let m = Metrics::new();
-        m.invocation(&rec("1", "f", 0, 3, 128, true, Outcome::Success));
-        m.invocation(&rec("2", "f", 0, 2, 128, false, Outcome::Success));
+        m.invocation(&rec("1", "f", 0, 3, 128, true, RecordedOutcome::Success));
+        m.invocation(&rec("2", "f", 0, 2, 128, false, RecordedOutcome::Success));
         m.invocation(&rec(
             "3",
             "f",
@@ -197,7 +196,7 @@ mod tests {
             2,
             128,
             false,
-            Outcome::FunctionError("ValueError".into()),
+            RecordedOutcome::FunctionError("ValueError".into()),
         ));
         m.invocation(&rec(
             "4",
@@ -206,7 +205,7 @@ mod tests {
             0,
             128,
             true,
-            Outcome::InitError("Runtime.ImportModuleError".into()),
+            RecordedOutcome::InitError("Runtime.ImportModuleError".into()),
         ));
         m.throttled("f", "rate_limit");
         m.gauge("flint_idle_instances", "Idle instances.", || 2.0);

@@ -4,14 +4,14 @@
 //! keep-alive, so an idle function holds no sandbox.
 
 use super::occupancy::Occupancy;
-use crate::instance::Instance;
+use crate::invoke::session::Session;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Idle instances by function name.
 pub struct IdleInstances {
-    idle: Mutex<HashMap<String, Vec<Instance>>>,
+    idle: Mutex<HashMap<String, Vec<Session>>>,
     occupancy: Arc<Occupancy>,
     revisions: Mutex<HashMap<String, u64>>,
     keep_alive: Duration,
@@ -28,19 +28,19 @@ impl IdleInstances {
         })
     }
 
-    fn idle(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Instance>>> {
+    fn idle(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Session>>> {
         self.idle.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Takes an idle, live instance of `function` at `revision`, if any.
-    pub fn take(&self, function: &str, revision: u64) -> Option<Instance> {
+    pub(crate) fn take(&self, function: &str, revision: u64) -> Option<Session> {
         let mut stale = Vec::new();
         let found = {
             let mut idle = self.idle();
             let list = idle.get_mut(function)?;
             let mut found = None;
             while let Some(mut inst) = list.pop() {
-                if inst.revision == revision && inst.is_alive() {
+                if inst.revision() == revision && inst.is_alive() {
                     found = Some(inst);
                     break;
                 }
@@ -56,20 +56,20 @@ impl IdleInstances {
     }
 
     /// Returns an instance after an invocation; destroys it if its revision is old.
-    pub fn put(&self, mut inst: Instance) {
+    pub(crate) fn put(&self, mut inst: Session) {
         let current = self
             .revisions
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&inst.function)
+            .get(inst.function())
             .copied();
-        if current.is_some_and(|r| r != inst.revision) || !inst.is_alive() {
+        if current.is_some_and(|r| r != inst.revision()) || !inst.is_alive() {
             destroy_all(vec![inst]);
             return;
         }
-        inst.last_used = Instant::now();
+        inst.touch();
         self.idle()
-            .entry(inst.function.clone())
+            .entry(inst.function().to_string())
             .or_default()
             .push(inst);
     }
@@ -96,7 +96,7 @@ impl IdleInstances {
                 (
                     f.clone(),
                     l.len() as u32,
-                    l.iter().map(|i| u64::from(i.memory_mb)).sum(),
+                    l.iter().map(|i| u64::from(i.memory_mb())).sum(),
                 )
             })
             .collect()
@@ -116,7 +116,7 @@ impl IdleInstances {
             for list in idle.values_mut() {
                 let (old, keep): (Vec<_>, Vec<_>) = list
                     .drain(..)
-                    .partition(|i| now.duration_since(i.last_used) >= self.keep_alive);
+                    .partition(|i| now.duration_since(i.last_used()) >= self.keep_alive);
                 *list = keep;
                 expired.extend(old);
             }
@@ -148,14 +148,14 @@ impl IdleInstances {
 
     /// Destroys every idle instance and waits for it (agent shutdown).
     pub async fn shutdown(&self) {
-        let all: Vec<Instance> = self.idle().drain().flat_map(|(_, v)| v).collect();
+        let all: Vec<Session> = self.idle().drain().flat_map(|(_, v)| v).collect();
         for inst in all {
             inst.destroy().await;
         }
     }
 }
 
-fn destroy_all(list: Vec<Instance>) {
+fn destroy_all(list: Vec<Session>) {
     for inst in list {
         tokio::spawn(inst.destroy());
     }

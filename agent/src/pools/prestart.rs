@@ -11,10 +11,9 @@
 
 pub use super::key::{PoolConfig, PoolKey, PoolStatus};
 use super::occupancy::Occupancy;
-use crate::conn::Conn;
+use crate::invoke::session::{Prestarted, StartError};
 use crate::runtimes::{Runtime, RuntimeError};
 use crate::sandbox::{new_sandbox_id, SandboxBackend, SandboxSpec};
-use crate::start_error::StartError;
 use flint_proto::init::Prepare;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, Weak};
@@ -22,7 +21,7 @@ use std::time::{Duration, Instant};
 
 #[derive(Default)]
 struct KeyState {
-    ready: VecDeque<Conn>,
+    ready: VecDeque<Prestarted>,
     starting: u32,
     /// Times of recent cold starts (pool hits and misses).
     demand: VecDeque<Instant>,
@@ -92,7 +91,7 @@ impl SandboxPool {
     }
 
     /// Records a cold start for `key` and takes a ready sandbox, if any.
-    pub(crate) fn take(&self, key: &PoolKey) -> Option<Conn> {
+    pub(crate) fn take(&self, key: &PoolKey) -> Option<Prestarted> {
         if !self.enabled() {
             return None;
         }
@@ -247,16 +246,20 @@ impl SandboxPool {
         }
     }
 
-    async fn start_one(&self, agent: &dyn Catalogue, key: &PoolKey) -> Result<Conn, StartError> {
+    async fn start_one(
+        &self,
+        agent: &dyn Catalogue,
+        key: &PoolKey,
+    ) -> Result<Prestarted, StartError> {
         let rt = agent
             .runtime(&key.runtime)
-            .map_err(|e| StartError::Protocol(e.to_string()))?;
+            .map_err(|e| StartError::Prepare(e.to_string()))?;
         let spec = SandboxSpec {
             id: new_sandbox_id(),
             rootfs: rt.rootfs.clone(),
             memory_mb: key.memory_mb,
         };
-        let mut conn = Conn::open(self.backend.as_ref(), &spec).await?;
+        let mut conn = Prestarted::open(self.backend.as_ref(), &spec).await?;
         let prepare = Prepare {
             bootstrap: rt.manifest.bootstrap.clone(),
             runtime: rt.manifest.name.clone(),
@@ -280,7 +283,7 @@ impl SandboxPool {
         self.set_paused(true);
         let deadline = Instant::now() + Duration::from_secs(crate::limits::INIT_TIMEOUT_S + 2);
         loop {
-            let (ready, starting): (Vec<Conn>, u32) = {
+            let (ready, starting): (Vec<Prestarted>, u32) = {
                 let mut keys = self.lock();
                 let starting = keys.values().map(|s| s.starting).sum();
                 (

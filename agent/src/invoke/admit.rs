@@ -1,0 +1,135 @@
+//! Admission: what an invocation must pass before anything runs. The payload's size
+//! and JSON, the client context, the function's row (with its code pinned, read off
+//! the async workers) and a concurrency permit from the limiter.
+
+use super::{InvocationType, InvokeError, InvokeInput};
+use crate::code::CodePin;
+use crate::core::Agent;
+use crate::limiter::Permit;
+use crate::limits::{ASYNC_PAYLOAD_MAX, SYNC_PAYLOAD_MAX};
+use crate::store::{Function, StoreError};
+use std::sync::Arc;
+
+/// Largest client context, as in Lambda.
+pub const CLIENT_CONTEXT_MAX: usize = 3583;
+
+/// An invocation that passed admission.
+pub(crate) struct Admitted {
+    pub input: InvokeInput,
+    /// The function's row as this invocation sees it.
+    pub function: Function,
+    /// Keeps the function's code bundle until the invocation ends: an update-code or
+    /// delete meanwhile cannot collect the bundle this invocation is about to load.
+    pub code_pin: CodePin,
+    /// The limiter's permit (none for DryRun).
+    pub permit: Option<Permit>,
+    pub request_id: String,
+}
+
+/// Refuses a payload or client context Lambda would refuse; an empty payload is `{}`.
+fn check_input(input: &mut InvokeInput) -> Result<(), InvokeError> {
+    let (limit, kind) = match input.invocation_type {
+        InvocationType::Event => (ASYNC_PAYLOAD_MAX, "asynchronous (Event)"),
+        _ => (SYNC_PAYLOAD_MAX, "synchronous (RequestResponse)"),
+    };
+    if input.payload.len() > limit {
+        return Err(InvokeError::PayloadTooLarge {
+            size: input.payload.len(),
+            limit,
+            kind,
+        });
+    }
+    if input.payload.iter().all(u8::is_ascii_whitespace) {
+        input.payload = b"{}".to_vec();
+    }
+    if let Err(e) = crate::payload::check(&input.payload) {
+        return Err(InvokeError::PayloadNotJson(e.to_string()));
+    }
+    if input.client_context.len() > CLIENT_CONTEXT_MAX {
+        return Err(InvokeError::ClientContext(input.client_context.len()));
+    }
+    Ok(())
+}
+
+impl Agent {
+    /// Checks `input`, reads its function and takes a permit (refusals are counted
+    /// by the observers).
+    pub(super) async fn admit(
+        self: &Arc<Self>,
+        mut input: InvokeInput,
+    ) -> Result<Admitted, InvokeError> {
+        check_input(&mut input)?;
+        let name = input.function_name.clone();
+        let (function, code_pin) = self
+            .blocking(move |agent| agent.pinned_function(&name))
+            .await?;
+        let permit = if input.invocation_type == InvocationType::DryRun {
+            None
+        } else {
+            match self.limiter.acquire(&function.name) {
+                Ok(p) => Some(p),
+                Err(t) => {
+                    self.record_throttle(&function.name, t.name());
+                    return Err(t.into());
+                }
+            }
+        };
+        Ok(Admitted {
+            input,
+            function,
+            code_pin,
+            permit,
+            request_id: uuid::Uuid::new_v4().to_string(),
+        })
+    }
+
+    /// The function's current row with its code bundle pinned, in one read (see
+    /// [`crate::code::CodeStore::read_pinned`]). Blocking: SQLite.
+    fn pinned_function(&self, name: &str) -> Result<(Function, CodePin), StoreError> {
+        self.code
+            .read_pinned(|| self.store.get(name), |f| &f.code_sha256)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(kind: InvocationType, payload: &[u8], client_context: &str) -> InvokeInput {
+        InvokeInput {
+            function_name: "f".into(),
+            invocation_type: kind,
+            log_tail: false,
+            payload: payload.to_vec(),
+            client_context: client_context.into(),
+        }
+    }
+
+    #[test]
+    fn empty_payload_becomes_an_empty_object() {
+        let mut i = input(InvocationType::RequestResponse, b" \n", "");
+        check_input(&mut i).unwrap();
+        assert_eq!(i.payload, b"{}");
+    }
+
+    #[test]
+    fn refuses_what_lambda_refuses() {
+        let big = vec![b' '; ASYNC_PAYLOAD_MAX + 1];
+        let mut i = input(InvocationType::Event, &big, "");
+        assert!(matches!(
+            check_input(&mut i),
+            Err(InvokeError::PayloadTooLarge { limit, .. }) if limit == ASYNC_PAYLOAD_MAX
+        ));
+        let mut i = input(InvocationType::RequestResponse, b"{", "");
+        assert!(matches!(
+            check_input(&mut i),
+            Err(InvokeError::PayloadNotJson(_))
+        ));
+        let ctx = "x".repeat(CLIENT_CONTEXT_MAX + 1);
+        let mut i = input(InvocationType::RequestResponse, b"{}", &ctx);
+        assert!(matches!(
+            check_input(&mut i),
+            Err(InvokeError::ClientContext(n)) if n == CLIENT_CONTEXT_MAX + 1
+        ));
+    }
+}

@@ -1,0 +1,212 @@
+//! One invocation, as a short orchestrator: admit -> place -> execute -> report.
+//!
+//! - `admit.rs`: payload, JSON and client-context checks, the function's row (code
+//!   pinned), the limiter's permit;
+//! - `place.rs`: an idle instance, a pre-started sandbox, or a new sandbox; a failed
+//!   init comes back as a value ([`session::Started::InitFailed`]);
+//! - `session.rs`: the flint.init.v1 conversation with one instance;
+//! - `report.rs`: Lambda's result, the START/END/REPORT lines, the log tail and file,
+//!   the invocation record for the observers;
+//! - `events.rs`: asynchronous (Event) invocations.
+
+mod admit;
+mod events;
+mod place;
+mod report;
+pub(crate) mod session;
+
+use crate::code::CodeError;
+use crate::core::Agent;
+use crate::limiter::Throttle;
+use crate::pools::occupancy::Phase;
+use crate::runtimes::RuntimeError;
+use crate::store::StoreError;
+use admit::{Admitted, CLIENT_CONTEXT_MAX};
+use flint_proto::init::Invoke;
+use place::Placed;
+use report::{Ran, Reporting};
+use session::{InvokeResult, Session, StartError, StartTimings};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tracing::Instrument;
+
+/// How the caller wants the function run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvocationType {
+    RequestResponse,
+    Event,
+    DryRun,
+}
+
+/// An invocation request.
+#[derive(Debug, Clone)]
+pub struct InvokeInput {
+    pub function_name: String,
+    pub invocation_type: InvocationType,
+    pub log_tail: bool,
+    pub payload: Vec<u8>,
+    pub client_context: String,
+}
+
+/// An invocation's result.
+#[derive(Debug, Clone, Default)]
+pub struct InvokeOutput {
+    pub status_code: u32,
+    pub payload: Vec<u8>,
+    /// "Unhandled" when the function failed.
+    pub function_error: Option<String>,
+    pub log_result: Option<String>,
+    pub request_id: String,
+    pub timings: Timings,
+}
+
+/// Phase timings of one invocation (nanoseconds); start phases are zero when warm.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timings {
+    pub cold_start: bool,
+    pub pool_hit: bool,
+    pub start: StartTimings,
+    pub init_duration_ns: u64,
+    pub duration_ns: u64,
+    pub billed_ms: u64,
+}
+
+/// Why an invocation could not be run at all (function failures are not errors).
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    /// Unknown function
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Payload too large
+    #[error("payload is {size} bytes: the limit for {kind} invocations is {limit} bytes; send less data or store it elsewhere and pass a reference")]
+    PayloadTooLarge {
+        size: usize,
+        limit: usize,
+        kind: &'static str,
+    },
+    /// Payload is not JSON
+    #[error("payload is not valid JSON ({0}): send a JSON document, e.g. {{}}")]
+    PayloadNotJson(String),
+    /// Client context too large
+    #[error("client context is {0} bytes: at most {CLIENT_CONTEXT_MAX} allowed")]
+    ClientContext(usize),
+    /// The function's runtime image is gone
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// The function's code is gone
+    #[error(transparent)]
+    Code(#[from] CodeError),
+    /// No sandbox could be started (a function whose init fails is not this: that
+    /// is a 200 response with a function error)
+    #[error("could not start an instance of {function}: {source}")]
+    Sandbox {
+        function: String,
+        source: StartError,
+    },
+    /// A limit refused the invocation
+    #[error(transparent)]
+    Throttled(#[from] Throttle),
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64
+}
+
+impl Agent {
+    /// Runs (or queues, or checks) one invocation.
+    pub async fn invoke(self: &Arc<Self>, input: InvokeInput) -> Result<InvokeOutput, InvokeError> {
+        let admitted = self.admit(input).await?;
+        match admitted.input.invocation_type {
+            InvocationType::DryRun => {
+                self.runtime(&admitted.function.runtime)?;
+                Ok(InvokeOutput {
+                    status_code: 204,
+                    request_id: admitted.request_id,
+                    ..Default::default()
+                })
+            }
+            InvocationType::Event => Ok(events::start(self, admitted)),
+            InvocationType::RequestResponse => {
+                let span = tracing::info_span!("invoke", function = %admitted.function.name, request_id = %admitted.request_id);
+                self.run(admitted).instrument(span).await
+            }
+        }
+    }
+
+    /// An admitted invocation: place -> execute -> report (run in the background for
+    /// events). The permit and the code pin are held until it returns.
+    async fn run(self: &Arc<Self>, admitted: Admitted) -> Result<InvokeOutput, InvokeError> {
+        let Admitted {
+            input,
+            function: f,
+            code_pin: _code_pin,
+            permit: _permit,
+            request_id,
+        } = admitted;
+        let reporting = Reporting {
+            function: &f,
+            request_id: &request_id,
+            log_tail: input.log_tail,
+            asynchronous: input.invocation_type == InvocationType::Event,
+            started_unix_ms: unix_ms(SystemTime::now()),
+        };
+        let mut timings = Timings::default();
+        let (mut session, mut log, starting) = match self.place(&f, &mut timings).await? {
+            Placed::Ready {
+                session,
+                init_log,
+                starting,
+            } => (session, init_log, starting),
+            Placed::InitFailed(failure) => {
+                return Ok(self.report_init_failure(&reporting, failure).await);
+            }
+        };
+        let _busy = self.occupancy.enter(&f.name, Phase::Busy, f.memory_mb);
+        drop(starting);
+        // Any output the instance produced while idle belongs before this invocation.
+        log.append(&mut session.take_output());
+        log.extend_from_slice(report::start_line(&request_id).as_bytes());
+        let timeout = Duration::from_secs(u64::from(f.timeout_s));
+        let invoke = Invoke {
+            request_id: request_id.clone(),
+            payload: input.payload,
+            deadline_ms: unix_ms(SystemTime::now() + timeout),
+            invoked_function_arn: self.arn(&f.name),
+            trace_id: trace_id(),
+            client_context: input.client_context,
+            cognito_identity: String::new(),
+        };
+        let started = Instant::now();
+        let result = session.invoke(invoke, started + timeout, &mut log).await;
+        let duration = started.elapsed();
+        let max_memory_mb = session.max_memory_used_mb();
+        self.release(session, &result);
+        let ran = Ran {
+            result,
+            timeout,
+            duration,
+            timings,
+            max_memory_mb,
+            log,
+        };
+        Ok(self.report_result(&reporting, ran).await)
+    }
+
+    /// Gives a reusable instance back to the idle instances; destroys the others.
+    fn release(&self, session: Session, result: &InvokeResult) {
+        if result.reusable() {
+            self.idle.put(session);
+        } else {
+            tokio::spawn(session.destroy());
+        }
+    }
+}
+
+/// A new X-Ray trace id in Lambda's format: `Root=1-<unix seconds, hex>-<24 hex>`.
+fn trace_id() -> String {
+    format!(
+        "Root=1-{:08x}-{}",
+        unix_ms(SystemTime::now()) / 1000,
+        &uuid::Uuid::new_v4().simple().to_string()[..24]
+    )
+}

@@ -1,0 +1,146 @@
+//! Placement: where an invocation runs. An idle instance of its function (a warm
+//! start); else, once the start scheduler admits a cold start, a pre-started sandbox
+//! from the sandbox pool bound to the function; else a new sandbox.
+
+use super::session::{Binding, Session, StartError, Started};
+use super::{InvokeError, Timings};
+use crate::code::CodeError;
+use crate::core::Agent;
+use crate::limits::{INIT_TIMEOUT_S, TMP_MB};
+use crate::pools::key::PoolKey;
+use crate::pools::occupancy::{Guard, Phase};
+use crate::runtimes::Runtime;
+use crate::sandbox::{new_sandbox_id, SandboxSpec};
+use crate::store::Function;
+use flint_proto::init::Configure;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where the invocation will run.
+pub(super) enum Placed {
+    /// An instance, with the output of its init phase (empty when warm) and, for a
+    /// cold start, its count as starting (dropped once it counts as busy).
+    Ready {
+        session: Session,
+        init_log: Vec<u8>,
+        starting: Option<Guard>,
+    },
+    /// A cold start whose init failed (a function error, reported as such).
+    InitFailed(super::session::InitFailure),
+}
+
+impl Agent {
+    /// An instance of `f` for one invocation; `timings` gets the cold start's phases.
+    pub(super) async fn place(
+        self: &Arc<Self>,
+        f: &Function,
+        timings: &mut Timings,
+    ) -> Result<Placed, InvokeError> {
+        if let Some(session) = self.idle.take(&f.name, f.revision) {
+            return Ok(Placed::Ready {
+                session,
+                init_log: Vec::new(),
+                starting: None,
+            });
+        }
+        let starting = self.occupancy.enter(&f.name, Phase::Starting, f.memory_mb);
+        let _slot = match self.start_gate.enter().await {
+            Ok(slot) => slot,
+            Err(t) => {
+                tracing::info!(error = %t, "cold start refused");
+                self.record_throttle(&f.name, t.name());
+                return Err(t.into());
+            }
+        };
+        match self.start_instance(f).await? {
+            Started::Ready(mut session) => {
+                timings.cold_start = true;
+                timings.pool_hit = session.pool_hit();
+                timings.start = session.start_timings();
+                timings.init_duration_ns = session.init_duration().as_nanos() as u64;
+                let init_log = session.take_output();
+                Ok(Placed::Ready {
+                    session,
+                    init_log,
+                    starting: Some(starting),
+                })
+            }
+            Started::InitFailed(failure) => Ok(Placed::InitFailed(failure)),
+        }
+    }
+
+    /// A new instance of `f`: from the sandbox pool when it has a sandbox ready, else
+    /// from a sandbox made now.
+    async fn start_instance(self: &Arc<Self>, f: &Function) -> Result<Started, InvokeError> {
+        let rt = self.runtime(&f.runtime)?;
+        let init_timeout = Duration::from_secs(INIT_TIMEOUT_S);
+        let err = |source: StartError| InvokeError::Sandbox {
+            function: f.name.clone(),
+            source,
+        };
+        let key = PoolKey {
+            runtime: rt.manifest.name.clone(),
+            memory_mb: f.memory_mb,
+        };
+        if let Some(pre) = self.sandbox_pool.take(&key) {
+            let binding = self.binding(f, &rt).await?;
+            match Session::bind(pre, binding, init_timeout).await {
+                Ok(started) => return Ok(started),
+                Err(e) => {
+                    tracing::warn!(error = %e, "pre-started sandbox unusable; starting a new one");
+                }
+            }
+        }
+        let sandbox = SandboxSpec {
+            id: new_sandbox_id(),
+            rootfs: rt.rootfs.clone(),
+            memory_mb: f.memory_mb,
+        };
+        let binding = self.binding(f, &rt).await?;
+        Session::start(self.backend.as_ref(), &sandbox, binding, init_timeout)
+            .await
+            .map_err(err)
+    }
+
+    /// What flint-init needs to make a sandbox an instance of `f` (the code zip is
+    /// read off the async workers).
+    async fn binding<'f>(
+        self: &Arc<Self>,
+        f: &'f Function,
+        rt: &Runtime,
+    ) -> Result<Binding<'f>, InvokeError> {
+        let (name, sha) = (f.name.clone(), f.code_sha256.clone());
+        let code_zip = self
+            .blocking(move |agent| match agent.code.get(&sha) {
+                Ok(z) => Ok(z),
+                // Deleted (or its code replaced) since this invocation read it: a
+                // deleted function is NOT_FOUND, as if the call had come a moment later.
+                Err(CodeError::Missing(sha)) => {
+                    agent.store.get(&name)?;
+                    Err(CodeError::Missing(sha).into())
+                }
+                Err(e) => Err(InvokeError::from(e)),
+            })
+            .await?;
+        let configure = Configure {
+            function_name: f.name.clone(),
+            function_version: flint_proto::lambda::LATEST.into(),
+            handler: f.handler.clone(),
+            memory_mb: f.memory_mb,
+            timeout_s: f.timeout_s,
+            environment: f.environment.clone(),
+            code_zip,
+            bootstrap: rt.manifest.bootstrap.clone(),
+            runtime: rt.manifest.name.clone(),
+            function_arn: self.arn(&f.name),
+            tmp_mb: TMP_MB,
+            log_group: format!("/flint/lambda/{}", f.name),
+            log_stream: String::new(),
+        };
+        Ok(Binding {
+            configure,
+            function: &f.name,
+            revision: f.revision,
+        })
+    }
+}

@@ -1,0 +1,616 @@
+//! The flint.init.v1 conversation with one sandbox's flint-init. A reader task turns
+//! frames into events, and one loop ([`Stream::next_event`]) receives them for every
+//! step: Hello, Prepare/Prepared (sandbox pool), Configure/Ready, Invoke/Response.
+//!
+//! - [`Prestarted`]: a sandbox that said Hello (and, in the sandbox pool, Prepared),
+//!   bound to no function yet.
+//! - [`Session`]: a sandbox bound to one function revision: one instance, one
+//!   invocation at a time.
+//!
+//! A runtime that fails its init phase is a function's failure, not the agent's: it
+//! comes back as a value ([`Started::InitFailed`]); [`StartError`] is only for
+//! sandboxes that could not be made or spoke the protocol wrongly.
+
+use crate::logs::push_capped;
+use crate::sandbox::{Sandbox, SandboxBackend, SandboxError, SandboxSpec};
+use flint_proto::frame::{tokio_io, FrameError};
+use flint_proto::init::{
+    guest_message::Msg as G, host_message::Msg as H, Configure, GuestMessage, HostMessage, Invoke,
+    Prepare, Shutdown, PROTOCOL_VERSION,
+};
+use flint_proto::lambda::{self, error_doc, exit_message};
+use std::time::{Duration, Instant};
+use tokio::net::unix::OwnedWriteHalf;
+use tokio::sync::mpsc;
+
+/// How long flint-init may take to say Hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Most output kept between invocations (the newest bytes win).
+const PENDING_LOG_MAX: usize = 64 * 1024;
+
+/// Why a sandbox could not become ready (the function's own init failure is not
+/// one of these: see [`InitFailure`]).
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The sandbox could not be made
+    #[error("could not create a sandbox: {0}")]
+    Sandbox(#[from] SandboxError),
+    /// flint-init spoke an unexpected protocol
+    #[error("flint-init protocol error: {0}")]
+    Protocol(String),
+    /// A pre-started runtime failed before it was bound to a function
+    #[error("the pre-started runtime failed: {0}")]
+    Prepare(String),
+}
+
+/// Where a cold start's time went, in nanoseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StartTimings {
+    /// Sandbox creation until Hello.
+    pub sandbox_ns: u64,
+    /// flint-init's own start until Hello (as it measured).
+    pub init_boot_ns: u64,
+    /// Unpacking the code.
+    pub code_load_ns: u64,
+    /// Configure until the runtime's first /next.
+    pub runtime_init_ns: u64,
+}
+
+/// How one invocation ended.
+#[derive(Debug)]
+pub(crate) enum InvokeResult {
+    /// The function returned this payload.
+    Response(Vec<u8>),
+    /// The function reported an error (error type, error document).
+    FunctionError(String, Vec<u8>),
+    /// The runtime died (or the sandbox with it) mid-invocation.
+    Crashed {
+        exit_code: i32,
+        signal: i32,
+        oom: bool,
+    },
+    /// The deadline passed; the instance must be destroyed.
+    TimedOut,
+}
+
+impl InvokeResult {
+    /// True when the instance may serve another invocation.
+    pub(crate) fn reusable(&self) -> bool {
+        matches!(self, Self::Response(_) | Self::FunctionError(..))
+    }
+}
+
+/// Why the runtime's init phase failed.
+#[derive(Debug)]
+enum InitCause {
+    /// The runtime reported an init error, or exited: Lambda's error type and document.
+    Error {
+        error_type: String,
+        payload: Vec<u8>,
+    },
+    /// Init did not finish within this long.
+    TimedOut(Duration),
+}
+
+/// A runtime that failed its init phase (the sandbox is already destroyed).
+#[derive(Debug)]
+pub(crate) struct InitFailure {
+    cause: InitCause,
+    /// Output of the init phase.
+    log: Vec<u8>,
+}
+
+impl InitFailure {
+    /// Lambda's error type, error document and the init phase's output, for the
+    /// invocation `request_id` that waited for it.
+    pub(crate) fn into_parts(self, request_id: &str) -> (String, Vec<u8>, Vec<u8>) {
+        match self.cause {
+            InitCause::Error {
+                error_type,
+                payload,
+            } => (error_type, payload, self.log),
+            InitCause::TimedOut(t) => {
+                let msg = format!(
+                    "RequestId: {request_id} Error: Init timed out after {:.2} seconds",
+                    t.as_secs_f64()
+                );
+                (
+                    lambda::TIMED_OUT.into(),
+                    error_doc(lambda::TIMED_OUT, &msg),
+                    self.log,
+                )
+            }
+        }
+    }
+}
+
+/// What binding a sandbox to a function produced.
+pub(crate) enum Started {
+    /// An instance, ready for its first invocation.
+    Ready(Session),
+    /// The function's init failed; starting afresh would fail the same way.
+    InitFailed(InitFailure),
+}
+
+/// The function revision a sandbox is bound to.
+pub(crate) struct Binding<'a> {
+    pub configure: Configure,
+    pub function: &'a str,
+    pub revision: u64,
+}
+
+/// What the reader task delivers.
+enum Event {
+    Msg(G),
+    Closed(String),
+}
+
+/// What waiting for one message during start produced.
+enum Waited {
+    Got(G),
+    Failed(InitFailure),
+}
+
+/// One sandbox and its stream (private: both public types wrap it).
+struct Stream {
+    sandbox: Box<dyn Sandbox>,
+    writer: OwnedWriteHalf,
+    events: mpsc::Receiver<Event>,
+    /// Output that arrived outside an invocation (init phase, or while idle).
+    pending_log: Vec<u8>,
+    timings: StartTimings,
+    /// When the sandbox was created.
+    created: Instant,
+    dead: bool,
+}
+
+impl Stream {
+    /// Creates a sandbox and waits for flint-init's Hello.
+    async fn open(backend: &dyn SandboxBackend, spec: &SandboxSpec) -> Result<Self, StartError> {
+        let created = Instant::now();
+        let mut sandbox = backend.create(spec).await?;
+        let Some(stream) = sandbox.take_stream() else {
+            let _ = sandbox.destroy().await;
+            return Err(StartError::Protocol("sandbox gave no stream".into()));
+        };
+        let (reader, writer) = stream.into_split();
+        let (tx, events) = mpsc::channel(256);
+        tokio::spawn(read_loop(reader, tx));
+        let mut s = Stream {
+            sandbox,
+            writer,
+            events,
+            pending_log: Vec::new(),
+            timings: StartTimings::default(),
+            created,
+            dead: false,
+        };
+        if let Err(e) = s.hello().await {
+            s.destroy().await;
+            return Err(e);
+        }
+        Ok(s)
+    }
+
+    /// The next event before `deadline`; `None` once the deadline has passed.
+    async fn next_event(&mut self, deadline: tokio::time::Instant) -> Option<Event> {
+        match tokio::time::timeout_at(deadline, self.events.recv()).await {
+            Ok(Some(ev)) => Some(ev),
+            Ok(None) => Some(Event::Closed("stream closed".into())),
+            Err(_) => None,
+        }
+    }
+
+    async fn hello(&mut self) -> Result<(), StartError> {
+        let deadline = tokio::time::Instant::now() + HELLO_TIMEOUT;
+        match self.next_event(deadline).await {
+            Some(Event::Msg(G::Hello(h))) if h.protocol_version == PROTOCOL_VERSION => {
+                self.timings.sandbox_ns = self.created.elapsed().as_nanos() as u64;
+                self.timings.init_boot_ns = h.boot_ns;
+                Ok(())
+            }
+            Some(Event::Msg(G::Hello(h))) => Err(StartError::Protocol(format!(
+                "flint-init speaks protocol {}, the agent {PROTOCOL_VERSION}: rebuild flint-init",
+                h.protocol_version
+            ))),
+            Some(Event::Closed(e)) => Err(StartError::Protocol(format!(
+                "flint-init closed the stream before Hello: {e}"
+            ))),
+            Some(Event::Msg(other)) => Err(StartError::Protocol(format!(
+                "expected Hello, got {other:?}"
+            ))),
+            None => Err(StartError::Protocol(format!(
+                "no Hello from flint-init within {} s",
+                HELLO_TIMEOUT.as_secs()
+            ))),
+        }
+    }
+
+    /// Sends one message.
+    async fn send(&mut self, msg: H) -> Result<(), FrameError> {
+        tokio_io::write_frame(&mut self.writer, &HostMessage { msg: Some(msg) }).await
+    }
+
+    /// Waits for the message `want` accepts, collecting output; an init error, an
+    /// exit or the deadline is the runtime's init failure.
+    async fn wait_for(
+        &mut self,
+        timeout: Duration,
+        want: impl Fn(&G) -> bool,
+    ) -> Result<Waited, StartError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let failed = |s: &mut Self, cause| {
+                Ok(Waited::Failed(InitFailure {
+                    cause,
+                    log: std::mem::take(&mut s.pending_log),
+                }))
+            };
+            match self.next_event(deadline).await {
+                None => return failed(self, InitCause::TimedOut(timeout)),
+                Some(Event::Msg(m)) if want(&m) => return Ok(Waited::Got(m)),
+                Some(Event::Msg(G::Log(l))) => self.keep_output(&l.data),
+                Some(Event::Msg(G::InitError(e))) => {
+                    let cause = InitCause::Error {
+                        error_type: e.error_type,
+                        payload: e.payload,
+                    };
+                    return failed(self, cause);
+                }
+                Some(Event::Msg(G::RuntimeExit(x))) => {
+                    // flint-init reports the exit; the host alone words the error.
+                    let (error_type, msg) = if self.sandbox.oom_killed() {
+                        (
+                            lambda::OUT_OF_MEMORY,
+                            lambda::OUT_OF_MEMORY_MESSAGE.to_string(),
+                        )
+                    } else {
+                        (lambda::EXIT_ERROR, exit_message(x.exit_code, x.signal))
+                    };
+                    let cause = InitCause::Error {
+                        error_type: error_type.into(),
+                        payload: error_doc(error_type, &msg),
+                    };
+                    return failed(self, cause);
+                }
+                Some(Event::Msg(other)) => {
+                    tracing::warn!(sandbox = %self.sandbox.id(), "unexpected message during start: {other:?}");
+                }
+                Some(Event::Closed(e)) => {
+                    return Err(StartError::Protocol(format!(
+                        "flint-init closed the stream during start: {e}"
+                    )))
+                }
+            }
+        }
+    }
+
+    /// Keeps output that arrived outside an invocation, bounded: a function printing
+    /// from a background thread while idle must not grow the agent without end.
+    fn keep_output(&mut self, data: &[u8]) {
+        self.pending_log.extend_from_slice(data);
+        if self.pending_log.len() > PENDING_LOG_MAX {
+            let cut = self.pending_log.len() - PENDING_LOG_MAX;
+            self.pending_log.drain(..cut);
+        }
+    }
+
+    /// True when the sandbox can still be used; drains output that arrived meanwhile.
+    fn is_alive(&mut self) -> bool {
+        if self.dead {
+            return false;
+        }
+        loop {
+            match self.events.try_recv() {
+                Ok(Event::Msg(G::Log(l))) => self.keep_output(&l.data),
+                Ok(Event::Msg(G::RuntimeExit(_)))
+                | Ok(Event::Msg(G::InitError(_)))
+                | Ok(Event::Closed(_)) => {
+                    self.dead = true;
+                    return false;
+                }
+                Ok(Event::Msg(_)) => {}
+                Err(mpsc::error::TryRecvError::Empty) => return true,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    self.dead = true;
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// Stops the runtime and removes the sandbox.
+    async fn destroy(mut self) {
+        if !self.dead {
+            let _ = tokio::time::timeout(
+                Duration::from_millis(100),
+                self.send(H::Shutdown(Shutdown {})),
+            )
+            .await;
+        }
+        if let Err(e) = self.sandbox.destroy().await {
+            tracing::warn!(sandbox = %self.sandbox.id(), error = %e, "destroying sandbox");
+        }
+    }
+}
+
+async fn read_loop(mut reader: tokio::net::unix::OwnedReadHalf, tx: mpsc::Sender<Event>) {
+    loop {
+        match tokio_io::read_frame::<_, GuestMessage>(&mut reader).await {
+            Ok(GuestMessage { msg: Some(m) }) => {
+                if tx.send(Event::Msg(m)).await.is_err() {
+                    return;
+                }
+            }
+            Ok(GuestMessage { msg: None }) => {}
+            Err(e) => {
+                let _ = tx.send(Event::Closed(e.to_string())).await;
+                return;
+            }
+        }
+    }
+}
+
+/// A sandbox that said Hello and is bound to no function yet (the sandbox pool's).
+pub(crate) struct Prestarted {
+    stream: Stream,
+}
+
+impl Prestarted {
+    /// Creates a sandbox and waits for flint-init's Hello.
+    pub(crate) async fn open(
+        backend: &dyn SandboxBackend,
+        spec: &SandboxSpec,
+    ) -> Result<Self, StartError> {
+        Ok(Self {
+            stream: Stream::open(backend, spec).await?,
+        })
+    }
+
+    /// Sends Prepare and waits for Prepared (the runtime started without a function).
+    pub(crate) async fn prepare(
+        &mut self,
+        prepare: Prepare,
+        timeout: Duration,
+    ) -> Result<(), StartError> {
+        self.stream
+            .send(H::Prepare(prepare))
+            .await
+            .map_err(|e| StartError::Protocol(format!("sending Prepare: {e}")))?;
+        match self
+            .stream
+            .wait_for(timeout, |m| matches!(m, G::Prepared(_)))
+            .await?
+        {
+            Waited::Got(_) => Ok(()),
+            Waited::Failed(InitFailure {
+                cause: InitCause::Error { error_type, .. },
+                ..
+            }) => Err(StartError::Prepare(error_type)),
+            Waited::Failed(InitFailure {
+                cause: InitCause::TimedOut(t),
+                ..
+            }) => Err(StartError::Prepare(format!("no Prepared within {t:?}"))),
+        }
+    }
+
+    /// True when the sandbox can still be used.
+    pub(crate) fn is_alive(&mut self) -> bool {
+        self.stream.is_alive()
+    }
+
+    /// Stops the runtime and removes the sandbox.
+    pub(crate) async fn destroy(self) {
+        self.stream.destroy().await;
+    }
+}
+
+/// A function instance: a sandbox bound to one function revision.
+pub(crate) struct Session {
+    stream: Stream,
+    function: String,
+    revision: u64,
+    memory_mb: u32,
+    /// Time from sandbox creation (or from taking a pool sandbox) to the runtime's
+    /// first /next.
+    init_duration: Duration,
+    /// Whether the instance came from a pre-started sandbox.
+    pool_hit: bool,
+    last_used: Instant,
+}
+
+impl Session {
+    /// Creates a sandbox, configures it and waits for the runtime to be ready.
+    pub(crate) async fn start(
+        backend: &dyn SandboxBackend,
+        sandbox: &SandboxSpec,
+        binding: Binding<'_>,
+        init_timeout: Duration,
+    ) -> Result<Started, StartError> {
+        let stream = Stream::open(backend, sandbox).await?;
+        Self::bind_stream(stream, binding, init_timeout, false).await
+    }
+
+    /// Binds a pre-started sandbox to a function.
+    pub(crate) async fn bind(
+        pre: Prestarted,
+        binding: Binding<'_>,
+        init_timeout: Duration,
+    ) -> Result<Started, StartError> {
+        Self::bind_stream(pre.stream, binding, init_timeout, true).await
+    }
+
+    async fn bind_stream(
+        mut stream: Stream,
+        binding: Binding<'_>,
+        init_timeout: Duration,
+        pool_hit: bool,
+    ) -> Result<Started, StartError> {
+        let t0 = if pool_hit {
+            Instant::now()
+        } else {
+            stream.created
+        };
+        let memory_mb = binding.configure.memory_mb;
+        if pool_hit {
+            // Output of the pool sandbox's own start belongs to no function.
+            stream.pending_log.clear();
+            stream.timings.sandbox_ns = 0;
+            stream.timings.init_boot_ns = 0;
+        }
+        let sent = stream.send(H::Configure(binding.configure)).await;
+        let waited = match sent {
+            Ok(()) => {
+                stream
+                    .wait_for(init_timeout, |m| matches!(m, G::Ready(_)))
+                    .await
+            }
+            Err(e) => Err(StartError::Protocol(format!("sending Configure: {e}"))),
+        };
+        match waited {
+            Ok(Waited::Got(ready)) => {
+                if let G::Ready(r) = ready {
+                    stream.timings.code_load_ns = r.unpack_ns;
+                    stream.timings.runtime_init_ns = r.init_ns;
+                }
+                Ok(Started::Ready(Session {
+                    init_duration: t0.elapsed(),
+                    stream,
+                    function: binding.function.to_string(),
+                    revision: binding.revision,
+                    memory_mb,
+                    pool_hit,
+                    last_used: Instant::now(),
+                }))
+            }
+            Ok(Waited::Failed(failure)) => {
+                stream.destroy().await;
+                Ok(Started::InitFailed(failure))
+            }
+            Err(e) => {
+                stream.destroy().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// The function this instance runs.
+    pub(crate) fn function(&self) -> &str {
+        &self.function
+    }
+
+    /// The function revision this instance was configured for.
+    pub(crate) fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    /// The function's memory size.
+    pub(crate) fn memory_mb(&self) -> u32 {
+        self.memory_mb
+    }
+
+    /// Time from sandbox creation (or from taking a pool sandbox) to ready.
+    pub(crate) fn init_duration(&self) -> Duration {
+        self.init_duration
+    }
+
+    /// Phase timings of this instance's start.
+    pub(crate) fn start_timings(&self) -> StartTimings {
+        self.stream.timings
+    }
+
+    /// Whether the instance came from a pre-started sandbox.
+    pub(crate) fn pool_hit(&self) -> bool {
+        self.pool_hit
+    }
+
+    /// When the instance last finished an invocation (or was made idle).
+    pub(crate) fn last_used(&self) -> Instant {
+        self.last_used
+    }
+
+    /// Marks the instance used now (it is going idle).
+    pub(crate) fn touch(&mut self) {
+        self.last_used = Instant::now();
+    }
+
+    /// True when the instance can take an invocation.
+    pub(crate) fn is_alive(&mut self) -> bool {
+        self.stream.is_alive()
+    }
+
+    /// Output of the init phase and while idle (bounded), for the next invocation's log.
+    pub(crate) fn take_output(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.stream.pending_log)
+    }
+
+    /// Runs one invocation; `log` receives the function's output.
+    pub(crate) async fn invoke(
+        &mut self,
+        invoke: Invoke,
+        deadline: Instant,
+        log: &mut Vec<u8>,
+    ) -> InvokeResult {
+        let request_id = invoke.request_id.clone();
+        if let Err(e) = self.stream.send(H::Invoke(invoke)).await {
+            tracing::warn!(function = %self.function, request_id, error = %e, "sending Invoke failed");
+            self.stream.dead = true;
+            return self.crash(-1, 0);
+        }
+        let deadline = tokio::time::Instant::from_std(deadline);
+        loop {
+            let Some(ev) = self.stream.next_event(deadline).await else {
+                self.stream.dead = true;
+                return InvokeResult::TimedOut;
+            };
+            match ev {
+                Event::Msg(G::Log(l)) => push_capped(log, &l.data),
+                Event::Msg(G::Response(r)) if r.request_id == request_id => {
+                    self.last_used = Instant::now();
+                    return InvokeResult::Response(r.payload);
+                }
+                Event::Msg(G::Error(e)) if e.request_id == request_id => {
+                    self.last_used = Instant::now();
+                    return InvokeResult::FunctionError(e.error_type, e.payload);
+                }
+                Event::Msg(G::RuntimeExit(x)) => {
+                    self.stream.dead = true;
+                    // Let the last output arrive before reporting.
+                    while let Ok(Event::Msg(G::Log(l))) = self.stream.events.try_recv() {
+                        push_capped(log, &l.data);
+                    }
+                    return self.crash(x.exit_code, x.signal);
+                }
+                Event::Closed(_) => {
+                    self.stream.dead = true;
+                    return self.crash(-1, 9);
+                }
+                Event::Msg(other) => {
+                    tracing::debug!(function = %self.function, request_id, "ignoring {other:?}");
+                }
+            }
+        }
+    }
+
+    fn crash(&self, exit_code: i32, signal: i32) -> InvokeResult {
+        InvokeResult::Crashed {
+            exit_code,
+            signal,
+            oom: self.stream.sandbox.oom_killed(),
+        }
+    }
+
+    /// Peak memory of the instance's sandbox so far, in MB.
+    pub(crate) fn max_memory_used_mb(&self) -> Option<u64> {
+        self.stream
+            .sandbox
+            .memory_peak()
+            .map(|b| b.div_ceil(1024 * 1024))
+    }
+
+    /// Stops the runtime and removes the sandbox.
+    pub(crate) async fn destroy(self) {
+        self.stream.destroy().await;
+    }
+}
