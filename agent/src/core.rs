@@ -43,32 +43,45 @@ pub enum OpenError {
     Meter(#[from] MeterError),
 }
 
-/// Everything an API call works on.
+/// Everything an API call works on. Its fields are private: API handlers call the
+/// domain methods (`functions.rs`, `invoke/`, `node.rs`), which reach the parts
+/// through the crate-private accessors below.
 pub struct Agent {
-    pub config: Config,
-    pub store: Store,
-    pub code: CodeStore,
-    pub logs: Logs,
+    config: Config,
+    store: Store,
+    code: CodeStore,
+    logs: Logs,
     /// Idle instances per function (warm starts).
-    pub idle: Arc<IdleInstances>,
-    pub backend: Arc<dyn SandboxBackend>,
-    pub limiter: Arc<Limiter>,
+    idle: Arc<IdleInstances>,
+    backend: Arc<dyn SandboxBackend>,
+    limiter: Arc<Limiter>,
     /// Stores every invocation for usage reports.
-    pub meter: Arc<Meter>,
+    meter: Arc<Meter>,
     /// Prometheus counters, histograms and gauges.
-    pub metrics: Arc<Metrics>,
+    metrics: Arc<Metrics>,
     /// Pre-started generic sandboxes (the warm pool of `--pool-*`).
-    pub sandbox_pool: Arc<SandboxPool>,
-    pub occupancy: Arc<Occupancy>,
+    sandbox_pool: Arc<SandboxPool>,
+    occupancy: Arc<Occupancy>,
     /// Admits cold starts a few at a time.
-    pub start_gate: StartGate,
+    start_gate: StartGate,
     observers: RwLock<Vec<Arc<dyn InvocationObserver>>>,
     runtimes: RwLock<Runtimes>,
 }
 
 impl Agent {
-    /// Opens the data directory, the database and the images; starts the reaper.
+    /// Opens the agent with the sandbox backend `config` asks for (or, for `auto`,
+    /// the one this host can run).
     pub fn open(config: Config) -> Result<Arc<Self>, OpenError> {
+        let backend = choose_backend(&config);
+        Self::open_with(config, backend)
+    }
+
+    /// Opens the data directory, the database and the images with `backend` making
+    /// the sandboxes; starts the reaper and the sandbox pool.
+    pub fn open_with(
+        config: Config,
+        backend: Arc<dyn SandboxBackend>,
+    ) -> Result<Arc<Self>, OpenError> {
         let data = &config.data_dir;
         std::fs::create_dir_all(data).map_err(|source| OpenError::DataDir {
             path: data.clone(),
@@ -89,37 +102,6 @@ impl Agent {
         } else {
             tracing::info!(runtimes = ?runtimes.names(), "runtimes available");
         }
-        let microvm = match config.backend {
-            Backend::Namespace => false,
-            Backend::MicroVm => {
-                tracing::info!("sandbox backend: microvm (asked for)");
-                true
-            }
-            Backend::Auto => {
-                let c = choose_here(&config.kernel, &config.vmm_path);
-                tracing::info!(
-                    backend = if c.microvm { "microvm" } else { "namespace" },
-                    reason = %c.reason,
-                    "sandbox backend chosen automatically"
-                );
-                c.microvm
-            }
-        };
-        let backend: Arc<dyn SandboxBackend> = if microvm {
-            Arc::new(MicroVmBackend::new(MicroVmConfig {
-                vmm: config.vmm_path.clone(),
-                kernel: config.kernel.clone(),
-                run_dir: config.vm_run_dir.clone(),
-                cgroup_parent: config.cgroup_parent.clone(),
-                boot_timeout: config.vm_boot_timeout,
-                overhead_mb: 64,
-            }))
-        } else {
-            Arc::new(NamespaceBackend::new(
-                config.init_path.clone(),
-                config.cgroup_parent.clone(),
-            ))
-        };
         tracing::info!(backend = backend.kind(), "sandbox backend ready");
         let occupancy = Occupancy::new();
         let idle = IdleInstances::new(config.keep_alive, occupancy.clone());
@@ -206,6 +188,63 @@ impl Agent {
         }
     }
 
+    /// The validated configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub(crate) fn code(&self) -> &CodeStore {
+        &self.code
+    }
+
+    pub(crate) fn logs(&self) -> &Logs {
+        &self.logs
+    }
+
+    pub(crate) fn idle(&self) -> &Arc<IdleInstances> {
+        &self.idle
+    }
+
+    pub(crate) fn backend(&self) -> &Arc<dyn SandboxBackend> {
+        &self.backend
+    }
+
+    pub(crate) fn limiter(&self) -> &Arc<Limiter> {
+        &self.limiter
+    }
+
+    /// The metering store (usage reports read it).
+    pub(crate) fn meter(&self) -> &Arc<Meter> {
+        &self.meter
+    }
+
+    /// The Prometheus registry (the `/metrics` listener serves it).
+    pub(crate) fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    pub(crate) fn sandbox_pool(&self) -> &Arc<SandboxPool> {
+        &self.sandbox_pool
+    }
+
+    pub(crate) fn occupancy(&self) -> &Arc<Occupancy> {
+        &self.occupancy
+    }
+
+    pub(crate) fn start_gate(&self) -> &StartGate {
+        &self.start_gate
+    }
+
+    /// Destroys every pre-started sandbox and idle instance (agent shutdown).
+    pub(crate) async fn shutdown_pools(&self) {
+        self.sandbox_pool.shutdown().await;
+        self.idle.shutdown().await;
+    }
+
     /// Runs blocking work (SQLite, file I/O) off the async workers; a panic in it
     /// is resumed here.
     pub(crate) async fn blocking<T: Send + 'static>(
@@ -235,6 +274,41 @@ impl Agent {
         let r = fresh.get(name).cloned();
         *self.runtimes.write().unwrap_or_else(|p| p.into_inner()) = fresh;
         r
+    }
+}
+
+/// The sandbox backend `config` asks for; for `auto`, the one this host can run.
+fn choose_backend(config: &Config) -> Arc<dyn SandboxBackend> {
+    let microvm = match config.backend {
+        Backend::Namespace => false,
+        Backend::MicroVm => {
+            tracing::info!("sandbox backend: microvm (asked for)");
+            true
+        }
+        Backend::Auto => {
+            let c = choose_here(&config.kernel, &config.vmm_path);
+            tracing::info!(
+                backend = if c.microvm { "microvm" } else { "namespace" },
+                reason = %c.reason,
+                "sandbox backend chosen automatically"
+            );
+            c.microvm
+        }
+    };
+    if microvm {
+        Arc::new(MicroVmBackend::new(MicroVmConfig {
+            vmm: config.vmm_path.clone(),
+            kernel: config.kernel.clone(),
+            run_dir: config.vm_run_dir.clone(),
+            cgroup_parent: config.cgroup_parent.clone(),
+            boot_timeout: config.vm_boot_timeout,
+            overhead_mb: 64,
+        }))
+    } else {
+        Arc::new(NamespaceBackend::new(
+            config.init_path.clone(),
+            config.cgroup_parent.clone(),
+        ))
     }
 }
 

@@ -99,7 +99,7 @@ impl Agent {
             reserved_concurrency: None,
         };
         self.check_settings(&f)?;
-        match self.store.get(&f.name) {
+        match self.store().get(&f.name) {
             Ok(_) => return Err(StoreError::Exists(f.name).into()),
             Err(StoreError::NotFound(_)) => {}
             Err(e) => return Err(e.into()),
@@ -109,43 +109,60 @@ impl Agent {
         f.code_size = info.size;
         // Pinned until the row referencing it is committed: a concurrent delete of
         // a function with the same code must not collect it in between.
-        let pin = self.code.pin(&f.code_sha256);
-        self.code.put(&pin, &req.code_zip)?;
-        let inserted = self.store.insert(&f);
+        let pin = self.code().pin(&f.code_sha256);
+        self.code().put(&pin, &req.code_zip)?;
+        let inserted = self.store().insert(&f);
         drop(pin);
         if let Err(e) = inserted {
             self.collect_code();
             return Err(e.into());
         }
-        self.idle.retire(&f.name, Some(f.revision));
+        self.idle().retire(&f.name, Some(f.revision));
         tracing::info!(function = %f.name, runtime = %f.runtime, "function created");
         Ok(f)
     }
 
+    /// The function called `name`. Blocking: SQLite.
+    pub fn get_function(&self, name: &str) -> Result<Function, FunctionError> {
+        Ok(self.store().get(name)?)
+    }
+
+    /// Every function, by name. Blocking: SQLite.
+    pub fn list_functions(&self) -> Result<Vec<Function>, FunctionError> {
+        Ok(self.store().list()?)
+    }
+
+    /// Checks a new code bundle for `name` without storing it (UpdateFunctionCode
+    /// with DryRun); returns the function unchanged.
+    pub fn check_code(&self, name: &str, zip: &[u8]) -> Result<Function, FunctionError> {
+        check_bundle(zip)?;
+        self.get_function(name)
+    }
+
     /// Replaces a function's code.
     pub fn update_code(&self, name: &str, zip: &[u8]) -> Result<Function, FunctionError> {
-        let mut f = self.store.get(name)?;
+        let mut f = self.store().get(name)?;
         let info = check_bundle(zip)?;
-        let pin = self.code.pin(&info.sha256);
-        self.code.put(&pin, zip)?;
+        let pin = self.code().pin(&info.sha256);
+        self.code().put(&pin, zip)?;
         f.code_sha256 = info.sha256;
         f.code_size = info.size;
         f.revision += 1;
         f.last_modified = now_rfc3339();
-        let updated = self.store.update(&f);
+        let updated = self.store().update(&f);
         drop(pin);
         // Either the old bundle or (when the function was deleted meanwhile) the new
         // one may now be unreferenced.
         self.collect_code();
         updated?;
-        self.idle.retire(&f.name, Some(f.revision));
+        self.idle().retire(&f.name, Some(f.revision));
         tracing::info!(function = %f.name, revision = f.revision, "code updated");
         Ok(f)
     }
 
     /// Changes a function's configuration.
     pub fn update_config(&self, name: &str, ch: ConfigChange) -> Result<Function, FunctionError> {
-        let mut f = self.store.get(name)?;
+        let mut f = self.store().get(name)?;
         if let Some(v) = ch.runtime {
             f.runtime = v;
         }
@@ -167,8 +184,8 @@ impl Agent {
         self.check_settings(&f)?;
         f.revision += 1;
         f.last_modified = now_rfc3339();
-        self.store.update(&f)?;
-        self.idle.retire(&f.name, Some(f.revision));
+        self.store().update(&f)?;
+        self.idle().retire(&f.name, Some(f.revision));
         tracing::info!(function = %f.name, revision = f.revision, "configuration updated");
         Ok(f)
     }
@@ -179,24 +196,24 @@ impl Agent {
         name: &str,
         reserved: Option<u32>,
     ) -> Result<Function, FunctionError> {
-        let mut f = self.store.get(name)?;
+        let mut f = self.store().get(name)?;
         if let Some(n) = reserved {
-            self.limiter.check_reservation(name, n)?;
+            self.limiter().check_reservation(name, n)?;
         }
         f.reserved_concurrency = reserved;
         f.last_modified = now_rfc3339();
-        self.store.update(&f)?;
-        self.limiter.set_reservation(name, reserved);
+        self.store().update(&f)?;
+        self.limiter().set_reservation(name, reserved);
         tracing::info!(function = %name, ?reserved, "reserved concurrency set");
         Ok(f)
     }
 
     /// Deletes a function, its instances, its log and its code if no one else uses it.
     pub fn delete_function(&self, name: &str) -> Result<Function, FunctionError> {
-        let f = self.store.delete(name)?;
-        self.idle.retire(name, None);
-        self.limiter.forget(name);
-        self.logs.remove(name);
+        let f = self.store().delete(name)?;
+        self.idle().retire(name, None);
+        self.limiter().forget(name);
+        self.logs().remove(name);
         self.collect_code();
         tracing::info!(function = %name, "function deleted");
         Ok(f)
@@ -204,14 +221,14 @@ impl Agent {
 
     /// Removes the bundles no function references (and no writer has pinned).
     fn collect_code(&self) {
-        let referenced = || match self.store.code_hashes() {
+        let referenced = || match self.store().code_hashes() {
             Ok(keep) => Some(keep),
             Err(e) => {
                 tracing::warn!(error = %e, "code garbage collection: registry unreadable");
                 None
             }
         };
-        if let Err(e) = self.code.collect_garbage(referenced) {
+        if let Err(e) = self.code().collect_garbage(referenced) {
             tracing::warn!(error = %e, "code garbage collection");
         }
     }
@@ -226,6 +243,6 @@ impl Agent {
     /// The ARN of function `name` on this agent (`--region`, `--account-id`), the same
     /// on every front end and in the function's context.
     pub fn arn(&self, name: &str) -> String {
-        arn_in(&self.config.region, &self.config.account_id, name)
+        arn_in(&self.config().region, &self.config().account_id, name)
     }
 }

@@ -31,11 +31,11 @@ fn node_id() -> String {
 impl Agent {
     /// The node's capacity now.
     pub fn capacity(&self) -> Capacity {
-        let sequence = self.occupancy.sequence();
+        let sequence = self.occupancy().sequence();
         let mut functions: BTreeMap<String, FunctionInstances> = BTreeMap::new();
         let mut reserved_mb: u64 = 0;
         let mut counts = SandboxCounts::default();
-        for (name, n) in self.occupancy.functions() {
+        for (name, n) in self.occupancy().functions() {
             counts.starting += n.starting;
             counts.busy += n.busy;
             reserved_mb += n.memory_mb;
@@ -43,14 +43,14 @@ impl Agent {
             e.function_name = name;
             e.busy = n.busy;
         }
-        for (name, idle, mem) in self.idle.idle_by_function() {
+        for (name, idle, mem) in self.idle().idle_by_function() {
             counts.idle += idle;
             reserved_mb += mem;
             let e = functions.entry(name.clone()).or_default();
             e.function_name = name;
             e.idle = idle;
         }
-        if let Ok(all) = self.store.list() {
+        if let Ok(all) = self.store().list() {
             for f in all {
                 if let Some(e) = functions.get_mut(&f.name) {
                     e.reserved_concurrency = f.reserved_concurrency;
@@ -58,7 +58,7 @@ impl Agent {
             }
         }
         let mut pools = Vec::new();
-        for p in self.sandbox_pool.status() {
+        for p in self.sandbox_pool().status() {
             counts.pool_ready += p.ready;
             counts.starting += p.starting;
             reserved_mb += u64::from(p.key.memory_mb) * u64::from(p.ready + p.starting);
@@ -76,8 +76,8 @@ impl Agent {
         let vcpus_reserved = reserved_mb as f64 / MB_PER_VCPU;
         Capacity {
             node_id: node_id(),
-            sandbox_backend: self.backend.kind().to_string(),
-            draining: self.limiter.draining(),
+            sandbox_backend: self.backend().kind().to_string(),
+            draining: self.limiter().draining(),
             memory_total_mb,
             memory_reserved_mb: reserved_mb,
             memory_free_mb: memory_total_mb.saturating_sub(reserved_mb),
@@ -87,32 +87,38 @@ impl Agent {
             sandboxes: Some(counts),
             functions: functions.into_values().collect(),
             pools,
-            concurrency_limit: self.limiter.agent_limit(),
-            concurrency_in_use: self.limiter.in_use(),
+            concurrency_limit: self.limiter().agent_limit(),
+            concurrency_in_use: self.limiter().in_use(),
             sequence,
         }
+    }
+
+    /// A receiver that wakes whenever the numbers of [`Agent::capacity`] may have
+    /// changed.
+    pub fn capacity_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.occupancy().subscribe()
     }
 
     /// Stops admitting invocations and empties the warm pool; with `wait`, returns
     /// once running invocations have finished or `timeout` passed. Returns how many
     /// are still running.
     pub async fn drain(&self, wait: bool, timeout: Duration) -> u32 {
-        self.limiter.set_draining(true);
-        self.sandbox_pool.set_paused(true);
-        self.occupancy.bump();
+        self.limiter().set_draining(true);
+        self.sandbox_pool().set_paused(true);
+        self.occupancy().bump();
         tracing::info!("draining: new invocations are refused");
         let t0 = Instant::now();
-        while wait && self.limiter.in_use() > 0 && t0.elapsed() < timeout {
+        while wait && self.limiter().in_use() > 0 && t0.elapsed() < timeout {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        self.limiter.in_use()
+        self.limiter().in_use()
     }
 
     /// Admits invocations again.
     pub fn resume(&self) {
-        self.limiter.set_draining(false);
-        self.sandbox_pool.set_paused(false);
-        self.occupancy.bump();
+        self.limiter().set_draining(false);
+        self.sandbox_pool().set_paused(false);
+        self.occupancy().bump();
         tracing::info!("resumed: accepting invocations");
     }
 }

@@ -128,12 +128,12 @@ pub async fn serve(agent: Arc<Agent>) -> Result<(), ServeError> {
     reporter.set_serving::<UsageServer<UsageApi>>().await;
     reporter.set_serving::<NodeServer<NodeApi>>().await;
 
-    let sock = agent.config.socket.clone();
+    let sock = agent.config().socket.clone();
     if let Some(dir) = sock.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
-    let uds = crate::socket_perms::bind(&sock, agent.config.socket_group.as_deref())?;
-    tracing::info!(socket = %sock.display(), group = ?agent.config.socket_group, "listening (mode 0660)");
+    let uds = crate::socket_perms::bind(&sock, agent.config().socket_group.as_deref())?;
+    tracing::info!(socket = %sock.display(), group = ?agent.config().socket_group, "listening (mode 0660)");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let wait_stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -146,9 +146,9 @@ pub async fn serve(agent: Arc<Agent>) -> Result<(), ServeError> {
         r.serve_with_incoming_shutdown(UnixListenerStream::new(uds), wait_stop(rx))
             .await
     });
-    if let Some(addr) = agent.config.listen {
+    if let Some(addr) = agent.config().listen {
         let tcp = bind_tcp(addr).await?;
-        let keys = crate::lambda_api::keys::KeyStore::new(&agent.config.data_dir);
+        let keys = crate::lambda_api::keys::KeyStore::new(&agent.config().data_dir);
         match keys.list() {
             Ok(k) if k.is_empty() => tracing::warn!(
                 keys = %keys.path().display(),
@@ -165,8 +165,8 @@ pub async fn serve(agent: Arc<Agent>) -> Result<(), ServeError> {
                 .await
         });
     }
-    if let Some(addr) = agent.config.api_listen {
-        let tls = match (&agent.config.api_tls_cert, &agent.config.api_tls_key) {
+    if let Some(addr) = agent.config().api_listen {
+        let tls = match (&agent.config().api_tls_cert, &agent.config().api_tls_key) {
             (Some(cert), Some(key)) => Some(crate::lambda_api::tls::acceptor(cert, key)?),
             _ => None,
         };
@@ -183,12 +183,12 @@ pub async fn serve(agent: Arc<Agent>) -> Result<(), ServeError> {
         tracing::info!(%addr, region = %api.place.region, tls = tls.is_some(), "serving Lambda's REST API");
         tokio::spawn(crate::lambda_api::serve(tcp, api, tls, stop_rx.clone()));
     }
-    if let Some(addr) = agent.config.metrics_listen {
+    if let Some(addr) = agent.config().metrics_listen {
         let tcp = bind_tcp(addr).await?;
         tracing::info!(%addr, "serving metrics at /metrics");
         tokio::spawn(crate::metrics::http::serve(
             tcp,
-            agent.metrics.clone(),
+            agent.metrics().clone(),
             stop_rx.clone(),
         ));
     }
@@ -208,10 +208,9 @@ pub async fn serve(agent: Arc<Agent>) -> Result<(), ServeError> {
         while servers.join_next().await.is_some() {}
     })
     .await;
-    agent.sandbox_pool.shutdown().await;
-    agent.idle.shutdown().await;
+    agent.shutdown_pools().await;
     // Anything a destroy could not remove, or a killed earlier run left.
-    let parent = agent.config.cgroup_parent.clone();
+    let parent = agent.config().cgroup_parent.clone();
     if let Ok(left) = tokio::task::spawn_blocking(move || {
         crate::sandbox::namespace::sweep::remove_on_stop(&parent)
     })
@@ -222,7 +221,7 @@ pub async fn serve(agent: Arc<Agent>) -> Result<(), ServeError> {
         }
     }
     // Commit the last invocation records.
-    let meter = agent.meter.clone();
+    let meter = agent.meter().clone();
     let _ = tokio::task::spawn_blocking(move || meter.shutdown()).await;
     let _ = std::fs::remove_file(&sock);
     result

@@ -111,11 +111,9 @@ impl Functions for FunctionsApi {
         &self,
         req: Request<GetFunctionRequest>,
     ) -> Result<Response<FunctionConfiguration>, Status> {
-        let f = self
-            .agent
-            .store
-            .get(&req.into_inner().name)
-            .map_err(|e| Status::from(crate::functions::FunctionError::from(e)))?;
+        let name = req.into_inner().name;
+        let agent = self.agent.clone();
+        let f = blocking(move || agent.get_function(&name).map_err(Status::from)).await?;
         Ok(Response::new(to_proto(&self.agent, f)))
     }
 
@@ -123,11 +121,8 @@ impl Functions for FunctionsApi {
         &self,
         _req: Request<ListFunctionsRequest>,
     ) -> Result<Response<ListFunctionsResponse>, Status> {
-        let all = self
-            .agent
-            .store
-            .list()
-            .map_err(|e| Status::from(crate::functions::FunctionError::from(e)))?;
+        let agent = self.agent.clone();
+        let all = blocking(move || agent.list_functions().map_err(Status::from)).await?;
         Ok(Response::new(ListFunctionsResponse {
             functions: all.into_iter().map(|f| to_proto(&self.agent, f)).collect(),
         }))

@@ -36,7 +36,7 @@ impl Node for NodeApi {
         _req: Request<WatchCapacityRequest>,
     ) -> Result<Response<Self::WatchCapacityStream>, Status> {
         let agent = self.agent.clone();
-        let mut changes = agent.occupancy.subscribe();
+        let mut changes = agent.capacity_changes();
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         tokio::spawn(async move {
             loop {

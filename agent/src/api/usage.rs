@@ -31,7 +31,7 @@ impl Usage for UsageApi {
         req: Request<GetUsageRequest>,
     ) -> Result<Response<UsageReport>, Status> {
         let r = req.into_inner();
-        let meter = self.agent.meter.clone();
+        let meter = self.agent.meter().clone();
         let function = (!r.function_name.is_empty()).then_some(r.function_name);
         let report =
             tokio::task::spawn_blocking(move || meter.usage(function.as_deref(), r.since_unix_ms))

@@ -66,7 +66,7 @@ impl Agent {
         let permit = if input.invocation_type == InvocationType::DryRun {
             None
         } else {
-            match self.limiter.acquire(&function.name) {
+            match self.limiter().acquire(&function.name) {
                 Ok(p) => Some(p),
                 Err(t) => {
                     self.record_throttle(&function.name, t.name());
@@ -86,8 +86,8 @@ impl Agent {
     /// The function's current row with its code bundle pinned, in one read (see
     /// [`crate::code::CodeStore::read_pinned`]). Blocking: SQLite.
     fn pinned_function(&self, name: &str) -> Result<(Function, CodePin), StoreError> {
-        self.code
-            .read_pinned(|| self.store.get(name), |f| &f.code_sha256)
+        self.code()
+            .read_pinned(|| self.store().get(name), |f| &f.code_sha256)
     }
 }
 

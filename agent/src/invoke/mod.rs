@@ -161,7 +161,7 @@ impl Agent {
                 return Ok(self.report_init_failure(&reporting, failure).await);
             }
         };
-        let _busy = self.occupancy.enter(&f.name, Phase::Busy, f.memory_mb);
+        let _busy = self.occupancy().enter(&f.name, Phase::Busy, f.memory_mb);
         drop(starting);
         // Any output the instance produced while idle belongs before this invocation.
         log.append(&mut session.take_output());
@@ -195,7 +195,7 @@ impl Agent {
     /// Gives a reusable instance back to the idle instances; destroys the others.
     fn release(&self, session: Session, result: &InvokeResult) {
         if result.reusable() {
-            self.idle.put(session);
+            self.idle().put(session);
         } else {
             tokio::spawn(session.destroy());
         }

@@ -36,15 +36,17 @@ impl Agent {
         f: &Function,
         timings: &mut Timings,
     ) -> Result<Placed, InvokeError> {
-        if let Some(session) = self.idle.take(&f.name, f.revision) {
+        if let Some(session) = self.idle().take(&f.name, f.revision) {
             return Ok(Placed::Ready {
                 session,
                 init_log: Vec::new(),
                 starting: None,
             });
         }
-        let starting = self.occupancy.enter(&f.name, Phase::Starting, f.memory_mb);
-        let _slot = match self.start_gate.enter().await {
+        let starting = self
+            .occupancy()
+            .enter(&f.name, Phase::Starting, f.memory_mb);
+        let _slot = match self.start_gate().enter().await {
             Ok(slot) => slot,
             Err(t) => {
                 tracing::info!(error = %t, "cold start refused");
@@ -82,7 +84,7 @@ impl Agent {
             runtime: rt.manifest.name.clone(),
             memory_mb: f.memory_mb,
         };
-        if let Some(pre) = self.sandbox_pool.take(&key) {
+        if let Some(pre) = self.sandbox_pool().take(&key) {
             let binding = self.binding(f, &rt).await?;
             match Session::bind(pre, binding, init_timeout).await {
                 Ok(started) => return Ok(started),
@@ -97,7 +99,7 @@ impl Agent {
             memory_mb: f.memory_mb,
         };
         let binding = self.binding(f, &rt).await?;
-        Session::start(self.backend.as_ref(), &sandbox, binding, init_timeout)
+        Session::start(self.backend().as_ref(), &sandbox, binding, init_timeout)
             .await
             .map_err(err)
     }
@@ -111,12 +113,12 @@ impl Agent {
     ) -> Result<Binding<'f>, InvokeError> {
         let (name, sha) = (f.name.clone(), f.code_sha256.clone());
         let code_zip = self
-            .blocking(move |agent| match agent.code.get(&sha) {
+            .blocking(move |agent| match agent.code().get(&sha) {
                 Ok(z) => Ok(z),
                 // Deleted (or its code replaced) since this invocation read it: a
                 // deleted function is NOT_FOUND, as if the call had come a moment later.
                 Err(CodeError::Missing(sha)) => {
-                    agent.store.get(&name)?;
+                    agent.store().get(&name)?;
                     Err(CodeError::Missing(sha).into())
                 }
                 Err(e) => Err(InvokeError::from(e)),

@@ -232,7 +232,7 @@ impl Agent {
     async fn finish_log(self: &Arc<Self>, r: &Reporting<'_>, log: Vec<u8>) -> Option<String> {
         let log_result = r.log_tail.then(|| tail(&log, LOG_TAIL));
         let name = r.function.name.clone();
-        self.blocking(move |agent| agent.logs.append(&name, &log))
+        self.blocking(move |agent| agent.logs().append(&name, &log))
             .await;
         log_result
     }

@@ -20,9 +20,9 @@ pub async fn put(api: &LambdaApi, req: &ApiRequest, given: &str) -> Outcome {
 }
 
 /// GET /2019-09-30/functions/NAME/concurrency
-pub fn get(api: &LambdaApi, given: &str) -> Outcome {
+pub async fn get(api: &LambdaApi, given: &str) -> Outcome {
     let name = api.place.resolve_latest(given, None)?;
-    let f = lookup(api, &name)?;
+    let f = lookup(api, &name).await?;
     let out = match f.reserved_concurrency {
         Some(n) => json!({"ReservedConcurrentExecutions": n}),
         None => json!({}),

@@ -29,11 +29,9 @@ pub(super) async fn blocking<T: Send + 'static>(
 }
 
 /// The stored function, or ResourceNotFoundException.
-pub(super) fn lookup(api: &LambdaApi, name: &str) -> Result<Function, ApiError> {
-    api.agent
-        .store
-        .get(name)
-        .map_err(|e| function_error(e.into(), &|n| api.place.arn(n)))
+pub(super) async fn lookup(api: &LambdaApi, name: &str) -> Result<Function, ApiError> {
+    let name = name.to_string();
+    blocking(api, move |a| a.get_function(&name)).await
 }
 
 fn decode_zip(b64: &str) -> Result<Vec<u8>, ApiError> {
@@ -123,11 +121,11 @@ pub async fn create(api: &LambdaApi, req: &ApiRequest) -> Outcome {
 }
 
 /// GET /2015-03-31/functions/NAME
-pub fn get(api: &LambdaApi, req: &ApiRequest, given: &str) -> Outcome {
+pub async fn get(api: &LambdaApi, req: &ApiRequest, given: &str) -> Outcome {
     let name = api
         .place
         .resolve_latest(given, req.param("Qualifier").as_deref())?;
-    let f = lookup(api, &name)?;
+    let f = lookup(api, &name).await?;
     let mut out = json!({
         "Configuration": configuration(&f, &api.place),
         "Code": {"RepositoryType": "Flint"},
@@ -140,16 +138,16 @@ pub fn get(api: &LambdaApi, req: &ApiRequest, given: &str) -> Outcome {
 }
 
 /// GET /2015-03-31/functions/NAME/configuration
-pub fn get_configuration(api: &LambdaApi, req: &ApiRequest, given: &str) -> Outcome {
+pub async fn get_configuration(api: &LambdaApi, req: &ApiRequest, given: &str) -> Outcome {
     let name = api
         .place
         .resolve_latest(given, req.param("Qualifier").as_deref())?;
-    let f = lookup(api, &name)?;
+    let f = lookup(api, &name).await?;
     Ok(ApiResponse::json(200, &configuration(&f, &api.place)))
 }
 
 /// GET /2015-03-31/functions/?Marker=&MaxItems=
-pub fn list(api: &LambdaApi, req: &ApiRequest) -> Outcome {
+pub async fn list(api: &LambdaApi, req: &ApiRequest) -> Outcome {
     let max = match req.param("MaxItems") {
         None => DEFAULT_ITEMS,
         Some(s) => match s.parse::<usize>() {
@@ -164,11 +162,7 @@ pub fn list(api: &LambdaApi, req: &ApiRequest) -> Outcome {
     if req.param("FunctionVersion").is_some_and(|v| v != "ALL") {
         return Err(ApiError::invalid("FunctionVersion must be ALL"));
     }
-    let all = api
-        .agent
-        .store
-        .list()
-        .map_err(|e| function_error(e.into(), &|n| api.place.arn(n)))?;
+    let all = blocking(api, |a| a.list_functions()).await?;
     // The marker is the name of the last function of the previous page; the
     // registry lists by name.
     let marker = req.param("Marker").filter(|m| !m.is_empty());
@@ -199,13 +193,9 @@ pub async fn update_code(api: &LambdaApi, req: &ApiRequest, given: &str) -> Outc
         decode_zip(b.zip_file.as_deref().ok_or_else(|| {
             ApiError::invalid("ZipFile is required: the new zip, base64-encoded")
         })?)?;
-    check_revision(&lookup(api, &name)?, b.revision_id.as_deref())?;
+    check_revision(&lookup(api, &name).await?, b.revision_id.as_deref())?;
     let f = if b.dry_run {
-        blocking(api, move |a| {
-            crate::code::check_bundle(&zip)?;
-            Ok(a.store.get(&name)?)
-        })
-        .await?
+        blocking(api, move |a| a.check_code(&name, &zip)).await?
     } else {
         blocking(api, move |a| a.update_code(&name, &zip)).await?
     };
@@ -216,7 +206,7 @@ pub async fn update_code(api: &LambdaApi, req: &ApiRequest, given: &str) -> Outc
 pub async fn update_configuration(api: &LambdaApi, req: &ApiRequest, given: &str) -> Outcome {
     let name = api.place.resolve_latest(given, None)?;
     let b: shapes::UpdateConfig = req.json()?;
-    check_revision(&lookup(api, &name)?, b.revision_id.as_deref())?;
+    check_revision(&lookup(api, &name).await?, b.revision_id.as_deref())?;
     let change = ConfigChange {
         runtime: b.runtime,
         handler: b.handler,

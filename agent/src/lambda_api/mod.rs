@@ -39,10 +39,10 @@ impl LambdaApi {
     /// The REST API of `agent`, with the region and account id of its configuration.
     pub fn new(agent: Arc<Agent>) -> Arc<Self> {
         let place = names::Place {
-            region: agent.config.region.clone(),
-            account: agent.config.account_id.clone(),
+            region: agent.config().region.clone(),
+            account: agent.config().account_id.clone(),
         };
-        let keys = keys::KeyStore::new(&agent.config.data_dir);
+        let keys = keys::KeyStore::new(&agent.config().data_dir);
         Arc::new(Self { agent, place, keys })
     }
 }

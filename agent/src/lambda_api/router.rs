@@ -20,7 +20,7 @@ pub async fn route(api: &LambdaApi, req: ApiRequest) -> Outcome {
             return functions::create(api, &req).await
         }
         ("GET", ["2015-03-31", "functions"] | ["2015-03-31", "functions", ""]) => {
-            return functions::list(api, &req)
+            return functions::list(api, &req).await
         }
         (m, ["2015-03-31", "functions", name]) => match m {
             "GET" => ("GetFunction", name),
@@ -48,14 +48,14 @@ pub async fn route(api: &LambdaApi, req: ApiRequest) -> Outcome {
     let (operation, name) = (op.0, op.1.to_string());
     tracing::debug!(operation, function = %name, "REST operation");
     match operation {
-        "GetFunction" => functions::get(api, &req, &name),
+        "GetFunction" => functions::get(api, &req, &name).await,
         "DeleteFunction" => functions::delete(api, &req, &name).await,
-        "GetFunctionConfiguration" => functions::get_configuration(api, &req, &name),
+        "GetFunctionConfiguration" => functions::get_configuration(api, &req, &name).await,
         "UpdateFunctionConfiguration" => functions::update_configuration(api, &req, &name).await,
         "UpdateFunctionCode" => functions::update_code(api, &req, &name).await,
         "Invoke" => invoke::invoke(api, &req, &name).await,
         "PutFunctionConcurrency" => concurrency::put(api, &req, &name).await,
         "DeleteFunctionConcurrency" => concurrency::delete(api, &name).await,
-        _ => concurrency::get(api, &name),
+        _ => concurrency::get(api, &name).await,
     }
 }
