@@ -16,9 +16,6 @@ pub enum ConfigError {
         "flint-init not found at {0}: build it (cargo build -p flint-init) or pass --init-path"
     )]
     InitMissing(PathBuf),
-    /// The images directory holds no runtime
-    #[error("no runtime images in {0}: run images/build-rootfs.sh or pass --images-dir")]
-    NoImages(PathBuf),
     /// The sandbox backend name is unknown
     #[error("unknown sandbox backend {0:?}: use namespace, microvm or auto")]
     UnknownBackend(String),

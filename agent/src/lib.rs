@@ -1,30 +1,35 @@
 //! flintd: Flint's host agent. It stores functions (SQLite + content-addressed code
 //! bundles), keeps their instances in sandboxes, and serves the `flint.v1` gRPC API.
 //! See docs/ARCHITECTURE.md for the path of one invocation through these modules.
+//!
+//! Public only what the binaries, `integration/` and `benches/` use (the client, the
+//! configuration, opening and serving an agent, a sandbox backend to open it with,
+//! the REST API's key file and SigV4, metering's CLI formatting); the rest is
+//! crate-private so the compiler finds dead code.
 
-pub mod api;
+pub(crate) mod api;
 pub mod client;
-pub mod code;
+pub(crate) mod code;
 pub mod config;
 pub mod config_file;
 pub mod core;
-pub mod functions;
-pub mod invoke;
+pub(crate) mod functions;
+pub(crate) mod invoke;
 pub mod lambda_api;
-pub mod limiter;
-pub mod limits;
-pub mod logs;
+pub(crate) mod limiter;
+pub(crate) mod limits;
+pub(crate) mod logs;
 pub mod metering;
-pub mod metrics;
-pub mod node;
-pub mod observe;
-pub mod payload;
-pub mod pools;
-pub mod runtimes;
+pub(crate) mod metrics;
+pub(crate) mod node;
+pub(crate) mod observe;
+pub(crate) mod payload;
+pub(crate) mod pools;
+pub(crate) mod runtimes;
 pub mod sandbox;
 pub mod server;
-pub mod socket_perms;
-pub mod start_gate;
-pub mod store;
+pub(crate) mod socket_perms;
+pub(crate) mod start_gate;
+pub(crate) mod store;
 pub mod timefmt;
-pub mod validate;
+pub(crate) mod validate;

@@ -71,6 +71,7 @@ impl StartGate {
     }
 
     /// Starts running now (in `slots`), the most that run at once.
+    #[cfg(test)]
     pub fn running(&self) -> u32 {
         self.size - self.slots.available_permits() as u32
     }

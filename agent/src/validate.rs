@@ -36,10 +36,6 @@ pub enum ValidationError {
     EnvSize(usize),
 }
 
-/// Lambda's reserved environment variables; functions may not set them. The list is
-/// flint-init's too (it sets these), so the two cannot disagree.
-pub use flint_proto::lambda::RESERVED_ENV;
-
 /// Checks a function name.
 pub fn name(n: &str) -> Result<(), ValidationError> {
     let ok = !n.is_empty()

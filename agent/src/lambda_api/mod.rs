@@ -11,17 +11,17 @@
 
 mod auth;
 mod concurrency;
-pub mod errors;
+pub(crate) mod errors;
 mod functions;
 mod invoke;
 pub mod keys;
-pub mod names;
+pub(crate) mod names;
 mod request;
 mod router;
 mod server;
-pub mod shapes;
+pub(crate) mod shapes;
 pub mod sigv4;
-pub mod tls;
+pub(crate) mod tls;
 
 use crate::core::Agent;
 use std::sync::Arc;

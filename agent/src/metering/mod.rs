@@ -3,12 +3,12 @@
 //! only puts a record on a bounded queue; when the queue is full the record is dropped,
 //! counted and a rate-limited warning is logged.
 
-pub mod pricing;
-pub mod report;
+pub(crate) mod pricing;
+pub(crate) mod report;
 pub mod since;
-pub mod store;
+pub(crate) mod store;
 pub mod table;
-pub mod writer;
+pub(crate) mod writer;
 
 use crate::observe::{InvocationObserver, InvocationRecord};
 use flint_proto::v1::UsageReport;

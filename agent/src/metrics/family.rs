@@ -96,6 +96,7 @@ impl CounterVec {
     }
 
     /// The sample's value (0 if never incremented).
+    #[cfg(test)]
     pub fn get(&self, values: &[&str]) -> u64 {
         let key: Vec<String> = values.iter().map(|v| v.to_string()).collect();
         self.values

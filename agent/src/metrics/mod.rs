@@ -125,6 +125,7 @@ impl Metrics {
     }
 
     /// Invocations counted for `function` with `outcome` (e.g. "success").
+    #[cfg(test)]
     pub fn invocations(&self, function: &str, outcome: &str) -> u64 {
         self.invocations.get(&[function, outcome])
     }

@@ -156,11 +156,6 @@ impl SandboxPool {
             .collect()
     }
 
-    /// Sandboxes ready in all pools.
-    pub fn ready_count(&self) -> usize {
-        self.lock().values().map(|s| s.ready.len()).sum()
-    }
-
     /// Runs the refill/shrink loop until the catalogue (the agent) is gone.
     pub fn spawn_manager(self: &Arc<Self>, agent: Weak<dyn Catalogue>) {
         if !self.enabled() {
