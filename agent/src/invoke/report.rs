@@ -53,17 +53,17 @@ pub(super) fn start_line(request_id: &str) -> String {
 
 /// The END and REPORT lines that close an invocation's log.
 fn end_lines(
-    r: &Reporting<'_>,
+    request_id: &str,
+    memory_mb: u32,
     duration: Duration,
     billed_ms: u64,
     init: Option<Duration>,
     max_memory_mb: Option<u64>,
 ) -> String {
-    let request_id = r.request_id;
     let mut line = format!(
         "END RequestId: {request_id}\nREPORT RequestId: {request_id}\tDuration: {:.2} ms\tBilled Duration: {billed_ms} ms\tMemory Size: {} MB",
         duration.as_secs_f64() * 1e3,
-        r.function.memory_mb
+        memory_mb
     );
     if let Some(m) = max_memory_mb {
         line.push_str(&format!("\tMax Memory Used: {m} MB"));
@@ -153,7 +153,15 @@ impl Agent {
             .cold_start
             .then(|| Duration::from_nanos(timings.init_duration_ns));
         log.extend_from_slice(
-            end_lines(r, duration, timings.billed_ms, init, max_memory_mb).as_bytes(),
+            end_lines(
+                r.request_id,
+                r.function.memory_mb,
+                duration,
+                timings.billed_ms,
+                init,
+                max_memory_mb,
+            )
+            .as_bytes(),
         );
         let log_result = self.finish_log(r, log).await;
         self.record(&InvocationRecord {
@@ -248,6 +256,30 @@ mod tests {
         assert_eq!(billed_ms(Duration::from_millis(3)), 3);
         assert_eq!(billed_ms(Duration::from_micros(3001)), 4);
         assert_eq!(billed_ms(Duration::ZERO), 0);
+    }
+
+    #[test]
+    fn start_end_and_report_lines() {
+        assert_eq!(start_line("r1"), "START RequestId: r1 Version: $LATEST\n");
+        let warm = end_lines("r1", 256, Duration::from_micros(1500), 2, None, None);
+        assert_eq!(
+            warm,
+            "END RequestId: r1\nREPORT RequestId: r1\tDuration: 1.50 ms\tBilled Duration: 2 ms\tMemory Size: 256 MB\n"
+        );
+        let cold = end_lines(
+            "r1",
+            256,
+            Duration::from_millis(3),
+            3,
+            Some(Duration::from_millis(120)),
+            Some(40),
+        );
+        assert!(
+            cold.ends_with(
+                "\tMemory Size: 256 MB\tMax Memory Used: 40 MB\tInit Duration: 120.00 ms\n"
+            ),
+            "{cold}"
+        );
     }
 
     #[test]

@@ -614,3 +614,52 @@ impl Session {
         self.stream.destroy().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_init_timeout_is_reported_as_lambda_reports_it() {
+        let failure = InitFailure {
+            cause: InitCause::TimedOut(Duration::from_secs(10)),
+            log: b"importing\n".to_vec(),
+        };
+        let (error_type, doc, log) = failure.into_parts("r1");
+        assert_eq!(error_type, lambda::TIMED_OUT);
+        let doc: serde_json::Value = serde_json::from_slice(&doc).unwrap();
+        assert_eq!(doc["errorType"], lambda::TIMED_OUT);
+        assert_eq!(
+            doc["errorMessage"],
+            "RequestId: r1 Error: Init timed out after 10.00 seconds"
+        );
+        assert_eq!(log, b"importing\n");
+    }
+
+    #[test]
+    fn an_init_error_keeps_the_runtimes_document() {
+        let failure = InitFailure {
+            cause: InitCause::Error {
+                error_type: "Runtime.ImportModuleError".into(),
+                payload: b"{\"errorType\":\"Runtime.ImportModuleError\"}".to_vec(),
+            },
+            log: Vec::new(),
+        };
+        let (error_type, doc, _) = failure.into_parts("r1");
+        assert_eq!(error_type, "Runtime.ImportModuleError");
+        assert_eq!(doc, b"{\"errorType\":\"Runtime.ImportModuleError\"}");
+    }
+
+    #[test]
+    fn only_instances_that_answered_are_reused() {
+        assert!(InvokeResult::Response(Vec::new()).reusable());
+        assert!(InvokeResult::FunctionError("E".into(), Vec::new()).reusable());
+        assert!(!InvokeResult::TimedOut.reusable());
+        let crash = InvokeResult::Crashed {
+            exit_code: 1,
+            signal: 0,
+            oom: false,
+        };
+        assert!(!crash.reusable());
+    }
+}
