@@ -20,7 +20,7 @@ use crate::core::Agent;
 use crate::limiter::Throttle;
 use crate::pools::occupancy::Phase;
 use crate::runtimes::RuntimeError;
-use crate::store::StoreError;
+use crate::store::{Function, StoreError};
 use admit::{Admitted, CLIENT_CONTEXT_MAX};
 use flint_proto::init::Invoke;
 use place::Placed;
@@ -165,10 +165,27 @@ impl Agent {
         drop(starting);
         // Any output the instance produced while idle belongs before this invocation.
         log.append(&mut session.take_output());
+        let ran = self
+            .execute(&mut session, &f, request_id.clone(), input, timings, log)
+            .await;
+        self.release(session, &ran.result);
+        Ok(self.report_result(&reporting, ran).await)
+    }
+
+    /// Sends the invocation to `session` and waits for its end (or its deadline).
+    async fn execute(
+        &self,
+        session: &mut Session,
+        f: &Function,
+        request_id: String,
+        input: InvokeInput,
+        timings: Timings,
+        mut log: Vec<u8>,
+    ) -> Ran {
         log.extend_from_slice(report::start_line(&request_id).as_bytes());
         let timeout = Duration::from_secs(u64::from(f.timeout_s));
         let invoke = Invoke {
-            request_id: request_id.clone(),
+            request_id,
             payload: input.payload,
             deadline_ms: unix_ms(SystemTime::now() + timeout),
             invoked_function_arn: self.arn(&f.name),
@@ -178,18 +195,14 @@ impl Agent {
         };
         let started = Instant::now();
         let result = session.invoke(invoke, started + timeout, &mut log).await;
-        let duration = started.elapsed();
-        let max_memory_mb = session.max_memory_used_mb();
-        self.release(session, &result);
-        let ran = Ran {
+        Ran {
             result,
             timeout,
-            duration,
+            duration: started.elapsed(),
             timings,
-            max_memory_mb,
+            max_memory_mb: session.max_memory_used_mb(),
             log,
-        };
-        Ok(self.report_result(&reporting, ran).await)
+        }
     }
 
     /// Gives a reusable instance back to the idle instances; destroys the others.
