@@ -65,28 +65,9 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// Opens the data directory, the database and the images; starts the reaper.
+    /// Chooses the sandbox backend the configuration asks for, then opens the agent
+    /// with it ([`Agent::open_with`]).
     pub fn open(config: Config) -> Result<Arc<Self>, OpenError> {
-        let data = &config.data_dir;
-        std::fs::create_dir_all(data).map_err(|source| OpenError::DataDir {
-            path: data.clone(),
-            source,
-        })?;
-        let store = Store::open(&data.join("flint.db"))?;
-        let code = CodeStore::open(&data.join("code"))?;
-        let logs =
-            Logs::open(&data.join("logs"), config.function_log_max_bytes).map_err(|source| {
-                OpenError::DataDir {
-                    path: data.join("logs"),
-                    source,
-                }
-            })?;
-        let runtimes = Runtimes::scan(&config.images_dir)?;
-        if runtimes.is_empty() {
-            tracing::warn!(images = %config.images_dir.display(), "no runtime images: run images/build-rootfs.sh");
-        } else {
-            tracing::info!(runtimes = ?runtimes.names(), "runtimes available");
-        }
         let microvm = match config.backend {
             Backend::Namespace => false,
             Backend::MicroVm => {
@@ -118,6 +99,36 @@ impl Agent {
                 config.cgroup_parent.clone(),
             ))
         };
+        Self::open_with(config, backend)
+    }
+
+    /// Opens the data directory, the database and the images, with `backend` making
+    /// the sandboxes; starts the reaper and the warm pool. Needs no root: tests open
+    /// an agent on a fake backend and a temporary directory.
+    pub fn open_with(
+        config: Config,
+        backend: Arc<dyn SandboxBackend>,
+    ) -> Result<Arc<Self>, OpenError> {
+        let data = &config.data_dir;
+        std::fs::create_dir_all(data).map_err(|source| OpenError::DataDir {
+            path: data.clone(),
+            source,
+        })?;
+        let store = Store::open(&data.join("flint.db"))?;
+        let code = CodeStore::open(&data.join("code"))?;
+        let logs =
+            Logs::open(&data.join("logs"), config.function_log_max_bytes).map_err(|source| {
+                OpenError::DataDir {
+                    path: data.join("logs"),
+                    source,
+                }
+            })?;
+        let runtimes = Runtimes::scan(&config.images_dir)?;
+        if runtimes.is_empty() {
+            tracing::warn!(images = %config.images_dir.display(), "no runtime images: run images/build-rootfs.sh");
+        } else {
+            tracing::info!(runtimes = ?runtimes.names(), "runtimes available");
+        }
         tracing::info!(backend = backend.kind(), "sandbox backend ready");
         let occupancy = Occupancy::new();
         let pool = Pool::new(config.keep_alive, occupancy.clone());

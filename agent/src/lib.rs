@@ -9,6 +9,8 @@ pub mod config;
 pub mod config_file;
 pub(crate) mod conn;
 pub mod core;
+#[cfg(test)]
+mod fake;
 pub mod functions;
 pub mod instance;
 pub mod invoke;
