@@ -130,7 +130,7 @@ async fn a_cold_start_beyond_the_start_queue_is_refused() {
     );
     h.create("a", "v1");
     h.create("b", "v1");
-    h.backend.set_delay(Duration::from_millis(150));
+    h.backend.set_delay(Duration::from_millis(250));
     let slow = h.spawn_invoke("a", "{}");
     until("a's cold start to be under way", || {
         h.agent.capacity().sandboxes.unwrap().starting == 1
