@@ -49,6 +49,8 @@ pub(crate) enum Answer {
 /// What one fake flint-init does.
 #[derive(Debug, Clone)]
 pub(crate) struct Script {
+    /// Whether flint-init says Hello at all.
+    pub hello: bool,
     /// The protocol version sent in Hello.
     pub protocol_version: u32,
     /// The answer to Prepare (warm pool).
@@ -67,6 +69,7 @@ impl Script {
     /// A well-behaved runtime that echoes every invocation.
     pub fn echo() -> Self {
         Script {
+            hello: true,
             protocol_version: PROTOCOL_VERSION,
             prepare: InitStep::Ready,
             init: InitStep::Ready,
@@ -145,6 +148,9 @@ pub(crate) async fn run(stream: UnixStream, ctx: GuestCtx) {
         init_version: "fake".into(),
         boot_ns: 1_000,
     });
+    if !g.script.hello {
+        return std::future::pending().await;
+    }
     if g.send(hello).await.is_err() {
         return;
     }

@@ -8,6 +8,7 @@ pub(crate) mod backend;
 pub(crate) mod guest;
 pub(crate) mod harness;
 
+mod admission_tests;
 mod failure_tests;
 mod limit_tests;
 mod log_tests;

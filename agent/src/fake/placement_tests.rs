@@ -163,6 +163,11 @@ async fn a_pool_sandbox_that_fails_to_prepare_is_destroyed_and_not_used() {
     assert_ne!(served, failed);
     assert!(out.timings.cold_start && !out.timings.pool_hit);
     assert_eq!(h.backend.messages(&served), ["Configure", "Invoke"]);
+
+    // The pool backs off (1 s) after a failure: its manager runs every 250 ms and the
+    // invocation asked for a sandbox, yet none is started meanwhile.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(h.backend.created_ids(), [failed, served]);
 }
 
 #[tokio::test]
@@ -198,4 +203,20 @@ async fn a_sandbox_that_cannot_be_made_fails_the_invocation_with_the_reason() {
 
     h.backend.set_script(Script::echo());
     assert_eq!(json(&h.invoke_ok("f", "{}").await)["served"], 1);
+
+    // A flint-init that never says Hello: given up after 10 s (of tokio's paused clock).
+    h.backend.set_script(Script {
+        hello: false,
+        ..Script::echo()
+    });
+    h.create("g", "v1");
+    tokio::time::pause();
+    let e = h.invoke("g", "{}").await.unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("no Hello from flint-init within 10 s"),
+        "{e}"
+    );
+    let silent = h.backend.created_ids().last().unwrap().clone();
+    assert!(h.backend.destroyed().contains(&silent));
 }
