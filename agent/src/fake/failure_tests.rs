@@ -2,7 +2,9 @@
 //! (Runtime.OutOfMemory), crashes (Runtime.ExitError with "Runtime exited with error:
 //! ..."), function errors and init failures, each with its log lines, its metering
 //! outcome and the fate of its sandbox. Timeouts run on tokio's paused clock, so a
-//! 1 s (or 10 s init) deadline passes in no real time.
+//! 1 s (or 10 s init) deadline passes in no real time. A test pauses the clock only
+//! after its last invocation that must succeed: the agent computes invocation
+//! deadlines from std's clock, which the paused clock runs ahead of once it advances.
 
 use super::guest::{Answer, InitStep, Script};
 use super::harness::{json, until, Harness};

@@ -63,6 +63,8 @@ pub(crate) struct Script {
     pub answer: Answer,
     /// Output of every invocation, written before its answer.
     pub invoke_output: String,
+    /// After answering, the runtime exits (code, signal): it dies while idle.
+    pub exit_when_idle: Option<(i32, i32)>,
 }
 
 impl Script {
@@ -76,6 +78,7 @@ impl Script {
             init_output: String::new(),
             answer: Answer::Echo,
             invoke_output: String::new(),
+            exit_when_idle: None,
         }
     }
 
@@ -284,6 +287,20 @@ impl Guest {
         }
         let output = self.script.invoke_output.clone();
         self.log(&request_id, &output).await?;
+        self.answer(request_id, payload).await?;
+        if let (Some((code, signal)), false) = (self.script.exit_when_idle, self.stuck) {
+            self.stuck = true;
+            self.send(G::RuntimeExit(RuntimeExit {
+                request_id: String::new(),
+                exit_code: code,
+                signal,
+            }))
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn answer(&mut self, request_id: String, payload: Vec<u8>) -> Result<(), FrameError> {
         match self.script.answer.clone() {
             Answer::Echo => self.echo(request_id, &payload).await,
             Answer::Held(gate) => {

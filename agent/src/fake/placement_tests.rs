@@ -109,6 +109,29 @@ async fn code_and_configuration_changes_retire_idle_instances() {
 }
 
 #[tokio::test]
+async fn an_instance_whose_runtime_died_while_idle_is_not_reused() {
+    let h = Harness::open(
+        Script {
+            exit_when_idle: Some((-1, 9)),
+            ..Script::echo()
+        },
+        &[],
+    );
+    h.create("f", "v1");
+    let first = h.invoke_ok("f", "{}").await;
+    assert_eq!(first.function_error, None);
+    let a = json(&first)["sandbox"].as_str().unwrap().to_string();
+    until("the dead instance to be destroyed", || {
+        h.backend.destroyed() == [a.clone()]
+    })
+    .await;
+    let second = h.invoke_ok("f", "{}").await;
+    assert_eq!(second.function_error, None, "a dead instance never serves");
+    assert_ne!(json(&second)["sandbox"], a.as_str());
+    assert!(second.timings.cold_start);
+}
+
+#[tokio::test]
 async fn prestarted_sandbox_serves_the_cold_start_and_the_pool_refills() {
     let warm = format!("{RUNTIME}:128=1");
     let h = Harness::open(Script::echo(), &["--pool-max", "2", "--pool-warm", &warm]);
