@@ -63,6 +63,8 @@ pub(crate) struct Script {
     pub answer: Answer,
     /// Output of every invocation, written before its answer.
     pub invoke_output: String,
+    /// Output written after answering (a background thread printing while idle).
+    pub idle_output: String,
     /// After answering, the runtime exits (code, signal): it dies while idle.
     pub exit_when_idle: Option<(i32, i32)>,
 }
@@ -78,6 +80,7 @@ impl Script {
             init_output: String::new(),
             answer: Answer::Echo,
             invoke_output: String::new(),
+            idle_output: String::new(),
             exit_when_idle: None,
         }
     }
@@ -288,6 +291,8 @@ impl Guest {
         let output = self.script.invoke_output.clone();
         self.log(&request_id, &output).await?;
         self.answer(request_id, payload).await?;
+        let idle = self.script.idle_output.clone();
+        self.log("", &idle).await?;
         if let (Some((code, signal)), false) = (self.script.exit_when_idle, self.stuck) {
             self.stuck = true;
             self.send(G::RuntimeExit(RuntimeExit {

@@ -81,6 +81,29 @@ async fn log_tail_has_start_output_end_and_report_lines() {
 }
 
 #[tokio::test]
+async fn output_written_while_idle_opens_the_next_invocations_log() {
+    let h = Harness::open(
+        Script {
+            idle_output: "background tick\n".into(),
+            ..Script::echo()
+        },
+        &[],
+    );
+    h.create("f", "v1");
+    let first = h.invoke_ok("f", "{}").await.log_result.unwrap();
+    assert!(!first.contains("background tick"), "{first}");
+    let second = h.invoke_ok("f", "{}").await;
+    let tail = second.log_result.unwrap();
+    assert!(
+        tail.starts_with(&format!(
+            "background tick\nSTART RequestId: {}",
+            second.request_id
+        )),
+        "{tail}"
+    );
+}
+
+#[tokio::test]
 async fn an_event_invocation_is_accepted_at_once_and_metered_as_asynchronous() {
     let h = Harness::open(Script::echo(), &[]);
     h.create("f", "v1");
