@@ -13,6 +13,8 @@ pub(crate) mod code;
 pub mod config;
 pub mod config_file;
 pub mod core;
+#[cfg(test)]
+mod fake;
 pub(crate) mod functions;
 pub(crate) mod invoke;
 pub mod lambda_api;
