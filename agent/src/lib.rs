@@ -26,6 +26,7 @@ pub mod pool;
 pub mod pool_key;
 pub mod runtimes;
 pub mod sandbox;
+pub mod schema;
 pub mod server;
 pub mod socket_perms;
 pub mod start_error;
