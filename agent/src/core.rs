@@ -41,6 +41,9 @@ pub enum OpenError {
     /// Metering database problems
     #[error(transparent)]
     Meter(#[from] MeterError),
+    /// A setting the sandbox backend cannot honour (`--pool-warm`)
+    #[error(transparent)]
+    Invalid(#[from] crate::validate::ValidationError),
 }
 
 /// Everything an API call works on.
@@ -119,6 +122,7 @@ impl Agent {
             ))
         };
         tracing::info!(backend = backend.kind(), "sandbox backend ready");
+        crate::validate::pool_warm(config.pool.floors.keys(), &backend.limits())?;
         let occupancy = Occupancy::new();
         let pool = Pool::new(config.keep_alive, occupancy.clone());
         pool.spawn_reaper();
