@@ -398,7 +398,7 @@ impl TryFrom<RawConfig> for Config {
 }
 
 #[cfg(test)]
-mod metering_flag_tests {
+mod tests {
     use super::*;
     use clap::Parser;
 

@@ -88,9 +88,9 @@ impl Conn {
                 "expected Hello, got {other:?}"
             ))),
             Ok(None) => Err(StartError::Protocol("stream closed before Hello".into())),
-            Err(_) => Err(StartError::Protocol(
-                "no Hello from flint-init within 10 s".into(),
-            )),
+            Err(_) => Err(StartError::Protocol(format!(
+                "no Hello from flint-init within {HELLO_TIMEOUT:?}"
+            ))),
         }
     }
 
