@@ -123,6 +123,13 @@ impl Agent {
         };
         tracing::info!(backend = backend.kind(), "sandbox backend ready");
         crate::validate::pool_warm(config.pool.floors.keys(), &backend.limits())?;
+        // Functions stored under another backend that this one cannot run: said once
+        // here (their invocations fail with the backend's reason).
+        for f in store.list()? {
+            if let Err(e) = crate::validate::memory_on(f.memory_mb, &backend.limits()) {
+                tracing::warn!(function = %f.name, "cannot run on this backend: {e}");
+            }
+        }
         let occupancy = Occupancy::new();
         let pool = Pool::new(config.keep_alive, occupancy.clone());
         pool.spawn_reaper();
