@@ -70,16 +70,27 @@ fn release_functions() -> Vec<Function> {
     ]
 }
 
+/// The fixture files themselves are never opened with SQLite (even read-only, a WAL
+/// database gets -shm/-wal files next to it): this reads `user_version` from the
+/// database header (bytes 60-63, big-endian).
 #[test]
 fn the_fixture_is_unversioned() {
     for db in ["flint.db", "metering.db"] {
-        let c = Connection::open_with_flags(
-            fixture().join(db),
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )
-        .unwrap();
-        assert_eq!(schema::version(&c).unwrap(), 0, "{db}");
+        let bytes = std::fs::read(fixture().join(db)).unwrap();
+        assert!(bytes.starts_with(b"SQLite format 3\0"), "{db}");
+        let user_version = u32::from_be_bytes(bytes[60..64].try_into().unwrap());
+        assert_eq!(user_version, 0, "{db}");
     }
+    let left: Vec<_> = std::fs::read_dir(fixture())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n.to_string_lossy().ends_with("-wal") || n.to_string_lossy().ends_with("-shm"))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "a test opened the fixture in place: {left:?}"
+    );
 }
 
 #[test]
