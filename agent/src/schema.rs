@@ -5,9 +5,9 @@
 //!
 //! Rules (agent/README.md, "Schema migrations"): a migration, once released, is never
 //! edited; a change is a new migration appended to the database's list. Migration 1 of
-//! each database is exactly the schema the first release wrote, with `IF NOT EXISTS`,
-//! so a database written before versioning (user_version 0, tables present) is adopted
-//! unchanged.
+//! each database is exactly the schema flintd wrote before versioning (up to commit
+//! 0a838de), with `IF NOT EXISTS`, so such a database (user_version 0, tables present)
+//! is adopted unchanged.
 
 use rusqlite::Connection;
 use rusqlite_migration::{Migrations, SchemaVersion};

@@ -59,7 +59,8 @@ pub struct Store {
 pub const SCHEMA: Schema = Schema {
     name: "function database",
     migrations: &[
-        // 1: the schema of the first release (0.1.0), adopted as it is.
+        // 1: the schema flintd wrote before versioning (up to commit 0a838de), adopted
+        // as it is.
         "CREATE TABLE IF NOT EXISTS functions (
     name          TEXT PRIMARY KEY,
     runtime       TEXT NOT NULL,

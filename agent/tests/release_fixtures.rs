@@ -1,5 +1,5 @@
-//! Databases written by the first release (flintd at commit 0a838de, before schema
-//! versioning) open with this build: every function and every metering record reads
+//! Databases written by the release before schema versioning (flintd at commit 0a838de,
+//! the current main when versioning was added) open with this build: every function and every metering record reads
 //! back intact, and the migrated schema is the one a new database gets.
 //!
 //! The fixture (tests/fixtures/release-0a838de/) was made by running that flintd with

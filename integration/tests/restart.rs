@@ -106,11 +106,11 @@ async fn killed_agent_sandboxes_are_removed_by_the_next_one() {
     assert_eq!(json(&invoke(&mut c, "warm", "{}").await), 1);
 }
 
-/// The data directory the first release wrote (flintd at 0a838de, before schema
-/// versioning: agent/tests/fixtures/release-0a838de) opens with this flintd: its
-/// functions are listed as they were, they run, and their metered usage is kept.
+/// The data directory the release before schema versioning wrote (flintd at 0a838de:
+/// agent/tests/fixtures/release-0a838de) opens with this flintd: its functions are
+/// listed as they were, they run, and their metered usage is kept.
 #[tokio::test]
-async fn a_data_directory_from_the_first_release_opens_and_runs() {
+async fn a_data_directory_from_before_schema_versioning_opens_and_runs() {
     let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../agent/tests/fixtures/release-0a838de");
     let mut agent = TestAgent::start_args(300, &["--pool-max", "0"]).await;

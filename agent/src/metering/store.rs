@@ -11,7 +11,8 @@ use std::path::Path;
 pub const SCHEMA: Schema = Schema {
     name: "metering database",
     migrations: &[
-        // 1: the schema of the first release (0.1.0), adopted as it is.
+        // 1: the schema flintd wrote before versioning (up to commit 0a838de), adopted
+        // as it is.
         "CREATE TABLE IF NOT EXISTS invocations (
     request_id       TEXT PRIMARY KEY,
     function         TEXT NOT NULL,
