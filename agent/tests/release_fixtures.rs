@@ -1,6 +1,6 @@
-//! Databases written by the release before schema versioning (flintd at commit 0a838de,
-//! the current main when versioning was added) open with this build: every function and every metering record reads
-//! back intact, and the migrated schema is the one a new database gets.
+//! Databases written before schema versioning (flintd at commit 0a838de, main when
+//! versioning was added) open with this build: every function and every metering
+//! record reads back intact, and the migrated schema is the one a new database gets.
 //!
 //! The fixture (tests/fixtures/release-0a838de/) was made by running that flintd with
 //! the namespace sandbox, creating `fixture-a` (256 MB, 10 s, two environment variables,
