@@ -41,6 +41,9 @@ pub enum OpenError {
     /// Metering database problems
     #[error(transparent)]
     Meter(#[from] MeterError),
+    /// A setting the sandbox backend cannot honour (`--pool-warm`)
+    #[error(transparent)]
+    Invalid(#[from] crate::validate::ValidationError),
 }
 
 /// Everything an API call works on. Its fields are private: API handlers call the
@@ -103,6 +106,14 @@ impl Agent {
             tracing::info!(runtimes = ?runtimes.names(), "runtimes available");
         }
         tracing::info!(backend = backend.kind(), "sandbox backend ready");
+        crate::validate::pool_warm(config.sandbox_pool.floors.keys(), &backend.limits())?;
+        // Functions stored under another backend that this one cannot run: said once
+        // here (their invocations fail with the backend's reason).
+        for f in store.list()? {
+            if let Err(e) = crate::validate::memory_on(f.memory_mb, &backend.limits()) {
+                tracing::warn!(function = %f.name, "cannot run on this backend: {e}");
+            }
+        }
         let occupancy = Occupancy::new();
         let idle = IdleInstances::new(config.keep_alive, occupancy.clone());
         idle.spawn_reaper();

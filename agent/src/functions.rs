@@ -65,7 +65,7 @@ fn now_rfc3339() -> String {
 impl Agent {
     fn check_settings(&self, f: &Function) -> Result<(), FunctionError> {
         validate::name(&f.name)?;
-        validate::memory(f.memory_mb)?;
+        validate::memory_on(f.memory_mb, &self.backend().limits())?;
         validate::timeout(f.timeout_s)?;
         validate::handler(&f.handler)?;
         validate::description(&f.description)?;

@@ -27,8 +27,11 @@ pub(crate) mod node;
 pub(crate) mod observe;
 pub(crate) mod payload;
 pub(crate) mod pools;
+#[cfg(test)]
+mod release_fixtures_tests;
 pub(crate) mod runtimes;
 pub mod sandbox;
+pub(crate) mod schema;
 pub mod server;
 pub(crate) mod socket_perms;
 pub(crate) mod start_gate;

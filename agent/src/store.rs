@@ -1,11 +1,13 @@
 //! The function registry: an embedded SQLite database in the data directory.
 //! Every function's configuration survives an agent restart.
 
+use crate::schema::{Schema, SchemaError};
 use rusqlite::types::Value;
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, ToSql};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Mutex;
+use std::time::Duration;
 
 /// Registry failures.
 #[derive(Debug, thiserror::Error)]
@@ -13,6 +15,9 @@ pub enum StoreError {
     /// SQLite said no
     #[error("function database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// The database cannot be opened or migrated
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
     /// A stored row could not be read back
     #[error("function database holds a corrupt row for {0}")]
     Corrupt(String),
@@ -49,8 +54,14 @@ pub struct Store {
     conn: Mutex<Connection>,
 }
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS functions (
+/// The registry's schema. Append a migration to change it; never edit a released one
+/// (agent/README.md, "Schema migrations").
+pub const SCHEMA: Schema = Schema {
+    name: "function database",
+    migrations: &[
+        // 1: the schema flintd wrote before versioning (up to commit 0a838de), adopted
+        // as it is.
+        "CREATE TABLE IF NOT EXISTS functions (
     name          TEXT PRIMARY KEY,
     runtime       TEXT NOT NULL,
     handler       TEXT NOT NULL,
@@ -63,16 +74,22 @@ CREATE TABLE IF NOT EXISTS functions (
     last_modified TEXT NOT NULL,
     revision      INTEGER NOT NULL,
     reserved_concurrency INTEGER
-);
-";
+);",
+    ],
+};
+
+/// The columns a [`Function`] is read from, named (never `SELECT *`).
+macro_rules! function_columns {
+    () => {
+        "name, runtime, handler, memory_mb, timeout_s, environment, description, \
+         code_sha256, code_size, last_modified, revision, reserved_concurrency"
+    };
+}
 
 impl Store {
-    /// Opens (creating) the database at `path`.
+    /// Opens (creating) the database at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let conn = Connection::open(path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.execute_batch(SCHEMA)?;
+        let conn = SCHEMA.open(path, BUSY_TIMEOUT)?;
         Ok(Self {
             conn: Mutex::new(conn),
         })
@@ -86,9 +103,16 @@ impl Store {
 
     /// Inserts a new function; fails if the name is taken.
     pub fn insert(&self, f: &Function) -> Result<(), StoreError> {
+        let values = bind(f)?;
         let r = self.lock().execute(
-            "INSERT INTO functions VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)",
-            params_from_iter(columns(f)?),
+            concat!(
+                "INSERT INTO functions (",
+                function_columns!(),
+                ") VALUES (:name, :runtime, :handler, :memory_mb, :timeout_s, :environment, \
+                 :description, :code_sha256, :code_size, :last_modified, :revision, \
+                 :reserved_concurrency)"
+            ),
+            named(&values).as_slice(),
         );
         match r {
             Ok(_) => Ok(()),
@@ -103,11 +127,14 @@ impl Store {
 
     /// Replaces an existing function's row.
     pub fn update(&self, f: &Function) -> Result<(), StoreError> {
+        let values = bind(f)?;
         let n = self.lock().execute(
-            "UPDATE functions SET runtime=?2, handler=?3, memory_mb=?4, timeout_s=?5,
-             environment=?6, description=?7, code_sha256=?8, code_size=?9,
-             last_modified=?10, revision=?11, reserved_concurrency=?12 WHERE name=?1",
-            params_from_iter(columns(f)?),
+            "UPDATE functions SET runtime = :runtime, handler = :handler, \
+             memory_mb = :memory_mb, timeout_s = :timeout_s, environment = :environment, \
+             description = :description, code_sha256 = :code_sha256, code_size = :code_size, \
+             last_modified = :last_modified, revision = :revision, \
+             reserved_concurrency = :reserved_concurrency WHERE name = :name",
+            named(&values).as_slice(),
         )?;
         if n == 0 {
             return Err(StoreError::NotFound(f.name.clone()));
@@ -120,7 +147,11 @@ impl Store {
         let conn = self.lock();
         let row = conn
             .query_row(
-                "SELECT * FROM functions WHERE name=?1",
+                concat!(
+                    "SELECT ",
+                    function_columns!(),
+                    " FROM functions WHERE name = ?1"
+                ),
                 params![name],
                 row_to_raw,
             )
@@ -134,7 +165,11 @@ impl Store {
     /// Every function, by name.
     pub fn list(&self) -> Result<Vec<Function>, StoreError> {
         let conn = self.lock();
-        let mut stmt = conn.prepare("SELECT * FROM functions ORDER BY name")?;
+        let mut stmt = conn.prepare(concat!(
+            "SELECT ",
+            function_columns!(),
+            " FROM functions ORDER BY name"
+        ))?;
         let rows = stmt.query_map([], row_to_raw)?;
         let mut out = Vec::new();
         for r in rows {
@@ -147,7 +182,7 @@ impl Store {
     pub fn code_hashes(&self) -> Result<HashSet<String>, StoreError> {
         let conn = self.lock();
         let mut stmt = conn.prepare("SELECT DISTINCT code_sha256 FROM functions")?;
-        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>("code_sha256"))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -156,7 +191,10 @@ impl Store {
         let conn = self.lock();
         let row = conn
             .query_row(
-                "DELETE FROM functions WHERE name=?1 RETURNING *",
+                concat!(
+                    "DELETE FROM functions WHERE name = ?1 RETURNING ",
+                    function_columns!()
+                ),
                 params![name],
                 row_to_raw,
             )
@@ -168,25 +206,35 @@ impl Store {
     }
 }
 
-/// A function's columns, in table order.
-fn columns(f: &Function) -> Result<[Value; 12], StoreError> {
+/// How long a statement waits for another connection's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A function's values by parameter name.
+fn bind(f: &Function) -> Result<[(&'static str, Value); 12], StoreError> {
     let env =
         serde_json::to_string(&f.environment).map_err(|_| StoreError::Corrupt(f.name.clone()))?;
     Ok([
-        Value::Text(f.name.clone()),
-        Value::Text(f.runtime.clone()),
-        Value::Text(f.handler.clone()),
-        Value::Integer(i64::from(f.memory_mb)),
-        Value::Integer(i64::from(f.timeout_s)),
-        Value::Text(env),
-        Value::Text(f.description.clone()),
-        Value::Text(f.code_sha256.clone()),
-        Value::Integer(f.code_size as i64),
-        Value::Text(f.last_modified.clone()),
-        Value::Integer(f.revision as i64),
-        f.reserved_concurrency
-            .map_or(Value::Null, |n| Value::Integer(i64::from(n))),
+        (":name", Value::Text(f.name.clone())),
+        (":runtime", Value::Text(f.runtime.clone())),
+        (":handler", Value::Text(f.handler.clone())),
+        (":memory_mb", Value::Integer(i64::from(f.memory_mb))),
+        (":timeout_s", Value::Integer(i64::from(f.timeout_s))),
+        (":environment", Value::Text(env)),
+        (":description", Value::Text(f.description.clone())),
+        (":code_sha256", Value::Text(f.code_sha256.clone())),
+        (":code_size", Value::Integer(f.code_size as i64)),
+        (":last_modified", Value::Text(f.last_modified.clone())),
+        (":revision", Value::Integer(f.revision as i64)),
+        (
+            ":reserved_concurrency",
+            f.reserved_concurrency
+                .map_or(Value::Null, |n| Value::Integer(i64::from(n))),
+        ),
     ])
+}
+
+fn named<'a>(values: &'a [(&'static str, Value)]) -> Vec<(&'static str, &'a dyn ToSql)> {
+    values.iter().map(|(k, v)| (*k, v as &dyn ToSql)).collect()
 }
 
 struct RawRow {
@@ -197,20 +245,20 @@ struct RawRow {
 fn row_to_raw(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
     Ok(RawRow {
         f: Function {
-            name: r.get(0)?,
-            runtime: r.get(1)?,
-            handler: r.get(2)?,
-            memory_mb: r.get(3)?,
-            timeout_s: r.get(4)?,
+            name: r.get("name")?,
+            runtime: r.get("runtime")?,
+            handler: r.get("handler")?,
+            memory_mb: r.get("memory_mb")?,
+            timeout_s: r.get("timeout_s")?,
             environment: HashMap::new(),
-            description: r.get(6)?,
-            code_sha256: r.get(7)?,
-            code_size: r.get::<_, i64>(8)? as u64,
-            last_modified: r.get(9)?,
-            revision: r.get::<_, i64>(10)? as u64,
-            reserved_concurrency: r.get(11)?,
+            description: r.get("description")?,
+            code_sha256: r.get("code_sha256")?,
+            code_size: r.get::<_, i64>("code_size")? as u64,
+            last_modified: r.get("last_modified")?,
+            revision: r.get::<_, i64>("revision")? as u64,
+            reserved_concurrency: r.get("reserved_concurrency")?,
         },
-        env: r.get(5)?,
+        env: r.get("environment")?,
     })
 }
 

@@ -2,6 +2,8 @@
 //! what a valid one looks like.
 
 use crate::limits::*;
+use crate::pools::key::PoolKey;
+use crate::sandbox::BackendLimits;
 use std::collections::HashMap;
 
 /// A function setting that is not acceptable.
@@ -13,6 +15,20 @@ pub enum ValidationError {
     /// Memory out of range
     #[error("memory size {0} MB is out of range: choose {MEMORY_MIN_MB}-{MEMORY_MAX_MB} MB")]
     Memory(u32),
+    /// Memory beyond what the sandbox backend can run
+    #[error("memory size {memory_mb} MB exceeds the {backend} sandbox backend's limit of {max_mb} MB: choose at most {max_mb} MB (this agent runs functions with --sandbox {backend})")]
+    BackendMemory {
+        memory_mb: u32,
+        backend: &'static str,
+        max_mb: u32,
+    },
+    /// A `--pool-warm` pool the sandbox backend cannot start
+    #[error("--pool-warm {runtime}:{memory_mb}: {reason}")]
+    PoolWarm {
+        runtime: String,
+        memory_mb: u32,
+        reason: Box<ValidationError>,
+    },
     /// Timeout out of range
     #[error("timeout {0} s is out of range: choose {TIMEOUT_MIN_S}-{TIMEOUT_MAX_S} seconds")]
     Timeout(u32),
@@ -56,6 +72,36 @@ pub fn memory(mb: u32) -> Result<(), ValidationError> {
     } else {
         Err(ValidationError::Memory(mb))
     }
+}
+
+/// Checks a memory size in MB against Lambda's range, then against what the sandbox
+/// backend can run.
+pub fn memory_on(mb: u32, backend: &BackendLimits) -> Result<(), ValidationError> {
+    memory(mb)?;
+    if mb > backend.max_memory_mb {
+        return Err(ValidationError::BackendMemory {
+            memory_mb: mb,
+            backend: backend.backend,
+            max_mb: backend.max_memory_mb,
+        });
+    }
+    Ok(())
+}
+
+/// Checks the `--pool-warm` pools against the backend (a pool of sandboxes the
+/// backend cannot start would retry every second, forever).
+pub fn pool_warm<'a>(
+    keys: impl IntoIterator<Item = &'a PoolKey>,
+    backend: &BackendLimits,
+) -> Result<(), ValidationError> {
+    for k in keys {
+        memory_on(k.memory_mb, backend).map_err(|reason| ValidationError::PoolWarm {
+            runtime: k.runtime.clone(),
+            memory_mb: k.memory_mb,
+            reason: Box::new(reason),
+        })?;
+    }
+    Ok(())
 }
 
 /// Checks a timeout in seconds.
@@ -205,6 +251,65 @@ mod tests {
             environment(&env),
             Err(ValidationError::EnvName(_))
         ));
+    }
+
+    #[test]
+    fn memory_beyond_the_backend_is_refused_naming_its_limit() {
+        let vm = BackendLimits {
+            backend: "microvm",
+            max_memory_mb: 3328,
+        };
+        assert!(memory_on(3328, &vm).is_ok());
+        assert_eq!(
+            memory_on(4096, &vm),
+            Err(ValidationError::BackendMemory {
+                memory_mb: 4096,
+                backend: "microvm",
+                max_mb: 3328
+            })
+        );
+        let msg = memory_on(4096, &vm).unwrap_err().to_string();
+        assert!(
+            msg.contains("4096 MB exceeds the microvm sandbox backend's limit of 3328 MB"),
+            "{msg}"
+        );
+        // Lambda's own range is checked first, and still applies.
+        assert_eq!(memory_on(64, &vm), Err(ValidationError::Memory(64)));
+        let ns = BackendLimits::lambda("namespace");
+        assert!(memory_on(10240, &ns).is_ok());
+        assert_eq!(memory_on(10241, &ns), Err(ValidationError::Memory(10241)));
+    }
+
+    #[test]
+    fn a_warm_pool_beyond_the_backend_is_refused() {
+        let vm = BackendLimits {
+            backend: "microvm",
+            max_memory_mb: 3328,
+        };
+        let key = |mb| PoolKey {
+            runtime: "python3.11".into(),
+            memory_mb: mb,
+        };
+        let fine = [key(128), key(3328)];
+        assert!(pool_warm(&fine, &vm).is_ok());
+        let too_big = [key(128), key(4096)];
+        let e = pool_warm(&too_big, &vm).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--pool-warm python3.11:4096: memory size 4096 MB exceeds the microvm sandbox \
+             backend's limit of 3328 MB: choose at most 3328 MB (this agent runs functions \
+             with --sandbox microvm)"
+        );
+        assert!(pool_warm(&too_big, &BackendLimits::lambda("namespace")).is_ok());
+    }
+
+    #[test]
+    fn the_microvm_limit_is_flint_vmms() {
+        assert_eq!(
+            crate::sandbox::microvm::MAX_MEMORY_MB as u64,
+            flint_vmm::config::MAX_MEM_MIB
+        );
+        assert_eq!(crate::sandbox::microvm::MAX_MEMORY_MB, 3328);
     }
 
     #[test]

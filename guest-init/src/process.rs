@@ -230,7 +230,7 @@ unsafe fn child_main(
         if libc::chdir(p.cwd.as_ptr()) < 0 {
             fail(5);
         }
-        close_other_fds(fds.status);
+        close_other_fds();
         libc::execve(argv[0], argv.as_ptr(), envp.as_ptr());
         fail(6)
     }
@@ -240,7 +240,7 @@ unsafe fn child_main(
 ///
 /// # Safety
 /// Async-signal-safe; only for the child after fork.
-unsafe fn close_other_fds(_status: RawFd) {
+unsafe fn close_other_fds() {
     const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
     // SAFETY: close_range with CLOEXEC only changes descriptor flags.
     let r = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC) };

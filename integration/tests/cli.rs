@@ -58,6 +58,30 @@ async fn cli_manages_and_invokes_functions() {
         stdout(&o)
     );
 
+    // Without --memory and --timeout the agent's defaults apply (the CLI sends 0).
+    let o = flint(
+        &agent,
+        &[
+            "--json",
+            "create",
+            "defaults",
+            "--runtime",
+            "python3.11",
+            "--handler",
+            "app.handler",
+            "--code",
+            dir,
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(
+        (v["memory_mb"].as_u64(), v["timeout_s"].as_u64()),
+        (Some(128), Some(3)),
+        "{v}"
+    );
+    assert!(flint(&agent, &["rm", "defaults"]).status.success());
+
     let o = flint(
         &agent,
         &[

@@ -460,3 +460,84 @@ async fn an_unsigned_request_is_refused_before_its_body_is_read() {
         "{text}"
     );
 }
+
+/// With the microVM backend (no VM is booted: creating a function starts none) a memory
+/// size beyond flint-vmm's limit is refused by CreateFunction and
+/// UpdateFunctionConfiguration, naming the backend's limit.
+#[tokio::test]
+async fn memory_beyond_the_microvm_backend_is_refused_naming_its_limit() {
+    assert!(
+        Path::new(AWS).is_file(),
+        "Debian's awscli is missing: run images/host-deps.sh"
+    );
+    let a = start_with(&["--sandbox", "microvm", "--pool-max", "0"], "http").await;
+    let home = tempfile::tempdir().unwrap();
+    let zip = home.path().join("code.zip");
+    std::fs::write(
+        &zip,
+        zip_files(&[("app.py", "def handler(e, c):\n    return 1\n")]),
+    )
+    .unwrap();
+    let fileb = format!("fileb://{}", zip.display());
+    let s = a.secret.clone();
+    let create = |memory: &'static str| {
+        aws(
+            &a,
+            home.path(),
+            &s,
+            &[
+                "create-function",
+                "--function-name",
+                "big",
+                "--runtime",
+                "python3.11",
+                "--role",
+                "arn:aws:iam::123456789012:role/r",
+                "--handler",
+                "app.handler",
+                "--zip-file",
+                &fileb,
+                "--memory-size",
+                memory,
+            ],
+        )
+    };
+    let limit = "memory size 4096 MB exceeds the microvm sandbox backend's limit of 3328 MB";
+    let refused = create("4096");
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "4096 MB accepted on microvm");
+    assert!(
+        err.contains("InvalidParameterValueException") && err.contains(limit),
+        "{err}"
+    );
+    let f = ok_json(&create("3328"));
+    assert_eq!(f["MemorySize"], 3328);
+    let update = aws(
+        &a,
+        home.path(),
+        &s,
+        &[
+            "update-function-configuration",
+            "--function-name",
+            "big",
+            "--memory-size",
+            "4096",
+        ],
+    );
+    let err = String::from_utf8_lossy(&update.stderr);
+    assert!(!update.status.success(), "update to 4096 MB accepted");
+    assert!(
+        err.contains("InvalidParameterValueException") && err.contains(limit),
+        "{err}"
+    );
+    let got = ok_json(&aws(
+        &a,
+        home.path(),
+        &s,
+        &["get-function-configuration", "--function-name", "big"],
+    ));
+    assert_eq!(
+        got["MemorySize"], 3328,
+        "the refused update changed nothing"
+    );
+}

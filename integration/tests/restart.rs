@@ -105,3 +105,79 @@ async fn killed_agent_sandboxes_are_removed_by_the_next_one() {
     let mut c = agent.client().await;
     assert_eq!(json(&invoke(&mut c, "warm", "{}").await), 1);
 }
+
+/// The data directory the release before schema versioning wrote (flintd at 0a838de:
+/// agent/tests/fixtures/release-0a838de) opens with this flintd: its functions are
+/// listed as they were, they run, and their metered usage is kept.
+#[tokio::test]
+async fn a_data_directory_from_before_schema_versioning_opens_and_runs() {
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../agent/tests/fixtures/release-0a838de");
+    let mut agent = TestAgent::start_args(300, &["--pool-max", "0"]).await;
+    assert!(agent.stop().success());
+    // Replace the new agent's data with the release's (copies: opening migrates them).
+    for db in ["flint.db", "metering.db"] {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(agent.data_dir.join(format!("{db}{suffix}")));
+        }
+        std::fs::copy(fixture.join(db), agent.data_dir.join(db)).unwrap();
+    }
+    let code = agent.data_dir.join("code");
+    for e in std::fs::read_dir(fixture.join("code")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), code.join(e.file_name())).unwrap();
+    }
+    agent.restart_after_kill().await;
+
+    let mut c = agent.client().await;
+    let fs = c
+        .functions
+        .list_functions(ListFunctionsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .functions;
+    let seen: Vec<_> = fs
+        .iter()
+        .map(|f| {
+            (
+                f.name.as_str(),
+                f.memory_mb,
+                f.timeout_s,
+                f.revision,
+                f.reserved_concurrency,
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("fixture-a", 256, 10, 1, Some(7)),
+            ("fixture-b", 128, 5, 2, None)
+        ]
+    );
+    assert_eq!(fs[0].environment["QUOTED"], "a \"b\" = c");
+    assert_eq!(fs[0].description, "fixture written by flintd 0a838de");
+
+    let r = invoke_ok(&mut c, "fixture-a", r#"{"n": 3}"#).await;
+    assert_eq!(
+        json(&r),
+        serde_json::json!({"fixture": "a", "got": {"n": 3}})
+    );
+    let r = invoke_ok(&mut c, "fixture-b", "{}").await;
+    assert_eq!(json(&r), "b");
+
+    // The release's four metered invocations plus these two.
+    let report = c
+        .usage()
+        .get_usage(GetUsageRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let requests: Vec<_> = report
+        .functions
+        .iter()
+        .map(|u| (u.function_name.as_str(), u.requests, u.errors))
+        .collect();
+    assert_eq!(requests, vec![("fixture-a", 3, 0), ("fixture-b", 3, 1)]);
+}

@@ -4,8 +4,8 @@
 use prost::Message;
 use std::io::{Read, Write};
 
-/// Largest frame either side accepts: a Configure carrying the largest code bundle
-/// (50 MB, flintd's `CODE_ZIP_MAX`) plus generous headroom.
+/// Largest frame either side accepts: a `Configure` with the largest code bundle
+/// (50 MB, the agent's `limits::CODE_ZIP_MAX`) plus headroom for the rest.
 pub const MAX_FRAME: usize = 80 * 1024 * 1024;
 
 /// Errors reading or writing frames.

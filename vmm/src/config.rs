@@ -17,7 +17,8 @@ pub const DEFAULT_CMDLINE: &str = "console=ttyS0 reboot=k panic=-1 pci=off nomod
 pub const DEFAULT_MEM_MIB: u64 = 128;
 /// Smallest guest memory in MiB.
 pub const MIN_MEM_MIB: u64 = 4;
-/// Largest guest memory in MiB (everything below the MMIO gap at 3.25 GiB).
+/// Largest guest memory in MiB (everything below the MMIO gap at 3.25 GiB). flintd's
+/// microVM backend reads this constant to refuse larger functions when they are created.
 pub const MAX_MEM_MIB: u64 = 3328;
 /// Largest vCPU count (what the MP table has room for).
 pub const MAX_VCPUS: u8 = 32;

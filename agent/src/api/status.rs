@@ -14,7 +14,7 @@ fn store_code(e: &StoreError) -> Code {
     match e {
         StoreError::NotFound(_) => Code::NotFound,
         StoreError::Exists(_) => Code::AlreadyExists,
-        StoreError::Sqlite(_) | StoreError::Corrupt(_) => Code::Internal,
+        StoreError::Sqlite(_) | StoreError::Schema(_) | StoreError::Corrupt(_) => Code::Internal,
     }
 }
 

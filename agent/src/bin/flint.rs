@@ -44,12 +44,12 @@ enum Cmd {
         /// A directory (zipped for you) or a .zip file.
         #[arg(long)]
         code: PathBuf,
-        /// Memory in MB (128-10240).
-        #[arg(long, default_value_t = 128)]
-        memory: u32,
-        /// Timeout in seconds (1-900).
-        #[arg(long, default_value_t = 3)]
-        timeout: u32,
+        /// Memory in MB (128-10240); unset: flintd's default.
+        #[arg(long)]
+        memory: Option<u32>,
+        /// Timeout in seconds (1-900); unset: flintd's default.
+        #[arg(long)]
+        timeout: Option<u32>,
         /// Environment variable KEY=VALUE (repeatable).
         #[arg(long = "env", value_parser = parse_kv)]
         env: Vec<(String, String)>,
@@ -281,8 +281,9 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                     name,
                     runtime,
                     handler,
-                    memory_mb: memory,
-                    timeout_s: timeout,
+                    // 0: the agent's default (functions.proto), stated once, there.
+                    memory_mb: memory.unwrap_or(0),
+                    timeout_s: timeout.unwrap_or(0),
                     environment: env.into_iter().collect(),
                     description,
                     code_zip,

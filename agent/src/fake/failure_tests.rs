@@ -66,7 +66,10 @@ async fn a_timed_out_invocation_is_sandbox_timedout_and_its_sandbox_destroyed() 
     })
     .await;
     assert!(!h.backend.destroyed().contains(&ok));
-    assert_eq!(h.records().last().unwrap().outcome, RecordedOutcome::Timeout);
+    assert_eq!(
+        h.records().last().unwrap().outcome,
+        RecordedOutcome::Timeout
+    );
 
     // The next invocation gets a new sandbox (and times out the same way).
     let again = h.invoke_ok("slow", "{}").await;
@@ -176,7 +179,14 @@ async fn crashes_are_runtime_exit_errors_in_lambdas_words() {
     })
     .await;
     let outcomes: Vec<_> = h.records().into_iter().map(|r| r.outcome).collect();
-    assert_eq!(outcomes, [RecordedOutcome::Crash, RecordedOutcome::Crash, RecordedOutcome::Crash]);
+    assert_eq!(
+        outcomes,
+        [
+            RecordedOutcome::Crash,
+            RecordedOutcome::Crash,
+            RecordedOutcome::Crash
+        ]
+    );
 }
 
 #[tokio::test]

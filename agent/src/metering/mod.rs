@@ -14,7 +14,7 @@ use crate::observe::{InvocationObserver, InvocationRecord};
 use flint_proto::v1::UsageReport;
 use pricing::Prices;
 use rusqlite::Connection;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
@@ -32,12 +32,9 @@ const WARN_INTERVAL: Duration = Duration::from_secs(10);
 /// Metering failures.
 #[derive(Debug, thiserror::Error)]
 pub enum MeterError {
-    /// The database cannot be opened
-    #[error("metering database {path}: {source}")]
-    Open {
-        path: PathBuf,
-        source: rusqlite::Error,
-    },
+    /// The database cannot be opened or migrated
+    #[error(transparent)]
+    Open(#[from] crate::schema::SchemaError),
     /// A report query failed
     #[error("metering database query: {0}")]
     Query(#[from] rusqlite::Error),
@@ -98,14 +95,8 @@ impl Meter {
         prices: Prices,
         capacity: usize,
     ) -> Result<Arc<Self>, MeterError> {
-        let open = |path: &Path| {
-            store::open(path).map_err(|source| MeterError::Open {
-                path: path.to_path_buf(),
-                source,
-            })
-        };
-        let write_conn = open(path)?;
-        let reader = open(path)?;
+        let write_conn = store::open(path)?;
+        let reader = store::open(path)?;
         let (tx, rx) = sync_channel(capacity.max(1));
         let dropped = Arc::new(AtomicU64::new(0));
         let warn = Arc::new(WarnLimiter::new(WARN_INTERVAL));

@@ -2,11 +2,18 @@
 //! one row per finished invocation, and the SQL aggregates reports are made of.
 
 use crate::observe::InvocationRecord;
+use crate::schema::{Schema, SchemaError};
 use rusqlite::{params, Connection};
 use std::path::Path;
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS invocations (
+/// The metering database's schema. Append a migration to change it; never edit a
+/// released one (agent/README.md, "Schema migrations").
+pub const SCHEMA: Schema = Schema {
+    name: "metering database",
+    migrations: &[
+        // 1: the schema flintd wrote before versioning (up to commit 0a838de), adopted
+        // as it is.
+        "CREATE TABLE IF NOT EXISTS invocations (
     request_id       TEXT PRIMARY KEY,
     function         TEXT NOT NULL,
     started_unix_ms  INTEGER NOT NULL,
@@ -21,8 +28,9 @@ CREATE TABLE IF NOT EXISTS invocations (
     error_type       TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS invocations_by_time ON invocations(started_unix_ms);
-CREATE INDEX IF NOT EXISTS invocations_by_function ON invocations(function, started_unix_ms);
-";
+CREATE INDEX IF NOT EXISTS invocations_by_function ON invocations(function, started_unix_ms);",
+    ],
+};
 
 /// Sums over one function's invocations.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -45,15 +53,10 @@ fn from_sql_int(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
-/// Opens (creating if needed) the database at `path`.
-pub fn open(path: &Path) -> rusqlite::Result<Connection> {
-    let conn = Connection::open(path)?;
-    // WAL: the writer thread and report queries do not block each other.
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    conn.execute_batch(SCHEMA)?;
-    Ok(conn)
+/// Opens (creating if needed) the database at `path` and brings its schema up to
+/// date. WAL: the writer thread and report queries do not block each other.
+pub fn open(path: &Path) -> Result<Connection, SchemaError> {
+    SCHEMA.open(path, std::time::Duration::from_secs(5))
 }
 
 /// Inserts records in one transaction; a request id already stored is kept as it is.
@@ -94,20 +97,21 @@ pub fn aggregate(
     since_unix_ms: u64,
 ) -> rusqlite::Result<Vec<Aggregate>> {
     let mut st = conn.prepare_cached(
-        "SELECT function, COUNT(*), SUM(outcome != 'success'), SUM(cold_start),
-                SUM(billed_ms), SUM(billed_ms * memory_mb)
+        "SELECT function, COUNT(*) AS requests, SUM(outcome != 'success') AS errors,
+                SUM(cold_start) AS cold_starts, SUM(billed_ms) AS billed_ms,
+                SUM(billed_ms * memory_mb) AS billed_ms_x_memory_mb
          FROM invocations
          WHERE started_unix_ms >= ?1 AND (?2 IS NULL OR function = ?2)
          GROUP BY function ORDER BY function",
     )?;
     let rows = st.query_map(params![sql_int(since_unix_ms), function], |row| {
         Ok(Aggregate {
-            function: row.get(0)?,
-            requests: from_sql_int(row.get(1)?),
-            errors: from_sql_int(row.get(2)?),
-            cold_starts: from_sql_int(row.get(3)?),
-            billed_ms: from_sql_int(row.get(4)?),
-            billed_ms_x_memory_mb: from_sql_int(row.get(5)?),
+            function: row.get("function")?,
+            requests: from_sql_int(row.get("requests")?),
+            errors: from_sql_int(row.get("errors")?),
+            cold_starts: from_sql_int(row.get("cold_starts")?),
+            billed_ms: from_sql_int(row.get("billed_ms")?),
+            billed_ms_x_memory_mb: from_sql_int(row.get("billed_ms_x_memory_mb")?),
         })
     })?;
     rows.collect()

@@ -3,9 +3,12 @@
 //! it. Everything above this interface (protocol, runtimes, limits, API) is shared by
 //! all backends.
 
+pub mod limits;
 pub mod microvm;
 pub mod namespace;
 pub mod process;
+
+pub use limits::BackendLimits;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -57,6 +60,11 @@ pub struct SandboxSpec {
 pub trait SandboxBackend: Send + Sync {
     /// Short name for logs and the API ("namespace", "microvm").
     fn kind(&self) -> &'static str;
+    /// What this backend can run; settings beyond it are refused when a function is
+    /// created or changed. Default: Lambda's limits only.
+    fn limits(&self) -> BackendLimits {
+        BackendLimits::lambda(self.kind())
+    }
     /// Starts a sandbox; returns once its flint-init stream is connected.
     fn create<'a>(
         &'a self,

@@ -6,16 +6,18 @@
 //! device threads and all are capped together.
 
 pub mod select;
+pub mod stderr_tail;
 
 use super::namespace::cgroup::SandboxCgroup;
 use super::process::ProcessSandbox;
-use super::{BoxFuture, Sandbox, SandboxBackend, SandboxError, SandboxSpec};
+use super::{BackendLimits, BoxFuture, Sandbox, SandboxBackend, SandboxError, SandboxSpec};
 use crate::limits::PIDS_MAX;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
+use stderr_tail::{StderrTail, DRAIN_WAIT};
 
 /// The vsock port flint-init dials on the host.
 pub const INIT_VSOCK_PORT: u32 = 1024;
@@ -70,9 +72,23 @@ fn spawn_err(path: &Path, e: std::io::Error) -> SandboxError {
     }
 }
 
+/// The largest memory size a microVM function can have, in MB: flint-vmm's own limit
+/// on `--mem-mib` (guest RAM below the MMIO gap), which gets the function's memory size.
+pub const MAX_MEMORY_MB: u32 = {
+    assert!(flint_vmm::config::MAX_MEM_MIB <= crate::limits::MEMORY_MAX_MB as u64);
+    flint_vmm::config::MAX_MEM_MIB as u32
+};
+
 impl SandboxBackend for MicroVmBackend {
     fn kind(&self) -> &'static str {
         "microvm"
+    }
+
+    fn limits(&self) -> BackendLimits {
+        BackendLimits {
+            backend: self.kind(),
+            max_memory_mb: MAX_MEMORY_MB,
+        }
     }
 
     fn create<'a>(
@@ -184,30 +200,42 @@ impl MicroVm {
             });
         }
         let mut child = cmd.spawn().map_err(|e| spawn_err(&cfg.vmm, e))?;
-        if let Some(stderr) = child.stderr.take() {
-            let id = self.proc.id.clone();
-            tokio::spawn(async move {
-                use tokio::io::AsyncBufReadExt;
-                let mut lines = tokio::io::BufReader::new(stderr).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    tracing::debug!(sandbox = %id, "flint-vmm: {line}");
-                }
-            });
-        }
-        let result = tokio::select! {
+        let stderr = child
+            .stderr
+            .take()
+            .map(|e| StderrTail::spawn(e, self.proc.id.clone()));
+        let booted = tokio::select! {
             accepted = tokio::time::timeout(cfg.boot_timeout, listener.accept()) => match accepted {
-                Ok(Ok((stream, _))) => Ok(stream),
-                Ok(Err(e)) => Err(SandboxError::Io(e)),
-                Err(_) => Err(SandboxError::Io(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!("the microVM's flint-init did not connect within {:?}; serial log: {}", cfg.boot_timeout, tail(&serial)),
-                ))),
+                Ok(Ok((stream, _))) => Boot::Connected(stream),
+                Ok(Err(e)) => Boot::Failed(e),
+                Err(_) => Boot::TimedOut,
             },
-            status = child.wait() => Err(SandboxError::Io(std::io::Error::other(format!(
-                "flint-vmm exited ({}) before flint-init connected; serial log: {}",
+            status = child.wait() => Boot::Exited(
                 status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()),
-                tail(&serial)
-            )))),
+            ),
+        };
+        let result = match booted {
+            Boot::Connected(stream) => Ok(stream),
+            Boot::Failed(e) => Err(SandboxError::Io(e)),
+            Boot::TimedOut => Err(SandboxError::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!(
+                    "the microVM's flint-init did not connect within {:?}; flint-vmm stderr: {}; serial log: {}",
+                    cfg.boot_timeout,
+                    stderr.as_ref().map_or_else(|| "(not captured)".into(), StderrTail::render),
+                    tail(&serial)
+                ),
+            ))),
+            Boot::Exited(status) => {
+                let said = match stderr {
+                    Some(t) => t.render_after(DRAIN_WAIT).await,
+                    None => "(not captured)".into(),
+                };
+                Err(SandboxError::Io(std::io::Error::other(format!(
+                    "flint-vmm exited ({status}) before flint-init connected; flint-vmm stderr: {said}; serial log: {}",
+                    tail(&serial)
+                ))))
+            }
         };
         self.proc.child = Some(child);
         drop(listener);
@@ -218,6 +246,18 @@ impl MicroVm {
         self.proc.stream = Some(result?);
         Ok(())
     }
+}
+
+/// How a boot ended.
+enum Boot {
+    /// flint-init connected.
+    Connected(tokio::net::UnixStream),
+    /// Accepting the connection failed.
+    Failed(std::io::Error),
+    /// flint-init did not connect within the boot timeout.
+    TimedOut,
+    /// flint-vmm exited first, with this status.
+    Exited(String),
 }
 
 /// Failed boots' serial logs kept for the operator.
