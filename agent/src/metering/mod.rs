@@ -5,9 +5,7 @@
 
 pub(crate) mod pricing;
 pub(crate) mod report;
-pub mod since;
 pub(crate) mod store;
-pub mod table;
 pub(crate) mod writer;
 
 use crate::observe::{InvocationObserver, InvocationRecord};

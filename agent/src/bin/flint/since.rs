@@ -71,7 +71,7 @@ fn date_days(s: &str) -> Option<i64> {
     if !(1..=12).contains(&m) || d < 1 || d > days_in_month(y, m) {
         return None;
     }
-    Some(crate::timefmt::days_from_civil(y, m, d))
+    Some(flint_agent::timefmt::days_from_civil(y, m, d))
 }
 
 /// An RFC 3339 time (or a bare date) into Unix milliseconds; None if malformed or

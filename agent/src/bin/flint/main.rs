@@ -1,5 +1,8 @@
 //! flint: the command-line client of flintd.
 
+mod since;
+mod table;
+
 use clap::{Parser, Subcommand};
 use flint_agent::client::{bundle, connect_with_token, Client};
 use flint_proto::v1::*;
@@ -462,7 +465,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                 .unwrap_or_default()
                 .as_millis() as u64;
             let since_unix_ms = match since {
-                Some(s) => flint_agent::metering::since::parse(&s, now_ms)?,
+                Some(s) => since::parse(&s, now_ms)?,
                 None => 0,
             };
             let report = c
@@ -475,15 +478,9 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                 .map_err(status_err)?
                 .into_inner();
             if cli.json {
-                println!(
-                    "{}",
-                    flint_agent::metering::table::json(&report, since_unix_ms)
-                );
+                println!("{}", table::json(&report, since_unix_ms));
             } else {
-                print!(
-                    "{}",
-                    flint_agent::metering::table::text(&report, since_unix_ms)
-                );
+                print!("{}", table::text(&report, since_unix_ms));
             }
         }
     }

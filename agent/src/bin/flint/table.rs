@@ -1,7 +1,7 @@
 //! `flint usage` output: a text table (FUNCTION REQUESTS ERRORS COLD GB-S COST, a
 //! TOTAL line and the prices) or a JSON document.
 
-use crate::timefmt::rfc3339_millis as rfc3339;
+use flint_agent::timefmt::rfc3339_millis as rfc3339;
 use flint_proto::v1::{FunctionUsage, UsageReport};
 use std::fmt::Write;
 
@@ -74,22 +74,37 @@ pub fn json(r: &UsageReport, since_unix_ms: u64) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metering::pricing::Prices;
-    use crate::metering::report::build;
-    use crate::metering::store::Aggregate;
+    use flint_proto::v1::Prices;
 
+    /// What flintd reports for 10 requests (1 error, 2 cold starts) billed 20 ms at
+    /// 128 MB, at Lambda's x86 prices.
     fn report() -> UsageReport {
-        build(
-            &[Aggregate {
-                function: "hello".into(),
-                requests: 10,
-                errors: 1,
-                cold_starts: 2,
-                billed_ms: 20,
-                billed_ms_x_memory_mb: 20 * 128,
-            }],
-            &Prices::default(),
-        )
+        let hello = FunctionUsage {
+            function_name: "hello".into(),
+            requests: 10,
+            errors: 1,
+            cold_starts: 2,
+            billed_ms: 20,
+            gb_seconds: 0.0025,
+            request_cost_usd: 0.000002,
+            compute_cost_usd: 0.0025 * 0.0000166667,
+            cost_usd: 0.000002 + 0.0025 * 0.0000166667,
+        };
+        let total = FunctionUsage {
+            function_name: String::new(),
+            request_cost_usd: 0.0,
+            cost_usd: 0.0025 * 0.0000166667,
+            ..hello.clone()
+        };
+        UsageReport {
+            functions: vec![hello],
+            total: Some(total),
+            prices: Some(Prices {
+                per_gb_second_usd: 0.0000166667,
+                per_million_requests_usd: 0.2,
+                free_requests: 1_000_000,
+            }),
+        }
     }
 
     #[test]
