@@ -128,6 +128,25 @@ impl Instance {
         self.conn.is_alive()
     }
 
+    /// Freezes the idle instance's sandbox: nothing it left running uses CPU until
+    /// [`thaw`](Self::thaw). A failure is logged; the instance stays usable.
+    pub fn freeze(&self) {
+        if let Err(e) = self.conn.sandbox.freeze() {
+            tracing::warn!(sandbox = %self.conn.sandbox.id(), function = %self.function, error = %e, "instance not frozen");
+        }
+    }
+
+    /// Thaws the instance before an invocation; false (logged) when it cannot be.
+    pub fn thaw(&self) -> bool {
+        match self.conn.sandbox.thaw() {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(sandbox = %self.conn.sandbox.id(), function = %self.function, error = %e, "instance not thawed");
+                false
+            }
+        }
+    }
+
     /// Output of the init phase and while idle (bounded), for the next invocation's log.
     pub fn take_output(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.conn.pending_log)

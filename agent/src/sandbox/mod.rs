@@ -74,6 +74,11 @@ pub trait Sandbox: Send + Sync {
     fn oom_killed(&self) -> bool;
     /// Peak memory use of the sandbox so far, in bytes, when known.
     fn memory_peak(&self) -> Option<u64>;
+    /// Stops everything in the sandbox between invocations (cgroup freezer), so
+    /// nothing a handler left running uses CPU while the instance is idle.
+    fn freeze(&self) -> Result<(), SandboxError>;
+    /// Lets a frozen sandbox run again; called before its next invocation.
+    fn thaw(&self) -> Result<(), SandboxError>;
     /// Kills everything in the sandbox and removes every trace of it. Idempotent.
     fn destroy(&mut self) -> BoxFuture<'_, Result<(), SandboxError>>;
 }

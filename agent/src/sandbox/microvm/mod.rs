@@ -8,6 +8,7 @@
 pub mod select;
 
 use super::namespace::cgroup::SandboxCgroup;
+use super::namespace::cpu::CpuQuota;
 use super::process::ProcessSandbox;
 use super::{BoxFuture, Sandbox, SandboxBackend, SandboxError, SandboxSpec};
 use crate::limits::PIDS_MAX;
@@ -97,6 +98,8 @@ impl SandboxBackend for MicroVmBackend {
                 &spec.id,
                 spec.memory_mb + self.cfg.overhead_mb,
                 PIDS_MAX,
+                // The function's share; the VMM's own overhead buys no CPU.
+                CpuQuota::for_memory(spec.memory_mb),
             ) {
                 Ok(cg) => cg,
                 Err(e) => {
@@ -271,6 +274,14 @@ impl Sandbox for MicroVm {
 
     fn memory_peak(&self) -> Option<u64> {
         self.proc.memory_peak()
+    }
+
+    fn freeze(&self) -> Result<(), SandboxError> {
+        self.proc.freeze()
+    }
+
+    fn thaw(&self) -> Result<(), SandboxError> {
+        self.proc.thaw()
     }
 
     fn destroy(&mut self) -> BoxFuture<'_, Result<(), SandboxError>> {

@@ -4,12 +4,14 @@
 //! one end of a Unix socketpair. For hosts without hardware virtualisation.
 
 pub mod cgroup;
+pub mod cpu;
 pub mod sweep;
 
 use super::process::ProcessSandbox;
 use super::{BoxFuture, Sandbox, SandboxBackend, SandboxError, SandboxSpec};
 use crate::limits::PIDS_MAX;
 use cgroup::SandboxCgroup;
+use cpu::CpuQuota;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -46,8 +48,13 @@ impl SandboxBackend for NamespaceBackend {
         spec: &'a SandboxSpec,
     ) -> BoxFuture<'a, Result<Box<dyn Sandbox>, SandboxError>> {
         Box::pin(async move {
-            let cg =
-                SandboxCgroup::create(&self.cgroup_parent, &spec.id, spec.memory_mb, PIDS_MAX)?;
+            let cg = SandboxCgroup::create(
+                &self.cgroup_parent,
+                &spec.id,
+                spec.memory_mb,
+                PIDS_MAX,
+                CpuQuota::for_memory(spec.memory_mb),
+            )?;
             let result = spawn(&self.init_path, spec, &cg);
             let mut sandbox = ProcessSandbox::new(&spec.id, cg);
             match result {
@@ -133,6 +140,14 @@ impl Sandbox for NamespaceSandbox {
 
     fn memory_peak(&self) -> Option<u64> {
         self.0.memory_peak()
+    }
+
+    fn freeze(&self) -> Result<(), SandboxError> {
+        self.0.freeze()
+    }
+
+    fn thaw(&self) -> Result<(), SandboxError> {
+        self.0.thaw()
     }
 
     fn destroy(&mut self) -> BoxFuture<'_, Result<(), SandboxError>> {

@@ -1,0 +1,302 @@
+//! Sandbox isolation end to end (issue 12, item 4): CPU in proportion to memory (a
+//! spinning neighbour does not slow another function down), idle instances frozen
+//! between invocations (what a handler leaves running uses no CPU), the cost of the
+//! thaw on a warm invocation, and escape attempts from inside a function.
+
+use flint_agent::client::Client;
+use flint_integration::*;
+use flint_proto::v1::*;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Four processes spinning for `s` seconds (a CPU-bound neighbour).
+const SPINNER: &str = r#"
+import os, time
+def handler(e, c):
+    end = time.time() + e['s']
+    pids = []
+    for _ in range(4):
+        pid = os.fork()
+        if pid == 0:
+            while time.time() < end:
+                pass
+            os._exit(0)
+        pids.append(pid)
+    for p in pids:
+        os.waitpid(p, 0)
+    return 'spun'
+"#;
+
+/// Starts a background thread that spins forever, then returns.
+const LEAVES_A_SPINNER: &str = r#"
+import threading
+count = [0]
+def spin():
+    while True:
+        count[0] += 1
+def handler(e, c):
+    if count[0] == 0:
+        count[0] = 1
+        threading.Thread(target=spin, daemon=True).start()
+    return {'count': count[0]}
+"#;
+
+const ECHO: &str = "def handler(e, c):\n    return e\n";
+
+fn function(name: &str, code: &str, memory_mb: u32, timeout_s: u32) -> CreateFunctionRequest {
+    CreateFunctionRequest {
+        memory_mb,
+        timeout_s,
+        ..python_function(name, code)
+    }
+}
+
+/// Sandbox ids (cgroup names) that exist now.
+fn sandbox_ids(agent: &TestAgent) -> Vec<String> {
+    let mut ids: Vec<String> = agent
+        .sandbox_cgroups()
+        .iter()
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+/// The one sandbox in `after` that is not in `before`.
+fn new_sandbox(before: &[String], after: &[String]) -> String {
+    let new: Vec<&String> = after.iter().filter(|i| !before.contains(i)).collect();
+    assert_eq!(
+        new.len(),
+        1,
+        "expected one new sandbox: {before:?} -> {after:?}"
+    );
+    new[0].clone()
+}
+
+fn v1() -> bool {
+    Path::new("/sys/fs/cgroup/freezer").is_dir()
+}
+
+/// The cgroup directory of `id` holding `controller`'s files.
+fn cg_dir(agent: &TestAgent, controller: &str, id: &str) -> PathBuf {
+    if v1() {
+        Path::new("/sys/fs/cgroup")
+            .join(controller)
+            .join(&agent.cgroup_parent)
+            .join(id)
+    } else {
+        Path::new("/sys/fs/cgroup")
+            .join(&agent.cgroup_parent)
+            .join(id)
+    }
+}
+
+/// CPU time used by sandbox `id` so far, in nanoseconds.
+fn cpu_usage_ns(agent: &TestAgent, id: &str) -> u64 {
+    if v1() {
+        let f = cg_dir(agent, "cpuacct", id).join("cpuacct.usage");
+        std::fs::read_to_string(&f)
+            .unwrap_or_else(|e| panic!("{}: {e}", f.display()))
+            .trim()
+            .parse()
+            .unwrap()
+    } else {
+        let f = cg_dir(agent, "cpu", id).join("cpu.stat");
+        let s = std::fs::read_to_string(&f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        s.lines()
+            .find_map(|l| l.strip_prefix("usage_usec "))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .expect("usage_usec")
+            * 1000
+    }
+}
+
+/// Whether sandbox `id` is frozen now.
+fn frozen(agent: &TestAgent, id: &str) -> bool {
+    let (file, yes) = if v1() {
+        ("freezer.state", "FROZEN")
+    } else {
+        ("cgroup.freeze", "1")
+    };
+    let f = cg_dir(agent, "freezer", id).join(file);
+    std::fs::read_to_string(&f)
+        .unwrap_or_else(|e| panic!("{}: {e}", f.display()))
+        .trim()
+        == yes
+}
+
+/// Freezes or thaws sandbox `id` from outside the agent.
+fn set_frozen(agent: &TestAgent, id: &str, on: bool) {
+    let (file, value) = match (v1(), on) {
+        (true, true) => ("freezer.state", "FROZEN"),
+        (true, false) => ("freezer.state", "THAWED"),
+        (false, true) => ("cgroup.freeze", "1"),
+        (false, false) => ("cgroup.freeze", "0"),
+    };
+    std::fs::write(cg_dir(agent, "freezer", id).join(file), value).unwrap();
+}
+
+/// The times of `n` warm invocations of `name`.
+async fn warm_times(c: &mut Client, name: &str, n: usize) -> Vec<Duration> {
+    let mut times = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t0 = Instant::now();
+        invoke_ok(c, name, "{}").await;
+        times.push(t0.elapsed());
+    }
+    times
+}
+
+/// The median.
+fn p50<T: PartialOrd + Copy>(mut v: Vec<T>) -> T {
+    v.sort_by(|a, b| a.partial_cmp(b).expect("comparable"));
+    v[v.len() / 2]
+}
+
+#[tokio::test]
+async fn a_spinning_neighbour_leaves_warm_latency_within_1_5x() {
+    // No warm pool: every sandbox is a function instance.
+    let agent = TestAgent::start_args(300, &["--pool-max", "0"]).await;
+    let mut c = agent.client().await;
+    c.functions
+        .create_function(function("victim", ECHO, 1769, 3))
+        .await
+        .unwrap();
+    c.functions
+        .create_function(function("spinner", SPINNER, 512, 30))
+        .await
+        .unwrap();
+    invoke_ok(&mut c, "victim", "{}").await;
+    let before = sandbox_ids(&agent);
+    invoke_ok(&mut c, "spinner", r#"{"s": 0.1}"#).await;
+    let spinner = new_sandbox(&before, &sandbox_ids(&agent));
+    // Idle and busy samples interleaved, so the machine's other load weighs on both.
+    let (mut idle, mut busy, mut used) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..5 {
+        idle.extend(warm_times(&mut c, "victim", 10).await);
+        let mut c2 = c.clone();
+        let spin = tokio::spawn(async move { invoke(&mut c2, "spinner", r#"{"s": 2.5}"#).await });
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let (u0, w0) = (cpu_usage_ns(&agent, &spinner), Instant::now());
+        busy.extend(warm_times(&mut c, "victim", 10).await);
+        tokio::time::sleep(Duration::from_millis(1200).saturating_sub(w0.elapsed())).await;
+        let (u1, w1) = (cpu_usage_ns(&agent, &spinner), Instant::now());
+        assert!(
+            !spin.is_finished(),
+            "the spinner ended before the measurement did"
+        );
+        used.push((u1 - u0) as f64 / (w1 - w0).as_nanos() as f64);
+        let r = spin.await.unwrap();
+        assert_eq!(
+            r.function_error,
+            "",
+            "{}",
+            String::from_utf8_lossy(&r.payload)
+        );
+    }
+    let (idle, busy) = (p50(idle), p50(busy));
+    let vcpus = p50(used);
+    eprintln!(
+        "victim warm p50: idle {idle:?}, beside the spinner {busy:?}; spinner used {vcpus:.3} vCPU (quota {:.3})",
+        512.0 / 1769.0
+    );
+    // 512 MB buys 0.289 vCPU; four spinners would take both cores without the quota.
+    assert!(
+        vcpus < 0.289 * 1.3,
+        "the spinner used {vcpus:.3} vCPU, over its 0.289 share"
+    );
+    assert!(vcpus > 0.1, "the spinner did not spin ({vcpus:.3} vCPU)");
+    assert!(
+        busy.as_secs_f64() <= idle.as_secs_f64() * 1.5,
+        "victim p50 {busy:?} beside the spinner, {idle:?} idle: more than 1.5x"
+    );
+}
+
+#[tokio::test]
+async fn what_a_handler_leaves_running_uses_no_cpu_between_invocations() {
+    // No warm pool: every sandbox is a function instance.
+    let agent = TestAgent::start_args(300, &["--pool-max", "0"]).await;
+    let mut c = agent.client().await;
+    c.functions
+        .create_function(function("leaver", LEAVES_A_SPINNER, 1769, 3))
+        .await
+        .unwrap();
+    let before = sandbox_ids(&agent);
+    let first = json(&invoke_ok(&mut c, "leaver", "{}").await)["count"]
+        .as_u64()
+        .unwrap();
+    let id = new_sandbox(&before, &sandbox_ids(&agent));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(frozen(&agent, &id), "the idle instance is not frozen");
+    let u0 = cpu_usage_ns(&agent, &id);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle_ms = (cpu_usage_ns(&agent, &id) - u0) / 1_000_000;
+    // Control: thawed from outside, the same sandbox burns CPU (the spinner is real).
+    set_frozen(&agent, &id, false);
+    let u1 = cpu_usage_ns(&agent, &id);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let thawed_ms = (cpu_usage_ns(&agent, &id) - u1) / 1_000_000;
+    set_frozen(&agent, &id, true);
+    eprintln!("CPU in 1 s idle: frozen {idle_ms} ms, thawed {thawed_ms} ms");
+    assert!(idle_ms < 20, "the frozen sandbox used {idle_ms} ms of CPU");
+    assert!(
+        thawed_ms > 300,
+        "thawed, the spinner used only {thawed_ms} ms (no spinner?)"
+    );
+    // The next invocation thaws it: the spinner thread is still there and runs.
+    let r = invoke_ok(&mut c, "leaver", "{}").await;
+    assert!(json(&r)["count"].as_u64().unwrap() > first);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(frozen(&agent, &id), "not frozen again after the invocation");
+    assert_eq!(
+        sandbox_ids(&agent),
+        vec![id],
+        "the same instance served both"
+    );
+}
+
+/// The thaw's cost on a warm invocation: the same instance with the agent thawing it
+/// (frozen while idle) and with the test thawing it beforehand (the agent's thaw then
+/// finds it running), interleaved in one run.
+#[tokio::test]
+async fn thawing_adds_no_measurable_warm_latency() {
+    // No warm pool: every sandbox is a function instance.
+    let agent = TestAgent::start_args(300, &["--pool-max", "0"]).await;
+    let mut c = agent.client().await;
+    c.functions
+        .create_function(function("warm", ECHO, 512, 3))
+        .await
+        .unwrap();
+    let before = sandbox_ids(&agent);
+    invoke_ok(&mut c, "warm", "{}").await;
+    let id = new_sandbox(&before, &sandbox_ids(&agent));
+    let (mut frozen_t, mut thawed_t) = (Vec::new(), Vec::new());
+    for round in 0..100 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert!(
+            frozen(&agent, &id),
+            "round {round}: idle instance not frozen"
+        );
+        let pre_thawed = round % 2 == 1;
+        if pre_thawed {
+            set_frozen(&agent, &id, false);
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let t0 = Instant::now();
+        invoke_ok(&mut c, "warm", "{}").await;
+        let dt = t0.elapsed();
+        if pre_thawed {
+            thawed_t.push(dt)
+        } else {
+            frozen_t.push(dt)
+        }
+    }
+    let (f, t) = (p50(frozen_t), p50(thawed_t));
+    eprintln!("warm p50: thawed by the agent {f:?}, already running {t:?}");
+    assert!(
+        f.as_secs_f64() - t.as_secs_f64() < 0.002,
+        "the thaw costs {:?} on a warm invocation ({f:?} vs {t:?})",
+        f.saturating_sub(t)
+    );
+}
