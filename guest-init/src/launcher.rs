@@ -4,7 +4,7 @@
 //! becomes PID 1 of the new pid namespace, builds the file system and runs the init loop.
 
 use crate::control::{self, Paths, RUNTIME_PGID};
-use crate::{net, sandbox_fs};
+use crate::{net, sandbox_fs, sandbox_mask};
 use nix::sched::{unshare, CloneFlags};
 use nix::sys::signal::{self, SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -156,6 +156,10 @@ fn sandbox_child(args: &SandboxArgs, old: &SigSet, started: Instant) -> Result<i
     // Inherited from the launcher when it worked; a failure was already reported.
     let _ = set_oom_unkillable();
     sandbox_fs::setup(&args.rootfs, &args.hostname)?;
+    if let Err(e) = sandbox_mask::hide_cmdline() {
+        // Needs CAP_SYS_RESOURCE, which some hosts (containers) withhold: degrade.
+        eprintln!("flint-init: warning: /proc/1/cmdline still shows the launcher's arguments: {e}");
+    }
     net::loopback_up()?;
     nix::fcntl::fcntl(
         args.fd,

@@ -16,6 +16,7 @@ mod process;
 mod reaper;
 mod runtime_api;
 mod sandbox_fs;
+mod sandbox_mask;
 mod state;
 mod unpack;
 mod vsock;

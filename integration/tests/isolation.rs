@@ -300,3 +300,95 @@ async fn thawing_adds_no_measurable_warm_latency() {
         f.saturating_sub(t)
     );
 }
+
+/// Looks around /proc, /sys and /dev from inside a function.
+const PROBE_FS: &str = r#"
+import os, multiprocessing
+def read(p):
+    try:
+        with open(p, 'rb') as f:
+            return f.read(4096).decode('latin-1')
+    except OSError as e:
+        return 'error: ' + e.strerror
+def rdev(p):
+    try:
+        st = os.stat(p)
+        return [os.major(st.st_rdev), os.minor(st.st_rdev)]
+    except OSError as e:
+        return 'error: ' + e.strerror
+def handler(e, c):
+    lock = multiprocessing.Lock()
+    lock.acquire()
+    lock.release()
+    return {
+        'cmdline': read('/proc/1/cmdline'),
+        'environ': read('/proc/1/environ'),
+        'mountinfo': read('/proc/self/mountinfo'),
+        'masked': {p: rdev(p) for p in ['/proc/kcore', '/proc/sysrq-trigger', '/proc/keys', '/proc/timer_list', '/proc/kallsyms']},
+        'config_gz': read('/proc/config.gz'),
+        'kallsyms': read('/proc/kallsyms'),
+        'proc_dirs': {d: os.listdir('/proc/' + d) for d in ['acpi', 'bus', 'irq', 'fs'] if os.path.isdir('/proc/' + d)},
+        'sys': sorted(os.listdir('/sys')),
+        'sys_kernel': os.path.exists('/sys/kernel'),
+        'sys_firmware': os.path.exists('/sys/firmware'),
+        'cpu_online': read('/sys/devices/system/cpu/online'),
+        'cpu_count': os.cpu_count(),
+        'shm': os.path.realpath('/dev/shm'),
+        'shm_blocks': os.statvfs('/dev/shm').f_blocks,
+        'tmp_blocks': os.statvfs('/tmp').f_blocks,
+    }
+"#;
+
+#[tokio::test]
+async fn proc_sys_and_dev_are_masked_inside_a_function() {
+    let agent = TestAgent::start_args(300, &["--pool-max", "0"]).await;
+    let mut c = agent.client().await;
+    c.functions
+        .create_function(function("probe", PROBE_FS, 256, 10))
+        .await
+        .unwrap();
+    let v = json(&invoke_ok(&mut c, "probe", "{}").await);
+    let text = v.to_string();
+    for host in [
+        images_dir().display().to_string(),
+        agent.cgroup_parent.clone(),
+        binary("flint-init").display().to_string(),
+        "/var/lib".into(),
+        "/sys/fs/cgroup/".into(),
+    ] {
+        assert!(!text.contains(&host), "{host} is visible inside: {v:#}");
+    }
+    assert_eq!(
+        v["cmdline"].as_str().unwrap().trim_end_matches('\0'),
+        "flint-init",
+        "{v:#}"
+    );
+    let mountinfo = v["mountinfo"].as_str().unwrap();
+    let root = mountinfo.lines().next().unwrap();
+    assert!(
+        root.contains(" / / ") && root.contains("overlay"),
+        "root mount: {root}"
+    );
+    // Masked with /dev/null, or absent from this kernel altogether.
+    for (p, dev) in v["masked"].as_object().unwrap() {
+        assert!(
+            dev == &serde_json::json!([1, 3]) || dev == "error: No such file or directory",
+            "{p} is neither /dev/null nor absent: {dev}"
+        );
+    }
+    assert_eq!(v["kallsyms"], "", "{v:#}");
+    assert!(
+        v["config_gz"] == "" || v["config_gz"].as_str().unwrap().starts_with("error"),
+        "{v:#}"
+    );
+    for (d, list) in v["proc_dirs"].as_object().unwrap() {
+        assert_eq!(list, &serde_json::json!([]), "/proc/{d} is not empty");
+    }
+    assert_eq!(v["sys"], serde_json::json!(["devices", "fs"]), "{v:#}");
+    assert_eq!(v["sys_kernel"], false);
+    assert_eq!(v["sys_firmware"], false);
+    assert!(v["cpu_online"].as_str().unwrap().starts_with('0'), "{v:#}");
+    assert!(v["cpu_count"].as_u64().unwrap() >= 1);
+    assert_eq!(v["shm"], "/tmp", "/dev/shm is not inside /tmp");
+    assert_eq!(v["shm_blocks"], v["tmp_blocks"]);
+}
