@@ -281,7 +281,8 @@ impl Drop for TestAgent {
             let _ = c.wait();
         }
         // Remove what a killed agent could not (the next agent would do it too): thaw
-        // every sandbox first (frozen processes die only once thawed), kill, then
+        // every sandbox and lift its CPU quota first (frozen processes die only once
+        // thawed, throttled ones slowly), kill, then
         // remove the directories, retrying while the killed processes exit.
         let roots = cgroup_roots(&self.cgroup_parent);
         let dirs: Vec<PathBuf> = roots
@@ -291,7 +292,12 @@ impl Drop for TestAgent {
             .filter(|p| p.is_dir())
             .collect();
         for d in &dirs {
-            for (file, value) in [("freezer.state", "THAWED"), ("cgroup.freeze", "0")] {
+            for (file, value) in [
+                ("freezer.state", "THAWED"),
+                ("cgroup.freeze", "0"),
+                ("cpu.cfs_quota_us", "-1"),
+                ("cpu.max", "max"),
+            ] {
                 if d.join(file).exists() {
                     let _ = std::fs::write(d.join(file), value);
                 }

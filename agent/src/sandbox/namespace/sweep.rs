@@ -57,10 +57,16 @@ fn pids_in(dir: &Path) -> Vec<i32> {
 }
 
 /// Thaws a possibly frozen sandbox directory (a frozen process does not die of
-/// SIGKILL on cgroup v1 until thawed); a directory without the file is left alone.
+/// SIGKILL on cgroup v1 until thawed) and lifts its CPU quota (so the killed exit
+/// quickly); a directory without the file is left alone.
 fn thaw(dir: &Path) {
     use std::io::Write;
-    for (file, value) in [("freezer.state", "THAWED"), ("cgroup.freeze", "0")] {
+    for (file, value) in [
+        ("freezer.state", "THAWED"),
+        ("cgroup.freeze", "0"),
+        ("cpu.cfs_quota_us", "-1"),
+        ("cpu.max", "max"),
+    ] {
         if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(dir.join(file)) {
             let _ = f.write_all(value.as_bytes());
         }
