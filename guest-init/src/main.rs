@@ -17,6 +17,7 @@ mod reaper;
 mod runtime_api;
 mod sandbox_fs;
 mod sandbox_mask;
+mod seccomp;
 mod state;
 mod unpack;
 mod vsock;

@@ -392,3 +392,91 @@ async fn proc_sys_and_dev_are_masked_inside_a_function() {
     assert_eq!(v["shm"], "/tmp", "/dev/shm is not inside /tmp");
     assert_eq!(v["shm_blocks"], v["tmp_blocks"]);
 }
+
+/// Tries each denied system call (x86_64 numbers) through ctypes; returns the errno
+/// names, and checks that ordinary process, thread and socket calls still work.
+const PROBE_SYSCALLS: &str = r#"
+import ctypes, errno, os, socket, subprocess, threading
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+NEWUSER, NEWNS, NEWNET, SIGCHLD = 0x10000000, 0x20000, 0x40000000, 17
+CALLS = {
+    'unshare(CLONE_NEWUSER)': (272, [NEWUSER]),
+    'unshare(CLONE_NEWNS)': (272, [NEWNS]),
+    'unshare(CLONE_NEWNET)': (272, [NEWNET]),
+    'setns': (308, [0, 0]),
+    'clone(CLONE_NEWUSER)': (56, [NEWUSER | SIGCHLD, 0, 0, 0, 0]),
+    'clone(CLONE_NEWNET)': (56, [NEWNET | SIGCHLD, 0, 0, 0, 0]),
+    'kexec_load': (246, [0, 0, 0, 0]),
+    'kexec_file_load': (320, [-1, -1, 0, b'', 0]),
+    'init_module': (175, [0, 0, b'']),
+    'finit_module': (313, [-1, b'', 0]),
+    'delete_module': (176, [b'loop', 0]),
+    'bpf': (321, [0, 0, 0]),
+    'perf_event_open': (298, [0, 0, -1, -1, 0]),
+    'keyctl': (250, [0, -3, 0]),
+    'add_key': (248, [b'user', b'k', b'v', 1, -3]),
+    'request_key': (249, [b'user', b'k', 0, 0]),
+    'io_uring_setup': (425, [1, 0]),
+    'io_uring_enter': (426, [-1, 0, 0, 0, 0, 0]),
+    'io_uring_register': (427, [-1, 0, 0, 0]),
+    'userfaultfd': (323, [0]),
+    'ptrace(PTRACE_TRACEME)': (101, [0, 0, 0, 0]),
+    'ptrace(PTRACE_ATTACH, 1)': (101, [16, 1, 0, 0]),
+    'mount': (165, [b'none', b'/tmp', b'tmpfs', 0, 0]),
+    'umount2': (166, [b'/tmp', 2]),
+    'pivot_root': (155, [b'/tmp', b'/tmp']),
+    'chroot': (161, [b'/tmp']),
+    'fsopen': (430, [b'tmpfs', 0]),
+    'open_tree': (428, [-100, b'/tmp', 1]),
+    'move_mount': (429, [-1, b'', -1, b'', 0]),
+    'swapon': (167, [b'/tmp/swap', 0]),
+    'swapoff': (168, [b'/tmp/swap']),
+    'reboot': (169, [0xfee1dead, 0x28121969, 0x1234567, 0]),
+    'open_by_handle_at': (304, [-1, 0, 0]),
+    'clone3': (435, [0, 0]),
+}
+def call(nr, args):
+    conv = [ctypes.c_long(a) if isinstance(a, int) else ctypes.c_char_p(a) for a in args]
+    ctypes.set_errno(0)
+    r = libc.syscall(ctypes.c_long(nr), *conv)
+    if r == 0 and nr == 56:
+        os._exit(0)
+    return 'ok' if r >= 0 else errno.errorcode.get(ctypes.get_errno(), str(ctypes.get_errno()))
+def handler(e, c):
+    out = {name: call(nr, args) for name, (nr, args) in CALLS.items()}
+    status = dict(l.split(':\t', 1) for l in open('/proc/self/status').read().splitlines() if ':\t' in l)
+    t = threading.Thread(target=lambda: None); t.start(); t.join()
+    pid = os.fork()
+    if pid == 0:
+        os._exit(7)
+    _, st = os.waitpid(pid, 0)
+    s = socket.socket(); s.close()
+    return {
+        'denied': out,
+        'seccomp': status.get('Seccomp', '').strip(),
+        'filters': status.get('Seccomp_filters', '').strip(),
+        'fork_exit': os.WEXITSTATUS(st),
+        'subprocess': subprocess.run(['/bin/sh', '-c', 'echo hi'], capture_output=True).stdout.decode(),
+    }
+"#;
+
+#[tokio::test]
+async fn denied_system_calls_fail_with_eperm_inside_a_function() {
+    let agent = TestAgent::start_args(300, &["--pool-max", "0"]).await;
+    let mut c = agent.client().await;
+    c.functions
+        .create_function(function("syscalls", PROBE_SYSCALLS, 256, 10))
+        .await
+        .unwrap();
+    let v = json(&invoke_ok(&mut c, "syscalls", "{}").await);
+    eprintln!("{v:#}");
+    assert_eq!(v["seccomp"], "2", "no seccomp filter on the runtime: {v:#}");
+    assert_eq!(v["filters"], "2", "{v:#}");
+    for (name, result) in v["denied"].as_object().unwrap() {
+        let want = if name == "clone3" { "ENOSYS" } else { "EPERM" };
+        assert_eq!(result, want, "{name} gave {result}");
+    }
+    assert_eq!(v["fork_exit"], 7);
+    assert_eq!(v["subprocess"], "hi\n");
+}
