@@ -49,8 +49,10 @@ impl ProcessSandbox {
     /// Kills the process and everything in the cgroup, then removes the cgroup.
     pub async fn teardown(&mut self) -> Result<(), SandboxError> {
         self.stream = None;
-        // A frozen process does not die until thawed (cgroup v1).
-        let _ = self.thaw();
+        // Thawed and unthrottled first, or the killed processes exit slowly or never.
+        if let Some(cg) = &self.cgroup {
+            cg.release();
+        }
         if let Some(mut child) = self.child.take() {
             let _ = child.start_kill();
             let _ = child.wait().await;
@@ -84,7 +86,9 @@ impl Drop for ProcessSandbox {
     /// Not torn down through `teardown` (a panic, an aborted task): kill what we can
     /// synchronously, reaping the process so the cgroup can be removed.
     fn drop(&mut self) {
-        let _ = self.thaw();
+        if let Some(cg) = &self.cgroup {
+            cg.release();
+        }
         if let Some(child) = &mut self.child {
             let _ = child.start_kill();
             for _ in 0..100 {

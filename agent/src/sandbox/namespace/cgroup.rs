@@ -99,13 +99,17 @@ impl SandboxCgroup {
         }
     }
 
-    /// Removes the CPU quota (for a sandbox being torn down).
-    fn unthrottle(&self) -> Result<(), SandboxError> {
-        if self.cg.v2() {
+    /// Thaws the sandbox and removes its CPU quota, before it is killed: a frozen
+    /// process dies only once thawed (v1), and a killed process in a throttled
+    /// cgroup shares 0.07 vCPU with everything else there (a fork bomb's thousand
+    /// processes) before it can exit.
+    pub fn release(&self) {
+        let _ = self.thaw();
+        let _ = if self.cg.v2() {
             self.write("cpu", "cpu.max", "max")
         } else {
             self.write("cpu", "cpu.cfs_quota_us", "-1")
-        }
+        };
     }
 
     /// Stops every process in the sandbox (they stay in memory, using no CPU) until
@@ -213,13 +217,9 @@ impl SandboxCgroup {
         pids
     }
 
-    /// SIGKILLs every process in the cgroup (thawing it first: on v1 a frozen
-    /// process does not die until thawed; and lifting the CPU quota: thousands of
-    /// dying processes of a fork bomb would otherwise take seconds to exit at 0.07
-    /// vCPU).
+    /// SIGKILLs every process in the cgroup, after [`release`](Self::release).
     pub fn kill_all(&self) {
-        let _ = self.thaw();
-        let _ = self.unthrottle();
+        self.release();
         if self.cg.v2() && self.cg.kill().is_ok() {
             return;
         }
