@@ -20,6 +20,7 @@ mod sandbox_mask;
 mod seccomp;
 mod state;
 mod unpack;
+mod userns;
 mod vsock;
 
 use args::Command;

@@ -480,3 +480,62 @@ async fn denied_system_calls_fail_with_eperm_inside_a_function() {
     assert_eq!(v["fork_exit"], 7);
     assert_eq!(v["subprocess"], "hi\n");
 }
+
+const WHOAMI: &str = r#"
+import os
+def handler(e, c):
+    return {'uid': os.getuid(), 'map': open('/proc/self/uid_map').read().split()}
+"#;
+
+/// Host uids of the processes in sandbox `id`.
+fn host_uids(agent: &TestAgent, id: &str) -> Vec<u32> {
+    let procs = std::fs::read_to_string(cg_dir(agent, "pids", id).join("cgroup.procs")).unwrap();
+    let mut uids: Vec<u32> = procs
+        .lines()
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).ok())
+        .filter_map(|st| {
+            st.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|u| u.split_whitespace().next().and_then(|n| n.parse().ok()))
+        })
+        .collect();
+    uids.sort_unstable();
+    uids.dedup();
+    uids
+}
+
+#[tokio::test]
+async fn every_sandbox_has_its_own_host_uid_range() {
+    let agent = TestAgent::start_args(300, &["--pool-max", "0"]).await;
+    let mut c = agent.client().await;
+    let mut bases = Vec::new();
+    for name in ["uid-a", "uid-b"] {
+        c.functions
+            .create_function(function(name, WHOAMI, 128, 3))
+            .await
+            .unwrap();
+        let before = sandbox_ids(&agent);
+        let v = json(&invoke_ok(&mut c, name, "{}").await);
+        let id = new_sandbox(&before, &sandbox_ids(&agent));
+        assert_eq!(v["uid"], 993, "{v}");
+        let map: Vec<u64> = v["map"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str().unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(map[0], 0, "{v}");
+        assert_eq!(map[2], 65_536, "{v}");
+        assert!(map[1] >= 1 << 30, "host range {} is not Flint's", map[1]);
+        // Seen from the host: the runtime is BASE+993, init BASE; never 0 or 993.
+        let base = map[1] as u32;
+        let uids = host_uids(&agent, &id);
+        assert!(uids.contains(&(base + 993)), "{uids:?}");
+        assert!(
+            uids.iter().all(|u| *u >= base && *u < base + 65_536),
+            "host uids {uids:?} outside {base}+65536"
+        );
+        bases.push(base);
+    }
+    assert_ne!(bases[0], bases[1], "two sandboxes share a host uid range");
+}
