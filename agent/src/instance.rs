@@ -105,7 +105,14 @@ impl Instance {
             conn.timings.sandbox_ns = 0;
             conn.timings.init_boot_ns = 0;
         }
-        match conn.configure(configure, init_timeout).await {
+        let configured = conn.configure(configure, init_timeout).await;
+        if configured.is_ok() {
+            // Init ran unthrottled, as on Lambda; invocations get memory's CPU share.
+            if let Err(e) = conn.sandbox.limit_cpu() {
+                tracing::warn!(sandbox = %conn.sandbox.id(), function, error = %e, "CPU quota not applied");
+            }
+        }
+        match configured {
             Ok(()) => Ok(Instance {
                 init_duration: t0.elapsed(),
                 timings: conn.timings,

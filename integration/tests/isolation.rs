@@ -154,6 +154,23 @@ fn p50<T: PartialOrd + Copy>(mut v: Vec<T>) -> T {
     v[v.len() / 2]
 }
 
+/// Weighs this agent's cgroup parent (which the test owns) like a host given to flintd:
+/// on a development machine shared with parallel builds, the parent otherwise gets one
+/// task's share of the CPU, and the neighbours inside it compete for that sliver.
+fn give_the_agent_the_host(agent: &TestAgent) {
+    let (file, value) = if v1() {
+        ("cpu.shares", "262144")
+    } else {
+        ("cpu.weight", "10000")
+    };
+    let dir = if v1() {
+        Path::new("/sys/fs/cgroup/cpu").join(&agent.cgroup_parent)
+    } else {
+        Path::new("/sys/fs/cgroup").join(&agent.cgroup_parent)
+    };
+    std::fs::write(dir.join(file), value).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+}
+
 #[tokio::test]
 async fn a_spinning_neighbour_leaves_warm_latency_within_1_5x() {
     // No warm pool: every sandbox is a function instance.
@@ -168,6 +185,7 @@ async fn a_spinning_neighbour_leaves_warm_latency_within_1_5x() {
         .await
         .unwrap();
     invoke_ok(&mut c, "victim", "{}").await;
+    give_the_agent_the_host(&agent);
     let before = sandbox_ids(&agent);
     invoke_ok(&mut c, "spinner", r#"{"s": 0.1}"#).await;
     let spinner = new_sandbox(&before, &sandbox_ids(&agent));

@@ -74,6 +74,9 @@ pub trait Sandbox: Send + Sync {
     fn oom_killed(&self) -> bool;
     /// Peak memory use of the sandbox so far, in bytes, when known.
     fn memory_peak(&self) -> Option<u64>;
+    /// Applies the CPU quota in proportion to memory, once the instance has finished
+    /// its init (which, as on Lambda, runs unthrottled).
+    fn limit_cpu(&self) -> Result<(), SandboxError>;
     /// Stops everything in the sandbox between invocations (cgroup freezer), so
     /// nothing a handler left running uses CPU while the instance is idle.
     fn freeze(&self) -> Result<(), SandboxError>;

@@ -35,6 +35,11 @@ impl ProcessSandbox {
         self.cgroup.as_ref().and_then(|c| c.memory_peak())
     }
 
+    /// Applies the cgroup's CPU quota.
+    pub fn limit_cpu(&self) -> Result<(), SandboxError> {
+        self.cgroup.as_ref().map_or(Ok(()), |c| c.limit_cpu())
+    }
+
     /// Freezes everything in the cgroup (the whole VMM process for a microVM: its
     /// vCPU threads stop like any others).
     pub fn freeze(&self) -> Result<(), SandboxError> {

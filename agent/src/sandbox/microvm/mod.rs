@@ -276,6 +276,10 @@ impl Sandbox for MicroVm {
         self.proc.memory_peak()
     }
 
+    fn limit_cpu(&self) -> Result<(), SandboxError> {
+        self.proc.limit_cpu()
+    }
+
     fn freeze(&self) -> Result<(), SandboxError> {
         self.proc.freeze()
     }

@@ -20,6 +20,7 @@ const CONTROLLERS_V2: [&str; 3] = ["memory", "pids", "cpu"];
 pub struct SandboxCgroup {
     cg: Cgroup,
     path: String,
+    cpu: CpuQuota,
 }
 
 fn err(path: &str, e: impl std::fmt::Display) -> SandboxError {
@@ -31,7 +32,7 @@ fn err(path: &str, e: impl std::fmt::Display) -> SandboxError {
 
 impl SandboxCgroup {
     /// Creates `parent/id` with `memory_mb` MB of memory, `pids` processes at most and
-    /// the CPU bandwidth `cpu`.
+    /// the CPU weight of `cpu`; its quota waits for [`limit_cpu`](Self::limit_cpu).
     pub fn create(
         parent: &str,
         id: &str,
@@ -57,7 +58,7 @@ impl SandboxCgroup {
             .done()
             .build(hier)
             .map_err(|e| err(&path, e))?;
-        let me = Self { cg, path };
+        let me = Self { cg, path, cpu };
         if me.procs_files().len() != CONTROLLERS.len() && !me.cg.v2() {
             let _ = me.cg.delete();
             return Err(err(
@@ -65,7 +66,7 @@ impl SandboxCgroup {
                 "the memory, pids, cpu, cpuacct and freezer controllers are required",
             ));
         }
-        if let Err(e) = me.set_cpu(cpu) {
+        if let Err(e) = me.set_cpu_weight() {
             let _ = me.cg.delete();
             return Err(e);
         }
@@ -87,15 +88,24 @@ impl SandboxCgroup {
         write_file(&dir.join(file), value).map_err(|e| err(&self.path, e))
     }
 
-    fn set_cpu(&self, cpu: CpuQuota) -> Result<(), SandboxError> {
+    /// The weight (and on v1 the period) of the CPU share, set at creation.
+    fn set_cpu_weight(&self) -> Result<(), SandboxError> {
         if self.cg.v2() {
-            self.write("cpu", "cpu.weight", &cpu.weight().to_string())?;
-            self.write("cpu", "cpu.max", &cpu.cpu_max())
+            self.write("cpu", "cpu.weight", &self.cpu.weight().to_string())
         } else {
-            self.write("cpu", "cpu.shares", &cpu.shares().to_string())?;
-            // The period first: the quota is checked against it.
-            self.write("cpu", "cpu.cfs_period_us", &cpu.period_us.to_string())?;
-            self.write("cpu", "cpu.cfs_quota_us", &cpu.quota_us.to_string())
+            self.write("cpu", "cpu.shares", &self.cpu.shares().to_string())?;
+            self.write("cpu", "cpu.cfs_period_us", &self.cpu.period_us.to_string())
+        }
+    }
+
+    /// Applies the CPU quota in proportion to memory. Until then (sandbox start-up,
+    /// flint-init, the runtime's init) the sandbox runs unthrottled, like Lambda's
+    /// init phase.
+    pub fn limit_cpu(&self) -> Result<(), SandboxError> {
+        if self.cg.v2() {
+            self.write("cpu", "cpu.max", &self.cpu.cpu_max())
+        } else {
+            self.write("cpu", "cpu.cfs_quota_us", &self.cpu.quota_us.to_string())
         }
     }
 

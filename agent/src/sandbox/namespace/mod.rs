@@ -162,6 +162,10 @@ impl Sandbox for NamespaceSandbox {
         self.proc.memory_peak()
     }
 
+    fn limit_cpu(&self) -> Result<(), SandboxError> {
+        self.proc.limit_cpu()
+    }
+
     fn freeze(&self) -> Result<(), SandboxError> {
         self.proc.freeze()
     }
