@@ -2,7 +2,9 @@
 //! vCPU, so a 128 MB function gets 0.072 vCPU and a 3,538 MB one two vCPUs. Enforced
 //! as a CFS bandwidth limit on the sandbox's cgroup (`cpu.max` on cgroup v2,
 //! `cpu.cfs_quota_us` / `cpu.cfs_period_us` on v1): every period the sandbox may run
-//! for `quota` microseconds of CPU time in total, across all its threads.
+//! for `quota` microseconds of CPU time in total, across all its threads. The weight is
+//! set when the sandbox is made, the quota when its instance has finished init (which
+//! runs unthrottled, as Lambda's init phase does).
 
 /// Memory (MB) that buys one whole vCPU (Lambda's documented ratio).
 pub const MB_PER_VCPU: u64 = 1769;
