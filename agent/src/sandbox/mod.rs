@@ -26,6 +26,9 @@ pub enum SandboxError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// Every host uid range is held by a live sandbox
+    #[error("all {0} host uid ranges are in use: too many sandboxes at once")]
+    NoUidRange(u32),
     /// Other I/O
     #[error("sandbox I/O: {0}")]
     Io(#[from] std::io::Error),

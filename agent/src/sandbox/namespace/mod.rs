@@ -54,10 +54,10 @@ impl SandboxBackend for NamespaceBackend {
         spec: &'a SandboxSpec,
     ) -> BoxFuture<'a, Result<Box<dyn Sandbox>, SandboxError>> {
         Box::pin(async move {
-            let lease = self.uids.lease().ok_or_else(|| SandboxError::Cgroup {
-                path: spec.id.clone(),
-                message: format!("all {} host uid ranges are in use", uids::SLOTS),
-            })?;
+            let lease = self
+                .uids
+                .lease()
+                .ok_or(SandboxError::NoUidRange(uids::SLOTS))?;
             let cg = SandboxCgroup::create(
                 &self.cgroup_parent,
                 &spec.id,
