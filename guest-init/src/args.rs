@@ -4,7 +4,7 @@ use crate::launcher::SandboxArgs;
 use std::path::PathBuf;
 
 /// Usage text.
-pub const USAGE: &str = "usage: flint-init sandbox --rootfs DIR --fd N [--cgroup PATH]... [--hostname NAME]\n       flint-init            (as PID 1 of a microVM guest)";
+pub const USAGE: &str = "usage: flint-init sandbox --rootfs DIR --fd N [--cgroup PATH]... [--hostname NAME] [--uid-base UID]\n       flint-init            (as PID 1 of a microVM guest)";
 
 /// Hostname inside a sandbox when none is given.
 pub const DEFAULT_HOSTNAME: &str = "flint";
@@ -41,6 +41,9 @@ pub enum ArgsError {
     /// The hostname is empty or longer than 64 bytes
     #[error("--hostname must be 1 to 64 bytes")]
     BadHostname,
+    /// The --uid-base value is not a host uid with 65,536 uids above it
+    #[error("--uid-base must be a uid from 1 to 4294901759 (65,536 uids follow it), got {0:?}")]
+    BadUidBase(String),
 }
 
 /// Parses `argv` (without the program name).
@@ -66,6 +69,7 @@ fn parse_sandbox(argv: &[String]) -> Result<SandboxArgs, ArgsError> {
     let mut fd = None;
     let mut cgroups = Vec::new();
     let mut hostname = DEFAULT_HOSTNAME.to_string();
+    let mut uid_base = None;
     let mut it = argv.iter();
     while let Some(flag) = it.next() {
         let mut value = || {
@@ -84,6 +88,15 @@ fn parse_sandbox(argv: &[String]) -> Result<SandboxArgs, ArgsError> {
             }
             "--cgroup" => cgroups.push(PathBuf::from(value()?)),
             "--hostname" => hostname = value()?,
+            "--uid-base" => {
+                let v = value()?;
+                match v.parse::<u32>() {
+                    Ok(n) if n > 0 && n.checked_add(crate::userns::RANGE).is_some() => {
+                        uid_base = Some(n)
+                    }
+                    _ => return Err(ArgsError::BadUidBase(v)),
+                }
+            }
             other => return Err(ArgsError::Unknown(other.to_string())),
         }
     }
@@ -95,6 +108,7 @@ fn parse_sandbox(argv: &[String]) -> Result<SandboxArgs, ArgsError> {
         fd: fd.ok_or(ArgsError::Required("--fd"))?,
         cgroups,
         hostname,
+        uid_base,
     })
 }
 
@@ -121,6 +135,8 @@ mod tests {
                 "/b",
                 "--hostname",
                 "h",
+                "--uid-base",
+                "1073741824",
             ]),
             false,
         )
@@ -132,6 +148,7 @@ mod tests {
                 fd: 5,
                 cgroups: vec!["/a".into(), "/b".into()],
                 hostname: "h".into(),
+                uid_base: Some(1 << 30),
             })
         );
     }
@@ -164,5 +181,14 @@ mod tests {
             ),
             Err(ArgsError::BadHostname)
         );
+        for bad in ["0", "4294967295", "-1", "x"] {
+            assert_eq!(
+                parse(
+                    &v(&["sandbox", "--rootfs", "/r", "--fd", "3", "--uid-base", bad]),
+                    false
+                ),
+                Err(ArgsError::BadUidBase(bad.into()))
+            );
+        }
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::host_link::HostLink;
 use crate::state::{error_doc, report_init_error, Shared};
-use crate::{env, logs, mounts, process, reaper, runtime_api, unpack};
+use crate::{env, logs, mounts, process, reaper, runtime_api, seccomp, unpack};
 use flint_proto::frame::{read_frame, FrameError};
 use flint_proto::init::{guest_message::Msg, host_message, Configure, Hello, HostMessage, Prepare};
 use std::fs::File;
@@ -219,7 +219,8 @@ fn start_runtime(
         process::RUNTIME_UID,
         process::RUNTIME_GID,
     )
-    .map_err(|e| (ENTRYPOINT_ERROR, format!("invalid bootstrap command: {e}")))?;
+    .map_err(|e| (ENTRYPOINT_ERROR, format!("invalid bootstrap command: {e}")))?
+    .with_seccomp(seccomp::Filters::build().map_err(|e| setup_failure(&e))?);
     let (log_r, log_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| setup_failure(&format!("log pipe: {e}")))?;
     let log_pipe = logs::LogPipe::new(log_r).map_err(|e| setup_failure(&e))?;

@@ -4,7 +4,7 @@
 //! becomes PID 1 of the new pid namespace, builds the file system and runs the init loop.
 
 use crate::control::{self, Paths, RUNTIME_PGID};
-use crate::{net, sandbox_fs};
+use crate::{net, sandbox_fs, sandbox_mask, userns};
 use nix::sched::{unshare, CloneFlags};
 use nix::sys::signal::{self, SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -26,6 +26,9 @@ pub struct SandboxArgs {
     pub cgroups: Vec<PathBuf>,
     /// Hostname inside the sandbox.
     pub hostname: String,
+    /// First host uid (and gid) of the sandbox's own user namespace (65,536 ids);
+    /// none: no user namespace (the sandbox's root is the host's root).
+    pub uid_base: Option<u32>,
 }
 
 /// Errors launching the sandbox.
@@ -49,6 +52,9 @@ pub enum LaunchError {
     /// The init loop could not start
     #[error(transparent)]
     Control(#[from] control::ControlError),
+    /// The sandbox's user namespace could not be set up
+    #[error(transparent)]
+    Userns(#[from] userns::UsernsError),
 }
 
 fn sys(what: &'static str) -> impl FnOnce(nix::Error) -> LaunchError {
@@ -68,15 +74,16 @@ pub fn run(args: &SandboxArgs) -> Result<i32, LaunchError> {
     }
     nix::fcntl::fcntl(args.fd, nix::fcntl::FcntlArg::F_GETFD)
         .map_err(|e| LaunchError::BadFd(args.fd, e))?;
-    unshare(
-        CloneFlags::CLONE_NEWNS
-            | CloneFlags::CLONE_NEWNET
-            | CloneFlags::CLONE_NEWIPC
-            | CloneFlags::CLONE_NEWUTS
-            | CloneFlags::CLONE_NEWPID
-            | CloneFlags::CLONE_NEWCGROUP,
-    )
-    .map_err(sys("unshare"))?;
+    let namespaces = CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWNET
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWCGROUP;
+    match args.uid_base {
+        Some(base) => userns::unshare_mapped(namespaces, base)?,
+        None => unshare(namespaces).map_err(sys("unshare"))?,
+    }
     let mut forwarded = SigSet::empty();
     forwarded.add(Signal::SIGTERM);
     forwarded.add(Signal::SIGINT);
@@ -156,6 +163,10 @@ fn sandbox_child(args: &SandboxArgs, old: &SigSet, started: Instant) -> Result<i
     // Inherited from the launcher when it worked; a failure was already reported.
     let _ = set_oom_unkillable();
     sandbox_fs::setup(&args.rootfs, &args.hostname)?;
+    if let Err(e) = sandbox_mask::hide_cmdline() {
+        // Needs CAP_SYS_RESOURCE, which some hosts (containers) withhold: degrade.
+        eprintln!("flint-init: warning: /proc/1/cmdline still shows the launcher's arguments: {e}");
+    }
     net::loopback_up()?;
     nix::fcntl::fcntl(
         args.fd,

@@ -16,8 +16,11 @@ mod process;
 mod reaper;
 mod runtime_api;
 mod sandbox_fs;
+mod sandbox_mask;
+mod seccomp;
 mod state;
 mod unpack;
+mod userns;
 mod vsock;
 
 use args::Command;

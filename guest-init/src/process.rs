@@ -2,7 +2,8 @@
 //! fork (the child only makes async-signal-safe system calls). The child gets its own
 //! session, stdin from /dev/null, stdout+stderr into the log pipe, oom_score_adj 0,
 //! an empty capability bounding set, no supplementary groups, uid 993 / gid 990,
-//! PR_SET_NO_NEW_PRIVS, cwd /var/task and no other inherited descriptors. Exec failures
+//! PR_SET_NO_NEW_PRIVS, cwd /var/task, no other inherited descriptors and, when given,
+//! the seccomp filters ([`crate::seccomp`]) installed last before exec. Exec failures
 //! come back through a close-on-exec pipe.
 
 use std::ffi::{c_char, CString};
@@ -40,7 +41,7 @@ pub struct ExecError {
     pub errno: nix::Error,
 }
 
-const STAGES: [&str; 7] = [
+const STAGES: [&str; 8] = [
     "setsid",
     "dup2",
     "setgroups",
@@ -48,6 +49,7 @@ const STAGES: [&str; 7] = [
     "setuid",
     "chdir",
     "exec",
+    "seccomp",
 ];
 
 /// Everything the child needs, allocated before the fork.
@@ -58,9 +60,16 @@ pub struct Prepared {
     cwd: CString,
     uid: u32,
     gid: u32,
+    seccomp: Option<crate::seccomp::Filters>,
 }
 
 impl Prepared {
+    /// Installs `filters` in the child just before exec.
+    pub fn with_seccomp(mut self, filters: crate::seccomp::Filters) -> Self {
+        self.seccomp = Some(filters);
+        self
+    }
+
     /// Prepares `argv` (argv[0] is the program path, relative paths resolve against
     /// `cwd`) with environment `env`, to run as `uid`/`gid`.
     pub fn new(
@@ -85,6 +94,7 @@ impl Prepared {
             path,
             uid,
             gid,
+            seccomp: None,
         })
     }
 }
@@ -231,6 +241,12 @@ unsafe fn child_main(
             fail(5);
         }
         close_other_fds();
+        if let Some(filters) = &p.seccomp {
+            if let Err(errno) = filters.apply() {
+                *libc::__errno_location() = errno;
+                fail(7);
+            }
+        }
         libc::execve(argv[0], argv.as_ptr(), envp.as_ptr());
         fail(6)
     }

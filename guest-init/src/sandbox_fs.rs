@@ -1,8 +1,12 @@
 //! The namespace sandbox's file system, built inside a fresh mount namespace: the
-//! image directory bind-mounted as the new root (never written to), /proc, read-only
-//! /sys, a small /dev with the harmless device nodes, /dev/shm, then pivot_root and a
-//! read-only remount of /. Nothing of this is visible on the host.
+//! image directory as the new root (a read-only overlay whose layers are named by
+//! relative paths, so /proc/self/mountinfo shows no host path; never written to),
+//! /proc (masked, [`crate::sandbox_mask`]), a /sys with only the CPU topology, a small
+//! read-only /dev with the harmless device nodes and /dev/shm pointing into /tmp (so
+//! shared memory counts against the /tmp budget), then pivot_root and a read-only
+//! remount of /. Nothing of this is visible on the host.
 
+use crate::sandbox_mask;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use std::fs;
 use std::os::unix::fs::symlink;
@@ -24,6 +28,9 @@ pub enum FsError {
         /// The error.
         source: nix::Error,
     },
+    /// Masking /proc or building /sys failed
+    #[error(transparent)]
+    Mask(#[from] sandbox_mask::MaskError),
     /// Creating a file, directory or link in the sandbox's /dev failed
     #[error("creating {path}: {source}")]
     Create {
@@ -66,14 +73,7 @@ pub fn setup(rootfs: &Path, hostname: &str) -> Result<(), FsError> {
         none,
         "making mounts private",
     )?;
-    mount(
-        Some(rootfs),
-        rootfs,
-        none,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        none,
-    )
-    .map_err(sys("bind-mounting the root", rootfs))?;
+    overlay_root(rootfs)?;
     let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     do_mount(
         Some("proc"),
@@ -83,18 +83,38 @@ pub fn setup(rootfs: &Path, hostname: &str) -> Result<(), FsError> {
         none,
         "mounting proc on",
     )?;
-    do_mount(
-        Some("sysfs"),
-        &rootfs.join("sys"),
-        Some("sysfs"),
-        nosuid_nodev_noexec | MsFlags::MS_RDONLY,
-        none,
-        "mounting sysfs on",
-    )?;
+    sandbox_mask::sys_tree(&rootfs.join("sys"))?;
     populate_dev(&rootfs.join("dev"))?;
     pivot(rootfs)?;
+    sandbox_mask::mask_proc()?;
     nix::unistd::sethostname(hostname).map_err(sys("sethostname", Path::new(hostname)))?;
     Ok(())
+}
+
+/// Mounts the image read-only over itself as an overlay of two lower layers given
+/// relative to the image directory: the image (".") and an empty tmpfs mounted on its
+/// "dev" (an overlay without an upper layer needs two). Mountinfo then shows
+/// "lowerdir=.:dev" and root "/", not the image's host path. The tmpfs stays behind
+/// on the host side of the tree and goes with the old root after pivot_root.
+fn overlay_root(rootfs: &Path) -> Result<(), FsError> {
+    let empty = rootfs.join("dev");
+    do_mount(
+        Some("tmpfs"),
+        &empty,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY,
+        Some("size=4k,mode=755"),
+        "mounting tmpfs on",
+    )?;
+    nix::unistd::chdir(rootfs).map_err(sys("chdir", rootfs))?;
+    do_mount(
+        Some("overlay"),
+        rootfs,
+        Some("overlay"),
+        MsFlags::MS_RDONLY | MsFlags::MS_NODEV,
+        Some("lowerdir=.:dev"),
+        "mounting the image overlay on",
+    )
 }
 
 fn populate_dev(dev: &Path) -> Result<(), FsError> {
@@ -123,16 +143,10 @@ fn populate_dev(dev: &Path) -> Result<(), FsError> {
         let link = dev.join(name);
         symlink(to, &link).map_err(create(&link))?;
     }
+    // POSIX shared memory and semaphores (Python's multiprocessing) live in /tmp and
+    // count against its size, Lambda's only writable storage.
     let shm = dev.join("shm");
-    fs::create_dir(&shm).map_err(create(&shm))?;
-    do_mount(
-        Some("tmpfs"),
-        &shm,
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        Some("size=64m,mode=1777"),
-        "mounting tmpfs on",
-    )?;
+    symlink("/tmp", &shm).map_err(create(&shm))?;
     // /dev itself stays as it is now: read-only from here on.
     do_mount(
         none,

@@ -267,7 +267,7 @@ fn cgroup_roots(parent: &str) -> Vec<PathBuf> {
     if v2 {
         vec![Path::new("/sys/fs/cgroup").join(parent)]
     } else {
-        ["memory", "pids"]
+        ["memory", "pids", "cpu", "cpuacct", "freezer"]
             .iter()
             .map(|c| Path::new("/sys/fs/cgroup").join(c).join(parent))
             .collect()
@@ -280,23 +280,50 @@ impl Drop for TestAgent {
             let _ = c.kill();
             let _ = c.wait();
         }
-        // Remove what a killed agent could not (the next agent would do it too).
-        for root in cgroup_roots(&self.cgroup_parent) {
-            if let Ok(rd) = std::fs::read_dir(&root) {
-                for e in rd.flatten() {
-                    if let Ok(p) = std::fs::read_to_string(e.path().join("cgroup.procs")) {
-                        for pid in p.lines().filter_map(|l| l.parse::<i32>().ok()) {
-                            let _ = nix::sys::signal::kill(
-                                nix::unistd::Pid::from_raw(pid),
-                                nix::sys::signal::Signal::SIGKILL,
-                            );
-                        }
-                    }
-                    std::thread::sleep(Duration::from_millis(50));
-                    let _ = std::fs::remove_dir(e.path());
+        // Remove what a killed agent could not (the next agent would do it too): thaw
+        // every sandbox and lift its CPU quota first (frozen processes die only once
+        // thawed, throttled ones slowly), kill, then
+        // remove the directories, retrying while the killed processes exit.
+        let roots = cgroup_roots(&self.cgroup_parent);
+        let dirs: Vec<PathBuf> = roots
+            .iter()
+            .filter_map(|r| std::fs::read_dir(r).ok())
+            .flat_map(|rd| rd.flatten().map(|e| e.path()))
+            .filter(|p| p.is_dir())
+            .collect();
+        for d in &dirs {
+            for (file, value) in [
+                ("freezer.state", "THAWED"),
+                ("cgroup.freeze", "0"),
+                ("cpu.cfs_quota_us", "-1"),
+                ("cpu.max", "max"),
+            ] {
+                if d.join(file).exists() {
+                    let _ = std::fs::write(d.join(file), value);
                 }
             }
-            let _ = std::fs::remove_dir(&root);
+        }
+        for d in &dirs {
+            if let Ok(p) = std::fs::read_to_string(d.join("cgroup.procs")) {
+                for pid in p.lines().filter_map(|l| l.parse::<i32>().ok()) {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+            }
+        }
+        let t0 = Instant::now();
+        loop {
+            let left = dirs
+                .iter()
+                .chain(roots.iter())
+                .filter(|d| std::fs::remove_dir(d).is_err() && d.exists())
+                .count();
+            if left == 0 || t0.elapsed() > Duration::from_secs(3) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 }

@@ -20,6 +20,8 @@ struct Records {
     destroyed: Vec<String>,
     /// The OOM flags of every sandbox made.
     oom_flags: Vec<Arc<AtomicBool>>,
+    /// CPU-quota, freeze and thaw calls, as (sandbox id, call), in order.
+    lifecycle: Vec<(String, &'static str)>,
 }
 
 struct Settings {
@@ -123,6 +125,16 @@ impl FakeBackend {
         self.records().destroyed.clone()
     }
 
+    /// The CPU-quota, freeze and thaw calls `sandbox` received, in order.
+    pub fn lifecycle(&self, sandbox: &str) -> Vec<&'static str> {
+        self.records()
+            .lifecycle
+            .iter()
+            .filter(|(id, _)| id == sandbox)
+            .map(|(_, call)| *call)
+            .collect()
+    }
+
     /// The host messages `sandbox` received, in order.
     pub fn messages(&self, sandbox: &str) -> Vec<&'static str> {
         self.journal
@@ -211,6 +223,21 @@ impl Sandbox for FakeSandbox {
         self.memory_peak
     }
 
+    fn limit_cpu(&self) -> Result<(), SandboxError> {
+        self.note("limit_cpu");
+        Ok(())
+    }
+
+    fn freeze(&self) -> Result<(), SandboxError> {
+        self.note("freeze");
+        Ok(())
+    }
+
+    fn thaw(&self) -> Result<(), SandboxError> {
+        self.note("thaw");
+        Ok(())
+    }
+
     fn destroy(&mut self) -> BoxFuture<'_, Result<(), SandboxError>> {
         Box::pin(async move {
             // Like killing everything in a real sandbox: the guest stops mid-step.
@@ -224,6 +251,16 @@ impl Sandbox for FakeSandbox {
             }
             Ok(())
         })
+    }
+}
+
+impl FakeSandbox {
+    fn note(&self, call: &'static str) {
+        self.records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .lifecycle
+            .push((self.id.clone(), call));
     }
 }
 

@@ -43,6 +43,11 @@ async fn cold_start_then_warm_hit_on_the_same_sandbox() {
         ["Configure", "Invoke", "Invoke"],
         "a cold start configures a fresh sandbox (no Prepare)"
     );
+    assert_eq!(
+        h.backend.lifecycle(&sbx),
+        ["limit_cpu", "freeze", "thaw", "freeze"],
+        "the CPU quota goes on after init; the idle instance is frozen, thawed to serve"
+    );
 
     let recs = h.records();
     assert_eq!(recs.len(), 2);

@@ -474,6 +474,10 @@ impl Session {
                     stream.timings.code_load_ns = r.unpack_ns;
                     stream.timings.runtime_init_ns = r.init_ns;
                 }
+                // Init ran unthrottled, as on Lambda; invocations get memory's CPU share.
+                if let Err(e) = stream.sandbox.limit_cpu() {
+                    tracing::warn!(sandbox = %stream.sandbox.id(), function = binding.function, error = %e, "CPU quota not applied");
+                }
                 Ok(Started::Ready(Session {
                     init_duration: t0.elapsed(),
                     stream,
@@ -491,6 +495,25 @@ impl Session {
             Err(e) => {
                 stream.destroy().await;
                 Err(e)
+            }
+        }
+    }
+
+    /// Freezes the idle instance's sandbox: nothing it left running uses CPU until
+    /// [`thaw`](Self::thaw). A failure is logged; the instance stays usable.
+    pub(crate) fn freeze(&self) {
+        if let Err(e) = self.stream.sandbox.freeze() {
+            tracing::warn!(sandbox = %self.stream.sandbox.id(), function = %self.function, error = %e, "instance not frozen");
+        }
+    }
+
+    /// Thaws the instance before an invocation; false (logged) when it cannot be.
+    pub(crate) fn thaw(&self) -> bool {
+        match self.stream.sandbox.thaw() {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(sandbox = %self.stream.sandbox.id(), function = %self.function, error = %e, "instance not thawed");
+                false
             }
         }
     }

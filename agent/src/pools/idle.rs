@@ -1,7 +1,8 @@
 //! Idle instances, per function. An invocation takes an idle instance of its function
 //! (a warm start) or starts a new one (a cold start); afterwards it gives the instance
 //! back. Instances of an older revision are retired; idle ones expire after the
-//! keep-alive, so an idle function holds no sandbox.
+//! keep-alive, so an idle function holds no sandbox. An idle instance is frozen (cgroup
+//! freezer) from `put` until `take` thaws it.
 
 use super::occupancy::Occupancy;
 use crate::invoke::session::Session;
@@ -40,7 +41,7 @@ impl IdleInstances {
             let list = idle.get_mut(function)?;
             let mut found = None;
             while let Some(mut inst) = list.pop() {
-                if inst.revision() == revision && inst.is_alive() {
+                if inst.revision() == revision && inst.is_alive() && inst.thaw() {
                     found = Some(inst);
                     break;
                 }
@@ -68,6 +69,7 @@ impl IdleInstances {
             return;
         }
         inst.touch();
+        inst.freeze();
         self.idle()
             .entry(inst.function().to_string())
             .or_default()

@@ -29,6 +29,9 @@ pub enum SandboxError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// Every host uid range is held by a live sandbox
+    #[error("all {0} host uid ranges are in use: too many sandboxes at once")]
+    NoUidRange(u32),
     /// Other I/O
     #[error("sandbox I/O: {0}")]
     Io(#[from] std::io::Error),
@@ -82,6 +85,14 @@ pub trait Sandbox: Send + Sync {
     fn oom_killed(&self) -> bool;
     /// Peak memory use of the sandbox so far, in bytes, when known.
     fn memory_peak(&self) -> Option<u64>;
+    /// Applies the CPU quota in proportion to memory, once the instance has finished
+    /// its init (which, as on Lambda, runs unthrottled).
+    fn limit_cpu(&self) -> Result<(), SandboxError>;
+    /// Stops everything in the sandbox between invocations (cgroup freezer), so
+    /// nothing a handler left running uses CPU while the instance is idle.
+    fn freeze(&self) -> Result<(), SandboxError>;
+    /// Lets a frozen sandbox run again; called before its next invocation.
+    fn thaw(&self) -> Result<(), SandboxError>;
     /// Kills everything in the sandbox and removes every trace of it. Idempotent.
     fn destroy(&mut self) -> BoxFuture<'_, Result<(), SandboxError>>;
 }

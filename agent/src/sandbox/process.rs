@@ -35,9 +35,29 @@ impl ProcessSandbox {
         self.cgroup.as_ref().and_then(|c| c.memory_peak())
     }
 
+    /// Applies the cgroup's CPU quota.
+    pub fn limit_cpu(&self) -> Result<(), SandboxError> {
+        self.cgroup.as_ref().map_or(Ok(()), |c| c.limit_cpu())
+    }
+
+    /// Freezes everything in the cgroup (the whole VMM process for a microVM: its
+    /// vCPU threads stop like any others).
+    pub fn freeze(&self) -> Result<(), SandboxError> {
+        self.cgroup.as_ref().map_or(Ok(()), |c| c.freeze())
+    }
+
+    /// Thaws the cgroup.
+    pub fn thaw(&self) -> Result<(), SandboxError> {
+        self.cgroup.as_ref().map_or(Ok(()), |c| c.thaw())
+    }
+
     /// Kills the process and everything in the cgroup, then removes the cgroup.
     pub async fn teardown(&mut self) -> Result<(), SandboxError> {
         self.stream = None;
+        // Thawed and unthrottled first, or the killed processes exit slowly or never.
+        if let Some(cg) = &self.cgroup {
+            cg.release();
+        }
         if let Some(mut child) = self.child.take() {
             let _ = child.start_kill();
             let _ = child.wait().await;
@@ -71,6 +91,9 @@ impl Drop for ProcessSandbox {
     /// Not torn down through `teardown` (a panic, an aborted task): kill what we can
     /// synchronously, reaping the process so the cgroup can be removed.
     fn drop(&mut self) {
+        if let Some(cg) = &self.cgroup {
+            cg.release();
+        }
         if let Some(child) = &mut self.child {
             let _ = child.start_kill();
             for _ in 0..100 {

@@ -9,6 +9,7 @@ pub mod select;
 pub mod stderr_tail;
 
 use super::namespace::cgroup::SandboxCgroup;
+use super::namespace::cpu::CpuQuota;
 use super::process::ProcessSandbox;
 use super::{BackendLimits, BoxFuture, Sandbox, SandboxBackend, SandboxError, SandboxSpec};
 use crate::limits::PIDS_MAX;
@@ -113,6 +114,8 @@ impl SandboxBackend for MicroVmBackend {
                 &spec.id,
                 spec.memory_mb + self.cfg.overhead_mb,
                 PIDS_MAX,
+                // The function's share; the VMM's own overhead buys no CPU.
+                CpuQuota::for_memory(spec.memory_mb),
             ) {
                 Ok(cg) => cg,
                 Err(e) => {
@@ -311,6 +314,18 @@ impl Sandbox for MicroVm {
 
     fn memory_peak(&self) -> Option<u64> {
         self.proc.memory_peak()
+    }
+
+    fn limit_cpu(&self) -> Result<(), SandboxError> {
+        self.proc.limit_cpu()
+    }
+
+    fn freeze(&self) -> Result<(), SandboxError> {
+        self.proc.freeze()
+    }
+
+    fn thaw(&self) -> Result<(), SandboxError> {
+        self.proc.thaw()
     }
 
     fn destroy(&mut self) -> BoxFuture<'_, Result<(), SandboxError>> {

@@ -1,24 +1,31 @@
-//! The namespace sandbox: flint-init as PID 1 of fresh PID, mount, network, IPC, UTS
-//! and cgroup namespaces, pivoted into the runtime's read-only root file system, inside
-//! a cgroup that caps memory and processes. The host end of the flint-init stream is
+//! The namespace sandbox: flint-init as PID 1 of fresh user (its own host uid range,
+//! [`uids`]), PID, mount, network, IPC, UTS and cgroup namespaces, pivoted into the
+//! runtime's read-only root file system, inside a cgroup that caps memory, processes
+//! and CPU. The host end of the flint-init stream is
 //! one end of a Unix socketpair. For hosts without hardware virtualisation.
 
 pub mod cgroup;
+pub mod cpu;
 pub mod sweep;
+pub mod uids;
 
 use super::process::ProcessSandbox;
 use super::{BoxFuture, Sandbox, SandboxBackend, SandboxError, SandboxSpec};
 use crate::limits::PIDS_MAX;
 use cgroup::SandboxCgroup;
+use cpu::CpuQuota;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::Arc;
 use tokio::io::AsyncBufReadExt;
+use uids::{UidLease, UidRanges};
 
 /// Makes namespace sandboxes.
 pub struct NamespaceBackend {
     init_path: PathBuf,
     cgroup_parent: String,
+    uids: Arc<UidRanges>,
 }
 
 impl NamespaceBackend {
@@ -32,6 +39,7 @@ impl NamespaceBackend {
         Self {
             init_path,
             cgroup_parent,
+            uids: UidRanges::new(),
         }
     }
 }
@@ -46,15 +54,27 @@ impl SandboxBackend for NamespaceBackend {
         spec: &'a SandboxSpec,
     ) -> BoxFuture<'a, Result<Box<dyn Sandbox>, SandboxError>> {
         Box::pin(async move {
-            let cg =
-                SandboxCgroup::create(&self.cgroup_parent, &spec.id, spec.memory_mb, PIDS_MAX)?;
-            let result = spawn(&self.init_path, spec, &cg);
+            let lease = self
+                .uids
+                .lease()
+                .ok_or(SandboxError::NoUidRange(uids::SLOTS))?;
+            let cg = SandboxCgroup::create(
+                &self.cgroup_parent,
+                &spec.id,
+                spec.memory_mb,
+                PIDS_MAX,
+                CpuQuota::for_memory(spec.memory_mb),
+            )?;
+            let result = spawn(&self.init_path, spec, &cg, lease.base());
             let mut sandbox = ProcessSandbox::new(&spec.id, cg);
             match result {
                 Ok((child, stream)) => {
                     sandbox.child = Some(child);
                     sandbox.stream = Some(stream);
-                    Ok(Box::new(NamespaceSandbox(sandbox)) as Box<dyn Sandbox>)
+                    Ok(Box::new(NamespaceSandbox {
+                        proc: sandbox,
+                        _uids: lease,
+                    }) as Box<dyn Sandbox>)
                 }
                 Err(e) => {
                     let _ = sandbox.teardown().await;
@@ -69,6 +89,7 @@ fn spawn(
     init: &std::path::Path,
     spec: &SandboxSpec,
     cg: &SandboxCgroup,
+    uid_base: u32,
 ) -> Result<(tokio::process::Child, tokio::net::UnixStream), SandboxError> {
     let (host, guest) = std::os::unix::net::UnixStream::pair()?;
     let guest_fd = guest.as_raw_fd();
@@ -79,7 +100,9 @@ fn spawn(
         .arg("--fd")
         .arg(guest_fd.to_string())
         .arg("--hostname")
-        .arg("flint");
+        .arg("flint")
+        .arg("--uid-base")
+        .arg(uid_base.to_string());
     for f in cg.procs_files() {
         cmd.arg("--cgroup").arg(f);
     }
@@ -115,29 +138,45 @@ fn spawn(
     Ok((child, tokio::net::UnixStream::from_std(host)?))
 }
 
-/// One namespace sandbox: the launcher process (whose child is PID 1 inside).
-pub struct NamespaceSandbox(ProcessSandbox);
+/// One namespace sandbox: the launcher process (whose child is PID 1 inside) and its
+/// host uid range (returned after the processes are gone: fields drop in order).
+pub struct NamespaceSandbox {
+    proc: ProcessSandbox,
+    _uids: UidLease,
+}
 
 impl Sandbox for NamespaceSandbox {
     fn id(&self) -> &str {
-        &self.0.id
+        &self.proc.id
     }
 
     fn take_stream(&mut self) -> Option<tokio::net::UnixStream> {
-        self.0.stream.take()
+        self.proc.stream.take()
     }
 
     fn oom_killed(&self) -> bool {
-        self.0.oom_killed()
+        self.proc.oom_killed()
     }
 
     fn memory_peak(&self) -> Option<u64> {
-        self.0.memory_peak()
+        self.proc.memory_peak()
+    }
+
+    fn limit_cpu(&self) -> Result<(), SandboxError> {
+        self.proc.limit_cpu()
+    }
+
+    fn freeze(&self) -> Result<(), SandboxError> {
+        self.proc.freeze()
+    }
+
+    fn thaw(&self) -> Result<(), SandboxError> {
+        self.proc.thaw()
     }
 
     fn destroy(&mut self) -> BoxFuture<'_, Result<(), SandboxError>> {
         // The launcher's death kills PID 1 (PDEATHSIG), and with it the whole PID
         // namespace; the cgroup sweep covers anything that escaped.
-        Box::pin(self.0.teardown())
+        Box::pin(self.proc.teardown())
     }
 }

@@ -56,10 +56,28 @@ fn pids_in(dir: &Path) -> Vec<i32> {
         .collect()
 }
 
+/// Thaws a possibly frozen sandbox directory (a frozen process does not die of
+/// SIGKILL on cgroup v1 until thawed) and lifts its CPU quota (so the killed exit
+/// quickly); a directory without the file is left alone.
+fn thaw(dir: &Path) {
+    use std::io::Write;
+    for (file, value) in [
+        ("freezer.state", "THAWED"),
+        ("cgroup.freeze", "0"),
+        ("cpu.cfs_quota_us", "-1"),
+        ("cpu.max", "max"),
+    ] {
+        if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(dir.join(file)) {
+            let _ = f.write_all(value.as_bytes());
+        }
+    }
+}
+
 /// One pass: SIGKILL every process in every directory, then remove each directory
 /// that is empty; keeps in `dirs` the ones still there. Returns how many went.
 fn pass(dirs: &mut Vec<PathBuf>) -> usize {
     for dir in dirs.iter() {
+        thaw(dir);
         for pid in pids_in(dir) {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid),
