@@ -186,6 +186,14 @@ pub struct RawConfig {
     /// available (MemAvailable) than this many MB.
     #[arg(long, env = "FLINT_START_MIN_FREE_MB", default_value_t = 256)]
     pub start_min_free_mb: u64,
+    /// Backoff base of asynchronous (Event) retries, milliseconds: retry k after a
+    /// function error waits base*k; throttled events back off from base/60 to base*5.
+    /// Lambda's is about a minute; tests set a few hundred ms.
+    #[arg(long, env = "FLINT_EVENT_RETRY_BASE_MS", default_value_t = 60_000)]
+    pub event_retry_base_ms: u64,
+    /// Queued events run at once, at most (each also takes concurrency as usual).
+    #[arg(long, env = "FLINT_EVENT_WORKERS", default_value_t = 64)]
+    pub event_workers: u32,
 }
 
 /// Which sandbox implementation runs instances.
@@ -249,6 +257,8 @@ pub struct Config {
     pub start_queue_wait: Duration,
     /// Cold starts wait while the host has less memory available (MB).
     pub start_min_free_mb: u64,
+    /// The event dispatcher's backoff base and workers.
+    pub events: crate::events::dispatcher::Settings,
 }
 
 /// A `--region` value: lower-case letters, digits and dashes.
@@ -393,6 +403,10 @@ impl TryFrom<RawConfig> for Config {
             },
             start_queue_wait: Duration::from_millis(raw.start_queue_ms),
             start_min_free_mb: raw.start_min_free_mb,
+            events: crate::events::dispatcher::Settings {
+                retry_base_ms: raw.event_retry_base_ms,
+                workers: raw.event_workers.max(1) as usize,
+            },
         })
     }
 }

@@ -41,6 +41,9 @@ pub enum OpenError {
     /// Metering database problems
     #[error(transparent)]
     Meter(#[from] MeterError),
+    /// Event queue problems
+    #[error(transparent)]
+    Events(#[from] crate::events::QueueError),
 }
 
 /// Everything an API call works on.
@@ -60,6 +63,8 @@ pub struct Agent {
     pub occupancy: Arc<Occupancy>,
     /// Admits cold starts a few at a time.
     pub start_gate: StartGate,
+    /// The durable queue of asynchronous invocations and its dispatcher.
+    pub events: Arc<crate::events::dispatcher::Dispatcher>,
     observers: RwLock<Vec<Arc<dyn InvocationObserver>>>,
     runtimes: RwLock<Runtimes>,
 }
@@ -137,6 +142,11 @@ impl Agent {
             min_free_mb = config.start_min_free_mb,
             "start scheduler"
         );
+        let queue = Arc::new(crate::events::sqlite::SqliteQueue::open(
+            &data.join("events.db"),
+        )?);
+        let events =
+            crate::events::dispatcher::Dispatcher::new(queue.clone(), queue, config.events)?;
         let agent = Arc::new(Self {
             config,
             store,
@@ -150,6 +160,7 @@ impl Agent {
             warm_pool,
             occupancy,
             start_gate,
+            events,
             observers: RwLock::new(Vec::new()),
             runtimes: RwLock::new(runtimes),
         });
@@ -159,12 +170,15 @@ impl Agent {
         agent.observe(agent.meter.clone());
         agent.observe(agent.metrics.clone());
         crate::metrics::gauges::register(&agent.metrics, &agent);
+        crate::events::metrics::register(&agent.metrics, &agent.events);
         for f in agent.store.list()? {
             agent.pool.retire(&f.name, Some(f.revision));
             agent
                 .limiter
                 .set_reservation(&f.name, f.reserved_concurrency);
         }
+        // Runs queued events through `Agent::run_queued` (event_runner.rs).
+        agent.events.start(Arc::new(Arc::downgrade(&agent)));
         Ok(agent)
     }
 

@@ -98,6 +98,9 @@ pub enum InvokeError {
     /// A limit refused the invocation
     #[error(transparent)]
     Throttled(#[from] Throttle),
+    /// An Event could not be stored durably, so it was not accepted
+    #[error(transparent)]
+    Queue(#[from] crate::events::QueueError),
 }
 
 /// An instance that failed to initialise: Lambda's error type and document, and the
@@ -160,7 +163,8 @@ impl Agent {
         // meanwhile cannot collect the bundle this invocation is about to load.
         let (f, code_pin) = self.pinned_function(&input.function_name)?;
         let request_id = new_request_id();
-        let permit = if input.invocation_type == InvocationType::DryRun {
+        // Events take no permit here: they wait in the queue (events/).
+        let permit = if input.invocation_type != InvocationType::RequestResponse {
             None
         } else {
             match self.limiter.acquire(&f.name) {
@@ -181,28 +185,8 @@ impl Agent {
                 })
             }
             InvocationType::Event => {
-                let me = self.clone();
-                let id = request_id.clone();
-                let span = tracing::info_span!("invoke", function = %f.name, request_id = %id, kind = "event");
-                tokio::spawn(
-                    async move {
-                        let _permit = permit;
-                        let _code_pin = code_pin;
-                        match me.run(&f, &id, &input).await {
-                            Ok(out) if out.function_error.is_some() => {
-                                tracing::info!("event invocation failed in the function")
-                            }
-                            Ok(_) => {}
-                            Err(e) => tracing::warn!(error = %e, "event invocation could not run"),
-                        }
-                    }
-                    .instrument(span),
-                );
-                Ok(InvokeOutput {
-                    status_code: 202,
-                    request_id,
-                    ..Default::default()
-                })
+                drop((permit, code_pin));
+                self.enqueue_event(&f.name, request_id, &input)
             }
             InvocationType::RequestResponse => {
                 let span =
@@ -212,6 +196,22 @@ impl Agent {
                 out
             }
         }
+    }
+
+    /// One attempt of a queued event (see event_runner.rs): the synchronous path
+    /// with the event's own request id, taking a permit like any invocation.
+    pub(crate) async fn run_queued(
+        &self,
+        input: &InvokeInput,
+        request_id: &str,
+    ) -> Result<InvokeOutput, InvokeError> {
+        let (f, code_pin) = self.pinned_function(&input.function_name)?;
+        let _permit = self.limiter.acquire(&f.name).inspect_err(|t| {
+            self.record_throttle(&f.name, throttle_name(t));
+        })?;
+        let out = self.run(&f, request_id, input).await;
+        drop(code_pin);
+        out
     }
 
     /// The function's current row with its code bundle pinned, in one read (see

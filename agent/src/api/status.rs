@@ -80,6 +80,8 @@ impl From<InvokeError> for Status {
             InvokeError::Sandbox { .. } => Code::Unavailable,
             InvokeError::Throttled(crate::limiter::Throttle::Draining) => Code::Unavailable,
             InvokeError::Throttled(_) => Code::ResourceExhausted,
+            InvokeError::Queue(crate::events::QueueError::Full { .. }) => Code::ResourceExhausted,
+            InvokeError::Queue(_) => Code::Unavailable,
         };
         if matches!(
             e,

@@ -17,8 +17,10 @@ pub struct EventCounters {
     pub on_success_delivered: AtomicU64,
     /// Destination records queued for on-failure destinations.
     pub on_failure_delivered: AtomicU64,
-    /// Destination records that could not be queued.
-    pub destination_failed: AtomicU64,
+    /// On-success records that could not be queued (destination gone, queue error).
+    pub on_success_failed: AtomicU64,
+    /// On-failure records that could not be queued.
+    pub on_failure_failed: AtomicU64,
 }
 
 impl EventCounters {

@@ -279,13 +279,19 @@ impl Dispatcher {
         response: Option<&Response>,
     ) {
         let Some(dest) = dest else { return };
-        let counter = if condition == Condition::Success {
-            &self.counters.on_success_delivered
+        let (counter, failed) = if condition == Condition::Success {
+            (
+                &self.counters.on_success_delivered,
+                &self.counters.on_success_failed,
+            )
         } else {
-            &self.counters.on_failure_delivered
+            (
+                &self.counters.on_failure_delivered,
+                &self.counters.on_failure_failed,
+            )
         };
         if !runner.exists(dest) {
-            EventCounters::inc(&self.counters.destination_failed);
+            EventCounters::inc(failed);
             tracing::warn!(destination = dest, "destination function no longer exists; record not delivered (the event's outcome is in the logs)");
             return;
         }
@@ -312,7 +318,7 @@ impl Dispatcher {
                 tracing::info!(destination = dest, condition = condition.as_str(), destination_request_id = %e.request_id, "destination record queued");
             }
             Err(err) => {
-                EventCounters::inc(&self.counters.destination_failed);
+                EventCounters::inc(failed);
                 tracing::error!(destination = dest, error = %err, "destination record could not be queued");
             }
         }

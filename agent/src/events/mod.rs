@@ -9,6 +9,7 @@
 pub mod config;
 pub mod counters;
 pub mod dispatcher;
+pub mod metrics;
 pub mod policy;
 pub mod record;
 pub mod runner;

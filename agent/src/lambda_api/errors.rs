@@ -172,6 +172,7 @@ pub fn invoke_error(e: InvokeError, arn: &dyn Fn(&str) -> String) -> ApiError {
         InvokeError::Runtime(r) => ApiError::new(502, "InvalidRuntimeException", r.to_string()),
         InvokeError::Code(c) => ApiError::service(c.to_string()),
         e @ InvokeError::Sandbox { .. } => ApiError::service(e.to_string()),
+        e @ InvokeError::Queue(_) => ApiError::service(e.to_string()),
         InvokeError::Throttled(t) => {
             let reason = match &t {
                 Throttle::Reserved { .. } => "ReservedFunctionConcurrentInvocationLimitExceeded",
