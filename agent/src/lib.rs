@@ -9,6 +9,7 @@ pub mod config;
 pub mod config_file;
 pub(crate) mod conn;
 pub mod core;
+pub mod event_admin;
 pub mod event_runner;
 pub mod events;
 pub mod functions;

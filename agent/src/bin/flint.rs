@@ -6,6 +6,9 @@ use flint_proto::v1::*;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+#[path = "flint/events.rs"]
+mod events;
+
 #[derive(Parser)]
 #[command(
     name = "flint",
@@ -122,6 +125,12 @@ enum Cmd {
         data_dir: PathBuf,
         #[command(subcommand)]
         action: KeysCmd,
+    },
+    /// Asynchronous invocations: the event queue, the dead-letter queue, redrive and
+    /// each function's retries, maximum age and destinations.
+    Events {
+        #[command(subcommand)]
+        action: events::EventsCmd,
     },
     /// Metered usage and its cost per function (all functions without NAME).
     Usage {
@@ -455,6 +464,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             }
         }
         Cmd::Keys { .. } => {}
+        Cmd::Events { action } => events::run(&c, action, cli.json).await?,
         Cmd::Usage { name, since } => {
             let now_ms = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
