@@ -194,6 +194,15 @@ pub struct RawConfig {
     /// Queued events run at once, at most (each also takes concurrency as usual).
     #[arg(long, env = "FLINT_EVENT_WORKERS", default_value_t = 64)]
     pub event_workers: u32,
+    /// Milliseconds in one second of MaximumEventAgeInSeconds: 1000. For tests only,
+    /// to expire events (at least 60 "seconds" old) quickly.
+    #[arg(
+        long,
+        env = "FLINT_EVENT_AGE_UNIT_MS",
+        default_value_t = 1000,
+        hide = true
+    )]
+    pub event_age_unit_ms: u64,
 }
 
 /// Which sandbox implementation runs instances.
@@ -406,6 +415,7 @@ impl TryFrom<RawConfig> for Config {
             events: crate::events::dispatcher::Settings {
                 retry_base_ms: raw.event_retry_base_ms,
                 workers: raw.event_workers.max(1) as usize,
+                age_unit_ms: raw.event_age_unit_ms.max(1),
             },
         })
     }

@@ -25,6 +25,8 @@ pub struct Settings {
     pub retry_base_ms: u64,
     /// Attempts running at once.
     pub workers: usize,
+    /// Length of one second of MaximumEventAgeInSeconds, ms (1,000; shorter in tests).
+    pub age_unit_ms: u64,
 }
 
 /// The queue, its configurations and the task that empties it.
@@ -157,7 +159,7 @@ impl Dispatcher {
     /// One attempt of a leased event, and what follows from it.
     async fn attempt(&self, runner: &dyn Runner, ev: Event) {
         let cfg = self.config(&ev.function);
-        if policy::expired(&ev, &cfg, now_ms()) {
+        if policy::expired(&ev, &cfg, now_ms(), self.settings.age_unit_ms) {
             let error = format!(
                 "EventAgeExceeded: older than MaximumEventAgeInSeconds {} after {} attempts",
                 cfg.max_age_s, ev.attempts

@@ -97,9 +97,11 @@ impl Backoff {
     }
 }
 
-/// Whether `e` is past its maximum age at `now_ms`.
-pub fn expired(e: &Event, c: &EventConfig, now_ms: u64) -> bool {
-    now_ms.saturating_sub(e.enqueued_ms) > u64::from(c.max_age_s) * 1000
+/// Whether `e` is past its maximum age at `now_ms`; `second_ms` is the length of one
+/// second of MaximumEventAgeInSeconds (1,000; tests shorten it with
+/// `--event-age-unit-ms`).
+pub fn expired(e: &Event, c: &EventConfig, now_ms: u64, second_ms: u64) -> bool {
+    now_ms.saturating_sub(e.enqueued_ms) > u64::from(c.max_age_s) * second_ms
 }
 
 /// The decision after attempt result `r` of event `e` at `now_ms`.
@@ -249,7 +251,8 @@ mod tests {
             max_age_s: 60,
             ..Default::default()
         };
-        assert!(!expired(&event(0, 0), &c, 60_000));
-        assert!(expired(&event(0, 0), &c, 60_001));
+        assert!(!expired(&event(0, 0), &c, 60_000, 1000));
+        assert!(expired(&event(0, 0), &c, 60_001, 1000));
+        assert!(expired(&event(0, 0), &c, 3_001, 50));
     }
 }

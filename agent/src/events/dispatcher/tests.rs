@@ -97,6 +97,7 @@ fn setup(dir: &std::path::Path) -> Arc<Dispatcher> {
         Settings {
             retry_base_ms: 20,
             workers: 4,
+            age_unit_ms: 1000,
         },
     )
     .unwrap()
