@@ -5,7 +5,7 @@
 use crate::core::Agent;
 use crate::events::policy::{AttemptResult, Response};
 use crate::events::runner::{Attempt, Runner};
-use crate::events::{now_ms, Event, NewEvent};
+use crate::events::{now_ms, Event, NewEvent, QueueError};
 use crate::invoke::{InvocationType, InvokeError, InvokeInput, InvokeOutput};
 use crate::limiter::Throttle;
 use crate::store::StoreError;
@@ -13,7 +13,7 @@ use std::sync::Weak;
 
 impl Agent {
     /// Stores an accepted Event durably; the 202 is returned only once it is on disk.
-    pub(crate) fn enqueue_event(
+    pub(crate) async fn enqueue_event(
         &self,
         function: &str,
         request_id: String,
@@ -22,14 +22,20 @@ impl Agent {
         if self.limiter.draining() {
             return Err(Throttle::Draining.into());
         }
-        self.events.enqueue(&NewEvent {
+        let event = NewEvent {
             request_id: request_id.clone(),
             function: function.to_string(),
             qualifier: "$LATEST".into(),
             payload: input.payload.clone(),
             client_context: input.client_context.clone(),
             enqueued_ms: now_ms(),
-        })?;
+        };
+        // Off the async workers: the commit waits for the disk, and enqueues waiting
+        // together share one commit.
+        let events = self.events.clone();
+        tokio::task::spawn_blocking(move || events.enqueue(&event))
+            .await
+            .unwrap_or_else(|j| Err(QueueError::Writer(j.to_string())))?;
         tracing::debug!(function, %request_id, "event queued");
         Ok(InvokeOutput {
             status_code: 202,

@@ -186,7 +186,7 @@ impl Agent {
             }
             InvocationType::Event => {
                 drop((permit, code_pin));
-                self.enqueue_event(&f.name, request_id, &input)
+                self.enqueue_event(&f.name, request_id, &input).await
             }
             InvocationType::RequestResponse => {
                 let span =

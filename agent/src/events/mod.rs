@@ -133,6 +133,9 @@ pub enum QueueError {
     /// A request id that is already queued
     #[error("event {0} is already queued")]
     Duplicate(String),
+    /// The blocking task that writes the queue failed
+    #[error("event queue writer failed: {0}; the event was not accepted, retry")]
+    Writer(String),
 }
 
 /// A durable queue of asynchronous invocations. The SQLite implementation is the

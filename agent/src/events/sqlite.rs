@@ -1,6 +1,13 @@
-//! The embedded event queue: `<data dir>/events.db`, SQLite in WAL mode with
-//! `synchronous = FULL`, so an enqueue that returned is on disk (it survives kill -9
-//! and a host reboot). The schema is versioned with `rusqlite_migration`.
+//! The embedded event queue: `<data dir>/events.db`, SQLite in WAL mode, versioned with
+//! `rusqlite_migration`.
+//!
+//! Durability: an enqueue, a dead-letter, a redrive and a configuration commit with
+//! `synchronous = FULL` (on disk when the call returns: they survive kill -9 and a host
+//! reboot). Enqueues that arrive together share one transaction and one fsync (group
+//! commit): each caller adds its event to a pending list, and whoever takes the
+//! connection next commits everything pending. The dispatcher's own state changes
+//! (lease, retry time, completion) commit with `synchronous = NORMAL`: they survive
+//! kill -9, and a power loss can only make an event run again (at least once).
 
 use super::{
     Event, EventConfig, EventConfigs, EventQueue, EventState, NewEvent, QueueError, QueueStats,
@@ -8,7 +15,7 @@ use super::{
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row};
 use rusqlite_migration::{Migrations, M};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// The schema, one migration per change; never edit a released one.
 fn migrations() -> Migrations<'static> {
@@ -42,10 +49,28 @@ fn migrations() -> Migrations<'static> {
 const COLUMNS: &str = "request_id, function, qualifier, payload, client_context, enqueued_ms, \
                        attempts, deferrals, next_attempt_ms, last_error, state";
 
+/// One enqueue waiting for a group commit; the committer fills `done`.
+struct Pending {
+    event: NewEvent,
+    done: Arc<Mutex<Option<Result<(), QueueError>>>>,
+}
+
 /// The SQLite queue.
 pub struct SqliteQueue {
     path: String,
     conn: Mutex<Connection>,
+    pending: Mutex<Vec<Pending>>,
+}
+
+/// A copy of a SQLite error for every event of a failed group commit.
+fn copy_err(e: &rusqlite::Error) -> rusqlite::Error {
+    match e {
+        rusqlite::Error::SqliteFailure(f, m) => rusqlite::Error::SqliteFailure(*f, m.clone()),
+        other => rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+            Some(other.to_string()),
+        ),
+    }
 }
 
 impl SqliteQueue {
@@ -72,7 +97,75 @@ impl SqliteQueue {
         Ok(Self {
             path: p,
             conn: Mutex::new(conn),
+            pending: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Runs `f` in one transaction committed with `synchronous = FULL`.
+    fn durably<T>(
+        conn: &mut Connection,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> T,
+    ) -> rusqlite::Result<T> {
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        let r = (|| {
+            let tx = conn.transaction()?;
+            let v = f(&tx);
+            tx.commit()?;
+            Ok(v)
+        })();
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        r
+    }
+
+    /// Commits every pending enqueue in one durable transaction; fills their results.
+    fn commit_pending(&self, conn: &mut Connection) {
+        let batch = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        if batch.is_empty() {
+            return;
+        }
+        let r = Self::durably(conn, |tx| {
+            batch
+                .iter()
+                .map(|p| {
+                    let e = &p.event;
+                    tx.execute(
+                        "INSERT INTO events (request_id, function, qualifier, payload, client_context,
+                                             enqueued_ms, next_attempt_ms, state)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 'queued')",
+                        params![
+                            e.request_id,
+                            e.function,
+                            e.qualifier,
+                            e.payload,
+                            e.client_context,
+                            e.enqueued_ms as i64
+                        ],
+                    )
+                    .map(drop)
+                    .map_err(|err| match err {
+                        rusqlite::Error::SqliteFailure(f, _)
+                            if f.code == ErrorCode::ConstraintViolation =>
+                        {
+                            QueueError::Duplicate(e.request_id.clone())
+                        }
+                        err => self.err(err),
+                    })
+                })
+                .collect::<Vec<_>>()
+        });
+        match r {
+            Ok(results) => {
+                for (p, r) in batch.iter().zip(results) {
+                    *p.done.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+                }
+            }
+            Err(err) => {
+                for p in &batch {
+                    *p.done.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some(Err(self.err(copy_err(&err))));
+                }
+            }
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -125,32 +218,41 @@ impl SqliteQueue {
     fn update(&self, sql: &str, p: impl rusqlite::Params) -> Result<usize, QueueError> {
         self.lock().execute(sql, p).map_err(|e| self.err(e))
     }
+
+    /// [`Self::update`] committed with `synchronous = FULL`.
+    fn update_durably(&self, sql: &str, p: impl rusqlite::Params) -> Result<usize, QueueError> {
+        let mut conn = self.lock();
+        Self::durably(&mut conn, |tx| tx.execute(sql, p))
+            .and_then(|r| r)
+            .map_err(|e| self.err(e))
+    }
 }
 
 impl EventQueue for SqliteQueue {
     fn enqueue(&self, e: &NewEvent) -> Result<(), QueueError> {
-        let r = self.lock().execute(
-            "INSERT INTO events (request_id, function, qualifier, payload, client_context,
-                                 enqueued_ms, next_attempt_ms, state)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 'queued')",
-            params![
-                e.request_id,
-                e.function,
-                e.qualifier,
-                e.payload,
-                e.client_context,
-                e.enqueued_ms as i64
-            ],
-        );
-        match r {
-            Ok(_) => Ok(()),
-            Err(rusqlite::Error::SqliteFailure(f, _))
-                if f.code == ErrorCode::ConstraintViolation =>
-            {
-                Err(QueueError::Duplicate(e.request_id.clone()))
-            }
-            Err(err) => Err(self.err(err)),
+        let done = Arc::new(Mutex::new(None));
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Pending {
+                event: e.clone(),
+                done: done.clone(),
+            });
+        let mut conn = self.lock();
+        // The committer before us may have committed this event already; results are
+        // filled before the connection is released, so an empty one is still pending.
+        if let Some(r) = done.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            return r;
         }
+        self.commit_pending(&mut conn);
+        let r = done.lock().unwrap_or_else(|e| e.into_inner()).take();
+        r.unwrap_or_else(|| {
+            Err(QueueError::Corrupt {
+                path: self.path.clone(),
+                request_id: e.request_id.clone(),
+                what: "the group commit did not report this event".into(),
+            })
+        })
     }
 
     fn lease_due(&self, now_ms: u64) -> Result<Option<Event>, QueueError> {
@@ -208,7 +310,7 @@ impl EventQueue for SqliteQueue {
     }
 
     fn dead_letter(&self, request_id: &str, attempts: u32, error: &str) -> Result<(), QueueError> {
-        self.update(
+        self.update_durably(
             "UPDATE events SET state = 'dead', attempts = ?2, last_error = ?3
              WHERE request_id = ?1",
             params![request_id, attempts, error],
@@ -245,7 +347,7 @@ impl EventQueue for SqliteQueue {
     }
 
     fn redrive(&self, function: &str, now_ms: u64) -> Result<u64, QueueError> {
-        self.update(
+        self.update_durably(
             "UPDATE events SET state = 'queued', attempts = 0, deferrals = 0,
                                enqueued_ms = ?2, next_attempt_ms = ?2
              WHERE function = ?1 AND state = 'dead'",
@@ -304,7 +406,7 @@ impl EventConfigs for SqliteQueue {
     }
 
     fn put_config(&self, function: &str, c: &EventConfig) -> Result<(), QueueError> {
-        self.update(
+        self.update_durably(
             "INSERT OR REPLACE INTO event_configs (function, max_retries, max_age_s, on_success, on_failure)
              VALUES (?1, ?2, ?3, ?4, ?5)",
             params![function, c.max_retries, c.max_age_s, c.on_success, c.on_failure],
@@ -313,7 +415,7 @@ impl EventConfigs for SqliteQueue {
     }
 
     fn delete_config(&self, function: &str) -> Result<bool, QueueError> {
-        self.update(
+        self.update_durably(
             "DELETE FROM event_configs WHERE function = ?1",
             params![function],
         )
@@ -425,6 +527,34 @@ mod tests {
                 oldest_enqueued_ms: Some(20_000)
             }
         );
+    }
+
+    #[test]
+    fn concurrent_enqueues_share_commits_and_all_land() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Arc::new(SqliteQueue::open(&dir.path().join("events.db")).unwrap());
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let q = q.clone();
+                std::thread::spawn(move || {
+                    for i in 0..50 {
+                        q.enqueue(&ev(&format!("{t}-{i}"), "f", 1)).unwrap();
+                    }
+                    // A duplicate in a shared commit fails alone.
+                    assert!(matches!(
+                        q.enqueue(&ev(&format!("{t}-0"), "f", 1)),
+                        Err(QueueError::Duplicate(_))
+                    ));
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(q.stats().unwrap().depth, 400);
+        drop(q);
+        let q = SqliteQueue::open(&dir.path().join("events.db")).unwrap();
+        assert_eq!(q.list(None, &[], 1000).unwrap().len(), 400);
     }
 
     #[test]
