@@ -211,6 +211,8 @@ pub async fn serve(agent: Arc<Agent>) -> Result<(), ServeError> {
         },
     };
     tracing::info!("shutting down: destroying instances");
+    // Queued events stay in events.db; running ones are queued again at the next start.
+    agent.events.stop();
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
         while servers.join_next().await.is_some() {}

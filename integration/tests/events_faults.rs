@@ -218,3 +218,49 @@ async fn drain_waits_for_running_events_and_leaves_queued_ones_queued() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn queued_events_survive_a_sigterm_restart() {
+    let mut agent = start().await;
+    let mut c = agent.client().await;
+    c.functions
+        .create_function(python_function(
+            "held",
+            "def handler(e, c):\n    print('RAN', e['n'])\n    return 1\n",
+        ))
+        .await
+        .unwrap();
+    c.functions
+        .put_function_concurrency(PutFunctionConcurrencyRequest {
+            name: "held".into(),
+            reserved_concurrency: 0,
+        })
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        ids.push(event(&mut c, "held", &format!(r#"{{"n": {n}}}"#)).await);
+    }
+    drop(c);
+    agent.restart().await;
+    let q = list(&agent, "held", &[]).await;
+    assert_eq!(q.depth, 5, "queued events lost across SIGTERM: {q:?}");
+    let mut c = agent.client().await;
+    c.functions
+        .delete_function_concurrency(DeleteFunctionConcurrencyRequest {
+            name: "held".into(),
+        })
+        .await
+        .unwrap();
+    wait_log(
+        &agent,
+        "held",
+        Duration::from_secs(20),
+        "events run after the restart",
+        |l| {
+            ids.iter()
+                .all(|id| l.contains(&format!("END RequestId: {id}")))
+        },
+    )
+    .await;
+}

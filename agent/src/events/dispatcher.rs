@@ -9,7 +9,7 @@ use super::policy::{self, AttemptResult, Backoff, Condition, Decision, Response}
 use super::record::destination_record;
 use super::runner::Runner;
 use super::{now_ms, Event, EventConfig, EventConfigs, EventQueue, NewEvent, QueueError};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, Semaphore};
@@ -37,6 +37,7 @@ pub struct Dispatcher {
     pub counters: Arc<EventCounters>,
     wake: Notify,
     in_flight: AtomicU64,
+    stopped: AtomicBool,
 }
 
 impl Dispatcher {
@@ -61,6 +62,7 @@ impl Dispatcher {
             counters: Arc::new(EventCounters::default()),
             wake: Notify::new(),
             in_flight: AtomicU64::new(0),
+            stopped: AtomicBool::new(false),
         }))
     }
 
@@ -84,6 +86,13 @@ impl Dispatcher {
         self.queue.enqueue(e)?;
         self.wake.notify_one();
         Ok(())
+    }
+
+    /// Stops leasing events (at agent stop): attempts running now are ended with the
+    /// agent and queued again at the next start.
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
     }
 
     /// Wakes the dispatcher (e.g. after a redrive or a limit was raised).
@@ -111,6 +120,10 @@ impl Dispatcher {
     async fn run_loop(self: Arc<Self>, runner: Arc<dyn Runner>) {
         let slots = Arc::new(Semaphore::new(self.settings.workers.max(1)));
         loop {
+            if self.stopped.load(Ordering::SeqCst) {
+                tracing::info!(running = self.in_flight(), "event dispatcher stopped");
+                return;
+            }
             if !runner.accepting() {
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;

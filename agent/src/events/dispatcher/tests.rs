@@ -267,5 +267,14 @@ async fn nothing_is_leased_while_draining() {
     );
     r.accepting.store(true, Ordering::SeqCst);
     until("the event runs after resume", || r.runs_of("f").len() == 1).await;
-    task.abort();
+    // Stopped, the loop ends and leaves new events queued.
+    d.stop();
+    tokio::time::timeout(Duration::from_secs(2), task)
+        .await
+        .expect("the loop ends after stop")
+        .unwrap();
+    d.enqueue(&event("b", "f", now_ms())).unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(r.runs_of("f").len(), 1);
+    assert_eq!(d.queue().stats().unwrap().depth, 1);
 }
