@@ -19,8 +19,9 @@ use std::sync::{Arc, Mutex};
 
 /// The schema, one migration per change; never edit a released one.
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(
-        "CREATE TABLE events (
+    Migrations::new(vec![
+        M::up(
+            "CREATE TABLE events (
             seq             INTEGER PRIMARY KEY AUTOINCREMENT,
             request_id      TEXT NOT NULL UNIQUE,
             function        TEXT NOT NULL,
@@ -43,8 +44,22 @@ fn migrations() -> Migrations<'static> {
             on_success  TEXT,
             on_failure  TEXT
         );",
-    )])
+        ),
+        // The dispatcher's lease and its next-due time read only waiting events, in due
+        // order: a partial index keeps that one index step at any queue depth (with the
+        // (state, next_attempt_ms) index every lease sorted all waiting events).
+        M::up(
+            "DROP INDEX events_due;
+             CREATE INDEX events_waiting ON events (next_attempt_ms, seq)
+             WHERE state IN ('queued', 'retrying');",
+        ),
+    ])
 }
+
+/// The first due waiting event (`?1`: now); served by the partial index events_waiting.
+const NEXT_DUE: &str = "SELECT seq FROM events
+     WHERE state IN ('queued', 'retrying') AND next_attempt_ms <= ?1
+     ORDER BY next_attempt_ms, seq LIMIT 1";
 
 const COLUMNS: &str = "request_id, function, qualifier, payload, client_context, enqueued_ms, \
                        attempts, deferrals, next_attempt_ms, last_error, state";
@@ -259,11 +274,7 @@ impl EventQueue for SqliteQueue {
         let conn = self.lock();
         let mut st = conn
             .prepare_cached(&format!(
-                "UPDATE events SET state = 'in-flight'
-                 WHERE seq = (SELECT seq FROM events
-                              WHERE state IN ('queued', 'retrying') AND next_attempt_ms <= ?1
-                              ORDER BY next_attempt_ms, seq LIMIT 1)
-                 RETURNING {COLUMNS}"
+                "UPDATE events SET state = 'in-flight' WHERE seq = ({NEXT_DUE}) RETURNING {COLUMNS}"
             ))
             .map_err(|e| self.err(e))?;
         let mut rows = st.query(params![now_ms as i64]).map_err(|e| self.err(e))?;
@@ -441,6 +452,23 @@ mod tests {
     #[test]
     fn migrations_are_valid() {
         migrations().validate().unwrap();
+    }
+
+    #[test]
+    fn the_lease_reads_one_index_step_not_a_sort_of_the_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = SqliteQueue::open(&dir.path().join("events.db")).unwrap();
+        let conn = q.lock();
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {NEXT_DUE}"))
+            .unwrap()
+            .query_map(params![0i64], |r| r.get::<_, String>(3))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let plan = plan.join("\n");
+        assert!(plan.contains("events_waiting"), "{plan}");
+        assert!(!plan.contains("TEMP B-TREE"), "{plan}");
     }
 
     #[test]
