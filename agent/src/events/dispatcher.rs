@@ -209,6 +209,15 @@ impl Dispatcher {
             AttemptResult::Success(r) | AttemptResult::FunctionError(r) => Some(r),
             _ => None,
         };
+        if response.is_some() {
+            // The run freed its concurrency: an event of the same function that was
+            // throttled need not wait out its backoff.
+            match self.queue.promote(&ev.function, now_ms()) {
+                Ok(true) => self.wake.notify_one(),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "could not promote a throttled event"),
+            }
+        }
         match decision {
             Decision::Done => {
                 tracing::info!(attempt, "event done");
@@ -238,10 +247,14 @@ impl Dispatcher {
                     EventCounters::inc(&self.counters.deferrals);
                     tracing::debug!(retry_in_ms = at_ms.saturating_sub(now_ms()), %error, "event could not run; will retry");
                 }
-                if let Err(e) =
-                    self.queue
-                        .retry_at(&ev.request_id, at_ms, attempts, deferrals, &error)
-                {
+                if let Err(e) = self.queue.retry_at(
+                    &ev.request_id,
+                    at_ms,
+                    attempts,
+                    deferrals,
+                    &error,
+                    !counted,
+                ) {
                     tracing::error!(error = %e, "could not reschedule an event; it stays in flight until the next start");
                 }
                 // The loop may be asleep with nothing due: let it see the new time.

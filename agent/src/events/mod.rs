@@ -150,7 +150,8 @@ pub trait EventQueue: Send + Sync + 'static {
     fn next_due_ms(&self) -> Result<Option<u64>, QueueError>;
     /// The event is finished: removes it.
     fn complete(&self, request_id: &str) -> Result<(), QueueError>;
-    /// The event waits for another attempt at `at_ms`, with its counts and error.
+    /// The event waits for another attempt at `at_ms`, with its counts and error;
+    /// `for_capacity` when it was throttled (it may be [`EventQueue::promote`]d).
     fn retry_at(
         &self,
         request_id: &str,
@@ -158,7 +159,12 @@ pub trait EventQueue: Send + Sync + 'static {
         attempts: u32,
         deferrals: u32,
         error: &str,
+        for_capacity: bool,
     ) -> Result<(), QueueError>;
+    /// A run of `function` ended, so capacity freed: the first of its events waiting
+    /// for capacity becomes due at `now_ms` instead of at the end of its backoff.
+    /// Returns whether there was one.
+    fn promote(&self, function: &str, now_ms: u64) -> Result<bool, QueueError>;
     /// Moves the event to the dead-letter queue.
     fn dead_letter(&self, request_id: &str, attempts: u32, error: &str) -> Result<(), QueueError>;
     /// Events of `function` (all functions when None) in `states` (all when empty),

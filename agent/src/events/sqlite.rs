@@ -53,6 +53,9 @@ fn migrations() -> Migrations<'static> {
              CREATE INDEX events_waiting ON events (next_attempt_ms, seq)
              WHERE state IN ('queued', 'retrying');",
         ),
+        // Events throttled (waiting for capacity, not for a retry after a function
+        // error): a run of their function that ends makes the first of them due.
+        M::up("ALTER TABLE events ADD COLUMN for_capacity INTEGER NOT NULL DEFAULT 0;"),
     ])
 }
 
@@ -310,14 +313,34 @@ impl EventQueue for SqliteQueue {
         attempts: u32,
         deferrals: u32,
         error: &str,
+        for_capacity: bool,
     ) -> Result<(), QueueError> {
         self.update(
             "UPDATE events SET state = 'retrying', next_attempt_ms = ?2, attempts = ?3,
-                               deferrals = ?4, last_error = ?5
+                               deferrals = ?4, last_error = ?5, for_capacity = ?6
              WHERE request_id = ?1",
-            params![request_id, at_ms as i64, attempts, deferrals, error],
+            params![
+                request_id,
+                at_ms as i64,
+                attempts,
+                deferrals,
+                error,
+                for_capacity
+            ],
         )
         .map(drop)
+    }
+
+    fn promote(&self, function: &str, now_ms: u64) -> Result<bool, QueueError> {
+        self.update(
+            "UPDATE events SET next_attempt_ms = ?2
+             WHERE seq = (SELECT seq FROM events
+                          WHERE function = ?1 AND state = 'retrying' AND for_capacity = 1
+                                AND next_attempt_ms > ?2
+                          ORDER BY next_attempt_ms, seq LIMIT 1)",
+            params![function, now_ms as i64],
+        )
+        .map(|n| n > 0)
     }
 
     fn dead_letter(&self, request_id: &str, attempts: u32, error: &str) -> Result<(), QueueError> {
@@ -483,7 +506,7 @@ mod tests {
             let leased = q.lease_due(1_000).unwrap().unwrap();
             assert_eq!(leased.request_id, "a");
             assert_eq!(leased.state, EventState::InFlight);
-            q.retry_at("b", 5_000, 1, 0, "Unhandled").unwrap();
+            q.retry_at("b", 5_000, 1, 0, "Unhandled", false).unwrap();
             // dropped without completing "a": a crash mid-attempt
         }
         let q = SqliteQueue::open(&path).unwrap();
@@ -583,6 +606,30 @@ mod tests {
         drop(q);
         let q = SqliteQueue::open(&dir.path().join("events.db")).unwrap();
         assert_eq!(q.list(None, &[], 1000).unwrap().len(), 400);
+    }
+
+    #[test]
+    fn a_freed_slot_promotes_one_throttled_event_not_a_retry() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = SqliteQueue::open(&dir.path().join("events.db")).unwrap();
+        for id in ["retry", "t1", "t2"] {
+            q.enqueue(&ev(id, "f", 1)).unwrap();
+            q.lease_due(1).unwrap();
+        }
+        q.retry_at("retry", 9_000, 1, 0, "Unhandled", false)
+            .unwrap();
+        q.retry_at("t1", 5_000, 0, 3, "throttled", true).unwrap();
+        q.retry_at("t2", 6_000, 0, 3, "throttled", true).unwrap();
+        assert!(!q.promote("g", 100).unwrap());
+        assert!(q.promote("f", 100).unwrap());
+        assert_eq!(q.lease_due(100).unwrap().unwrap().request_id, "t1");
+        assert_eq!(q.lease_due(100).unwrap(), None, "one slot, one event");
+        assert!(q.promote("f", 100).unwrap());
+        assert_eq!(q.lease_due(100).unwrap().unwrap().request_id, "t2");
+        assert!(
+            !q.promote("f", 100).unwrap(),
+            "a function-error retry keeps its backoff"
+        );
     }
 
     #[test]
