@@ -24,6 +24,18 @@ pub struct EventsApi {
 
 impl From<EventAdminError> for Status {
     fn from(e: EventAdminError) -> Status {
+        // Store and queue failures name host paths: the client gets an error id.
+        if matches!(
+            e,
+            EventAdminError::Store(StoreError::Sqlite(_) | StoreError::Corrupt(_))
+                | EventAdminError::Queue(
+                    QueueError::Sqlite { .. }
+                        | QueueError::Migration { .. }
+                        | QueueError::Corrupt { .. }
+                )
+        ) {
+            return crate::api::status::hidden(&e);
+        }
         let code = match &e {
             EventAdminError::Store(StoreError::NotFound(_)) | EventAdminError::NoConfig(_) => {
                 Code::NotFound

@@ -108,8 +108,9 @@ pub struct QueueStats {
 /// Queue failures.
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
-    /// The disk is full: the event cannot be kept, so it is refused
-    #[error("event queue {path}: the disk is full, so the event cannot be stored durably and was not accepted; free space in the data directory and retry")]
+    /// The disk is full: the event cannot be kept, so it is refused (the message names
+    /// no host path: it reaches clients)
+    #[error("the event queue's disk is full, so the event cannot be stored durably and was not accepted; free space in flintd's data directory and retry")]
     Full { path: String },
     /// SQLite said no
     #[error("event queue {path}: {source}")]

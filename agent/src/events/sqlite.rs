@@ -122,12 +122,14 @@ impl SqliteQueue {
     /// Runs `f` in one transaction committed with `synchronous = FULL`.
     fn durably<T>(
         conn: &mut Connection,
-        f: impl FnOnce(&rusqlite::Transaction<'_>) -> T,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
     ) -> rusqlite::Result<T> {
         conn.pragma_update(None, "synchronous", "FULL")?;
         let r = (|| {
             let tx = conn.transaction()?;
-            let v = f(&tx);
+            // On an error the transaction is dropped, i.e. rolled back (SQLite may
+            // already have rolled it back itself, e.g. on SQLITE_FULL).
+            let v = f(&tx)?;
             tx.commit()?;
             Ok(v)
         })();
@@ -136,40 +138,41 @@ impl SqliteQueue {
     }
 
     /// Commits every pending enqueue in one durable transaction; fills their results.
+    /// A duplicate request id fails alone; any other error (a full disk) fails the
+    /// whole batch, nothing of which is kept.
     fn commit_pending(&self, conn: &mut Connection) {
         let batch = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
         if batch.is_empty() {
             return;
         }
         let r = Self::durably(conn, |tx| {
-            batch
-                .iter()
-                .map(|p| {
-                    let e = &p.event;
-                    tx.execute(
-                        "INSERT INTO events (request_id, function, qualifier, payload, client_context,
-                                             enqueued_ms, next_attempt_ms, state)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 'queued')",
-                        params![
-                            e.request_id,
-                            e.function,
-                            e.qualifier,
-                            e.payload,
-                            e.client_context,
-                            e.enqueued_ms as i64
-                        ],
-                    )
-                    .map(drop)
-                    .map_err(|err| match err {
-                        rusqlite::Error::SqliteFailure(f, _)
-                            if f.code == ErrorCode::ConstraintViolation =>
-                        {
-                            QueueError::Duplicate(e.request_id.clone())
-                        }
-                        err => self.err(err),
-                    })
-                })
-                .collect::<Vec<_>>()
+            let mut results = Vec::with_capacity(batch.len());
+            for p in &batch {
+                let e = &p.event;
+                let r = tx.execute(
+                    "INSERT INTO events (request_id, function, qualifier, payload, client_context,
+                                         enqueued_ms, next_attempt_ms, state)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 'queued')",
+                    params![
+                        e.request_id,
+                        e.function,
+                        e.qualifier,
+                        e.payload,
+                        e.client_context,
+                        e.enqueued_ms as i64
+                    ],
+                );
+                results.push(match r {
+                    Ok(_) => Ok(()),
+                    Err(rusqlite::Error::SqliteFailure(f, _))
+                        if f.code == ErrorCode::ConstraintViolation =>
+                    {
+                        Err(QueueError::Duplicate(e.request_id.clone()))
+                    }
+                    Err(err) => return Err(err),
+                });
+            }
+            Ok(results)
         });
         match r {
             Ok(results) => {
@@ -240,9 +243,7 @@ impl SqliteQueue {
     /// [`Self::update`] committed with `synchronous = FULL`.
     fn update_durably(&self, sql: &str, p: impl rusqlite::Params) -> Result<usize, QueueError> {
         let mut conn = self.lock();
-        Self::durably(&mut conn, |tx| tx.execute(sql, p))
-            .and_then(|r| r)
-            .map_err(|e| self.err(e))
+        Self::durably(&mut conn, |tx| tx.execute(sql, p)).map_err(|e| self.err(e))
     }
 }
 
@@ -630,6 +631,29 @@ mod tests {
             !q.promote("f", 100).unwrap(),
             "a function-error retry keeps its backoff"
         );
+    }
+
+    #[test]
+    fn a_full_disk_refuses_the_event_with_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = SqliteQueue::open(&dir.path().join("events.db")).unwrap();
+        q.enqueue(&ev("small", "f", 1)).unwrap();
+        {
+            // SQLite answers SQLITE_FULL once the file may not grow: as a full disk does.
+            let conn = q.lock();
+            let pages: i64 = conn
+                .query_row("PRAGMA page_count", [], |r| r.get(0))
+                .unwrap();
+            conn.pragma_update(None, "max_page_count", pages).unwrap();
+        }
+        let mut big = ev("big", "f", 1);
+        big.payload = vec![b'x'; 256 * 1024];
+        let err = q.enqueue(&big).unwrap_err();
+        assert!(matches!(err, QueueError::Full { .. }), "{err:?}");
+        assert!(err.to_string().contains("disk is full"), "{err}");
+        assert!(err.to_string().contains("not accepted"), "{err}");
+        // Nothing half-written: the queue still holds exactly the first event.
+        assert_eq!(q.list(None, &[], 10).unwrap().len(), 1);
     }
 
     #[test]

@@ -42,7 +42,12 @@ fn api_error(api: &LambdaApi, e: EventAdminError) -> ApiError {
             api.place.arn(&n)
         )),
         e @ EventAdminError::Config(_) => ApiError::invalid(e.to_string()),
-        e => ApiError::service(e.to_string()),
+        e => {
+            tracing::error!(error = %e, "event invoke config operation failed");
+            ApiError::service(
+                "the event queue could not be read or written; flintd's log has the cause",
+            )
+        }
     }
 }
 
