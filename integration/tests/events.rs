@@ -315,7 +315,7 @@ async fn accepted_events_survive_kill_9_of_the_agent() {
     c.functions
         .create_function(python_function(
             "durable",
-            "import time\ndef handler(e, c):\n    time.sleep(0.1)\n    return e['i']\n",
+            "import time\ndef handler(e, c):\n    time.sleep(0.2)\n    return e['i']\n",
         ))
         .await
         .unwrap();
@@ -350,6 +350,8 @@ async fn accepted_events_survive_kill_9_of_the_agent() {
         accept.as_secs_f64() * 1e3,
         n as f64 / accept.as_secs_f64()
     );
+    // 0.2 s per event, 4 at a time: n events take n/20 s, far longer than accepting
+    // them; the kill comes once some have run.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = list(&agent, "durable", &[]).await;
     let ran_before = starts(&log_of(&agent, "durable")).len();
@@ -380,7 +382,8 @@ async fn accepted_events_survive_kill_9_of_the_agent() {
     let log = wait_log(
         &agent,
         "durable",
-        Duration::from_secs(60),
+        // 0.2 s per event, 4 at a time, twice over for a loaded machine.
+        Duration::from_secs(30 + n as u64 / 10),
         "every accepted event runs after the restart",
         |l| {
             let s = starts(l);
