@@ -520,4 +520,34 @@ mod metering_flag_tests {
         let c = parse(&["--function-log-max-bytes", "65536"]).unwrap();
         assert_eq!(c.function_log_max_bytes, 65536);
     }
+
+    #[test]
+    fn event_settings_default_to_lambdas_backoff() {
+        use crate::events::dispatcher::Settings;
+        assert_eq!(
+            parse(&[]).unwrap().events,
+            Settings {
+                retry_base_ms: 60_000,
+                workers: 64,
+                age_unit_ms: 1000
+            }
+        );
+        let c = parse(&[
+            "--event-retry-base-ms",
+            "250",
+            "--event-workers",
+            "0",
+            "--event-age-unit-ms",
+            "50",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.events,
+            Settings {
+                retry_base_ms: 250,
+                workers: 1,
+                age_unit_ms: 50
+            }
+        );
+    }
 }
