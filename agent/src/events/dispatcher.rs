@@ -137,7 +137,7 @@ impl Dispatcher {
                     self.in_flight.fetch_add(1, Ordering::Relaxed);
                     let me = self.clone();
                     let runner = runner.clone();
-                    let span = tracing::info_span!("event", function = %ev.function, request_id = %ev.request_id);
+                    let span = tracing::info_span!("event", function = %ev.function, request_id = %ev.request_id, attempt = ev.attempts + 1);
                     tokio::spawn(
                         async move {
                             me.attempt(runner.as_ref(), ev).await;
