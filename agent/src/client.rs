@@ -73,6 +73,14 @@ pub struct Client {
 }
 
 impl Client {
+    /// An events client sending the same token.
+    pub fn events(&self) -> flint_proto::v1::events_client::EventsClient<Authed> {
+        flint_proto::v1::events_client::EventsClient::with_interceptor(
+            self.channel.clone(),
+            self.bearer.clone(),
+        )
+    }
+
     /// A usage client sending the same token.
     pub fn usage(&self) -> UsageClient<Authed> {
         UsageClient::with_interceptor(self.channel.clone(), self.bearer.clone())

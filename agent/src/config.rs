@@ -183,6 +183,23 @@ pub struct RawConfig {
     /// available (MemAvailable) than this many MB.
     #[arg(long, env = "FLINT_START_MIN_FREE_MB", default_value_t = 256)]
     pub start_min_free_mb: u64,
+    /// Backoff base of asynchronous (Event) retries, milliseconds: retry k after a
+    /// function error waits base*k; throttled events back off from base/60 to base*5.
+    /// Lambda's is about a minute; tests set a few hundred ms.
+    #[arg(long, env = "FLINT_EVENT_RETRY_BASE_MS", default_value_t = 60_000)]
+    pub event_retry_base_ms: u64,
+    /// Queued events run at once, at most (each also takes concurrency as usual).
+    #[arg(long, env = "FLINT_EVENT_WORKERS", default_value_t = 64)]
+    pub event_workers: u32,
+    /// Milliseconds in one second of MaximumEventAgeInSeconds: 1000. For tests only,
+    /// to expire events (at least 60 "seconds" old) quickly.
+    #[arg(
+        long,
+        env = "FLINT_EVENT_AGE_UNIT_MS",
+        default_value_t = 1000,
+        hide = true
+    )]
+    pub event_age_unit_ms: u64,
 }
 
 /// Which sandbox implementation runs instances.
@@ -246,6 +263,8 @@ pub struct Config {
     pub start_queue_wait: Duration,
     /// Cold starts wait while the host has less memory available (MB).
     pub start_min_free_mb: u64,
+    /// The event dispatcher's backoff base and workers.
+    pub events: crate::events::dispatcher::Settings,
 }
 
 /// A `--region` value: lower-case letters, digits and dashes.
@@ -390,6 +409,11 @@ impl TryFrom<RawConfig> for Config {
             },
             start_queue_wait: Duration::from_millis(raw.start_queue_ms),
             start_min_free_mb: raw.start_min_free_mb,
+            events: crate::events::dispatcher::Settings {
+                retry_base_ms: raw.event_retry_base_ms,
+                workers: raw.event_workers.max(1) as usize,
+                age_unit_ms: raw.event_age_unit_ms.max(1),
+            },
         })
     }
 }
@@ -492,5 +516,35 @@ mod tests {
         assert!(e.to_string().contains("at least 65536"), "{e}");
         let c = parse(&["--function-log-max-bytes", "65536"]).unwrap();
         assert_eq!(c.function_log_max_bytes, 65536);
+    }
+
+    #[test]
+    fn event_settings_default_to_lambdas_backoff() {
+        use crate::events::dispatcher::Settings;
+        assert_eq!(
+            parse(&[]).unwrap().events,
+            Settings {
+                retry_base_ms: 60_000,
+                workers: 64,
+                age_unit_ms: 1000
+            }
+        );
+        let c = parse(&[
+            "--event-retry-base-ms",
+            "250",
+            "--event-workers",
+            "0",
+            "--event-age-unit-ms",
+            "50",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.events,
+            Settings {
+                retry_base_ms: 250,
+                workers: 1,
+                age_unit_ms: 50
+            }
+        );
     }
 }

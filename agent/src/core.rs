@@ -44,6 +44,9 @@ pub enum OpenError {
     /// A setting the sandbox backend cannot honour (`--pool-warm`)
     #[error(transparent)]
     Invalid(#[from] crate::validate::ValidationError),
+    /// Event queue problems
+    #[error(transparent)]
+    Events(#[from] crate::events::QueueError),
 }
 
 /// Everything an API call works on. Its fields are private: API handlers call the
@@ -67,6 +70,8 @@ pub struct Agent {
     occupancy: Arc<Occupancy>,
     /// Admits cold starts a few at a time.
     start_gate: StartGate,
+    /// The durable queue of asynchronous invocations and its dispatcher.
+    events: Arc<crate::events::dispatcher::Dispatcher>,
     observers: RwLock<Vec<Arc<dyn InvocationObserver>>>,
     runtimes: RwLock<Runtimes>,
 }
@@ -136,6 +141,11 @@ impl Agent {
             min_free_mb = config.start_min_free_mb,
             "start scheduler"
         );
+        let queue = Arc::new(crate::events::sqlite::SqliteQueue::open(
+            &data.join("events.db"),
+        )?);
+        let events =
+            crate::events::dispatcher::Dispatcher::new(queue.clone(), queue, config.events)?;
         let agent = Arc::new(Self {
             config,
             store,
@@ -149,6 +159,7 @@ impl Agent {
             sandbox_pool,
             occupancy,
             start_gate,
+            events,
             observers: RwLock::new(Vec::new()),
             runtimes: RwLock::new(runtimes),
         });
@@ -158,12 +169,15 @@ impl Agent {
         agent.observe(agent.meter.clone());
         agent.observe(agent.metrics.clone());
         crate::metrics::gauges::register(&agent.metrics, &agent);
+        crate::events::metrics::register(&agent.metrics, &agent.events);
         for f in agent.store.list()? {
             agent.idle.retire(&f.name, Some(f.revision));
             agent
                 .limiter
                 .set_reservation(&f.name, f.reserved_concurrency);
         }
+        // Runs queued events through `Agent::run_queued` (invoke/events.rs).
+        agent.events.start(Arc::new(Arc::downgrade(&agent)));
         Ok(agent)
     }
 
@@ -248,6 +262,10 @@ impl Agent {
 
     pub(crate) fn start_gate(&self) -> &StartGate {
         &self.start_gate
+    }
+
+    pub(crate) fn events(&self) -> &Arc<crate::events::dispatcher::Dispatcher> {
+        &self.events
     }
 
     /// Destroys every pre-started sandbox and idle instance (agent shutdown).

@@ -214,6 +214,11 @@ impl Agent {
         self.idle().retire(name, None);
         self.limiter().forget(name);
         self.logs().remove(name);
+        // Its event invoke configuration goes with it, as in Lambda; its queued events
+        // are dead-lettered when they come due (the function is gone).
+        if let Err(e) = self.events().configs().delete_config(name) {
+            tracing::warn!(function = %name, error = %e, "event invoke config not removed");
+        }
         self.collect_code();
         tracing::info!(function = %name, "function deleted");
         Ok(f)

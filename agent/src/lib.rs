@@ -13,6 +13,8 @@ pub(crate) mod code;
 pub mod config;
 pub mod config_file;
 pub mod core;
+pub(crate) mod event_admin;
+pub(crate) mod events;
 #[cfg(test)]
 mod fake;
 pub(crate) mod functions;

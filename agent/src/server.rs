@@ -70,12 +70,16 @@ fn router(
     })
     .max_decoding_message_size(GRPC_MESSAGE_MAX)
     .max_encoding_message_size(GRPC_MESSAGE_MAX);
+    let events = flint_proto::v1::events_server::EventsServer::new(crate::api::events::EventsApi {
+        agent: agent.clone(),
+    });
     Ok(tonic::transport::Server::builder()
         .add_service(health)
         .add_service(InterceptedService::new(reflection, gate.clone()))
         .add_service(InterceptedService::new(functions, gate.clone()))
         .add_service(InterceptedService::new(invocations, gate.clone()))
         .add_service(InterceptedService::new(usage, gate.clone()))
+        .add_service(InterceptedService::new(events, gate.clone()))
         .add_service(InterceptedService::new(node, gate)))
 }
 
@@ -126,6 +130,10 @@ pub async fn serve(agent: Arc<Agent>) -> Result<(), ServeError> {
         .set_serving::<InvocationsServer<InvocationsApi>>()
         .await;
     reporter.set_serving::<UsageServer<UsageApi>>().await;
+    reporter
+        .set_serving::<flint_proto::v1::events_server::EventsServer<crate::api::events::EventsApi>>(
+        )
+        .await;
     reporter.set_serving::<NodeServer<NodeApi>>().await;
 
     let sock = agent.config().socket.clone();
@@ -203,6 +211,8 @@ pub async fn serve(agent: Arc<Agent>) -> Result<(), ServeError> {
         },
     };
     tracing::info!("shutting down: destroying instances");
+    // Queued events stay in events.db; running ones are queued again at the next start.
+    agent.events().stop();
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
         while servers.join_next().await.is_some() {}

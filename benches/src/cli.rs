@@ -11,6 +11,7 @@ pub const SCENARIOS: &[&str] = &[
     "warm",
     "throughput",
     "rest",
+    "events",
     "density",
     "cold_pool",
     "microvm",

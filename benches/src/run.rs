@@ -25,6 +25,7 @@ const TITLES: &[(&str, &str)] = &[
     ("warm", "Warm invocation latency"),
     ("throughput", "Throughput by concurrency"),
     ("rest", "REST API warm invoke overhead"),
+    ("events", "Asynchronous invocations: accept and start"),
     ("density", "Density of idle warm instances (128 MB hello)"),
     ("cold_pool", "Cold start, pool hit"),
     (
@@ -91,6 +92,7 @@ pub async fn run(cfg: Config, command: String) -> Result<Results, RunError> {
         "warm",
         "throughput",
         "rest",
+        "events",
         "density",
     ];
     if main_ids.iter().any(|id| cfg.wants(id)) {
@@ -124,6 +126,9 @@ pub async fn run(cfg: Config, command: String) -> Result<Results, RunError> {
                 }
                 if cfg.wants("rest") {
                     out.push(settle("rest", scenarios::rest::run(&mut ctx, &a).await));
+                }
+                if cfg.wants("events") {
+                    out.push(settle("events", scenarios::events::run(&mut ctx, &a).await));
                 }
                 if cfg.wants("density") {
                     let r = scenarios::density::run(&mut ctx, &a).await;

@@ -9,12 +9,13 @@ use std::time::{Duration, Instant};
 /// Hang guard only; quick mode itself takes well under a minute.
 const DEADLINE: Duration = Duration::from_secs(180);
 
-const SCENARIOS: [&str; 8] = [
+const SCENARIOS: [&str; 9] = [
     "cold_empty",
     "breakdown",
     "warm",
     "throughput",
     "rest",
+    "events",
     "density",
     "cold_pool",
     "microvm",

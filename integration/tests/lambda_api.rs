@@ -541,3 +541,119 @@ async fn memory_beyond_the_microvm_backend_is_refused_naming_its_limit() {
         "the refused update changed nothing"
     );
 }
+
+#[tokio::test]
+async fn the_aws_cli_manages_event_invoke_configs() {
+    assert!(
+        Path::new(AWS).is_file(),
+        "Debian's awscli is missing: run images/host-deps.sh"
+    );
+    let a = start().await;
+    let mut c = a.agent.client().await;
+    for name in ["src", "sink"] {
+        c.functions
+            .create_function(python_function(name, "def handler(e, c):\n    return 1\n"))
+            .await
+            .unwrap();
+    }
+    let home = tempfile::tempdir().unwrap();
+    let s = a.secret.clone();
+    let sink_arn = format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:sink");
+    let dest = format!(r#"{{"OnFailure":{{"Destination":"{sink_arn}"}}}}"#);
+    let put = ok_json(&aws(
+        &a,
+        home.path(),
+        &s,
+        &[
+            "put-function-event-invoke-config",
+            "--function-name",
+            "src",
+            "--maximum-retry-attempts",
+            "1",
+            "--maximum-event-age-in-seconds",
+            "600",
+            "--destination-config",
+            &dest,
+        ],
+    ));
+    assert_eq!(
+        put["FunctionArn"],
+        format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:src:$LATEST")
+    );
+    assert_eq!(put["MaximumRetryAttempts"], 1);
+    assert_eq!(put["MaximumEventAgeInSeconds"], 600);
+    assert_eq!(
+        put["DestinationConfig"]["OnFailure"]["Destination"],
+        sink_arn.as_str()
+    );
+    // Update merges: the retries change, the destination stays.
+    ok_json(&aws(
+        &a,
+        home.path(),
+        &s,
+        &[
+            "update-function-event-invoke-config",
+            "--function-name",
+            "src",
+            "--maximum-retry-attempts",
+            "0",
+        ],
+    ));
+    let got = ok_json(&aws(
+        &a,
+        home.path(),
+        &s,
+        &["get-function-event-invoke-config", "--function-name", "src"],
+    ));
+    assert_eq!(got["MaximumRetryAttempts"], 0);
+    assert_eq!(got["MaximumEventAgeInSeconds"], 600);
+    assert_eq!(
+        got["DestinationConfig"]["OnFailure"]["Destination"],
+        sink_arn.as_str()
+    );
+    // The same configuration over gRPC.
+    let g = c
+        .events()
+        .get_event_invoke_config(flint_proto::v1::GetEventInvokeConfigRequest {
+            function_name: "src".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(g.on_failure, "sink");
+    // A destination that does not exist is refused with Lambda's error.
+    let bad = aws(
+        &a,
+        home.path(),
+        &s,
+        &[
+            "put-function-event-invoke-config",
+            "--function-name",
+            "src",
+            "--destination-config",
+            r#"{"OnSuccess":{"Destination":"nowhere"}}"#,
+        ],
+    );
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("InvalidParameterValueException"), "{err}");
+    ok_json(&aws(
+        &a,
+        home.path(),
+        &s,
+        &[
+            "delete-function-event-invoke-config",
+            "--function-name",
+            "src",
+        ],
+    ));
+    let gone = aws(
+        &a,
+        home.path(),
+        &s,
+        &["get-function-event-invoke-config", "--function-name", "src"],
+    );
+    assert!(!gone.status.success());
+    let err = String::from_utf8_lossy(&gone.stderr);
+    assert!(err.contains("ResourceNotFoundException"), "{err}");
+}

@@ -2,6 +2,7 @@
 //! core operations. Errors become `Status` in one place (status.rs).
 
 pub mod auth;
+pub mod events;
 pub mod functions;
 pub mod invocations;
 pub mod node;

@@ -41,7 +41,7 @@ fn names_host_path(e: &FunctionError) -> bool {
 }
 
 /// An INTERNAL status that hides `e`'s text from the client and logs it.
-fn hidden(e: &dyn std::error::Error) -> Status {
+pub(crate) fn hidden(e: &dyn std::error::Error) -> Status {
     let id = uuid::Uuid::new_v4();
     tracing::error!(error_id = %id, error = %e, "internal error");
     Status::internal(format!(
@@ -80,10 +80,18 @@ impl From<InvokeError> for Status {
             InvokeError::Sandbox { .. } => Code::Unavailable,
             InvokeError::Throttled(crate::limiter::Throttle::Draining) => Code::Unavailable,
             InvokeError::Throttled(_) => Code::ResourceExhausted,
+            InvokeError::Queue(crate::events::QueueError::Full { .. }) => Code::ResourceExhausted,
+            InvokeError::Queue(_) => Code::Unavailable,
         };
         if matches!(
             e,
-            InvokeError::Code(CodeError::Io { .. }) | InvokeError::Runtime(RuntimeError::Io { .. })
+            InvokeError::Code(CodeError::Io { .. })
+                | InvokeError::Runtime(RuntimeError::Io { .. })
+                | InvokeError::Queue(
+                    crate::events::QueueError::Sqlite { .. }
+                        | crate::events::QueueError::Migration { .. }
+                        | crate::events::QueueError::Corrupt { .. }
+                )
         ) {
             return hidden(&e);
         }
@@ -121,5 +129,28 @@ mod tests {
         assert!(s.message().contains("error id"), "{}", s.message());
         let s: Status = InvokeError::Code(io()).into();
         assert!(!s.message().contains("/var/lib"), "{}", s.message());
+        let full: Status = InvokeError::Queue(crate::events::QueueError::Full {
+            path: "/var/lib/flint/data/events.db".into(),
+        })
+        .into();
+        assert_eq!(full.code(), Code::ResourceExhausted);
+        assert!(
+            full.message().contains("not accepted"),
+            "{}",
+            full.message()
+        );
+        assert!(!full.message().contains("/var/lib"), "{}", full.message());
+        let broken: Status = InvokeError::Queue(crate::events::QueueError::Corrupt {
+            path: "/var/lib/flint/data/events.db".into(),
+            request_id: "r".into(),
+            what: "x".into(),
+        })
+        .into();
+        assert_eq!(broken.code(), Code::Internal);
+        assert!(
+            !broken.message().contains("/var/lib"),
+            "{}",
+            broken.message()
+        );
     }
 }

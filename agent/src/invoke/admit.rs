@@ -21,7 +21,7 @@ pub(crate) struct Admitted {
     /// Keeps the function's code bundle until the invocation ends: an update-code or
     /// delete meanwhile cannot collect the bundle this invocation is about to load.
     pub code_pin: CodePin,
-    /// The limiter's permit (none for DryRun).
+    /// The limiter's permit (none for DryRun, and none for an Event until it runs).
     pub permit: Option<Permit>,
     pub request_id: String,
 }
@@ -59,13 +59,35 @@ impl Agent {
         mut input: InvokeInput,
     ) -> Result<Admitted, InvokeError> {
         check_input(&mut input)?;
+        // Only a synchronous call takes its permit now: a DryRun runs nothing, and an
+        // Event waits in the queue and takes one per attempt (`admit_attempt`).
+        let permit = input.invocation_type == InvocationType::RequestResponse;
+        self.admit_checked(input, uuid::Uuid::new_v4().to_string(), permit)
+            .await
+    }
+
+    /// Admits one attempt of a queued event (its input was checked when it was
+    /// accepted): the function's current row and a permit, under the event's own
+    /// request id.
+    pub(super) async fn admit_attempt(
+        self: &Arc<Self>,
+        input: InvokeInput,
+        request_id: String,
+    ) -> Result<Admitted, InvokeError> {
+        self.admit_checked(input, request_id, true).await
+    }
+
+    async fn admit_checked(
+        self: &Arc<Self>,
+        input: InvokeInput,
+        request_id: String,
+        take_permit: bool,
+    ) -> Result<Admitted, InvokeError> {
         let name = input.function_name.clone();
         let (function, code_pin) = self
             .blocking(move |agent| agent.pinned_function(&name))
             .await?;
-        let permit = if input.invocation_type == InvocationType::DryRun {
-            None
-        } else {
+        let permit = if take_permit {
             match self.limiter().acquire(&function.name) {
                 Ok(p) => Some(p),
                 Err(t) => {
@@ -73,13 +95,15 @@ impl Agent {
                     return Err(t.into());
                 }
             }
+        } else {
+            None
         };
         Ok(Admitted {
             input,
             function,
             code_pin,
             permit,
-            request_id: uuid::Uuid::new_v4().to_string(),
+            request_id,
         })
     }
 

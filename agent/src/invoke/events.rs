@@ -1,33 +1,118 @@
-//! Asynchronous (Event) invocations. Today: the admitted invocation runs in a detached
-//! task that holds its permit and code pin, and a failure is only logged. A durable
-//! queue with retries replaces this file's one entry point, [`start`].
+//! Asynchronous (Event) invocations. An admitted Event is stored in the durable queue
+//! (`crate::events`) before its 202 ([`enqueue`]); the dispatcher runs each attempt
+//! through the normal path ([`Agent::run_queued`]) by the [`Runner`] below, with the
+//! event's own request id on every attempt.
 
 use super::admit::Admitted;
-use super::InvokeOutput;
+use super::{InvocationType, InvokeError, InvokeInput, InvokeOutput};
 use crate::core::Agent;
-use std::sync::Arc;
-use tracing::Instrument;
+use crate::events::policy::{AttemptResult, Response};
+use crate::events::runner::{Attempt, Runner};
+use crate::events::{now_ms, Event, NewEvent, QueueError};
+use crate::limiter::Throttle;
+use crate::store::StoreError;
+use flint_proto::lambda::LATEST;
+use std::sync::{Arc, Weak};
 
-/// Runs `admitted` in the background; the caller gets 202 at once.
-pub(super) fn start(agent: &Arc<Agent>, admitted: Admitted) -> InvokeOutput {
-    let request_id = admitted.request_id.clone();
-    let span = tracing::info_span!("invoke", function = %admitted.function.name, request_id = %request_id, kind = "event");
-    let me = agent.clone();
-    tokio::spawn(
-        async move {
-            match me.run(admitted).await {
-                Ok(out) if out.function_error.is_some() => {
-                    tracing::info!("event invocation failed in the function")
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "event invocation could not run"),
-            }
-        }
-        .instrument(span),
-    );
-    InvokeOutput {
+/// Stores `admitted` durably; the caller gets 202 only once it is on disk (a queue
+/// that cannot keep it, e.g. a full disk, is an error, never a 202).
+pub(super) async fn enqueue(
+    agent: &Arc<Agent>,
+    admitted: Admitted,
+) -> Result<InvokeOutput, InvokeError> {
+    // The code pin and the (absent) permit go: the event takes its own when it runs.
+    let Admitted {
+        input,
+        function,
+        request_id,
+        ..
+    } = admitted;
+    if agent.limiter().draining() {
+        return Err(Throttle::Draining.into());
+    }
+    let event = NewEvent {
+        request_id: request_id.clone(),
+        function: function.name.clone(),
+        qualifier: LATEST.into(),
+        payload: input.payload,
+        client_context: input.client_context,
+        enqueued_ms: now_ms(),
+    };
+    // Off the async workers: the commit waits for the disk, and enqueues waiting
+    // together share one commit.
+    let events = agent.events().clone();
+    tokio::task::spawn_blocking(move || events.enqueue(&event))
+        .await
+        .unwrap_or_else(|j| Err(QueueError::Writer(j.to_string())))?;
+    tracing::debug!(function = %function.name, %request_id, "event queued");
+    Ok(InvokeOutput {
         status_code: 202,
         request_id,
         ..Default::default()
+    })
+}
+
+impl Agent {
+    /// One attempt of a queued event: the synchronous path with the event's own
+    /// request id, taking a permit like any invocation (a throttle leaves it queued).
+    pub(crate) async fn run_queued(
+        self: &Arc<Self>,
+        input: InvokeInput,
+        request_id: String,
+    ) -> Result<InvokeOutput, InvokeError> {
+        let admitted = self.admit_attempt(input, request_id).await?;
+        self.run(admitted).await
+    }
+}
+
+fn response(out: InvokeOutput) -> Response {
+    Response {
+        status_code: out.status_code,
+        payload: out.payload,
+        function_error: out.function_error,
+        executed_version: LATEST.into(),
+    }
+}
+
+/// The dispatcher holds the agent weakly: a dropped agent stops running events.
+impl Runner for Weak<Agent> {
+    fn run<'a>(&'a self, e: &'a Event, _attempt: u32) -> Attempt<'a> {
+        Box::pin(async move {
+            let Some(agent) = self.upgrade() else {
+                return AttemptResult::SystemError("the agent is stopping".into());
+            };
+            let input = InvokeInput {
+                function_name: e.function.clone(),
+                invocation_type: InvocationType::Event,
+                log_tail: false,
+                payload: e.payload.clone(),
+                client_context: e.client_context.clone(),
+            };
+            match agent.run_queued(input, e.request_id.clone()).await {
+                Ok(out) if out.function_error.is_some() => {
+                    AttemptResult::FunctionError(response(out))
+                }
+                Ok(out) => AttemptResult::Success(response(out)),
+                Err(InvokeError::Throttled(t)) => AttemptResult::Throttled(t.to_string()),
+                Err(InvokeError::Store(e @ StoreError::NotFound(_))) => {
+                    AttemptResult::Gone(e.to_string())
+                }
+                Err(e) => AttemptResult::SystemError(e.to_string()),
+            }
+        })
+    }
+
+    fn accepting(&self) -> bool {
+        self.upgrade().is_some_and(|a| !a.limiter().draining())
+    }
+
+    fn arn(&self, function: &str) -> String {
+        self.upgrade()
+            .map(|a| Agent::arn(&a, function))
+            .unwrap_or_default()
+    }
+
+    fn exists(&self, name: &str) -> bool {
+        self.upgrade().is_some_and(|a| a.store().get(name).is_ok())
     }
 }

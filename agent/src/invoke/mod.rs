@@ -7,7 +7,8 @@
 //! - `session.rs`: the flint.init.v1 conversation with one instance;
 //! - `report.rs`: Lambda's result, the START/END/REPORT lines, the log tail and file,
 //!   the invocation record for the observers;
-//! - `events.rs`: asynchronous (Event) invocations.
+//! - `events.rs`: asynchronous (Event) invocations: stored in the durable queue
+//!   (`crate::events`) before the 202, each attempt run back through `run`.
 
 mod admit;
 mod events;
@@ -106,6 +107,9 @@ pub enum InvokeError {
     /// A limit refused the invocation
     #[error(transparent)]
     Throttled(#[from] Throttle),
+    /// An Event could not be stored durably, so it was not accepted
+    #[error(transparent)]
+    Queue(#[from] crate::events::QueueError),
 }
 
 fn unix_ms(t: SystemTime) -> u64 {
@@ -125,7 +129,7 @@ impl Agent {
                     ..Default::default()
                 })
             }
-            InvocationType::Event => Ok(events::start(self, admitted)),
+            InvocationType::Event => events::enqueue(self, admitted).await,
             InvocationType::RequestResponse => {
                 let span = tracing::info_span!("invoke", function = %admitted.function.name, request_id = %admitted.request_id);
                 self.run(admitted).instrument(span).await

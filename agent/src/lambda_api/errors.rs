@@ -174,6 +174,15 @@ pub fn invoke_error(e: InvokeError, arn: &dyn Fn(&str) -> String) -> ApiError {
         InvokeError::Runtime(r) => ApiError::new(502, "InvalidRuntimeException", r.to_string()),
         InvokeError::Code(c) => ApiError::service(c.to_string()),
         e @ InvokeError::Sandbox { .. } => ApiError::service(e.to_string()),
+        InvokeError::Queue(q @ crate::events::QueueError::Full { .. }) => {
+            ApiError::service(q.to_string())
+        }
+        InvokeError::Queue(q) => {
+            tracing::error!(error = %q, "event not accepted");
+            ApiError::service(
+                "the event queue could not store the event, so it was not accepted; flintd's log has the cause",
+            )
+        }
         InvokeError::Throttled(t) => {
             let reason = match &t {
                 Throttle::Reserved { .. } => "ReservedFunctionConcurrentInvocationLimitExceeded",

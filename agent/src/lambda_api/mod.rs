@@ -6,12 +6,13 @@
 //! in Lambda's shapes ([`errors`]).
 //!
 //! Files: `server` (connections), `auth` (SigV4 on a request), `router` (method and
-//! path to operation), `functions`, `invoke` and `concurrency` (one per resource),
+//! path to operation), `functions`, `invoke`, `concurrency` and `event_config` (one per resource),
 //! `shapes` (JSON), `names` (names and ARNs), `errors`, `sigv4`, `keys`, `tls`.
 
 mod auth;
 mod concurrency;
 pub(crate) mod errors;
+mod event_config;
 mod functions;
 mod invoke;
 pub mod keys;

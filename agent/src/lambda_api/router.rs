@@ -4,7 +4,7 @@
 use super::errors::ApiError;
 use super::request::{ApiRequest, Outcome};
 use super::sigv4::percent_decode;
-use super::{concurrency, functions, invoke, LambdaApi};
+use super::{concurrency, event_config, functions, invoke, LambdaApi};
 
 /// Runs the operation `req` asks for.
 pub async fn route(api: &LambdaApi, req: ApiRequest) -> Outcome {
@@ -43,6 +43,13 @@ pub async fn route(api: &LambdaApi, req: ApiRequest) -> Outcome {
         ("GET", ["2019-09-30", "functions", name, "concurrency"]) => {
             ("GetFunctionConcurrency", name)
         }
+        (m, ["2019-09-25", "functions", name, "event-invoke-config"]) => match m {
+            "PUT" => ("PutFunctionEventInvokeConfig", name),
+            "POST" => ("UpdateFunctionEventInvokeConfig", name),
+            "GET" => ("GetFunctionEventInvokeConfig", name),
+            "DELETE" => ("DeleteFunctionEventInvokeConfig", name),
+            _ => return Err(ApiError::unknown_operation(m, &req.path)),
+        },
         (m, _) => return Err(ApiError::unknown_operation(m, &req.path)),
     };
     let (operation, name) = (op.0, op.1.to_string());
@@ -56,6 +63,10 @@ pub async fn route(api: &LambdaApi, req: ApiRequest) -> Outcome {
         "Invoke" => invoke::invoke(api, &req, &name).await,
         "PutFunctionConcurrency" => concurrency::put(api, &req, &name).await,
         "DeleteFunctionConcurrency" => concurrency::delete(api, &name).await,
+        "PutFunctionEventInvokeConfig" => event_config::put(api, &req, &name, false),
+        "UpdateFunctionEventInvokeConfig" => event_config::put(api, &req, &name, true),
+        "GetFunctionEventInvokeConfig" => event_config::get(api, &req, &name),
+        "DeleteFunctionEventInvokeConfig" => event_config::delete(api, &req, &name),
         _ => concurrency::get(api, &name).await,
     }
 }

@@ -1,5 +1,6 @@
 //! flint: the command-line client of flintd.
 
+mod events;
 mod since;
 mod table;
 
@@ -125,6 +126,12 @@ enum Cmd {
         data_dir: PathBuf,
         #[command(subcommand)]
         action: KeysCmd,
+    },
+    /// Asynchronous invocations: the event queue, the dead-letter queue, redrive and
+    /// each function's retries, maximum age and destinations.
+    Events {
+        #[command(subcommand)]
+        action: events::EventsCmd,
     },
     /// Metered usage and its cost per function (all functions without NAME).
     Usage {
@@ -459,6 +466,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             }
         }
         Cmd::Keys { .. } => {}
+        Cmd::Events { action } => events::run(&c, action, cli.json).await?,
         Cmd::Usage { name, since } => {
             let now_ms = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)

@@ -1,0 +1,357 @@
+//! The dispatcher: one task that leases due events from the queue and runs each in
+//! its own task through a [`Runner`], at most `workers` at once; then applies
+//! [`policy::decide`], dead-letters what exhausted its retries or its age, and queues
+//! destination records. Nothing is leased while the node drains, so a drain waits
+//! for the running attempts and leaves the rest queued.
+
+use super::counters::EventCounters;
+use super::policy::{self, AttemptResult, Backoff, Condition, Decision, Response};
+use super::record::destination_record;
+use super::runner::Runner;
+use super::{now_ms, Event, EventConfig, EventConfigs, EventQueue, NewEvent, QueueError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, Semaphore};
+use tracing::Instrument;
+
+/// Longest the dispatcher sleeps without looking at the queue.
+const IDLE_POLL: Duration = Duration::from_secs(1);
+
+/// How the dispatcher runs events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// Backoff base: retry k waits base*k (Lambda: 60 s).
+    pub retry_base_ms: u64,
+    /// Attempts running at once.
+    pub workers: usize,
+    /// Length of one second of MaximumEventAgeInSeconds, ms (1,000; shorter in tests).
+    pub age_unit_ms: u64,
+}
+
+/// The queue, its configurations and the task that empties it.
+pub struct Dispatcher {
+    queue: Arc<dyn EventQueue>,
+    configs: Arc<dyn EventConfigs>,
+    settings: Settings,
+    pub counters: Arc<EventCounters>,
+    wake: Notify,
+    in_flight: AtomicU64,
+    stopped: AtomicBool,
+}
+
+impl Dispatcher {
+    /// A dispatcher over `queue`; events left in flight by an earlier run are queued
+    /// again (at-least-once delivery). Nothing runs until [`Dispatcher::start`].
+    pub fn new(
+        queue: Arc<dyn EventQueue>,
+        configs: Arc<dyn EventConfigs>,
+        settings: Settings,
+    ) -> Result<Arc<Self>, QueueError> {
+        let back = queue.recover()?;
+        if back > 0 {
+            tracing::info!(
+                events = back,
+                "events that were running when the agent stopped are queued again"
+            );
+        }
+        Ok(Arc::new(Self {
+            queue,
+            configs,
+            settings,
+            counters: Arc::new(EventCounters::default()),
+            wake: Notify::new(),
+            in_flight: AtomicU64::new(0),
+            stopped: AtomicBool::new(false),
+        }))
+    }
+
+    /// The queue.
+    pub fn queue(&self) -> &Arc<dyn EventQueue> {
+        &self.queue
+    }
+
+    /// The configurations.
+    pub fn configs(&self) -> &Arc<dyn EventConfigs> {
+        &self.configs
+    }
+
+    /// Attempts running now.
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Stores `e` durably and wakes the dispatcher.
+    pub fn enqueue(&self, e: &NewEvent) -> Result<(), QueueError> {
+        self.queue.enqueue(e)?;
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Stops leasing events (at agent stop): attempts running now are ended with the
+    /// agent and queued again at the next start.
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
+    }
+
+    /// Wakes the dispatcher (e.g. after a redrive or a limit was raised).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// The function's configuration, or Lambda's defaults.
+    pub fn config(&self, function: &str) -> EventConfig {
+        match self.configs.get_config(function) {
+            Ok(c) => c.unwrap_or_default(),
+            Err(e) => {
+                tracing::warn!(function, error = %e, "event invoke config unreadable; using the defaults");
+                EventConfig::default()
+            }
+        }
+    }
+
+    /// Starts the dispatch loop on the current tokio runtime.
+    pub fn start(self: &Arc<Self>, runner: Arc<dyn Runner>) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        tokio::spawn(async move { me.run_loop(runner).await })
+    }
+
+    async fn run_loop(self: Arc<Self>, runner: Arc<dyn Runner>) {
+        let slots = Arc::new(Semaphore::new(self.settings.workers.max(1)));
+        loop {
+            if self.stopped.load(Ordering::SeqCst) {
+                tracing::info!(running = self.in_flight(), "event dispatcher stopped");
+                return;
+            }
+            if !runner.accepting() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                return;
+            };
+            let now = now_ms();
+            match self.queue.lease_due(now) {
+                Ok(Some(ev)) => {
+                    self.in_flight.fetch_add(1, Ordering::Relaxed);
+                    let me = self.clone();
+                    let runner = runner.clone();
+                    let span = tracing::info_span!("event", function = %ev.function, request_id = %ev.request_id, attempt = ev.attempts + 1);
+                    tokio::spawn(
+                        async move {
+                            me.attempt(runner.as_ref(), ev).await;
+                            me.in_flight.fetch_sub(1, Ordering::Relaxed);
+                            drop(slot);
+                        }
+                        .instrument(span),
+                    );
+                }
+                Ok(None) => {
+                    drop(slot);
+                    let wait = match self.queue.next_due_ms() {
+                        Ok(Some(at)) => {
+                            Duration::from_millis(at.saturating_sub(now)).min(IDLE_POLL)
+                        }
+                        _ => IDLE_POLL,
+                    };
+                    tokio::select! {
+                        _ = self.wake.notified() => {}
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                }
+                Err(e) => {
+                    drop(slot);
+                    tracing::error!(error = %e, "event queue unreadable; retrying in 1 s");
+                    tokio::time::sleep(IDLE_POLL).await;
+                }
+            }
+        }
+    }
+
+    /// One attempt of a leased event, and what follows from it.
+    async fn attempt(&self, runner: &dyn Runner, ev: Event) {
+        let cfg = self.config(&ev.function);
+        if policy::expired(&ev, &cfg, now_ms(), self.settings.age_unit_ms) {
+            let error = format!(
+                "EventAgeExceeded: older than MaximumEventAgeInSeconds {} after {} attempts",
+                cfg.max_age_s, ev.attempts
+            );
+            tracing::warn!(
+                attempts = ev.attempts,
+                "event expired; moved to the dead-letter queue"
+            );
+            EventCounters::inc(&self.counters.dropped_by_age);
+            self.finish_dead(
+                runner,
+                &ev,
+                &cfg,
+                ev.attempts,
+                Condition::EventAgeExceeded,
+                &error,
+                None,
+            );
+            return;
+        }
+        let attempt = ev.attempts + 1;
+        tracing::info!(attempt, deferrals = ev.deferrals, "event attempt");
+        let result = runner.run(&ev, attempt).await;
+        let decision = policy::decide(
+            &ev,
+            &cfg,
+            Backoff {
+                base_ms: self.settings.retry_base_ms,
+            },
+            &result,
+            now_ms(),
+        );
+        let response = match &result {
+            AttemptResult::Success(r) | AttemptResult::FunctionError(r) => Some(r),
+            _ => None,
+        };
+        if response.is_some() {
+            // The run freed its concurrency: an event of the same function that was
+            // throttled need not wait out its backoff.
+            match self.queue.promote(&ev.function, now_ms()) {
+                Ok(true) => self.wake.notify_one(),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "could not promote a throttled event"),
+            }
+        }
+        match decision {
+            Decision::Done => {
+                tracing::info!(attempt, "event done");
+                if let Err(e) = self.queue.complete(&ev.request_id) {
+                    tracing::error!(error = %e, "could not remove a finished event; it will run again");
+                }
+                self.deliver(
+                    runner,
+                    &ev,
+                    cfg.on_success.as_deref(),
+                    Condition::Success,
+                    attempt,
+                    response,
+                );
+            }
+            Decision::Retry {
+                at_ms,
+                attempts,
+                deferrals,
+                error,
+                counted,
+            } => {
+                if counted {
+                    EventCounters::inc(&self.counters.retries);
+                    tracing::info!(attempt, retry_in_ms = at_ms.saturating_sub(now_ms()), %error, "event failed; will retry");
+                } else {
+                    EventCounters::inc(&self.counters.deferrals);
+                    tracing::debug!(retry_in_ms = at_ms.saturating_sub(now_ms()), %error, "event could not run; will retry");
+                }
+                if let Err(e) = self.queue.retry_at(
+                    &ev.request_id,
+                    at_ms,
+                    attempts,
+                    deferrals,
+                    &error,
+                    !counted,
+                ) {
+                    tracing::error!(error = %e, "could not reschedule an event; it stays in flight until the next start");
+                }
+                // The loop may be asleep with nothing due: let it see the new time.
+                self.wake.notify_one();
+            }
+            Decision::Dead {
+                attempts,
+                condition,
+                error,
+            } => {
+                tracing::warn!(attempts, %error, "event failed; moved to the dead-letter queue");
+                self.finish_dead(runner, &ev, &cfg, attempts, condition, &error, response);
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn finish_dead(
+        &self,
+        runner: &dyn Runner,
+        ev: &Event,
+        cfg: &EventConfig,
+        attempts: u32,
+        condition: Condition,
+        error: &str,
+        response: Option<&Response>,
+    ) {
+        EventCounters::inc(&self.counters.dead_lettered);
+        if let Err(e) = self.queue.dead_letter(&ev.request_id, attempts, error) {
+            tracing::error!(error = %e, "could not dead-letter an event; it stays in flight until the next start");
+        }
+        self.deliver(
+            runner,
+            ev,
+            cfg.on_failure.as_deref(),
+            condition,
+            attempts,
+            response,
+        );
+    }
+
+    /// Queues the destination record for `dest`, if one is configured.
+    fn deliver(
+        &self,
+        runner: &dyn Runner,
+        ev: &Event,
+        dest: Option<&str>,
+        condition: Condition,
+        attempts: u32,
+        response: Option<&Response>,
+    ) {
+        let Some(dest) = dest else { return };
+        let (counter, failed) = if condition == Condition::Success {
+            (
+                &self.counters.on_success_delivered,
+                &self.counters.on_success_failed,
+            )
+        } else {
+            (
+                &self.counters.on_failure_delivered,
+                &self.counters.on_failure_failed,
+            )
+        };
+        if !runner.exists(dest) {
+            EventCounters::inc(failed);
+            tracing::warn!(destination = dest, "destination function no longer exists; record not delivered (the event's outcome is in the logs)");
+            return;
+        }
+        let now = now_ms();
+        let record = destination_record(
+            ev,
+            &runner.arn(&ev.function),
+            condition,
+            attempts,
+            response,
+            now,
+        );
+        let e = NewEvent {
+            request_id: uuid::Uuid::new_v4().to_string(),
+            function: dest.to_string(),
+            qualifier: "$LATEST".into(),
+            payload: record.to_string().into_bytes(),
+            client_context: String::new(),
+            enqueued_ms: now,
+        };
+        match self.enqueue(&e) {
+            Ok(()) => {
+                EventCounters::inc(counter);
+                tracing::info!(destination = dest, condition = condition.as_str(), destination_request_id = %e.request_id, "destination record queued");
+            }
+            Err(err) => {
+                EventCounters::inc(failed);
+                tracing::error!(destination = dest, error = %err, "destination record could not be queued");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
