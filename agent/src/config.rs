@@ -183,6 +183,10 @@ pub struct RawConfig {
     /// available (MemAvailable) than this many MB.
     #[arg(long, env = "FLINT_START_MIN_FREE_MB", default_value_t = 256)]
     pub start_min_free_mb: u64,
+    /// Tests only: schedule triggers also accept rate(N second|seconds), which
+    /// EventBridge does not.
+    #[arg(long, hide = true)]
+    pub schedule_seconds: bool,
 }
 
 /// Which sandbox implementation runs instances.
@@ -246,6 +250,8 @@ pub struct Config {
     pub start_queue_wait: Duration,
     /// Cold starts wait while the host has less memory available (MB).
     pub start_min_free_mb: u64,
+    /// Schedule triggers accept rate(N seconds) (the hidden --schedule-seconds).
+    pub schedule_seconds: bool,
 }
 
 /// A `--region` value: lower-case letters, digits and dashes.
@@ -390,6 +396,7 @@ impl TryFrom<RawConfig> for Config {
             },
             start_queue_wait: Duration::from_millis(raw.start_queue_ms),
             start_min_free_mb: raw.start_min_free_mb,
+            schedule_seconds: raw.schedule_seconds,
         })
     }
 }

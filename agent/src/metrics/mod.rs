@@ -124,6 +124,16 @@ impl Metrics {
         );
     }
 
+    /// A labelled counter kept elsewhere (e.g. per-trigger fires), read at scrape time.
+    pub fn counter_vec_fn(
+        &self,
+        name: &str,
+        help: &str,
+        f: impl Fn() -> Vec<(Labels, f64)> + Send + Sync + 'static,
+    ) {
+        self.add(name, help, "counter", Box::new(f));
+    }
+
     /// Invocations counted for `function` with `outcome` (e.g. "success").
     #[cfg(test)]
     pub fn invocations(&self, function: &str, outcome: &str) -> u64 {
