@@ -302,6 +302,22 @@ mod tests {
     }
 
     #[test]
+    fn a_registry_from_release_0a838de_gains_an_empty_triggers_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("flint.db");
+        let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/release-0a838de/flint.db");
+        std::fs::copy(fixture, &db).unwrap();
+        let s = Store::open(&db).unwrap();
+        assert!(s.list_triggers(None).unwrap().is_empty());
+        let f = s.list().unwrap().remove(0);
+        let mut t = trigger("from-fixture", &f.name);
+        t.enabled = false;
+        s.insert_trigger(&t).unwrap();
+        assert_eq!(s.list_triggers(Some(&f.name)).unwrap(), [t]);
+    }
+
+    #[test]
     fn deleting_a_function_with_triggers_is_refused_unless_forced() {
         let (_d, s) = store();
         s.insert(&function("f")).unwrap();
