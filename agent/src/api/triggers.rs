@@ -140,3 +140,42 @@ impl Triggers for TriggersApi {
         Ok(Response::new(pb::DeleteTriggerResponse {}))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::triggers::schedule_expr::ScheduleError;
+
+    #[test]
+    fn trigger_errors_map_to_codes_with_their_text() {
+        let s = Status::from(TriggerError::Schedule(ScheduleError::CronField {
+            field: "day-of-week",
+            value: "FOO".into(),
+            reason: "bad".into(),
+        }));
+        assert_eq!(s.code(), Code::InvalidArgument);
+        assert_eq!(s.message(), "cron day-of-week field 'FOO': bad");
+        assert_eq!(
+            Status::from(TriggerError::NoFunction("f".into())).code(),
+            Code::NotFound
+        );
+        assert_eq!(
+            Status::from(TriggerError::Exists("t".into())).code(),
+            Code::AlreadyExists
+        );
+        assert_eq!(
+            Status::from(TriggerError::NoKind).code(),
+            Code::InvalidArgument
+        );
+    }
+
+    #[test]
+    fn a_create_request_without_a_kind_is_refused() {
+        let r = pb::CreateTriggerRequest {
+            name: "t".into(),
+            function_name: "f".into(),
+            ..Default::default()
+        };
+        assert!(matches!(from_pb(r), Err(TriggerError::NoKind)));
+    }
+}
