@@ -23,6 +23,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     "flint/v1/usage.proto",
                     "flint/v1/node.proto",
                     "flint/v1/events.proto",
+                    "flint/v1/triggers.proto",
                 ],
                 &["."],
             )?;

@@ -5,6 +5,7 @@ use crate::limits::GRPC_MESSAGE_MAX;
 use flint_proto::v1::functions_client::FunctionsClient;
 use flint_proto::v1::invocations_client::InvocationsClient;
 use flint_proto::v1::node_client::NodeClient;
+use flint_proto::v1::triggers_client::TriggersClient;
 use flint_proto::v1::usage_client::UsageClient;
 use hyper_util::rt::TokioIo;
 use std::path::PathBuf;
@@ -86,6 +87,11 @@ impl Client {
         UsageClient::with_interceptor(self.channel.clone(), self.bearer.clone())
             .max_decoding_message_size(GRPC_MESSAGE_MAX)
             .max_encoding_message_size(GRPC_MESSAGE_MAX)
+    }
+
+    /// A trigger management client sending the same token.
+    pub fn triggers(&self) -> TriggersClient<Authed> {
+        TriggersClient::with_interceptor(self.channel.clone(), self.bearer.clone())
     }
 }
 

@@ -200,6 +200,10 @@ pub struct RawConfig {
         hide = true
     )]
     pub event_age_unit_ms: u64,
+    /// Tests only: schedule triggers also accept rate(N second|seconds), which
+    /// EventBridge does not.
+    #[arg(long, hide = true)]
+    pub schedule_seconds: bool,
 }
 
 /// Which sandbox implementation runs instances.
@@ -265,6 +269,8 @@ pub struct Config {
     pub start_min_free_mb: u64,
     /// The event dispatcher's backoff base and workers.
     pub events: crate::events::dispatcher::Settings,
+    /// Schedule triggers accept rate(N seconds) (the hidden --schedule-seconds).
+    pub schedule_seconds: bool,
 }
 
 /// A `--region` value: lower-case letters, digits and dashes.
@@ -414,6 +420,7 @@ impl TryFrom<RawConfig> for Config {
                 workers: raw.event_workers.max(1) as usize,
                 age_unit_ms: raw.event_age_unit_ms.max(1),
             },
+            schedule_seconds: raw.schedule_seconds,
         })
     }
 }

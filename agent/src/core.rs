@@ -18,6 +18,7 @@ use crate::sandbox::namespace::NamespaceBackend;
 use crate::sandbox::SandboxBackend;
 use crate::start_gate::StartGate;
 use crate::store::Store;
+use crate::triggers::state::TriggerState;
 use std::sync::{Arc, RwLock};
 
 /// Failures opening the agent's state.
@@ -74,6 +75,8 @@ pub struct Agent {
     events: Arc<crate::events::dispatcher::Dispatcher>,
     observers: RwLock<Vec<Arc<dyn InvocationObserver>>>,
     runtimes: RwLock<Runtimes>,
+    /// The trigger scheduler's wake-up and counters.
+    trigger_state: Arc<TriggerState>,
 }
 
 impl Agent {
@@ -125,6 +128,7 @@ impl Agent {
         let limiter = Limiter::new(config.concurrency_limit, config.function_rate_limit);
         let meter = Meter::open(&data.join("metering.db"), config.prices)?;
         let metrics = Metrics::new();
+        let trigger_state = TriggerState::new(&metrics);
         let sandbox_pool = SandboxPool::new(
             config.sandbox_pool.clone(),
             backend.clone(),
@@ -162,10 +166,13 @@ impl Agent {
             events,
             observers: RwLock::new(Vec::new()),
             runtimes: RwLock::new(runtimes),
+            trigger_state,
         });
         let weak = Arc::downgrade(&agent);
-        let catalogue: std::sync::Weak<dyn crate::pools::prestart::Catalogue> = weak;
+        let catalogue: std::sync::Weak<dyn crate::pools::prestart::Catalogue> = weak.clone();
         agent.sandbox_pool.spawn_manager(catalogue);
+        let host: std::sync::Weak<dyn crate::triggers::scheduler::Host> = weak;
+        crate::triggers::scheduler::spawn(host, agent.trigger_state.clone());
         agent.observe(agent.meter.clone());
         agent.observe(agent.metrics.clone());
         crate::metrics::gauges::register(&agent.metrics, &agent);
@@ -220,6 +227,10 @@ impl Agent {
 
     pub(crate) fn store(&self) -> &Store {
         &self.store
+    }
+
+    pub(crate) fn trigger_state(&self) -> &Arc<TriggerState> {
+        &self.trigger_state
     }
 
     pub(crate) fn code(&self) -> &CodeStore {

@@ -209,8 +209,10 @@ impl Agent {
     }
 
     /// Deletes a function, its instances, its log and its code if no one else uses it.
-    pub fn delete_function(&self, name: &str) -> Result<Function, FunctionError> {
-        let f = self.store().delete(name)?;
+    /// Refused while triggers name it, unless `force` (which deletes them too).
+    pub fn delete_function(&self, name: &str, force: bool) -> Result<Function, FunctionError> {
+        let f = self.store().delete(name, force)?;
+        self.triggers_changed();
         self.idle().retire(name, None);
         self.limiter().forget(name);
         self.logs().remove(name);

@@ -39,4 +39,5 @@ pub(crate) mod socket_perms;
 pub(crate) mod start_gate;
 pub(crate) mod store;
 pub mod timefmt;
+pub(crate) mod triggers;
 pub(crate) mod validate;

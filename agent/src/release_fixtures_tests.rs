@@ -152,7 +152,7 @@ fn a_migrated_registry_takes_writes_and_reopens() {
     }
     let s = Store::open(&path).unwrap();
     assert_eq!(s.list().unwrap(), expected);
-    assert_eq!(s.delete("fixture-a").unwrap(), expected.remove(0));
+    assert_eq!(s.delete("fixture-a", false).unwrap(), expected.remove(0));
     assert_eq!(s.list().unwrap(), expected);
 }
 

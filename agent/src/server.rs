@@ -5,12 +5,14 @@ use crate::api::auth::TokenGate;
 use crate::api::functions::FunctionsApi;
 use crate::api::invocations::InvocationsApi;
 use crate::api::node::NodeApi;
+use crate::api::triggers::TriggersApi;
 use crate::api::usage::UsageApi;
 use crate::core::Agent;
 use crate::limits::GRPC_MESSAGE_MAX;
 use flint_proto::v1::functions_server::FunctionsServer;
 use flint_proto::v1::invocations_server::InvocationsServer;
 use flint_proto::v1::node_server::NodeServer;
+use flint_proto::v1::triggers_server::TriggersServer;
 use flint_proto::v1::usage_server::UsageServer;
 use std::sync::Arc;
 use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
@@ -73,6 +75,9 @@ fn router(
     let events = flint_proto::v1::events_server::EventsServer::new(crate::api::events::EventsApi {
         agent: agent.clone(),
     });
+    let triggers = TriggersServer::new(TriggersApi {
+        agent: agent.clone(),
+    });
     Ok(tonic::transport::Server::builder()
         .add_service(health)
         .add_service(InterceptedService::new(reflection, gate.clone()))
@@ -80,6 +85,7 @@ fn router(
         .add_service(InterceptedService::new(invocations, gate.clone()))
         .add_service(InterceptedService::new(usage, gate.clone()))
         .add_service(InterceptedService::new(events, gate.clone()))
+        .add_service(InterceptedService::new(triggers, gate.clone()))
         .add_service(InterceptedService::new(node, gate)))
 }
 
@@ -135,6 +141,7 @@ pub async fn serve(agent: Arc<Agent>) -> Result<(), ServeError> {
         )
         .await;
     reporter.set_serving::<NodeServer<NodeApi>>().await;
+    reporter.set_serving::<TriggersServer<TriggersApi>>().await;
 
     let sock = agent.config().socket.clone();
     if let Some(dir) = sock.parent() {

@@ -27,6 +27,16 @@ pub enum StoreError {
     /// Unknown name
     #[error("function {0} not found: create it first (flint create) or check the name (flint ls)")]
     NotFound(String),
+    /// Deleting a function that triggers still invoke
+    #[error(
+        "function {function} has triggers: {}; delete them first (flint triggers delete NAME) \
+         or delete the function with --force, which deletes them too",
+        triggers.join(", ")
+    )]
+    HasTriggers {
+        function: String,
+        triggers: Vec<String>,
+    },
 }
 
 /// One function's configuration as stored.
@@ -75,6 +85,20 @@ pub const SCHEMA: Schema = Schema {
     revision      INTEGER NOT NULL,
     reserved_concurrency INTEGER
 );",
+        // 2: triggers (agent/src/triggers/store.rs). `spec` is the kind's settings as
+        // JSON; times are RFC 3339 UTC with milliseconds.
+        "CREATE TABLE triggers (
+    name       TEXT PRIMARY KEY,
+    function   TEXT NOT NULL,
+    kind       TEXT NOT NULL,
+    spec       TEXT NOT NULL,
+    enabled    INTEGER NOT NULL,
+    created    TEXT NOT NULL,
+    last_fire  TEXT,
+    last_error TEXT,
+    next_fire  TEXT
+);
+CREATE INDEX triggers_by_function ON triggers (function);",
     ],
 };
 
@@ -95,7 +119,7 @@ impl Store {
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave SQLite inconsistent: each
         // statement is atomic. Keep serving.
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
@@ -186,10 +210,26 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Deletes a function; returns its last configuration.
-    pub fn delete(&self, name: &str) -> Result<Function, StoreError> {
-        let conn = self.lock();
-        let row = conn
+    /// Deletes a function; returns its last configuration. A function that triggers
+    /// name is refused ([`StoreError::HasTriggers`]) unless `force`, which deletes
+    /// those triggers in the same transaction.
+    pub fn delete(&self, name: &str, force: bool) -> Result<Function, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let triggers: Vec<String> = tx
+            .prepare("SELECT name FROM triggers WHERE function = ?1 ORDER BY name")?
+            .query_map(params![name], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        if !triggers.is_empty() {
+            if !force {
+                return Err(StoreError::HasTriggers {
+                    function: name.to_string(),
+                    triggers,
+                });
+            }
+            tx.execute("DELETE FROM triggers WHERE function = ?1", params![name])?;
+        }
+        let row = tx
             .query_row(
                 concat!(
                     "DELETE FROM functions WHERE name = ?1 RETURNING ",
@@ -199,10 +239,12 @@ impl Store {
                 row_to_raw,
             )
             .optional()?;
-        match row {
-            Some(raw) => raw.into_function(),
-            None => Err(StoreError::NotFound(name.to_string())),
-        }
+        let f = match row {
+            Some(raw) => raw.into_function()?,
+            None => return Err(StoreError::NotFound(name.to_string())),
+        };
+        tx.commit()?;
+        Ok(f)
     }
 }
 
@@ -319,7 +361,7 @@ mod tests {
         f.revision = 2;
         s.update(&f).unwrap();
         assert_eq!(s.get("x").unwrap().memory_mb, 512);
-        s.delete("x").unwrap();
+        s.delete("x", false).unwrap();
         assert!(matches!(s.get("x"), Err(StoreError::NotFound(_))));
     }
 }

@@ -116,6 +116,7 @@ async fn a_poison_event_ends_in_the_dead_letter_queue_after_its_retries() {
     c.functions
         .delete_function(DeleteFunctionRequest {
             name: "poison".into(),
+            force: false,
         })
         .await
         .unwrap();

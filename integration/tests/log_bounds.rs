@@ -62,6 +62,7 @@ async fn a_chatty_function_cannot_fill_the_disk() {
     c.functions
         .delete_function(flint_proto::v1::DeleteFunctionRequest {
             name: "chatty".into(),
+            force: false,
         })
         .await
         .unwrap();

@@ -17,7 +17,8 @@ async fn create_while_deleting(agent: &TestAgent, create: &str, delete: &str) {
     let (made, gone) = tokio::join!(
         c1.functions.create_function(req),
         c2.functions.delete_function(DeleteFunctionRequest {
-            name: delete.into()
+            name: delete.into(),
+            force: false,
         })
     );
     let made = made.unwrap_or_else(|e| panic!("create {create}: {e:?}"));
@@ -97,7 +98,8 @@ async fn update_code_racing_delete_is_ok_or_not_found_without_host_paths() {
                     code_zip: code,
                 }),
             c2.functions.delete_function(DeleteFunctionRequest {
-                name: "racy".into()
+                name: "racy".into(),
+                force: false,
             }),
             c3.functions.get_function(GetFunctionRequest {
                 name: "racy".into()
@@ -161,7 +163,8 @@ async fn invoke_racing_update_code_and_delete_runs_old_or_new_code_or_is_not_fou
     let mut c2 = agent.client().await;
     let (del, r) = tokio::join!(
         c1.functions.delete_function(DeleteFunctionRequest {
-            name: "moving".into()
+            name: "moving".into(),
+            force: false,
         }),
         c2.invocations.invoke(InvokeRequest {
             function_name: "moving".into(),

@@ -158,9 +158,14 @@ impl Functions for FunctionsApi {
         &self,
         req: Request<DeleteFunctionRequest>,
     ) -> Result<Response<DeleteFunctionResponse>, Status> {
-        let name = req.into_inner().name;
+        let r = req.into_inner();
         let agent = self.agent.clone();
-        blocking(move || agent.delete_function(&name).map_err(Status::from)).await?;
+        blocking(move || {
+            agent
+                .delete_function(&r.name, r.force)
+                .map_err(Status::from)
+        })
+        .await?;
         Ok(Response::new(DeleteFunctionResponse {}))
     }
 }

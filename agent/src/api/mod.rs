@@ -7,4 +7,5 @@ pub mod functions;
 pub mod invocations;
 pub mod node;
 pub mod status;
+pub mod triggers;
 pub mod usage;

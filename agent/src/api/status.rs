@@ -14,6 +14,7 @@ fn store_code(e: &StoreError) -> Code {
     match e {
         StoreError::NotFound(_) => Code::NotFound,
         StoreError::Exists(_) => Code::AlreadyExists,
+        StoreError::HasTriggers { .. } => Code::FailedPrecondition,
         StoreError::Sqlite(_) | StoreError::Schema(_) | StoreError::Corrupt(_) => Code::Internal,
     }
 }

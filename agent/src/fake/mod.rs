@@ -13,3 +13,4 @@ mod failure_tests;
 mod limit_tests;
 mod log_tests;
 mod placement_tests;
+mod schedule_tests;

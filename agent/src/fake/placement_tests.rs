@@ -102,7 +102,7 @@ async fn code_and_configuration_changes_retire_idle_instances() {
     assert!(c != a && c != b);
     assert_eq!(h.backend.created().len(), 3);
 
-    h.agent.delete_function("f").unwrap();
+    h.agent.delete_function("f", false).unwrap();
     until("the deleted function's instance to be destroyed", || {
         h.backend.destroyed().contains(&c)
     })

@@ -135,6 +135,9 @@ fn store_error(e: StoreError, arn: &dyn Fn(&str) -> String) -> ApiError {
             "ResourceConflictException",
             format!("Function already exist: {name}"),
         ),
+        e @ StoreError::HasTriggers { .. } => {
+            ApiError::new(409, "ResourceConflictException", e.to_string())
+        }
         e @ (StoreError::Sqlite(_) | StoreError::Schema(_) | StoreError::Corrupt(_)) => {
             ApiError::service(e.to_string())
         }

@@ -227,6 +227,6 @@ pub async fn delete(api: &LambdaApi, req: &ApiRequest, given: &str) -> Outcome {
             "deleting one version is not supported: Flint serves $LATEST only; omit the qualifier to delete the function",
         ));
     }
-    blocking(api, move |a| a.delete_function(&name)).await?;
+    blocking(api, move |a| a.delete_function(&name, false)).await?;
     Ok(ApiResponse::empty(204))
 }

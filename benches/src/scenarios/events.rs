@@ -209,7 +209,10 @@ pub async fn run(ctx: &mut Ctx, agent: &Agent) -> Result<Scenario, ScenarioError
     let start_n = start_latencies(&mut c, &probe, &sent_n).await?;
     // Stop the backlog: its events are dead-lettered as they come due.
     c.functions
-        .delete_function(DeleteFunctionRequest { name: held })
+        .delete_function(DeleteFunctionRequest {
+            name: held,
+            force: false,
+        })
         .await
         .map_err(|e| unexpected(format!("delete the backlog function: {e}")))?;
     p.finish("done");

@@ -3,6 +3,7 @@
 mod events;
 mod since;
 mod table;
+mod triggers;
 
 use clap::{Parser, Subcommand};
 use flint_agent::client::{bundle, connect_with_token, Client};
@@ -90,8 +91,14 @@ enum Cmd {
     Get { name: String },
     /// List functions.
     Ls,
-    /// Delete a function.
-    Rm { name: String },
+    /// Delete a function (refused while triggers invoke it, unless --force).
+    #[command(alias = "delete")]
+    Rm {
+        name: String,
+        /// Also delete the function's triggers.
+        #[arg(long)]
+        force: bool,
+    },
     /// Reserve concurrency for a function (it also caps it).
     PutConcurrency { name: String, reserved: u32 },
     /// Remove a function's reserved concurrency.
@@ -132,6 +139,11 @@ enum Cmd {
     Events {
         #[command(subcommand)]
         action: events::EventsCmd,
+    },
+    /// Triggers: schedules that invoke a function (EventBridge's rate and cron).
+    Triggers {
+        #[command(subcommand)]
+        action: triggers::TriggersCmd,
     },
     /// Metered usage and its cost per function (all functions without NAME).
     Usage {
@@ -382,9 +394,13 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                 }
             }
         }
-        Cmd::Rm { name } => {
+        Cmd::Triggers { action } => return triggers::run(&c, action, cli.json).await,
+        Cmd::Rm { name, force } => {
             c.functions
-                .delete_function(DeleteFunctionRequest { name: name.clone() })
+                .delete_function(DeleteFunctionRequest {
+                    name: name.clone(),
+                    force,
+                })
                 .await
                 .map_err(status_err)?;
             if cli.json {

@@ -1,0 +1,181 @@
+//! The `flint.v1.Triggers` service: thin conversions over the agent's trigger calls
+//! (triggers/manage.rs).
+
+use crate::core::Agent;
+use crate::store::StoreError;
+use crate::triggers::manage::NewTrigger;
+use crate::triggers::model::{Missed, ScheduleSpec, Trigger, TriggerError, TriggerKind};
+use crate::triggers::store::fmt_time;
+use flint_proto::v1 as pb;
+use flint_proto::v1::triggers_server::Triggers;
+use std::sync::Arc;
+use tonic::{Code, Request, Response, Status};
+
+/// Serves trigger management.
+pub struct TriggersApi {
+    pub agent: Arc<Agent>,
+}
+
+impl From<TriggerError> for Status {
+    fn from(e: TriggerError) -> Status {
+        let code = match &e {
+            TriggerError::Schedule(_)
+            | TriggerError::Name(_)
+            | TriggerError::NeverFires(_)
+            | TriggerError::NoKind => Code::InvalidArgument,
+            TriggerError::NotFound(_) | TriggerError::NoFunction(_) => Code::NotFound,
+            TriggerError::Exists(_) => Code::AlreadyExists,
+            TriggerError::Store(StoreError::HasTriggers { .. }) => Code::FailedPrecondition,
+            TriggerError::Store(_) => Code::Internal,
+        };
+        Status::new(code, e.to_string())
+    }
+}
+
+fn to_pb(agent: &Agent, t: Trigger) -> pb::Trigger {
+    let TriggerKind::Schedule(s) = t.kind;
+    pb::Trigger {
+        arn: agent.trigger_arn(&t.name),
+        name: t.name,
+        function_name: t.function,
+        enabled: t.enabled,
+        kind: Some(pb::trigger::Kind::Schedule(pb::ScheduleSpec {
+            expression: s.expression,
+            timezone: s.timezone.unwrap_or_default(),
+            missed: match s.missed {
+                Missed::Skip => pb::MissedFires::MissedSkip,
+                Missed::RunOnce => pb::MissedFires::MissedRunOnce,
+            } as i32,
+        })),
+        created: fmt_time(t.created),
+        last_fire: t.last_fire.map(fmt_time).unwrap_or_default(),
+        last_error: t.last_error.unwrap_or_default(),
+        next_fire: t.next_fire.map(fmt_time).unwrap_or_default(),
+    }
+}
+
+fn from_pb(r: pb::CreateTriggerRequest) -> Result<NewTrigger, TriggerError> {
+    let kind = match r.kind {
+        Some(pb::create_trigger_request::Kind::Schedule(s)) => {
+            TriggerKind::Schedule(ScheduleSpec {
+                expression: s.expression,
+                timezone: (!s.timezone.is_empty()).then_some(s.timezone),
+                missed: match pb::MissedFires::try_from(s.missed) {
+                    Ok(pb::MissedFires::MissedRunOnce) => Missed::RunOnce,
+                    _ => Missed::Skip,
+                },
+            })
+        }
+        None => return Err(TriggerError::NoKind),
+    };
+    Ok(NewTrigger {
+        name: r.name,
+        function: r.function_name,
+        kind,
+        enabled: !r.disabled,
+    })
+}
+
+/// Runs `f` on a blocking thread (registry access).
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, TriggerError> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Status::internal(format!("worker failed: {e}")))?
+        .map_err(Status::from)
+}
+
+#[tonic::async_trait]
+impl Triggers for TriggersApi {
+    async fn create_trigger(
+        &self,
+        req: Request<pb::CreateTriggerRequest>,
+    ) -> Result<Response<pb::Trigger>, Status> {
+        let new = from_pb(req.into_inner())?;
+        let a = self.agent.clone();
+        let t = blocking(move || a.create_trigger(new)).await?;
+        Ok(Response::new(to_pb(&self.agent, t)))
+    }
+
+    async fn get_trigger(
+        &self,
+        req: Request<pb::GetTriggerRequest>,
+    ) -> Result<Response<pb::Trigger>, Status> {
+        let name = req.into_inner().name;
+        let a = self.agent.clone();
+        let t = blocking(move || a.get_trigger(&name)).await?;
+        Ok(Response::new(to_pb(&self.agent, t)))
+    }
+
+    async fn list_triggers(
+        &self,
+        req: Request<pb::ListTriggersRequest>,
+    ) -> Result<Response<pb::ListTriggersResponse>, Status> {
+        let f = req.into_inner().function_name;
+        let a = self.agent.clone();
+        let ts = blocking(move || a.list_triggers((!f.is_empty()).then_some(f.as_str()))).await?;
+        Ok(Response::new(pb::ListTriggersResponse {
+            triggers: ts.into_iter().map(|t| to_pb(&self.agent, t)).collect(),
+        }))
+    }
+
+    async fn set_trigger_enabled(
+        &self,
+        req: Request<pb::SetTriggerEnabledRequest>,
+    ) -> Result<Response<pb::Trigger>, Status> {
+        let r = req.into_inner();
+        let a = self.agent.clone();
+        let t = blocking(move || a.set_trigger_enabled(&r.name, r.enabled)).await?;
+        Ok(Response::new(to_pb(&self.agent, t)))
+    }
+
+    async fn delete_trigger(
+        &self,
+        req: Request<pb::DeleteTriggerRequest>,
+    ) -> Result<Response<pb::DeleteTriggerResponse>, Status> {
+        let name = req.into_inner().name;
+        let a = self.agent.clone();
+        blocking(move || a.delete_trigger(&name)).await?;
+        Ok(Response::new(pb::DeleteTriggerResponse {}))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::triggers::schedule_expr::ScheduleError;
+
+    #[test]
+    fn trigger_errors_map_to_codes_with_their_text() {
+        let s = Status::from(TriggerError::Schedule(ScheduleError::CronField {
+            field: "day-of-week",
+            value: "FOO".into(),
+            reason: "bad".into(),
+        }));
+        assert_eq!(s.code(), Code::InvalidArgument);
+        assert_eq!(s.message(), "cron day-of-week field 'FOO': bad");
+        assert_eq!(
+            Status::from(TriggerError::NoFunction("f".into())).code(),
+            Code::NotFound
+        );
+        assert_eq!(
+            Status::from(TriggerError::Exists("t".into())).code(),
+            Code::AlreadyExists
+        );
+        assert_eq!(
+            Status::from(TriggerError::NoKind).code(),
+            Code::InvalidArgument
+        );
+    }
+
+    #[test]
+    fn a_create_request_without_a_kind_is_refused() {
+        let r = pb::CreateTriggerRequest {
+            name: "t".into(),
+            function_name: "f".into(),
+            ..Default::default()
+        };
+        assert!(matches!(from_pb(r), Err(TriggerError::NoKind)));
+    }
+}

@@ -1,0 +1,93 @@
+//! Trigger management on the agent: create, read, list, enable/disable, delete. Each
+//! change wakes the scheduler.
+
+use super::model::{arn, check_name, Trigger, TriggerError, TriggerKind};
+use super::scheduler::Host;
+use crate::core::Agent;
+use chrono::{DateTime, SubsecRound, Utc};
+
+/// A trigger as requested.
+#[derive(Debug, Clone)]
+pub struct NewTrigger {
+    pub name: String,
+    pub function: String,
+    pub kind: TriggerKind,
+    pub enabled: bool,
+}
+
+impl Agent {
+    /// Checks and stores a new trigger; its first fire is the schedule's first time
+    /// after now (a rate's periods count from now, to the second).
+    pub fn create_trigger(&self, new: NewTrigger) -> Result<Trigger, TriggerError> {
+        check_name(&new.name)?;
+        let now = Utc::now().trunc_subsecs(0);
+        let mut t = Trigger {
+            name: new.name,
+            function: new.function,
+            kind: new.kind,
+            enabled: new.enabled,
+            created: now,
+            last_fire: None,
+            last_error: None,
+            next_fire: None,
+        };
+        let next = first_fire(&t, self.parse_options(), now)?;
+        t.next_fire = t.enabled.then_some(next);
+        self.store().insert_trigger(&t)?;
+        self.triggers_changed();
+        tracing::info!(trigger = %t.name, function = %t.function, next_fire = %next, "trigger created");
+        Ok(t)
+    }
+
+    pub fn get_trigger(&self, name: &str) -> Result<Trigger, TriggerError> {
+        self.store().get_trigger(name)
+    }
+
+    /// Every trigger, or one function's.
+    pub fn list_triggers(&self, function: Option<&str>) -> Result<Vec<Trigger>, TriggerError> {
+        Ok(self.store().list_triggers(function)?)
+    }
+
+    /// Enables (the next fire is the next time after now: no catch-up) or disables.
+    pub fn set_trigger_enabled(&self, name: &str, enabled: bool) -> Result<Trigger, TriggerError> {
+        let t = self.store().get_trigger(name)?;
+        let next = if enabled {
+            Some(first_fire(&t, self.parse_options(), Utc::now())?)
+        } else {
+            None
+        };
+        self.store().set_trigger_enabled(name, enabled, next)?;
+        self.triggers_changed();
+        tracing::info!(trigger = %name, enabled, "trigger {}", if enabled { "enabled" } else { "disabled" });
+        self.store().get_trigger(name)
+    }
+
+    pub fn delete_trigger(&self, name: &str) -> Result<(), TriggerError> {
+        self.store().delete_trigger(name)?;
+        self.triggers_changed();
+        tracing::info!(trigger = %name, "trigger deleted");
+        Ok(())
+    }
+
+    /// The trigger's ARN (`arn:aws:events:REGION:ACCOUNT:rule/NAME`).
+    pub fn trigger_arn(&self, name: &str) -> String {
+        arn(&self.config().region, &self.config().account_id, name)
+    }
+
+    /// Wakes the scheduler: triggers or functions changed.
+    pub fn triggers_changed(&self) {
+        self.trigger_state().wake();
+    }
+}
+
+/// The first fire after `now`, or why there is none.
+fn first_fire(
+    t: &Trigger,
+    opts: super::schedule_expr::ParseOptions,
+    now: DateTime<Utc>,
+) -> Result<DateTime<Utc>, TriggerError> {
+    let TriggerKind::Schedule(spec) = &t.kind;
+    t.schedule(opts)?
+        .next_after(now)
+        .ok_or_else(|| TriggerError::NeverFires(spec.expression.clone()))
+}

@@ -1,0 +1,99 @@
+//! What the scheduler shares with the rest of the agent: a wake-up signal (a trigger
+//! or function changed: look again) and per-trigger fire and failure counts, exported
+//! as Prometheus counters.
+
+use crate::metrics::Metrics;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
+
+/// Fires handed to the function, and fires that could not be.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub fires: u64,
+    pub failures: u64,
+}
+
+/// The scheduler's shared state.
+#[derive(Default)]
+pub struct TriggerState {
+    wake: Notify,
+    counts: Mutex<BTreeMap<String, Counts>>,
+}
+
+impl TriggerState {
+    /// Fresh state; its counters are registered with `metrics`.
+    pub fn new(metrics: &Metrics) -> Arc<Self> {
+        let me = Arc::new(Self::default());
+        let read = |pick: fn(&Counts) -> u64, me: &Arc<Self>| {
+            let me = Arc::downgrade(me);
+            move || {
+                let Some(me) = me.upgrade() else {
+                    return Vec::new();
+                };
+                me.snapshot()
+                    .into_iter()
+                    .map(|(name, c)| (vec![("trigger".to_string(), name)], pick(&c) as f64))
+                    .collect()
+            }
+        };
+        metrics.counter_vec_fn(
+            "flint_trigger_fires_total",
+            "Scheduled fires handed to the function (an Event invocation admitted), per trigger.",
+            read(|c| c.fires, &me),
+        );
+        metrics.counter_vec_fn(
+            "flint_trigger_failures_total",
+            "Scheduled fires the function could not be invoked for (its last error is in flint triggers ls), per trigger.",
+            read(|c| c.failures, &me),
+        );
+        me
+    }
+
+    /// Tells the scheduler that triggers changed.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Completes at the next [`TriggerState::wake`] (or at once if one is pending).
+    pub async fn woken(&self) {
+        self.wake.notified().await
+    }
+
+    /// Counts one fire of `trigger`.
+    pub fn count(&self, trigger: &str, ok: bool) {
+        let mut m = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let c = m.entry(trigger.to_string()).or_default();
+        if ok {
+            c.fires += 1;
+        } else {
+            c.failures += 1;
+        }
+    }
+
+    /// Every trigger's counts.
+    pub fn snapshot(&self) -> BTreeMap<String, Counts> {
+        self.counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_are_exported_per_trigger() {
+        let m = Metrics::new();
+        let s = TriggerState::new(&m);
+        s.count("nightly", true);
+        s.count("nightly", true);
+        s.count("nightly", false);
+        let text = m.render();
+        assert!(text.contains("# TYPE flint_trigger_fires_total counter"));
+        assert!(text.contains("flint_trigger_fires_total{trigger=\"nightly\"} 2"));
+        assert!(text.contains("flint_trigger_failures_total{trigger=\"nightly\"} 1"));
+    }
+}
