@@ -16,6 +16,7 @@ packages=(
   time
   awscli python3-boto3
   openjdk-17-jdk-headless
+  nftables iproute2
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -8,6 +8,9 @@ use std::time::Duration;
 /// Errors in the configuration; each says which flag to change.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// A networking flag is invalid
+    #[error("{0}")]
+    Network(String),
     /// `--socket-group` names no group
     #[error("--socket-group {0}: no such group (see /etc/group)")]
     SocketGroup(String),
@@ -183,6 +186,29 @@ pub struct RawConfig {
     /// available (MemAvailable) than this many MB.
     #[arg(long, env = "FLINT_START_MIN_FREE_MB", default_value_t = 256)]
     pub start_min_free_mb: u64,
+    /// Network of functions created without a setting: none (loopback only) or
+    /// outbound (docs/NETWORK.md).
+    #[arg(long, env = "FLINT_NETWORK_DEFAULT", default_value = "none")]
+    pub network_default: String,
+    /// Subnet the sandboxes' interfaces are addressed from (a /31 each).
+    #[arg(long, env = "FLINT_NETWORK_CIDR", default_value = "100.96.0.0/16")]
+    pub network_cidr: String,
+    /// Destinations outbound functions may reach, CIDR[:PORT[-PORT],...] (repeatable);
+    /// none given: everything not denied.
+    #[arg(long = "egress-allow", value_name = "CIDR[:PORTS]")]
+    pub egress_allow: Vec<String>,
+    /// Destinations outbound functions may not reach, CIDR[:PORT[-PORT],...]
+    /// (repeatable); always denied besides: this host, 169.254.0.0/16, other sandboxes.
+    #[arg(long = "egress-deny", value_name = "CIDR[:PORTS]")]
+    pub egress_deny: Vec<String>,
+    /// Name server written into outbound sandboxes' /etc/resolv.conf (repeatable);
+    /// default: the host's /etc/resolv.conf name servers that are not loopback.
+    #[arg(long = "network-dns", value_name = "IP")]
+    pub network_dns: Vec<std::net::Ipv4Addr>,
+    /// Turn on IPv4 forwarding (net.ipv4.ip_forward=1) in flintd's network namespace at
+    /// start-up, which outbound functions need; without it flintd only warns when it is off.
+    #[arg(long, env = "FLINT_NETWORK_ENABLE_FORWARDING")]
+    pub network_enable_forwarding: bool,
 }
 
 /// Which sandbox implementation runs instances.
@@ -246,6 +272,10 @@ pub struct Config {
     pub start_queue_wait: Duration,
     /// Cold starts wait while the host has less memory available (MB).
     pub start_min_free_mb: u64,
+    /// Network of functions created without a setting.
+    pub network_default: crate::sandbox::NetworkMode,
+    /// Sandbox networking: subnet, egress policy, DNS, forwarding.
+    pub network: crate::sandbox::net::NetConfig,
 }
 
 /// A `--region` value: lower-case letters, digits and dashes.
@@ -344,7 +374,19 @@ impl TryFrom<RawConfig> for Config {
                 return Err(ConfigError::SocketGroup(g.clone()));
             }
         }
+        let network_default = crate::validate::network(&raw.network_default)
+            .map_err(|e| ConfigError::Network(format!("--network-default: {e}")))?;
+        let network = crate::sandbox::net::NetConfig::parse(
+            &raw.network_cidr,
+            &raw.egress_allow,
+            &raw.egress_deny,
+            &raw.network_dns,
+            raw.network_enable_forwarding,
+        )
+        .map_err(|e| ConfigError::Network(e.to_string()))?;
         Ok(Config {
+            network_default,
+            network,
             api_listen: raw.api_listen,
             api_tls_cert: raw.api_tls_cert,
             api_tls_key: raw.api_tls_key,
