@@ -103,7 +103,7 @@ pub fn setup(rootfs: &Path, hostname: &str, resolv: Option<&Path>) -> Result<(),
         none,
         "mounting proc on",
     )?;
-    sandbox_mask::sys_tree(&rootfs.join("sys"))?;
+    sandbox_mask::sys_tree(&rootfs.join("sys"), resolv.is_none())?;
     populate_dev(&rootfs.join("dev"))?;
     pivot(rootfs)?;
     sandbox_mask::mask_proc()?;

@@ -5,13 +5,16 @@
 use super::{nft, IF_PREFIX};
 use std::process::Command;
 
-/// The `flv*` links in this network namespace.
+/// The `flv*` links in this network namespace (asked of `ip`, which runs in flintd's
+/// namespace: /sys/class/net shows the namespace /sys was mounted in).
 pub fn leftover_links() -> Vec<String> {
-    let Ok(rd) = std::fs::read_dir("/sys/class/net") else {
+    let Ok(out) = Command::new("ip").args(["-o", "link", "show"]).output() else {
         return Vec::new();
     };
-    rd.flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap_or(n).to_string())
         .filter(|n| n.starts_with(IF_PREFIX))
         .collect()
 }

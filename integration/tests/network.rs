@@ -1,0 +1,456 @@
+//! Outbound networking end to end (issue 12, item 1), entirely inside network
+//! namespaces this test makes: "host" (flintd runs there, so its nftables table,
+//! forwarding switch and sandbox links never touch the real host) and "internet"
+//! (an HTTP server at 203.0.113.10:8000 and another in a denied block at
+//! 198.51.100.10:8000, a DNS server at 203.0.113.53 answering for internet.test),
+//! joined by a veth pair. The real host's forwarding switch, nftables tables and
+//! links are compared before and after.
+
+use flint_agent::client::Client;
+use flint_integration::*;
+use flint_proto::v1::*;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Tries a TCP connection (and, for HTTP, a GET) from inside the function.
+const PROBE: &str = r#"
+import json, socket, urllib.request
+def handler(e, c):
+    out = {}
+    for name, host, port, http in e['targets']:
+        try:
+            if http:
+                with urllib.request.urlopen('http://%s:%d/hello.txt' % (host, port), timeout=e.get('t', 2)) as r:
+                    out[name] = 'ok:' + r.read().decode().strip()
+            else:
+                s = socket.create_connection((host, port), timeout=e.get('t', 2))
+                s.close()
+                out[name] = 'ok'
+        except Exception as x:
+            out[name] = 'fail:' + type(x).__name__ + ':' + str(x)
+    try:
+        out['resolv'] = open('/etc/resolv.conf').read()
+    except Exception as x:
+        out['resolv'] = 'fail:' + str(x)
+    return out
+"#;
+
+/// Listens on 0.0.0.0:7000 in the background (kept by the instance), checks that its
+/// own address on the sandbox link accepts, and returns that address.
+const LISTENER: &str = r#"
+import socket, threading
+srv = []
+def handler(e, c):
+    if not srv:
+        s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(('0.0.0.0', 7000)); s.listen(16); srv.append(s)
+        threading.Thread(target=lambda: [s.accept()[0].close() for _ in iter(int, 1)], daemon=True).start()
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.connect(('203.0.113.10', 9))
+    ip = u.getsockname()[0]
+    socket.create_connection((ip, 7000), timeout=2).close()
+    return ip
+"#;
+
+/// A named network namespace made for this test, deleted when dropped.
+struct Netns(String);
+
+impl Netns {
+    fn new(tag: &str) -> Netns {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let name = format!("flt-{tag}-{}-{n}", std::process::id());
+        let _ = Command::new("ip").args(["netns", "del", &name]).status();
+        sh(&["ip", "netns", "add", &name]);
+        let ns = Netns(name);
+        ns.exec(&["ip", "link", "set", "lo", "up"]);
+        ns
+    }
+    fn path(&self) -> PathBuf {
+        PathBuf::from("/run/netns").join(&self.0)
+    }
+    fn exec(&self, cmd: &[&str]) -> String {
+        let mut v = vec!["ip", "netns", "exec", &self.0];
+        v.extend_from_slice(cmd);
+        sh(&v)
+    }
+    fn spawn(&self, cmd: &[&str]) -> Child {
+        Command::new("ip")
+            .args(["netns", "exec", &self.0])
+            .args(cmd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"))
+    }
+    /// The sandbox links (flv*) in this namespace.
+    fn sandbox_links(&self) -> Vec<String> {
+        self.exec(&["ip", "-o", "link", "show"])
+            .lines()
+            .filter_map(|l| l.split(": ").nth(1))
+            .map(|n| n.split('@').next().unwrap_or(n).to_string())
+            .filter(|n| n.starts_with("flv"))
+            .collect()
+    }
+    fn nft_tables(&self) -> String {
+        self.exec(&["nft", "list", "tables"])
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// Runs a command and returns its stdout; panics with its stderr on failure.
+fn sh(cmd: &[&str]) -> String {
+    let out = Command::new(cmd[0])
+        .args(&cmd[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Processes killed when dropped.
+struct Servers(Vec<Child>);
+
+impl Drop for Servers {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The real host's state this test must not change.
+fn host_state() -> (String, String, String) {
+    let fwd = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap_or_default();
+    let tables = Command::new("nft")
+        .args(["list", "tables"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let links: Vec<String> = sh(&["ip", "-o", "link", "show"])
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1).map(str::to_string))
+        .filter(|n| n.starts_with("flv"))
+        .collect();
+    (fwd, tables, links.join(","))
+}
+
+/// "host" and "internet" namespaces with their servers.
+struct World {
+    host: Netns,
+    _inet: Netns,
+    _servers: Servers,
+    _www: tempfile::TempDir,
+}
+
+fn world() -> World {
+    for tool in ["ip", "nft", "dnsmasq"] {
+        assert!(
+            Command::new("sh")
+                .args(["-c", &format!("command -v {tool}")])
+                .output()
+                .is_ok_and(|o| o.status.success()),
+            "{tool} is missing: run images/host-deps.sh"
+        );
+    }
+    let host = Netns::new("host");
+    let inet = Netns::new("inet");
+    let tail = &host.0[host.0.len().saturating_sub(9)..];
+    let (h_if, i_if) = (format!("flh{tail}"), format!("fli{tail}"));
+    sh(&[
+        "ip", "link", "add", &h_if, "netns", &host.0, "type", "veth", "peer", "name", &i_if,
+        "netns", &inet.0,
+    ]);
+    host.exec(&["ip", "addr", "add", "10.250.0.1/24", "dev", &h_if]);
+    host.exec(&["ip", "link", "set", &h_if, "up"]);
+    host.exec(&["ip", "route", "add", "default", "via", "10.250.0.2"]);
+    inet.exec(&["ip", "addr", "add", "10.250.0.2/24", "dev", &i_if]);
+    inet.exec(&["ip", "link", "set", &i_if, "up"]);
+    for a in ["203.0.113.10/32", "203.0.113.53/32", "198.51.100.10/32"] {
+        inet.exec(&["ip", "addr", "add", a, "dev", "lo"]);
+    }
+    let www = tempfile::tempdir().unwrap();
+    std::fs::write(www.path().join("hello.txt"), "hello from the internet\n").unwrap();
+    let dir = www.path().to_str().unwrap();
+    let servers = Servers(vec![
+        inet.spawn(&[
+            "/usr/bin/python3",
+            "-m",
+            "http.server",
+            "--bind",
+            "203.0.113.10",
+            "--directory",
+            dir,
+            "8000",
+        ]),
+        inet.spawn(&[
+            "/usr/bin/python3",
+            "-m",
+            "http.server",
+            "--bind",
+            "198.51.100.10",
+            "--directory",
+            dir,
+            "8000",
+        ]),
+        inet.spawn(&[
+            "dnsmasq",
+            "--no-daemon",
+            "--conf-file=/dev/null",
+            "--no-resolv",
+            "--no-hosts",
+            "--listen-address=203.0.113.53",
+            "--bind-interfaces",
+            "--port=53",
+            "--address=/internet.test/203.0.113.10",
+            "--pid-file=",
+        ]),
+        // A service of "the host" on every address: sandboxes must not reach it.
+        host.spawn(&[
+            "/usr/bin/python3",
+            "-m",
+            "http.server",
+            "--bind",
+            "0.0.0.0",
+            "--directory",
+            dir,
+            "8001",
+        ]),
+    ]);
+    // The servers answer before any function runs (fail fast otherwise).
+    let t0 = Instant::now();
+    loop {
+        let ok = Command::new("ip")
+            .args(["netns", "exec", &host.0, "/usr/bin/python3", "-c"])
+            .arg("import socket\nfor a in [('203.0.113.10',8000),('198.51.100.10',8000),('10.250.0.1',8001)]: socket.create_connection(a, timeout=1).close()")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if ok {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "test servers did not start within 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    World {
+        host,
+        _inet: inet,
+        _servers: servers,
+        _www: www,
+    }
+}
+
+fn outbound(name: &str, code: &str) -> CreateFunctionRequest {
+    CreateFunctionRequest {
+        network: "outbound".into(),
+        timeout_s: 10,
+        ..python_function(name, code)
+    }
+}
+
+async fn probe(c: &mut Client, f: &str, targets: serde_json::Value) -> serde_json::Value {
+    let payload = serde_json::json!({ "targets": targets, "t": 1 }).to_string();
+    json(&invoke_ok(c, f, &payload).await)
+}
+
+fn starts(v: &serde_json::Value, key: &str, prefix: &str) -> bool {
+    v[key].as_str().is_some_and(|s| s.starts_with(prefix))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn outbound_functions_reach_allowed_destinations_and_nothing_else() {
+    let before = host_state();
+    let w = world();
+    let mut agent = TestAgent::start_in(
+        Some(&w.host.path()),
+        300,
+        &[
+            "--network-enable-forwarding",
+            "--egress-deny",
+            "198.51.100.0/24",
+            "--network-dns",
+            "203.0.113.53",
+            "--pool-max",
+            "0",
+        ],
+    )
+    .await;
+    let mut c = agent.client().await;
+    c.functions
+        .create_function(outbound("out", PROBE))
+        .await
+        .expect("create out");
+    c.functions
+        .create_function(python_function("closed", PROBE))
+        .await
+        .expect("create closed");
+    c.functions
+        .create_function(outbound("listener", LISTENER))
+        .await
+        .expect("create listener");
+    let got = c
+        .functions
+        .get_function(GetFunctionRequest {
+            name: "closed".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.network, "none", "the default is loopback only");
+
+    let targets = serde_json::json!([
+        ["by_ip", "203.0.113.10", 8000, true],
+        ["by_name", "internet.test", 8000, true],
+        ["denied", "198.51.100.10", 8000, true],
+        ["host_lan", "10.250.0.1", 8001, false],
+        ["host_gateway", "100.96.0.0", 8001, false],
+        ["metadata", "169.254.169.254", 80, false],
+    ]);
+    let r = probe(&mut c, "out", targets.clone()).await;
+    assert_eq!(r["by_ip"], "ok:hello from the internet", "{r:#}");
+    assert_eq!(r["by_name"], "ok:hello from the internet", "{r:#}");
+    assert!(
+        r["resolv"]
+            .as_str()
+            .unwrap()
+            .contains("nameserver 203.0.113.53"),
+        "{r:#}"
+    );
+    for k in ["denied", "host_lan", "host_gateway", "metadata"] {
+        assert!(starts(&r, k, "fail:"), "{k} must be unreachable: {r:#}");
+    }
+    let r = probe(&mut c, "closed", targets).await;
+    for k in ["by_ip", "by_name", "denied", "host_lan", "metadata"] {
+        assert!(starts(&r, k, "fail:"), "network none reaches {k}: {r:#}");
+    }
+
+    // Another sandbox, listening on its link address: unreachable from "out".
+    let ip = json(&invoke_ok(&mut c, "listener", "{}").await);
+    let ip = ip.as_str().expect("listener address").to_string();
+    assert!(ip.starts_with("100.96."), "{ip}");
+    let r = probe(
+        &mut c,
+        "out",
+        serde_json::json!([["neighbour", ip, 7000, false]]),
+    )
+    .await;
+    assert!(
+        starts(&r, "neighbour", "fail:"),
+        "another sandbox is reachable: {r:#}"
+    );
+
+    // 50 sandboxes come and go: nothing stays behind.
+    let t0 = Instant::now();
+    for i in 0..50 {
+        c.functions
+            .update_function_configuration(UpdateFunctionConfigurationRequest {
+                name: "out".into(),
+                description: Some(format!("round {i}")),
+                ..Default::default()
+            })
+            .await
+            .expect("update");
+        let r = probe(
+            &mut c,
+            "out",
+            serde_json::json!([["by_ip", "203.0.113.10", 8000, true]]),
+        )
+        .await;
+        assert_eq!(r["by_ip"], "ok:hello from the internet", "round {i}: {r:#}");
+    }
+    eprintln!("50 networked cold starts in {:?}", t0.elapsed());
+    for f in ["out", "closed", "listener"] {
+        c.functions
+            .delete_function(DeleteFunctionRequest { name: f.into() })
+            .await
+            .expect("delete");
+    }
+    let t0 = Instant::now();
+    while !w.host.sandbox_links().is_empty() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "sandbox links left after every function was deleted: {:?}",
+            w.host.sandbox_links()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        w.host.nft_tables().contains("inet flint"),
+        "{}",
+        w.host.nft_tables()
+    );
+    let st = agent.stop();
+    assert!(st.success(), "flintd exited with {st}");
+    assert!(
+        !w.host.nft_tables().contains("inet flint"),
+        "table left at stop: {}",
+        w.host.nft_tables()
+    );
+    assert_eq!(
+        host_state(),
+        before,
+        "the real host's forwarding, nftables tables or links changed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_flintds_links_and_table_are_swept_at_start_up() {
+    let w = world();
+    let args = ["--network-enable-forwarding", "--pool-max", "0"];
+    let mut agent = TestAgent::start_in(Some(&w.host.path()), 300, &args).await;
+    let mut c = agent.client().await;
+    c.functions
+        .create_function(outbound("out", PROBE))
+        .await
+        .expect("create");
+    let r = probe(
+        &mut c,
+        "out",
+        serde_json::json!([["by_ip", "203.0.113.10", 8000, true]]),
+    )
+    .await;
+    assert_eq!(r["by_ip"], "ok:hello from the internet", "{r:#}");
+    assert_eq!(w.host.sandbox_links().len(), 1);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(agent.pid() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    agent.restart_after_kill().await;
+    // The launcher died with flintd; its link and the table are swept at start-up.
+    let t0 = Instant::now();
+    while !w.host.sandbox_links().is_empty() || w.host.nft_tables().contains("inet flint") {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "left after a restart: {:?} / {}",
+            w.host.sandbox_links(),
+            w.host.nft_tables()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut c = agent.client().await;
+    let r = probe(
+        &mut c,
+        "out",
+        serde_json::json!([["by_ip", "203.0.113.10", 8000, true]]),
+    )
+    .await;
+    assert_eq!(
+        r["by_ip"], "ok:hello from the internet",
+        "after restart: {r:#}"
+    );
+}
