@@ -454,3 +454,61 @@ async fn a_killed_flintds_links_and_table_are_swept_at_start_up() {
         "after restart: {r:#}"
     );
 }
+
+/// The middle value.
+fn p50(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// Cold-start cost of networking: 20 cold starts of the same function with network
+/// none and 20 with outbound, interleaved in one run (warm pool off, so each is a new
+/// sandbox), p50 of the client-side latency and of the sandbox phase. Printed for
+/// docs/NETWORK.md; the bound only catches a gross regression.
+#[tokio::test(flavor = "multi_thread")]
+async fn cold_start_cost_of_networking() {
+    let w = world();
+    let args = ["--network-enable-forwarding", "--pool-max", "0"];
+    let agent = TestAgent::start_in(Some(&w.host.path()), 300, &args).await;
+    let mut c = agent.client().await;
+    let code = "def handler(e, c):\n    return 1\n";
+    c.functions
+        .create_function(python_function("none", code))
+        .await
+        .expect("create none");
+    c.functions
+        .create_function(outbound("outbound", code))
+        .await
+        .expect("create outbound");
+    let (mut wall, mut sandbox) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
+    for round in 0..21 {
+        for (i, f) in ["none", "outbound"].iter().enumerate() {
+            c.functions
+                .update_function_configuration(UpdateFunctionConfigurationRequest {
+                    name: f.to_string(),
+                    description: Some(format!("round {round}")),
+                    ..Default::default()
+                })
+                .await
+                .expect("update");
+            let t0 = Instant::now();
+            let r = invoke_ok(&mut c, f, "{}").await;
+            let t = r.timings.expect("timings");
+            assert!(t.cold_start && !t.pool_hit, "{f}: not a cold start");
+            if round > 0 {
+                wall[i].push(t0.elapsed());
+                sandbox[i].push(Duration::from_nanos(t.sandbox_ns));
+            }
+        }
+    }
+    let [w_none, w_out] = wall.map(p50);
+    let [s_none, s_out] = sandbox.map(p50);
+    eprintln!(
+        "cold start p50 of 20: none {w_none:?} (sandbox {s_none:?}), outbound {w_out:?} (sandbox {s_out:?}): networking adds {:?}",
+        w_out.saturating_sub(w_none)
+    );
+    assert!(
+        w_out < w_none + Duration::from_millis(250),
+        "networking adds more than 250 ms to a cold start: none {w_none:?}, outbound {w_out:?}"
+    );
+}
