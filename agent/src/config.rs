@@ -521,6 +521,35 @@ mod tests {
     }
 
     #[test]
+    fn network_flags_are_checked() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.network_default, crate::sandbox::NetworkMode::None);
+        assert_eq!(c.network.cidr.to_string(), "100.96.0.0/16");
+        let c = parse(&[
+            "--network-default",
+            "outbound",
+            "--egress-allow",
+            "10.0.0.0/8:443",
+            "--egress-deny",
+            "10.9.0.0/16",
+            "--network-dns",
+            "10.0.0.2",
+        ])
+        .unwrap();
+        assert_eq!(c.network_default, crate::sandbox::NetworkMode::Outbound);
+        assert_eq!((c.network.allow.len(), c.network.deny.len()), (1, 1));
+        assert_eq!(c.network.dns, vec![std::net::Ipv4Addr::new(10, 0, 0, 2)]);
+        for bad in [
+            &["--network-default", "open"][..],
+            &["--network-cidr", "100.96.0.0/31"],
+            &["--egress-allow", "10.0.0.0/8:https"],
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert!(matches!(e, ConfigError::Network(_)), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
     fn function_log_cap_has_a_floor() {
         assert_eq!(parse(&[]).unwrap().function_log_max_bytes, 10 << 20);
         let c = parse(&[]).unwrap();

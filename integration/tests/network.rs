@@ -61,7 +61,6 @@ impl Netns {
         static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let name = format!("flt-{tag}-{}-{n}", std::process::id());
-        let _ = Command::new("ip").args(["netns", "del", &name]).status();
         sh(&["ip", "netns", "add", &name]);
         let ns = Netns(name);
         ns.exec(&["ip", "link", "set", "lo", "up"]);
@@ -101,7 +100,7 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
     }
 }
 
@@ -511,4 +510,51 @@ async fn cold_start_cost_of_networking() {
         w_out < w_none + Duration::from_millis(250),
         "networking adds more than 250 ms to a cold start: none {w_none:?}, outbound {w_out:?}"
     );
+}
+
+/// The setting through the CLI: create with `--network outbound`, shown by `get`,
+/// changed by `update-config`, a bad value refused with what to write. No sandbox
+/// starts, so this runs on the real host.
+#[tokio::test]
+async fn the_network_setting_through_the_cli() {
+    let agent = TestAgent::start().await;
+    let code = tempfile::tempdir().unwrap();
+    std::fs::write(
+        code.path().join("app.py"),
+        "def handler(e, c):\n    return 1\n",
+    )
+    .unwrap();
+    let flint = |args: &[&str]| {
+        Command::new(binary("flint"))
+            .arg("--endpoint")
+            .arg(&agent.socket)
+            .args(args)
+            .output()
+            .expect("run flint")
+    };
+    let dir = code.path().to_str().unwrap();
+    let o = flint(&[
+        "create",
+        "f",
+        "--runtime",
+        "python3.11",
+        "--handler",
+        "app.handler",
+        "--code",
+        dir,
+        "--network",
+        "outbound",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("network:       outbound"), "{out}");
+    let o = flint(&["update-config", "f", "--network", "none"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = flint(&["--json", "get", "f"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["network"], "none", "{v}");
+    let o = flint(&["update-config", "f", "--network", "vpc"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("\"none\" or \"outbound\""), "{err}");
 }

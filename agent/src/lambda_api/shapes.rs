@@ -170,6 +170,7 @@ mod tests {
             account: "000000000000".into(),
         };
         let c = configuration(&f, &place);
+        assert_eq!(c["FlintNetwork"], "none");
         assert_eq!(
             c["FunctionArn"],
             "arn:aws:lambda:us-east-1:000000000000:function:f"
