@@ -29,6 +29,15 @@ def handler(e, c):
                 out[name] = 'ok'
         except Exception as x:
             out[name] = 'fail:' + type(x).__name__ + ':' + str(x)
+    # Taking another address (SIOCSIFADDR on eth0): the namespace is not the sandbox's.
+    try:
+        import fcntl, struct
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        ifr = struct.pack('16sH2s4s8s', b'eth0', socket.AF_INET, bytes(2), socket.inet_aton('100.96.0.99'), bytes(8))
+        fcntl.ioctl(u, 0x8916, ifr)
+        out['readdress'] = 'ok'
+    except Exception as x:
+        out['readdress'] = 'fail:' + type(x).__name__
     try:
         out['resolv'] = open('/etc/resolv.conf').read()
     except Exception as x:
@@ -314,6 +323,7 @@ async fn outbound_functions_reach_allowed_destinations_and_nothing_else() {
     let targets = serde_json::json!([
         ["by_ip", "203.0.113.10", 8000, true],
         ["by_name", "internet.test", 8000, true],
+        ["closed_port", "203.0.113.10", 9, false],
         ["denied", "198.51.100.10", 8000, true],
         ["host_lan", "10.250.0.1", 8001, false],
         ["host_gateway", "100.96.0.0", 8001, false],
@@ -322,6 +332,13 @@ async fn outbound_functions_reach_allowed_destinations_and_nothing_else() {
     let r = probe(&mut c, "out", targets.clone()).await;
     assert_eq!(r["by_ip"], "ok:hello from the internet", "{r:#}");
     assert_eq!(r["by_name"], "ok:hello from the internet", "{r:#}");
+    assert_eq!(r["readdress"], "fail:PermissionError", "{r:#}");
+    // Without an allow list a closed port is refused by the server's host (the
+    // allow-list test tells a policy drop from this by its timeout).
+    assert!(
+        starts(&r, "closed_port", "fail:ConnectionRefusedError"),
+        "{r:#}"
+    );
     assert!(
         r["resolv"]
             .as_str()
@@ -407,9 +424,16 @@ async fn outbound_functions_reach_allowed_destinations_and_nothing_else() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_killed_flintds_links_and_table_are_swept_at_start_up() {
+async fn an_allow_list_limits_egress_and_a_killed_flintds_links_and_table_are_swept() {
     let w = world();
-    let args = ["--network-enable-forwarding", "--pool-max", "0"];
+    // An allow list: port 8000 of one address only (so not DNS, not other ports).
+    let args = [
+        "--network-enable-forwarding",
+        "--pool-max",
+        "0",
+        "--egress-allow",
+        "203.0.113.10/32:8000",
+    ];
     let mut agent = TestAgent::start_in(Some(&w.host.path()), 300, &args).await;
     let mut c = agent.client().await;
     c.functions
@@ -423,6 +447,18 @@ async fn a_killed_flintds_links_and_table_are_swept_at_start_up() {
     )
     .await;
     assert_eq!(r["by_ip"], "ok:hello from the internet", "{r:#}");
+    let r = probe(
+        &mut c,
+        "out",
+        serde_json::json!([
+            ["other_port", "203.0.113.10", 9, false],
+            ["other_host", "198.51.100.10", 8000, true],
+        ]),
+    )
+    .await;
+    // Dropped by the policy (a timeout), not refused by the server's host.
+    assert!(starts(&r, "other_port", "fail:TimeoutError"), "{r:#}");
+    assert!(starts(&r, "other_host", "fail:"), "{r:#}");
     assert_eq!(w.host.sandbox_links().len(), 1);
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(agent.pid() as i32),
