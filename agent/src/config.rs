@@ -304,6 +304,7 @@ fn parse_pool_warm(s: &str) -> Result<(crate::pools::key::PoolKey, u32), ConfigE
         crate::pools::key::PoolKey {
             runtime: runtime.to_string(),
             memory_mb,
+            network: crate::sandbox::NetworkMode::None,
         },
         n,
     ))

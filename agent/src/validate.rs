@@ -300,6 +300,7 @@ mod tests {
         let key = |mb| PoolKey {
             runtime: "python3.11".into(),
             memory_mb: mb,
+            network: crate::sandbox::NetworkMode::None,
         };
         let fine = [key(128), key(3328)];
         assert!(pool_warm(&fine, &vm).is_ok());

@@ -594,3 +594,70 @@ async fn the_network_setting_through_the_cli() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("\"none\" or \"outbound\""), "{err}");
 }
+
+/// Pre-started sandboxes of an outbound pool have their network made ahead: after one
+/// cold start records the demand, the pool for (python3.11, 128, outbound) fills, and
+/// another outbound function's first invocation is a pool hit that reaches the
+/// "internet". Stopping flintd removes the pool's links.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_outbound_pool_hit_has_its_network_ready() {
+    let w = world();
+    let mut agent =
+        TestAgent::start_in(Some(&w.host.path()), 300, &["--network-enable-forwarding"]).await;
+    let mut c = agent.client().await;
+    let target = serde_json::json!([["by_ip", "203.0.113.10", 8000, true]]);
+    c.functions
+        .create_function(outbound("first", PROBE))
+        .await
+        .expect("create");
+    let r = invoke_ok(
+        &mut c,
+        "first",
+        &serde_json::json!({"targets": target}).to_string(),
+    )
+    .await;
+    assert!(!r.timings.unwrap().pool_hit, "nothing was there to hit");
+    let t0 = Instant::now();
+    loop {
+        let cap = agent.capacity().await;
+        if cap
+            .pools
+            .iter()
+            .any(|p| p.network == "outbound" && p.memory_mb == 128 && p.ready >= 1)
+        {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "no outbound pool sandbox ready within 15 s: {:?}",
+            cap.pools
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    c.functions
+        .create_function(outbound("second", PROBE))
+        .await
+        .expect("create");
+    let r = invoke_ok(
+        &mut c,
+        "second",
+        &serde_json::json!({"targets": target}).to_string(),
+    )
+    .await;
+    let t = r.timings.unwrap();
+    assert!(t.cold_start && t.pool_hit, "expected a pool hit: {t:?}");
+    assert_eq!(
+        json(&r)["by_ip"],
+        "ok:hello from the internet",
+        "{}",
+        json(&r)
+    );
+    let st = agent.stop();
+    assert!(st.success(), "flintd exited with {st}");
+    assert!(
+        w.host.sandbox_links().is_empty(),
+        "{:?}",
+        w.host.sandbox_links()
+    );
+    assert!(!w.host.nft_tables().contains("inet flint"));
+}

@@ -10,7 +10,7 @@ use crate::limits::{INIT_TIMEOUT_S, TMP_MB};
 use crate::pools::key::PoolKey;
 use crate::pools::occupancy::{Guard, Phase};
 use crate::runtimes::Runtime;
-use crate::sandbox::{new_sandbox_id, NetworkMode, SandboxSpec};
+use crate::sandbox::{new_sandbox_id, SandboxSpec};
 use crate::store::Function;
 use flint_proto::init::Configure;
 use std::sync::Arc;
@@ -83,14 +83,9 @@ impl Agent {
         let key = PoolKey {
             runtime: rt.manifest.name.clone(),
             memory_mb: f.memory_mb,
+            network: f.network,
         };
-        // Pre-started sandboxes have loopback only: an outbound function starts its
-        // own (docs/NETWORK.md, "Not yet").
-        let pooled = match f.network {
-            NetworkMode::None => self.sandbox_pool().take(&key),
-            NetworkMode::Outbound => None,
-        };
-        if let Some(pre) = pooled {
+        if let Some(pre) = self.sandbox_pool().take(&key) {
             let binding = self.binding(f, &rt).await?;
             match Session::bind(pre, binding, init_timeout).await {
                 Ok(started) => return Ok(started),

@@ -35,6 +35,9 @@ pub enum SandboxError {
     /// The sandbox's network could not be set up
     #[error("sandbox network: {0}")]
     Network(#[from] net::NetError),
+    /// The backend has no outbound networking
+    #[error("the {0} sandbox backend has no outbound networking yet: set the function's network to none")]
+    NoNetwork(&'static str),
     /// Every host uid range is held by a live sandbox
     #[error("all {0} host uid ranges are in use: too many sandboxes at once")]
     NoUidRange(u32),

@@ -6,7 +6,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// What network a function's sandboxes get.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub enum NetworkMode {
     /// Loopback only.
     #[default]
