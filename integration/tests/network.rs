@@ -498,7 +498,8 @@ fn p50(mut v: Vec<Duration>) -> Duration {
 
 /// Cold-start cost of networking: 20 cold starts of the same function with network
 /// none and 20 with outbound, interleaved in one run (warm pool off, so each is a new
-/// sandbox), p50 of the client-side latency and of the sandbox phase. Printed for
+/// sandbox; each once the retired instance is destroyed), p50 of the client-side
+/// latency, of the sandbox phase and of the runtime's init. Printed for
 /// docs/NETWORK.md; the bound only catches a gross regression.
 #[tokio::test(flavor = "multi_thread")]
 async fn cold_start_cost_of_networking() {
@@ -515,7 +516,11 @@ async fn cold_start_cost_of_networking() {
         .create_function(outbound("outbound", code))
         .await
         .expect("create outbound");
-    let (mut wall, mut sandbox) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
+    let (mut wall, mut sandbox, mut init) = (
+        [Vec::new(), Vec::new()],
+        [Vec::new(), Vec::new()],
+        [Vec::new(), Vec::new()],
+    );
     for round in 0..21 {
         for (i, f) in ["none", "outbound"].iter().enumerate() {
             c.functions
@@ -526,6 +531,17 @@ async fn cold_start_cost_of_networking() {
                 })
                 .await
                 .expect("update");
+            // The retired instance is gone (its link too) and the kernel has had a
+            // moment for the namespace's clean-up: only the start is measured.
+            let t0 = Instant::now();
+            while agent.sandbox_count() > 1 || w.host.sandbox_links().len() > i ^ 1 {
+                assert!(
+                    t0.elapsed() < Duration::from_secs(10),
+                    "retired instance not destroyed"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
             let t0 = Instant::now();
             let r = invoke_ok(&mut c, f, "{}").await;
             let t = r.timings.expect("timings");
@@ -533,13 +549,15 @@ async fn cold_start_cost_of_networking() {
             if round > 0 {
                 wall[i].push(t0.elapsed());
                 sandbox[i].push(Duration::from_nanos(t.sandbox_ns));
+                init[i].push(Duration::from_nanos(t.runtime_init_ns));
             }
         }
     }
     let [w_none, w_out] = wall.map(p50);
     let [s_none, s_out] = sandbox.map(p50);
+    let [i_none, i_out] = init.map(p50);
     eprintln!(
-        "cold start p50 of 20: none {w_none:?} (sandbox {s_none:?}), outbound {w_out:?} (sandbox {s_out:?}): networking adds {:?}",
+        "cold start p50 of 20: none {w_none:?} (sandbox {s_none:?}, runtime init {i_none:?}), outbound {w_out:?} (sandbox {s_out:?}, runtime init {i_out:?}): networking adds {:?}",
         w_out.saturating_sub(w_none)
     );
     assert!(
@@ -660,4 +678,76 @@ async fn an_outbound_pool_hit_has_its_network_ready() {
         w.host.sandbox_links()
     );
     assert!(!w.host.nft_tables().contains("inet flint"));
+}
+
+/// Waits until the pools for (python3.11, 128) of both networks are full (ready at
+/// their target, at least 1): no refill runs beside the next measurement.
+async fn pools_full(agent: &TestAgent) {
+    let t0 = Instant::now();
+    loop {
+        let cap = agent.capacity().await;
+        let full = |n: &str| {
+            cap.pools
+                .iter()
+                .any(|p| p.network == n && p.memory_mb == 128 && p.ready >= p.target.max(1))
+        };
+        if full("none") && full("outbound") {
+            return;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "pools not full within 15 s: {:?}",
+            cap.pools
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Pool-hit cost of networking: 10 pool hits of new functions with network none and
+/// 10 with outbound, interleaved in one run (each once both pools are full, so no
+/// refill competes for the CPU), p50 of the client-side latency.
+#[tokio::test(flavor = "multi_thread")]
+async fn pool_hit_cost_of_networking() {
+    let w = world();
+    let args = ["--network-enable-forwarding"];
+    let agent = TestAgent::start_in(Some(&w.host.path()), 300, &args).await;
+    let mut c = agent.client().await;
+    let code = "def handler(e, c):\n    return 1\n";
+    let create = |name: String, network: &str| CreateFunctionRequest {
+        network: network.to_string(),
+        ..python_function(&name, code)
+    };
+    // One cold start each records the demand that fills both pools.
+    for n in ["none", "outbound"] {
+        c.functions
+            .create_function(create(format!("seed-{n}"), n))
+            .await
+            .expect("create");
+        invoke_ok(&mut c, &format!("seed-{n}"), "{}").await;
+    }
+    let mut wall = [Vec::new(), Vec::new()];
+    for round in 0..10 {
+        for (i, n) in ["none", "outbound"].iter().enumerate() {
+            pools_full(&agent).await;
+            let name = format!("{n}-{round}");
+            c.functions
+                .create_function(create(name.clone(), n))
+                .await
+                .expect("create");
+            let t0 = Instant::now();
+            let r = invoke_ok(&mut c, &name, "{}").await;
+            let t = r.timings.expect("timings");
+            assert!(t.cold_start && t.pool_hit, "{name}: not a pool hit: {t:?}");
+            wall[i].push(t0.elapsed());
+        }
+    }
+    let [none, out] = wall.map(p50);
+    eprintln!(
+        "pool hit p50 of 10: none {none:?}, outbound {out:?}: networking adds {:?}",
+        out.saturating_sub(none)
+    );
+    assert!(
+        out < none + Duration::from_millis(100),
+        "networking adds more than 100 ms to a pool hit: none {none:?}, outbound {out:?}"
+    );
 }
