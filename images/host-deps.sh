@@ -17,6 +17,7 @@ packages=(
   awscli python3-boto3
   openjdk-17-jdk-headless
   nftables iproute2
+  dnsmasq-base
 )
 missing=()
 for p in "${packages[@]}"; do
