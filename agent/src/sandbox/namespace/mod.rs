@@ -52,11 +52,6 @@ impl NamespaceBackend {
             network: Arc::new(network),
         }
     }
-
-    /// The backend's networking (address pairs in use, for tests and status).
-    pub fn network(&self) -> &Arc<Network> {
-        &self.network
-    }
 }
 
 impl SandboxBackend for NamespaceBackend {

@@ -141,11 +141,6 @@ impl Network {
         &self.resolv
     }
 
-    /// Address pairs in use.
-    pub fn leases_in_use(&self) -> usize {
-        self.leases.in_use()
-    }
-
     /// Installs the table, the resolv.conf and (when asked) forwarding, once.
     fn install(&self) -> Result<(), NetError> {
         let mut done = self.installed.lock().unwrap_or_else(|p| p.into_inner());
