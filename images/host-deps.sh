@@ -16,6 +16,8 @@ packages=(
   time
   awscli python3-boto3
   openjdk-17-jdk-headless
+  nftables iproute2
+  dnsmasq-base
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -8,6 +8,9 @@ use std::time::Duration;
 /// Errors in the configuration; each says which flag to change.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// A networking flag is invalid
+    #[error("{0}")]
+    Network(String),
     /// `--socket-group` names no group
     #[error("--socket-group {0}: no such group (see /etc/group)")]
     SocketGroup(String),
@@ -204,6 +207,29 @@ pub struct RawConfig {
     /// EventBridge does not.
     #[arg(long, hide = true)]
     pub schedule_seconds: bool,
+    /// Network of functions created without a setting: none (loopback only) or
+    /// outbound (docs/NETWORK.md).
+    #[arg(long, env = "FLINT_NETWORK_DEFAULT", default_value = "none")]
+    pub network_default: String,
+    /// Subnet the sandboxes' interfaces are addressed from (a /31 each).
+    #[arg(long, env = "FLINT_NETWORK_CIDR", default_value = "100.96.0.0/16")]
+    pub network_cidr: String,
+    /// Destinations outbound functions may reach, CIDR[:PORT[-PORT],...] (repeatable);
+    /// none given: everything not denied.
+    #[arg(long = "egress-allow", value_name = "CIDR[:PORTS]")]
+    pub egress_allow: Vec<String>,
+    /// Destinations outbound functions may not reach, CIDR[:PORT[-PORT],...]
+    /// (repeatable); always denied besides: this host, 169.254.0.0/16, other sandboxes.
+    #[arg(long = "egress-deny", value_name = "CIDR[:PORTS]")]
+    pub egress_deny: Vec<String>,
+    /// Name server written into outbound sandboxes' /etc/resolv.conf (repeatable);
+    /// default: the host's /etc/resolv.conf name servers that are not loopback.
+    #[arg(long = "network-dns", value_name = "IP")]
+    pub network_dns: Vec<std::net::Ipv4Addr>,
+    /// Turn on IPv4 forwarding (net.ipv4.ip_forward=1) in flintd's network namespace at
+    /// start-up, which outbound functions need; without it flintd only warns when it is off.
+    #[arg(long, env = "FLINT_NETWORK_ENABLE_FORWARDING")]
+    pub network_enable_forwarding: bool,
 }
 
 /// Which sandbox implementation runs instances.
@@ -271,6 +297,10 @@ pub struct Config {
     pub events: crate::events::dispatcher::Settings,
     /// Schedule triggers accept rate(N seconds) (the hidden --schedule-seconds).
     pub schedule_seconds: bool,
+    /// Network of functions created without a setting.
+    pub network_default: crate::sandbox::NetworkMode,
+    /// Sandbox networking: subnet, egress policy, DNS, forwarding.
+    pub network: crate::sandbox::net::NetConfig,
 }
 
 /// A `--region` value: lower-case letters, digits and dashes.
@@ -299,6 +329,7 @@ fn parse_pool_warm(s: &str) -> Result<(crate::pools::key::PoolKey, u32), ConfigE
         crate::pools::key::PoolKey {
             runtime: runtime.to_string(),
             memory_mb,
+            network: crate::sandbox::NetworkMode::None,
         },
         n,
     ))
@@ -369,7 +400,19 @@ impl TryFrom<RawConfig> for Config {
                 return Err(ConfigError::SocketGroup(g.clone()));
             }
         }
+        let network_default = crate::validate::network(&raw.network_default)
+            .map_err(|e| ConfigError::Network(format!("--network-default: {e}")))?;
+        let network = crate::sandbox::net::NetConfig::parse(
+            &raw.network_cidr,
+            &raw.egress_allow,
+            &raw.egress_deny,
+            &raw.network_dns,
+            raw.network_enable_forwarding,
+        )
+        .map_err(|e| ConfigError::Network(e.to_string()))?;
         Ok(Config {
+            network_default,
+            network,
             api_listen: raw.api_listen,
             api_tls_cert: raw.api_tls_cert,
             api_tls_key: raw.api_tls_key,
@@ -507,6 +550,35 @@ mod tests {
         assert_eq!(c.prices.free_requests, 0);
         assert_eq!(c.metrics_listen, Some("127.0.0.1:9464".parse().unwrap()));
         assert_eq!(c.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn network_flags_are_checked() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.network_default, crate::sandbox::NetworkMode::None);
+        assert_eq!(c.network.cidr.to_string(), "100.96.0.0/16");
+        let c = parse(&[
+            "--network-default",
+            "outbound",
+            "--egress-allow",
+            "10.0.0.0/8:443",
+            "--egress-deny",
+            "10.9.0.0/16",
+            "--network-dns",
+            "10.0.0.2",
+        ])
+        .unwrap();
+        assert_eq!(c.network_default, crate::sandbox::NetworkMode::Outbound);
+        assert_eq!((c.network.allow.len(), c.network.deny.len()), (1, 1));
+        assert_eq!(c.network.dns, vec![std::net::Ipv4Addr::new(10, 0, 0, 2)]);
+        for bad in [
+            &["--network-default", "open"][..],
+            &["--network-cidr", "100.96.0.0/31"],
+            &["--egress-allow", "10.0.0.0/8:https"],
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert!(matches!(e, ConfigError::Network(_)), "{bad:?}: {e}");
+        }
     }
 
     #[test]

@@ -348,6 +348,10 @@ fn choose_backend(config: &Config) -> Arc<dyn SandboxBackend> {
         Arc::new(NamespaceBackend::new(
             config.init_path.clone(),
             config.cgroup_parent.clone(),
+            crate::sandbox::net::Network::new(
+                config.network.clone(),
+                &config.data_dir.join("network"),
+            ),
         ))
     }
 }

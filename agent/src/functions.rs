@@ -42,6 +42,8 @@ pub struct NewFunction {
     pub environment: HashMap<String, String>,
     pub description: String,
     pub code_zip: Vec<u8>,
+    /// "none" or "outbound"; None means flintd's `--network-default`.
+    pub network: Option<String>,
 }
 
 /// A configuration change; `None` keeps the current value.
@@ -53,6 +55,8 @@ pub struct ConfigChange {
     pub timeout_s: Option<u32>,
     pub environment: Option<HashMap<String, String>>,
     pub description: Option<String>,
+    /// "none" or "outbound".
+    pub network: Option<String>,
 }
 
 fn now_rfc3339() -> String {
@@ -63,11 +67,20 @@ fn now_rfc3339() -> String {
 }
 
 impl Agent {
+    /// The network of a function created without a setting (`--network-default`).
+    pub fn network_default(&self) -> crate::sandbox::NetworkMode {
+        self.config().network_default
+    }
+
     fn check_settings(&self, f: &Function) -> Result<(), FunctionError> {
         validate::name(&f.name)?;
         validate::memory_on(f.memory_mb, &self.backend().limits())?;
         validate::timeout(f.timeout_s)?;
         validate::handler(&f.handler)?;
+        if f.network == crate::sandbox::NetworkMode::Outbound && !self.backend().outbound_network()
+        {
+            return Err(ValidationError::NoNetwork(self.backend().kind()).into());
+        }
         validate::description(&f.description)?;
         validate::environment(&f.environment)?;
         self.runtime(&f.runtime)?;
@@ -97,6 +110,10 @@ impl Agent {
             last_modified: now_rfc3339(),
             revision: 1,
             reserved_concurrency: None,
+            network: match req.network {
+                Some(n) => validate::network(&n)?,
+                None => self.network_default(),
+            },
         };
         self.check_settings(&f)?;
         match self.store().get(&f.name) {
@@ -180,6 +197,9 @@ impl Agent {
         }
         if let Some(v) = ch.description {
             f.description = v;
+        }
+        if let Some(v) = ch.network {
+            f.network = validate::network(&v)?;
         }
         self.check_settings(&f)?;
         f.revision += 1;

@@ -65,6 +65,7 @@ impl Agent {
             pools.push(PoolSize {
                 runtime: p.key.runtime,
                 memory_mb: p.key.memory_mb,
+                network: p.key.network.to_string(),
                 ready: p.ready,
                 target: p.target,
             });

@@ -52,6 +52,7 @@ fn release_functions() -> Vec<Function> {
             last_modified: "2026-12-06T07:50:24.757Z".into(),
             revision: 1,
             reserved_concurrency: Some(7),
+            network: crate::sandbox::NetworkMode::None,
         },
         Function {
             name: "fixture-b".into(),
@@ -66,6 +67,7 @@ fn release_functions() -> Vec<Function> {
             last_modified: "2026-12-06T07:50:27.182Z".into(),
             revision: 2,
             reserved_concurrency: None,
+            network: crate::sandbox::NetworkMode::None,
         },
     ]
 }

@@ -229,6 +229,8 @@ pub async fn serve(agent: Arc<Agent>) -> Result<(), ServeError> {
     // Anything a destroy could not remove, or a killed earlier run left.
     let parent = agent.config().cgroup_parent.clone();
     if let Ok(left) = tokio::task::spawn_blocking(move || {
+        // The sandbox links' host ends and the nftables table go too.
+        crate::sandbox::net::sweep::remove_leftovers();
         crate::sandbox::namespace::sweep::remove_on_stop(&parent)
     })
     .await

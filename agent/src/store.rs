@@ -1,6 +1,7 @@
 //! The function registry: an embedded SQLite database in the data directory.
 //! Every function's configuration survives an agent restart.
 
+use crate::sandbox::NetworkMode;
 use crate::schema::{Schema, SchemaError};
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension, ToSql};
@@ -57,6 +58,8 @@ pub struct Function {
     pub revision: u64,
     /// Reserved concurrency, if set.
     pub reserved_concurrency: Option<u32>,
+    /// Loopback only or outbound access (docs/NETWORK.md).
+    pub network: NetworkMode,
 }
 
 /// The SQLite-backed registry.
@@ -99,6 +102,8 @@ pub const SCHEMA: Schema = Schema {
     next_fire  TEXT
 );
 CREATE INDEX triggers_by_function ON triggers (function);",
+        // 3: the function's network setting; functions from before it keep loopback only.
+        "ALTER TABLE functions ADD COLUMN network TEXT NOT NULL DEFAULT 'none';",
     ],
 };
 
@@ -106,7 +111,7 @@ CREATE INDEX triggers_by_function ON triggers (function);",
 macro_rules! function_columns {
     () => {
         "name, runtime, handler, memory_mb, timeout_s, environment, description, \
-         code_sha256, code_size, last_modified, revision, reserved_concurrency"
+         code_sha256, code_size, last_modified, revision, reserved_concurrency, network"
     };
 }
 
@@ -134,7 +139,7 @@ impl Store {
                 function_columns!(),
                 ") VALUES (:name, :runtime, :handler, :memory_mb, :timeout_s, :environment, \
                  :description, :code_sha256, :code_size, :last_modified, :revision, \
-                 :reserved_concurrency)"
+                 :reserved_concurrency, :network)"
             ),
             named(&values).as_slice(),
         );
@@ -157,7 +162,7 @@ impl Store {
              memory_mb = :memory_mb, timeout_s = :timeout_s, environment = :environment, \
              description = :description, code_sha256 = :code_sha256, code_size = :code_size, \
              last_modified = :last_modified, revision = :revision, \
-             reserved_concurrency = :reserved_concurrency WHERE name = :name",
+             reserved_concurrency = :reserved_concurrency, network = :network WHERE name = :name",
             named(&values).as_slice(),
         )?;
         if n == 0 {
@@ -252,7 +257,7 @@ impl Store {
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A function's values by parameter name.
-fn bind(f: &Function) -> Result<[(&'static str, Value); 12], StoreError> {
+fn bind(f: &Function) -> Result<[(&'static str, Value); 13], StoreError> {
     let env =
         serde_json::to_string(&f.environment).map_err(|_| StoreError::Corrupt(f.name.clone()))?;
     Ok([
@@ -272,6 +277,7 @@ fn bind(f: &Function) -> Result<[(&'static str, Value); 12], StoreError> {
             f.reserved_concurrency
                 .map_or(Value::Null, |n| Value::Integer(i64::from(n))),
         ),
+        (":network", Value::Text(f.network.as_str().to_string())),
     ])
 }
 
@@ -282,6 +288,7 @@ fn named<'a>(values: &'a [(&'static str, Value)]) -> Vec<(&'static str, &'a dyn 
 struct RawRow {
     f: Function,
     env: String,
+    network: String,
 }
 
 fn row_to_raw(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
@@ -299,8 +306,10 @@ fn row_to_raw(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
             last_modified: r.get("last_modified")?,
             revision: r.get::<_, i64>("revision")? as u64,
             reserved_concurrency: r.get("reserved_concurrency")?,
+            network: NetworkMode::None,
         },
         env: r.get("environment")?,
+        network: r.get("network")?,
     })
 }
 
@@ -309,6 +318,10 @@ impl RawRow {
         let mut f = self.f;
         f.environment =
             serde_json::from_str(&self.env).map_err(|_| StoreError::Corrupt(f.name.clone()))?;
+        f.network = self
+            .network
+            .parse()
+            .map_err(|_| StoreError::Corrupt(f.name.clone()))?;
         Ok(f)
     }
 }
@@ -331,6 +344,7 @@ mod tests {
             last_modified: "2026-11-27T00:00:00Z".into(),
             revision: 1,
             reserved_concurrency: Some(5),
+            network: NetworkMode::Outbound,
         }
     }
 

@@ -9,6 +9,12 @@ use std::collections::HashMap;
 /// A function setting that is not acceptable.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ValidationError {
+    /// A network setting other than none or outbound
+    #[error(transparent)]
+    Network(#[from] crate::sandbox::network_mode::BadNetworkMode),
+    /// Outbound network on a backend without it
+    #[error("the {0} sandbox backend has no outbound networking yet: use network none, or run flintd with --sandbox namespace")]
+    NoNetwork(&'static str),
     /// Bad function name
     #[error("invalid function name {0:?}: use 1-64 characters from A-Z, a-z, 0-9, '-' and '_'")]
     Name(String),
@@ -131,6 +137,11 @@ pub fn description(d: &str) -> Result<(), ValidationError> {
     } else {
         Ok(())
     }
+}
+
+/// Parses a function's network setting ("none" or "outbound").
+pub fn network(s: &str) -> Result<crate::sandbox::NetworkMode, ValidationError> {
+    Ok(s.parse()?)
 }
 
 /// Checks environment variables: names, reserved keys and total size.
@@ -289,6 +300,7 @@ mod tests {
         let key = |mb| PoolKey {
             runtime: "python3.11".into(),
             memory_mb: mb,
+            network: crate::sandbox::NetworkMode::None,
         };
         let fine = [key(128), key(3328)];
         assert!(pool_warm(&fine, &vm).is_ok());

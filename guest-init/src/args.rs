@@ -1,10 +1,10 @@
 //! Command-line parsing: raw arguments to a validated `Command`.
 
-use crate::launcher::SandboxArgs;
+use crate::launcher::{SandboxArgs, SandboxNet};
 use std::path::PathBuf;
 
 /// Usage text.
-pub const USAGE: &str = "usage: flint-init sandbox --rootfs DIR --fd N [--cgroup PATH]... [--hostname NAME] [--uid-base UID]\n       flint-init            (as PID 1 of a microVM guest)";
+pub const USAGE: &str = "usage: flint-init sandbox --rootfs DIR --fd N [--cgroup PATH]... [--hostname NAME] [--uid-base UID] [--netns-fd N --resolv-conf FILE]\n       flint-init            (as PID 1 of a microVM guest)";
 
 /// Hostname inside a sandbox when none is given.
 pub const DEFAULT_HOSTNAME: &str = "flint";
@@ -41,6 +41,12 @@ pub enum ArgsError {
     /// The hostname is empty or longer than 64 bytes
     #[error("--hostname must be 1 to 64 bytes")]
     BadHostname,
+    /// The --netns-fd value is not a descriptor number above 2
+    #[error("--netns-fd must be a descriptor number above 2, got {0:?}")]
+    BadNetnsFd(String),
+    /// --netns-fd and --resolv-conf go together
+    #[error("--netns-fd and --resolv-conf must be given together")]
+    NetPair,
     /// The --uid-base value is not a host uid with 65,536 uids above it
     #[error("--uid-base must be a uid from 1 to 4294901759 (65,536 uids follow it), got {0:?}")]
     BadUidBase(String),
@@ -70,6 +76,8 @@ fn parse_sandbox(argv: &[String]) -> Result<SandboxArgs, ArgsError> {
     let mut cgroups = Vec::new();
     let mut hostname = DEFAULT_HOSTNAME.to_string();
     let mut uid_base = None;
+    let mut netns_fd = None;
+    let mut resolv_conf = None;
     let mut it = argv.iter();
     while let Some(flag) = it.next() {
         let mut value = || {
@@ -88,6 +96,14 @@ fn parse_sandbox(argv: &[String]) -> Result<SandboxArgs, ArgsError> {
             }
             "--cgroup" => cgroups.push(PathBuf::from(value()?)),
             "--hostname" => hostname = value()?,
+            "--netns-fd" => {
+                let v = value()?;
+                match v.parse::<i32>() {
+                    Ok(n) if n > 2 => netns_fd = Some(n),
+                    _ => return Err(ArgsError::BadNetnsFd(v)),
+                }
+            }
+            "--resolv-conf" => resolv_conf = Some(PathBuf::from(value()?)),
             "--uid-base" => {
                 let v = value()?;
                 match v.parse::<u32>() {
@@ -103,12 +119,18 @@ fn parse_sandbox(argv: &[String]) -> Result<SandboxArgs, ArgsError> {
     if hostname.is_empty() || hostname.len() > 64 {
         return Err(ArgsError::BadHostname);
     }
+    let net = match (netns_fd, resolv_conf) {
+        (Some(fd), Some(resolv_conf)) => Some(SandboxNet { fd, resolv_conf }),
+        (None, None) => None,
+        _ => return Err(ArgsError::NetPair),
+    };
     Ok(SandboxArgs {
         rootfs: rootfs.ok_or(ArgsError::Required("--rootfs"))?,
         fd: fd.ok_or(ArgsError::Required("--fd"))?,
         cgroups,
         hostname,
         uid_base,
+        net,
     })
 }
 
@@ -149,7 +171,47 @@ mod tests {
                 cgroups: vec!["/a".into(), "/b".into()],
                 hostname: "h".into(),
                 uid_base: Some(1 << 30),
+                net: None,
             })
+        );
+        let c = parse(
+            &v(&[
+                "sandbox",
+                "--rootfs",
+                "/r",
+                "--fd",
+                "5",
+                "--netns-fd",
+                "6",
+                "--resolv-conf",
+                "/x",
+            ]),
+            false,
+        )
+        .unwrap();
+        let Command::Sandbox(a) = c else {
+            panic!("{c:?}")
+        };
+        assert_eq!(
+            a.net,
+            Some(SandboxNet {
+                fd: 6,
+                resolv_conf: "/x".into()
+            })
+        );
+        assert_eq!(
+            parse(
+                &v(&["sandbox", "--rootfs", "/r", "--fd", "5", "--netns-fd", "6"]),
+                false
+            ),
+            Err(ArgsError::NetPair)
+        );
+        assert_eq!(
+            parse(
+                &v(&["sandbox", "--rootfs", "/r", "--fd", "5", "--netns-fd", "2"]),
+                false
+            ),
+            Err(ArgsError::BadNetnsFd("2".into()))
         );
     }
 

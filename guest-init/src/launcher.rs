@@ -29,6 +29,20 @@ pub struct SandboxArgs {
     /// First host uid (and gid) of the sandbox's own user namespace (65,536 ids);
     /// none: no user namespace (the sandbox's root is the host's root).
     pub uid_base: Option<u32>,
+    /// The network namespace flintd made (outbound functions); none: a new one with
+    /// loopback only.
+    pub net: Option<SandboxNet>,
+}
+
+/// A network namespace made and configured by flintd, joined before the other
+/// namespaces are unshared (it stays owned by the host's user namespace, so nothing
+/// inside can change its interfaces), and the resolv.conf that goes with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxNet {
+    /// The namespace's descriptor, inherited from flintd.
+    pub fd: RawFd,
+    /// Bind-mounted read-only over the image's /etc/resolv.conf.
+    pub resolv_conf: PathBuf,
 }
 
 /// Errors launching the sandbox.
@@ -74,12 +88,19 @@ pub fn run(args: &SandboxArgs) -> Result<i32, LaunchError> {
     }
     nix::fcntl::fcntl(args.fd, nix::fcntl::FcntlArg::F_GETFD)
         .map_err(|e| LaunchError::BadFd(args.fd, e))?;
-    let namespaces = CloneFlags::CLONE_NEWNS
-        | CloneFlags::CLONE_NEWNET
+    let mut namespaces = CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWIPC
         | CloneFlags::CLONE_NEWUTS
         | CloneFlags::CLONE_NEWPID
         | CloneFlags::CLONE_NEWCGROUP;
+    match &args.net {
+        Some(net) => {
+            // SAFETY: flintd handed this descriptor over for the sandbox's lifetime.
+            let ns = unsafe { std::os::fd::OwnedFd::from_raw_fd(net.fd) };
+            nix::sched::setns(&ns, CloneFlags::CLONE_NEWNET).map_err(sys("setns(network)"))?;
+        }
+        None => namespaces |= CloneFlags::CLONE_NEWNET,
+    }
     match args.uid_base {
         Some(base) => userns::unshare_mapped(namespaces, base)?,
         None => unshare(namespaces).map_err(sys("unshare"))?,
@@ -162,7 +183,11 @@ fn sandbox_child(args: &SandboxArgs, old: &SigSet, started: Instant) -> Result<i
     signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(old), None).map_err(sys("sigprocmask"))?;
     // Inherited from the launcher when it worked; a failure was already reported.
     let _ = set_oom_unkillable();
-    sandbox_fs::setup(&args.rootfs, &args.hostname)?;
+    sandbox_fs::setup(
+        &args.rootfs,
+        &args.hostname,
+        args.net.as_ref().map(|n| n.resolv_conf.as_path()),
+    )?;
     if let Err(e) = sandbox_mask::hide_cmdline() {
         // Needs CAP_SYS_RESOURCE, which some hosts (containers) withhold: degrade.
         eprintln!("flint-init: warning: /proc/1/cmdline still shows the launcher's arguments: {e}");

@@ -32,6 +32,11 @@ pub fn loopback_up() -> Result<(), NetError> {
         return Err(NetError::Ioctl("SIOCGIFFLAGS", nix::Error::last()));
     }
     // SAFETY: after SIOCGIFFLAGS the union holds the flags.
+    if unsafe { ifr.ifr_ifru.ifru_flags } & libc::IFF_UP as libc::c_short != 0 {
+        // Already up: a namespace flintd made (and only flintd may change).
+        return Ok(());
+    }
+    // SAFETY: after SIOCGIFFLAGS the union holds the flags.
     unsafe { ifr.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short };
     // SAFETY: SIOCSIFFLAGS reads the ifreq we own.
     if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &ifr) } < 0 {

@@ -63,7 +63,9 @@ fn do_mount(
 }
 
 /// Turns `rootfs` into the root of the current (already unshared) mount namespace.
-pub fn setup(rootfs: &Path, hostname: &str) -> Result<(), FsError> {
+/// `resolv`: a file bind-mounted read-only over the image's /etc/resolv.conf
+/// (networked sandboxes).
+pub fn setup(rootfs: &Path, hostname: &str, resolv: Option<&Path>) -> Result<(), FsError> {
     let none = None::<&str>;
     do_mount(
         none,
@@ -74,6 +76,24 @@ pub fn setup(rootfs: &Path, hostname: &str) -> Result<(), FsError> {
         "making mounts private",
     )?;
     overlay_root(rootfs)?;
+    if let Some(file) = resolv {
+        let target = rootfs.join("etc/resolv.conf");
+        mount(Some(file), &target, none, MsFlags::MS_BIND, none)
+            .map_err(sys("bind-mounting resolv.conf on", &target))?;
+        do_mount(
+            none,
+            &target,
+            none,
+            MsFlags::MS_REMOUNT
+                | MsFlags::MS_BIND
+                | MsFlags::MS_RDONLY
+                | MsFlags::MS_NOSUID
+                | MsFlags::MS_NODEV
+                | MsFlags::MS_NOEXEC,
+            none,
+            "remounting read-only",
+        )?;
+    }
     let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     do_mount(
         Some("proc"),
@@ -83,7 +103,7 @@ pub fn setup(rootfs: &Path, hostname: &str) -> Result<(), FsError> {
         none,
         "mounting proc on",
     )?;
-    sandbox_mask::sys_tree(&rootfs.join("sys"))?;
+    sandbox_mask::sys_tree(&rootfs.join("sys"), resolv.is_none())?;
     populate_dev(&rootfs.join("dev"))?;
     pivot(rootfs)?;
     sandbox_mask::mask_proc()?;

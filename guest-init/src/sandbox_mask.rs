@@ -93,7 +93,11 @@ fn read_only_tmpfs(target: &Path) -> Result<(), MaskError> {
 
 /// Builds `sys` (the sandbox's /sys, before pivot_root) as a read-only tmpfs holding
 /// only a read-only bind of the host's [`SYS_KEEP`] (and an empty /sys/fs/cgroup).
-pub fn sys_tree(sys_dir: &Path) -> Result<(), MaskError> {
+/// `own_netns`: the sandbox's user namespace owns its network namespace, so a fresh
+/// sysfs may be mounted; otherwise (a namespace flintd made, which the kernel does
+/// not let the sandbox mount sysfs for) [`SYS_KEEP`] is bound from the /sys the mount
+/// namespace inherited (CPU topology only, the same files).
+pub fn sys_tree(sys_dir: &Path, own_netns: bool) -> Result<(), MaskError> {
     let none = None::<&str>;
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     mount(
@@ -108,6 +112,34 @@ pub fn sys_tree(sys_dir: &Path) -> Result<(), MaskError> {
     let keep = sys_dir.join(SYS_KEEP);
     for d in [&host, &keep, &sys_dir.join("fs/cgroup")] {
         fs::create_dir_all(d).map_err(create(d))?;
+    }
+    if !own_netns {
+        let from = Path::new("/sys").join(SYS_KEEP);
+        mount(
+            Some(&from),
+            &keep,
+            none,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            none,
+        )
+        .map_err(sys("bind-mounting", &keep))?;
+        mount(
+            none,
+            &keep,
+            none,
+            MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | flags,
+            none,
+        )
+        .map_err(sys("remounting read-only", &keep))?;
+        fs::remove_dir(&host).map_err(create(&host))?;
+        return mount(
+            none,
+            sys_dir,
+            none,
+            MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | flags,
+            Some("size=64k,mode=755"),
+        )
+        .map_err(sys("remounting read-only", sys_dir));
     }
     mount(
         Some("sysfs"),

@@ -63,6 +63,8 @@ pub struct TestAgent {
     _tmp: Option<tempfile::TempDir>,
     keep_alive: u64,
     extra: Vec<String>,
+    /// A network namespace (a file such as /run/netns/NAME) flintd runs in.
+    netns: Option<PathBuf>,
 }
 
 impl TestAgent {
@@ -78,6 +80,12 @@ impl TestAgent {
 
     /// Starts a flintd with `keep_alive` and extra flags.
     pub async fn start_args(keep_alive: u64, extra: &[&str]) -> TestAgent {
+        Self::start_in(None, keep_alive, extra).await
+    }
+
+    /// Starts a flintd inside the network namespace `netns` (a file such as
+    /// /run/netns/NAME), with `keep_alive` and extra flags.
+    pub async fn start_in(netns: Option<&Path>, keep_alive: u64, extra: &[&str]) -> TestAgent {
         let tmp = tempfile::tempdir().expect("tempdir");
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let mut a = TestAgent {
@@ -88,6 +96,7 @@ impl TestAgent {
             _tmp: Some(tmp),
             keep_alive,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            netns: netns.map(Path::to_path_buf),
         };
         a.spawn().await;
         a
@@ -95,6 +104,18 @@ impl TestAgent {
 
     async fn spawn(&mut self) {
         let mut cmd = Command::new(binary("flintd"));
+        if let Some(ns) = &self.netns {
+            use std::os::unix::process::CommandExt;
+            let f = std::fs::File::open(ns).expect("open network namespace");
+            // SAFETY: the closure runs in the forked child before exec and only calls
+            // setns(2), which is async-signal-safe; `f` outlives the spawn.
+            unsafe {
+                cmd.pre_exec(move || {
+                    nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET)
+                        .map_err(std::io::Error::from)
+                });
+            }
+        }
         if !self.extra.iter().any(|a| a == "--sandbox") {
             cmd.arg("--sandbox").arg(test_backend());
         }

@@ -324,7 +324,7 @@ async fn metrics_count_invocations_errors_cold_starts_and_throttles() {
     assert_eq!(v("flint_sandboxes{state=\"busy\"}"), 0.0);
     // Demand for (python3.11, 128) made a warm pool; its target is at least 1.
     assert!(
-        v("flint_pool_target{runtime=\"python3.11\",memory_mb=\"128\"}") >= 1.0,
+        v("flint_pool_target{runtime=\"python3.11\",memory_mb=\"128\",network=\"none\"}") >= 1.0,
         "{body}"
     );
     assert_eq!(v("flint_metering_dropped_records_total"), 0.0);

@@ -29,6 +29,7 @@ pub fn to_proto(agent: &Agent, f: Function) -> FunctionConfiguration {
         last_modified: f.last_modified,
         revision: f.revision,
         reserved_concurrency: f.reserved_concurrency,
+        network: f.network.as_str().to_string(),
     }
 }
 
@@ -60,6 +61,7 @@ impl Functions for FunctionsApi {
                     environment: r.environment,
                     description: r.description,
                     code_zip: r.code_zip,
+                    network: (!r.network.is_empty()).then_some(r.network),
                 })
                 .map_err(Status::from)
         })
@@ -99,6 +101,7 @@ impl Functions for FunctionsApi {
                         timeout_s: r.timeout_s,
                         environment: r.environment.map(|e| e.variables),
                         description: r.description,
+                        network: r.network,
                     },
                 )
                 .map_err(Status::from)

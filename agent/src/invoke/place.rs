@@ -83,6 +83,7 @@ impl Agent {
         let key = PoolKey {
             runtime: rt.manifest.name.clone(),
             memory_mb: f.memory_mb,
+            network: f.network,
         };
         if let Some(pre) = self.sandbox_pool().take(&key) {
             let binding = self.binding(f, &rt).await?;
@@ -97,6 +98,7 @@ impl Agent {
             id: new_sandbox_id(),
             rootfs: rt.rootfs.clone(),
             memory_mb: f.memory_mb,
+            network: f.network,
         };
         let binding = self.binding(f, &rt).await?;
         Session::start(self.backend().as_ref(), &sandbox, binding, init_timeout)

@@ -115,6 +115,7 @@ pub async fn create(api: &LambdaApi, req: &ApiRequest) -> Outcome {
         environment: b.environment.map(|e| e.variables).unwrap_or_default(),
         description: b.description,
         code_zip: zip,
+        network: b.flint_network,
     };
     let f = blocking(api, move |a| a.create_function(new)).await?;
     Ok(ApiResponse::json(201, &configuration(&f, &api.place)))
@@ -214,6 +215,7 @@ pub async fn update_configuration(api: &LambdaApi, req: &ApiRequest, given: &str
         timeout_s: b.timeout,
         environment: b.environment.map(|e| e.variables),
         description: b.description,
+        network: b.flint_network,
     };
     let f = blocking(api, move |a| a.update_config(&name, change)).await?;
     Ok(ApiResponse::json(200, &configuration(&f, &api.place)))

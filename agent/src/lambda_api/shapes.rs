@@ -43,6 +43,9 @@ pub struct CreateFunction {
     pub description: String,
     pub timeout: Option<u32>,
     pub memory_size: Option<u32>,
+    /// Flint's extension: "none" or "outbound" (docs/NETWORK.md); absent: flintd's
+    /// `--network-default`.
+    pub flint_network: Option<String>,
     pub environment: Option<Environment>,
     #[serde(default)]
     pub publish: bool,
@@ -70,6 +73,8 @@ pub struct UpdateCode {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct UpdateConfig {
+    /// Flint's extension: "none" or "outbound"; absent: unchanged.
+    pub flint_network: Option<String>,
     pub runtime: Option<String>,
     pub handler: Option<String>,
     pub description: Option<String>,
@@ -135,6 +140,7 @@ pub fn configuration(f: &Function, place: &Place) -> Value {
         "PackageType": "Zip",
         "Architectures": ["x86_64"],
         "EphemeralStorage": {"Size": crate::limits::TMP_MB},
+        "FlintNetwork": f.network.as_str(),
     })
 }
 
@@ -157,12 +163,14 @@ mod tests {
             last_modified: "2026-12-06T04:52:55.123Z".into(),
             revision: 3,
             reserved_concurrency: None,
+            network: crate::sandbox::NetworkMode::None,
         };
         let place = Place {
             region: "us-east-1".into(),
             account: "000000000000".into(),
         };
         let c = configuration(&f, &place);
+        assert_eq!(c["FlintNetwork"], "none");
         assert_eq!(
             c["FunctionArn"],
             "arn:aws:lambda:us-east-1:000000000000:function:f"

@@ -103,6 +103,7 @@ fn pool_gauge<S: Source>(
                 vec![
                     ("runtime".to_string(), p.key.runtime.clone()),
                     ("memory_mb".to_string(), p.key.memory_mb.to_string()),
+                    ("network".to_string(), p.key.network.to_string()),
                 ],
                 f64::from(value(p)),
             )

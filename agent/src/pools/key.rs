@@ -4,11 +4,13 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// A pool: runtime name and memory size.
+/// A pool: runtime name, memory size and network (an outbound pool's sandboxes have
+/// their network namespace and link made ahead, docs/NETWORK.md).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PoolKey {
     pub runtime: String,
     pub memory_mb: u32,
+    pub network: crate::sandbox::NetworkMode,
 }
 
 /// Bounds; the defaults need no configuration.

@@ -253,6 +253,7 @@ impl SandboxPool {
             id: new_sandbox_id(),
             rootfs: rt.rootfs.clone(),
             memory_mb: key.memory_mb,
+            network: key.network,
         };
         let mut conn = Prestarted::open(self.backend.as_ref(), &spec).await?;
         let prepare = Prepare {

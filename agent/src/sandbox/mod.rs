@@ -6,9 +6,12 @@
 pub mod limits;
 pub mod microvm;
 pub mod namespace;
+pub mod net;
+pub mod network_mode;
 pub mod process;
 
 pub use limits::BackendLimits;
+pub use network_mode::NetworkMode;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -29,6 +32,12 @@ pub enum SandboxError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The sandbox's network could not be set up
+    #[error("sandbox network: {0}")]
+    Network(#[from] net::NetError),
+    /// The backend has no outbound networking
+    #[error("the {0} sandbox backend has no outbound networking yet: set the function's network to none")]
+    NoNetwork(&'static str),
     /// Every host uid range is held by a live sandbox
     #[error("all {0} host uid ranges are in use: too many sandboxes at once")]
     NoUidRange(u32),
@@ -57,6 +66,8 @@ pub struct SandboxSpec {
     pub rootfs: PathBuf,
     /// Memory cap for everything in the sandbox, in MB.
     pub memory_mb: u32,
+    /// Loopback only, or an interface with outbound access under the egress policy.
+    pub network: NetworkMode,
 }
 
 /// Makes sandboxes.
@@ -67,6 +78,10 @@ pub trait SandboxBackend: Send + Sync {
     /// created or changed. Default: Lambda's limits only.
     fn limits(&self) -> BackendLimits {
         BackendLimits::lambda(self.kind())
+    }
+    /// True when sandboxes can be given outbound networking.
+    fn outbound_network(&self) -> bool {
+        false
     }
     /// Starts a sandbox; returns once its flint-init stream is connected.
     fn create<'a>(

@@ -222,6 +222,7 @@ mod tests {
             last_modified: "2026-12-06T00:00:00Z".into(),
             revision: 1,
             reserved_concurrency: None,
+            network: crate::sandbox::NetworkMode::None,
         }
     }
 

@@ -60,6 +60,9 @@ enum Cmd {
         env: Vec<(String, String)>,
         #[arg(long, default_value = "")]
         description: String,
+        /// Network: none (loopback only) or outbound; unset: flintd's --network-default.
+        #[arg(long)]
+        network: Option<String>,
     },
     /// Replace a function's code.
     UpdateCode {
@@ -86,6 +89,9 @@ enum Cmd {
         clear_env: bool,
         #[arg(long)]
         description: Option<String>,
+        /// Network: none (loopback only) or outbound.
+        #[arg(long)]
+        network: Option<String>,
     },
     /// Show one function.
     Get { name: String },
@@ -243,7 +249,7 @@ fn function_json(f: &FunctionConfiguration) -> serde_json::Value {
         "memory_mb": f.memory_mb, "timeout_s": f.timeout_s, "environment": f.environment,
         "description": f.description, "code_sha256": f.code_sha256, "code_size": f.code_size,
         "last_modified": f.last_modified, "revision": f.revision, "function_arn": f.function_arn,
-        "reserved_concurrency": f.reserved_concurrency,
+        "reserved_concurrency": f.reserved_concurrency, "network": f.network,
     })
 }
 
@@ -258,6 +264,7 @@ fn print_function(f: &FunctionConfiguration, json: bool) {
     println!("handler:       {}", f.handler);
     println!("memory:        {} MB", f.memory_mb);
     println!("timeout:       {} s", f.timeout_s);
+    println!("network:       {}", f.network);
     if !f.description.is_empty() {
         println!("description:   {}", f.description);
     }
@@ -294,6 +301,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             timeout,
             env,
             description,
+            network,
         } => {
             let code_zip = bundle(&code)
                 .map_err(|e| anyhow::anyhow!("reading code {}: {e}", code.display()))?;
@@ -309,6 +317,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                     environment: env.into_iter().collect(),
                     description,
                     code_zip,
+                    network: network.unwrap_or_default(),
                 })
                 .await
                 .map_err(status_err)?
@@ -335,6 +344,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             env,
             clear_env,
             description,
+            network,
         } => {
             let environment = if clear_env || !env.is_empty() {
                 Some(Environment {
@@ -353,6 +363,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                     timeout_s: timeout,
                     environment,
                     description,
+                    network,
                 })
                 .await
                 .map_err(status_err)?

@@ -97,6 +97,9 @@ impl SandboxBackend for MicroVmBackend {
         spec: &'a SandboxSpec,
     ) -> BoxFuture<'a, Result<Box<dyn Sandbox>, SandboxError>> {
         Box::pin(async move {
+            if spec.network != super::NetworkMode::None {
+                return Err(SandboxError::NoNetwork("microvm"));
+            }
             let disk = root_disk(&spec.rootfs);
             if !disk.is_file() {
                 return Err(SandboxError::Io(std::io::Error::new(

@@ -9,8 +9,9 @@ pub mod cpu;
 pub mod sweep;
 pub mod uids;
 
+use super::net::{Network, SandboxNet};
 use super::process::ProcessSandbox;
-use super::{BoxFuture, Sandbox, SandboxBackend, SandboxError, SandboxSpec};
+use super::{BoxFuture, NetworkMode, Sandbox, SandboxBackend, SandboxError, SandboxSpec};
 use crate::limits::PIDS_MAX;
 use cgroup::SandboxCgroup;
 use cpu::CpuQuota;
@@ -26,20 +27,29 @@ pub struct NamespaceBackend {
     init_path: PathBuf,
     cgroup_parent: String,
     uids: Arc<UidRanges>,
+    network: Arc<Network>,
 }
 
 impl NamespaceBackend {
     /// A backend running `init_path` under cgroup `cgroup_parent`; removes sandboxes
-    /// a previous agent left behind.
-    pub fn new(init_path: PathBuf, cgroup_parent: String) -> Self {
+    /// a previous agent left behind (cgroups, sandbox links, the nftables table).
+    pub fn new(init_path: PathBuf, cgroup_parent: String, network: Network) -> Self {
         let stale = sweep::remove_stale(&cgroup_parent);
         if stale > 0 {
             tracing::info!(stale, "removed sandboxes left by an earlier run");
+        }
+        let stale = super::net::sweep::remove_leftovers();
+        if stale > 0 {
+            tracing::info!(
+                stale,
+                "removed sandbox links and the nftables table left by an earlier run"
+            );
         }
         Self {
             init_path,
             cgroup_parent,
             uids: UidRanges::new(),
+            network: Arc::new(network),
         }
     }
 }
@@ -47,6 +57,10 @@ impl NamespaceBackend {
 impl SandboxBackend for NamespaceBackend {
     fn kind(&self) -> &'static str {
         "namespace"
+    }
+
+    fn outbound_network(&self) -> bool {
+        true
     }
 
     fn create<'a>(
@@ -58,6 +72,18 @@ impl SandboxBackend for NamespaceBackend {
                 .uids
                 .lease()
                 .ok_or(SandboxError::NoUidRange(uids::SLOTS))?;
+            let net = match spec.network {
+                NetworkMode::None => None,
+                NetworkMode::Outbound => {
+                    let network = self.network.clone();
+                    let id = spec.id.clone();
+                    Some(
+                        tokio::task::spawn_blocking(move || network.attach(&id))
+                            .await
+                            .map_err(|e| SandboxError::Io(std::io::Error::other(e)))??,
+                    )
+                }
+            };
             let cg = SandboxCgroup::create(
                 &self.cgroup_parent,
                 &spec.id,
@@ -65,7 +91,11 @@ impl SandboxBackend for NamespaceBackend {
                 PIDS_MAX,
                 CpuQuota::for_memory(spec.memory_mb),
             )?;
-            let result = spawn(&self.init_path, spec, &cg, lease.base());
+            let guest_net = net.as_ref().map(|n| GuestNet {
+                netns_fd: n.netns_fd(),
+                resolv: self.network.resolv_conf().to_path_buf(),
+            });
+            let result = spawn(&self.init_path, spec, &cg, lease.base(), guest_net.as_ref());
             let mut sandbox = ProcessSandbox::new(&spec.id, cg);
             match result {
                 Ok((child, stream)) => {
@@ -73,6 +103,7 @@ impl SandboxBackend for NamespaceBackend {
                     sandbox.stream = Some(stream);
                     Ok(Box::new(NamespaceSandbox {
                         proc: sandbox,
+                        net,
                         _uids: lease,
                     }) as Box<dyn Sandbox>)
                 }
@@ -85,11 +116,18 @@ impl SandboxBackend for NamespaceBackend {
     }
 }
 
+/// What flint-init needs to join a sandbox network made by flintd.
+struct GuestNet {
+    netns_fd: std::os::fd::RawFd,
+    resolv: PathBuf,
+}
+
 fn spawn(
     init: &std::path::Path,
     spec: &SandboxSpec,
     cg: &SandboxCgroup,
     uid_base: u32,
+    net: Option<&GuestNet>,
 ) -> Result<(tokio::process::Child, tokio::net::UnixStream), SandboxError> {
     let (host, guest) = std::os::unix::net::UnixStream::pair()?;
     let guest_fd = guest.as_raw_fd();
@@ -106,16 +144,26 @@ fn spawn(
     for f in cg.procs_files() {
         cmd.arg("--cgroup").arg(f);
     }
+    let netns_fd = net.map(|n| n.netns_fd);
+    if let Some(n) = net {
+        cmd.arg("--netns-fd")
+            .arg(n.netns_fd.to_string())
+            .arg("--resolv-conf")
+            .arg(&n.resolv);
+    }
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     // SAFETY: the closure runs in the forked child before exec and only calls fcntl,
-    // which is async-signal-safe; guest_fd is open in the child (inherited).
+    // which is async-signal-safe; guest_fd and netns_fd are open in the child
+    // (inherited: the sandbox holds them until the child has started).
     unsafe {
         cmd.pre_exec(move || {
-            if libc::fcntl(guest_fd, libc::F_SETFD, 0) == -1 {
-                return Err(std::io::Error::last_os_error());
+            for fd in std::iter::once(guest_fd).chain(netns_fd) {
+                if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
             }
             Ok(())
         });
@@ -138,10 +186,12 @@ fn spawn(
     Ok((child, tokio::net::UnixStream::from_std(host)?))
 }
 
-/// One namespace sandbox: the launcher process (whose child is PID 1 inside) and its
-/// host uid range (returned after the processes are gone: fields drop in order).
+/// One namespace sandbox: the launcher process (whose child is PID 1 inside), its
+/// network when outbound, and its host uid range (link and ranges are returned after
+/// the processes are gone: fields drop in order).
 pub struct NamespaceSandbox {
     proc: ProcessSandbox,
+    net: Option<SandboxNet>,
     _uids: UidLease,
 }
 
@@ -176,7 +226,13 @@ impl Sandbox for NamespaceSandbox {
 
     fn destroy(&mut self) -> BoxFuture<'_, Result<(), SandboxError>> {
         // The launcher's death kills PID 1 (PDEATHSIG), and with it the whole PID
-        // namespace; the cgroup sweep covers anything that escaped.
-        Box::pin(self.proc.teardown())
+        // namespace; the cgroup sweep covers anything that escaped. Then the link.
+        Box::pin(async move {
+            let r = self.proc.teardown().await;
+            if let Some(net) = self.net.take() {
+                let _ = tokio::task::spawn_blocking(move || drop(net)).await;
+            }
+            r
+        })
     }
 }
