@@ -46,7 +46,7 @@ pub fn choose_here(kernel: &Path, vmm: &Path) -> Choice {
         .write(true)
         .open("/dev/kvm")
         .is_ok();
-    let pvm = Path::new("/sys/module/kvm_pvm").exists();
+    let pvm = Path::new(flint_vmm::hostfix::PVM_MODULE_PATH).exists();
     choose(kvm_usable, pvm, kernel, vmm)
 }
 
