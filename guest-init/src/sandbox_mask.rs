@@ -113,43 +113,22 @@ pub fn sys_tree(sys_dir: &Path, own_netns: bool) -> Result<(), MaskError> {
     for d in [&host, &keep, &sys_dir.join("fs/cgroup")] {
         fs::create_dir_all(d).map_err(create(d))?;
     }
-    if !own_netns {
-        let from = Path::new("/sys").join(SYS_KEEP);
+    // Where SYS_KEEP comes from: a fresh read-only sysfs on `.host` when the sandbox
+    // may mount one, else the /sys this mount namespace inherited.
+    let source = if own_netns {
         mount(
-            Some(&from),
-            &keep,
-            none,
-            MsFlags::MS_BIND | MsFlags::MS_REC,
-            none,
-        )
-        .map_err(sys("bind-mounting", &keep))?;
-        mount(
-            none,
-            &keep,
-            none,
-            MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | flags,
+            Some("sysfs"),
+            &host,
+            Some("sysfs"),
+            flags | MsFlags::MS_RDONLY,
             none,
         )
-        .map_err(sys("remounting read-only", &keep))?;
-        fs::remove_dir(&host).map_err(create(&host))?;
-        return mount(
-            none,
-            sys_dir,
-            none,
-            MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | flags,
-            Some("size=64k,mode=755"),
-        )
-        .map_err(sys("remounting read-only", sys_dir));
-    }
-    mount(
-        Some("sysfs"),
-        &host,
-        Some("sysfs"),
-        flags | MsFlags::MS_RDONLY,
-        none,
-    )
-    .map_err(sys("mounting sysfs on", &host))?;
-    let from = host.join(SYS_KEEP);
+        .map_err(sys("mounting sysfs on", &host))?;
+        host.clone()
+    } else {
+        Path::new("/sys").to_path_buf()
+    };
+    let from = source.join(SYS_KEEP);
     mount(
         Some(&from),
         &keep,
@@ -166,7 +145,9 @@ pub fn sys_tree(sys_dir: &Path, own_netns: bool) -> Result<(), MaskError> {
         none,
     )
     .map_err(sys("remounting read-only", &keep))?;
-    umount2(&host, MntFlags::MNT_DETACH).map_err(sys("detaching", &host))?;
+    if own_netns {
+        umount2(&host, MntFlags::MNT_DETACH).map_err(sys("detaching", &host))?;
+    }
     fs::remove_dir(&host).map_err(create(&host))?;
     mount(
         none,
