@@ -123,8 +123,9 @@ impl Agent {
             }
         }
         let occupancy = Occupancy::new();
-        let idle = IdleInstances::new(config.keep_alive, occupancy.clone());
+        let idle = IdleInstances::new(config.keep_alive, config.freeze_after, occupancy.clone());
         idle.spawn_reaper();
+        idle.spawn_freezer();
         let limiter = Limiter::new(config.concurrency_limit, config.function_rate_limit);
         let meter = Meter::open(&data.join("metering.db"), config.prices)?;
         let metrics = Metrics::new();

@@ -7,7 +7,7 @@ use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension, ToSql};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
 /// Registry failures.
@@ -65,6 +65,12 @@ pub struct Function {
 /// The SQLite-backed registry.
 pub struct Store {
     conn: Mutex<Connection>,
+    /// Function rows by name, as last read or written through this store, so that a
+    /// warm invocation reads its function without SQLite. Changed only while `conn` is
+    /// held, right after the statement that read or changed the row: once the
+    /// connection lock is released the cache never holds a row older than the
+    /// database. flintd is the database's only writer.
+    rows: RwLock<HashMap<String, Function>>,
 }
 
 /// The registry's schema. Append a migration to change it; never edit a released one
@@ -121,7 +127,28 @@ impl Store {
         let conn = SCHEMA.open(path, BUSY_TIMEOUT)?;
         Ok(Self {
             conn: Mutex::new(conn),
+            rows: RwLock::new(HashMap::new()),
         })
+    }
+
+    /// The function's row if this store has read or written it (no SQLite): the row
+    /// as the database holds it now. `None` says nothing about whether it exists; ask
+    /// [`Store::get`].
+    pub fn cached(&self, name: &str) -> Option<Function> {
+        self.rows
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    /// Records what the database now holds for `name` (call with `conn` held).
+    fn remember(&self, name: &str, row: Option<&Function>) {
+        let mut rows = self.rows.write().unwrap_or_else(|p| p.into_inner());
+        match row {
+            Some(f) => rows.insert(name.to_string(), f.clone()),
+            None => rows.remove(name),
+        };
     }
 
     pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -133,7 +160,8 @@ impl Store {
     /// Inserts a new function; fails if the name is taken.
     pub fn insert(&self, f: &Function) -> Result<(), StoreError> {
         let values = bind(f)?;
-        let r = self.lock().execute(
+        let conn = self.lock();
+        let r = conn.execute(
             concat!(
                 "INSERT INTO functions (",
                 function_columns!(),
@@ -144,7 +172,10 @@ impl Store {
             named(&values).as_slice(),
         );
         match r {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                self.remember(&f.name, Some(f));
+                Ok(())
+            }
             Err(rusqlite::Error::SqliteFailure(e, _))
                 if e.code == rusqlite::ErrorCode::ConstraintViolation =>
             {
@@ -157,7 +188,8 @@ impl Store {
     /// Replaces an existing function's row.
     pub fn update(&self, f: &Function) -> Result<(), StoreError> {
         let values = bind(f)?;
-        let n = self.lock().execute(
+        let conn = self.lock();
+        let n = conn.execute(
             "UPDATE functions SET runtime = :runtime, handler = :handler, \
              memory_mb = :memory_mb, timeout_s = :timeout_s, environment = :environment, \
              description = :description, code_sha256 = :code_sha256, code_size = :code_size, \
@@ -166,8 +198,10 @@ impl Store {
             named(&values).as_slice(),
         )?;
         if n == 0 {
+            self.remember(&f.name, None);
             return Err(StoreError::NotFound(f.name.clone()));
         }
+        self.remember(&f.name, Some(f));
         Ok(())
     }
 
@@ -185,10 +219,15 @@ impl Store {
                 row_to_raw,
             )
             .optional()?;
-        match row {
-            Some(raw) => raw.into_function(),
-            None => Err(StoreError::NotFound(name.to_string())),
-        }
+        let f = match row {
+            Some(raw) => raw.into_function()?,
+            None => {
+                self.remember(name, None);
+                return Err(StoreError::NotFound(name.to_string()));
+            }
+        };
+        self.remember(name, Some(&f));
+        Ok(f)
     }
 
     /// Every function, by name.
@@ -249,6 +288,7 @@ impl Store {
             None => return Err(StoreError::NotFound(name.to_string())),
         };
         tx.commit()?;
+        self.remember(name, None);
         Ok(f)
     }
 }
@@ -377,5 +417,30 @@ mod tests {
         assert_eq!(s.get("x").unwrap().memory_mb, 512);
         s.delete("x", false).unwrap();
         assert!(matches!(s.get("x"), Err(StoreError::NotFound(_))));
+    }
+
+    #[test]
+    fn the_row_cache_follows_every_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("f.db");
+        let s = Store::open(&db).unwrap();
+        let mut f = sample("x");
+        s.insert(&f).unwrap();
+        assert_eq!(s.cached("x"), Some(f.clone()));
+        f.code_sha256 = "11".repeat(32);
+        s.update(&f).unwrap();
+        assert_eq!(s.cached("x").unwrap().code_sha256, f.code_sha256);
+        s.delete("x", false).unwrap();
+        assert_eq!(s.cached("x"), None);
+        // A failed update of a missing row leaves nothing cached.
+        assert!(s.update(&f).is_err());
+        assert_eq!(s.cached("x"), None);
+        // A store opened on an existing database learns rows as it reads them.
+        s.insert(&f).unwrap();
+        drop(s);
+        let s = Store::open(&db).unwrap();
+        assert_eq!(s.cached("x"), None);
+        assert_eq!(s.get("x").unwrap(), f);
+        assert_eq!(s.cached("x"), Some(f));
     }
 }

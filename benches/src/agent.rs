@@ -333,12 +333,22 @@ pub fn hello_bundle() -> Result<Vec<u8>, AgentError> {
 
 /// Creates a 128 MB python3.11 function running [`HELLO_PY`].
 pub async fn deploy(c: &mut Client, name: &str, code: &[u8]) -> Result<(), AgentError> {
+    deploy_sized(c, name, code, 128).await
+}
+
+/// Creates a python3.11 function of `memory_mb` MB running [`HELLO_PY`].
+pub async fn deploy_sized(
+    c: &mut Client,
+    name: &str,
+    code: &[u8],
+    memory_mb: u32,
+) -> Result<(), AgentError> {
     c.functions
         .create_function(CreateFunctionRequest {
             name: name.into(),
             runtime: "python3.11".into(),
             handler: "app.handler".into(),
-            memory_mb: 128,
+            memory_mb,
             timeout_s: 30,
             code_zip: code.to_vec(),
             ..Default::default()

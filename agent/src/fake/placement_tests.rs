@@ -10,7 +10,8 @@ use crate::observe::RecordedOutcome;
 
 #[tokio::test]
 async fn cold_start_then_warm_hit_on_the_same_sandbox() {
-    let h = Harness::open(Script::echo(), &[]);
+    // Frozen as soon as it is idle, so each step shows in the lifecycle.
+    let h = Harness::open(Script::echo(), &["--freeze-after-ms", "0"]);
     h.create("f", "v1");
 
     let first = h.invoke_ok("f", r#"{"n":1}"#).await;
@@ -56,6 +57,33 @@ async fn cold_start_then_warm_hit_on_the_same_sandbox() {
     assert!(recs.iter().all(|r| r.outcome == RecordedOutcome::Success));
     assert_eq!(recs[0].request_id, first.request_id);
     assert_eq!(h.agent.capacity().sandboxes.unwrap().idle, 1);
+}
+
+#[tokio::test]
+async fn with_a_freeze_delay_back_to_back_calls_skip_the_freezer() {
+    let h = Harness::open(Script::echo(), &["--freeze-after-ms", "500"]);
+    h.create("f", "v1");
+    h.invoke_ok("f", "{}").await;
+    h.invoke_ok("f", "{}").await;
+    let sbx = h.backend.created()[0].id.clone();
+    assert_eq!(
+        h.backend.lifecycle(&sbx),
+        ["limit_cpu"],
+        "an instance used again within the delay is neither frozen nor thawed"
+    );
+    // Idle past the delay: frozen by the freezer task, thawed by the next call.
+    until("the freezer task", || h.backend.lifecycle(&sbx).len() == 2).await;
+    assert_eq!(h.backend.lifecycle(&sbx), ["limit_cpu", "freeze"]);
+    h.invoke_ok("f", "{}").await;
+    assert_eq!(h.backend.lifecycle(&sbx), ["limit_cpu", "freeze", "thaw"]);
+    until("the freezer task again", || {
+        h.backend.lifecycle(&sbx).len() == 4
+    })
+    .await;
+    assert_eq!(
+        h.backend.lifecycle(&sbx),
+        ["limit_cpu", "freeze", "thaw", "freeze"]
+    );
 }
 
 #[tokio::test]

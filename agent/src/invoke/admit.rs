@@ -1,6 +1,7 @@
 //! Admission: what an invocation must pass before anything runs. The payload's size
-//! and JSON, the client context, the function's row (with its code pinned, read off
-//! the async workers) and a concurrency permit from the limiter.
+//! and JSON, the client context, the function's row (with its code pinned: from the
+//! registry's row cache, or read off the async workers) and a concurrency permit from
+//! the limiter.
 
 use super::{InvocationType, InvokeError, InvokeInput};
 use crate::code::CodePin;
@@ -83,10 +84,20 @@ impl Agent {
         request_id: String,
         take_permit: bool,
     ) -> Result<Admitted, InvokeError> {
-        let name = input.function_name.clone();
-        let (function, code_pin) = self
-            .blocking(move |agent| agent.pinned_function(&name))
-            .await?;
+        // A function this agent has read or written since it started is in the
+        // registry's row cache: no SQLite, no hop to a blocking thread (the warm path).
+        let name = &input.function_name;
+        let (function, code_pin) = match self
+            .code()
+            .read_pinned(|| self.store().cached(name).ok_or(()), |f| &f.code_sha256)
+        {
+            Ok(read) => read,
+            Err(()) => {
+                let name = name.clone();
+                self.blocking(move |agent| agent.pinned_function(&name))
+                    .await?
+            }
+        };
         let permit = if take_permit {
             match self.limiter().acquire(&function.name) {
                 Ok(p) => Some(p),

@@ -13,6 +13,9 @@ use flint_proto::lambda::{self, error_doc, exit_message};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+/// Longest log written in place on the async worker (see `finish_log`).
+const INLINE_LOG_MAX: usize = 64 * 1024;
+
 /// What every report of one invocation needs.
 pub(super) struct Reporting<'a> {
     pub function: &'a Function,
@@ -235,13 +238,19 @@ impl Agent {
         }
     }
 
-    /// The log tail when asked for; appends the log to the function's file (off the
-    /// async workers).
+    /// The log tail when asked for; appends the log to the function's file before the
+    /// invocation returns (whoever reads the file next sees it). A short log, the
+    /// usual case, is one page-cache write done in place: a hop to a blocking thread
+    /// would cost more than the write. A long one is written off the async workers.
     async fn finish_log(self: &Arc<Self>, r: &Reporting<'_>, log: Vec<u8>) -> Option<String> {
         let log_result = r.log_tail.then(|| tail(&log, LOG_TAIL));
-        let name = r.function.name.clone();
-        self.blocking(move |agent| agent.logs().append(&name, &log))
-            .await;
+        if log.len() <= INLINE_LOG_MAX {
+            self.logs().append(&r.function.name, &log);
+        } else {
+            let name = r.function.name.clone();
+            self.blocking(move |agent| agent.logs().append(&name, &log))
+                .await;
+        }
         log_result
     }
 }

@@ -418,6 +418,8 @@ pub(crate) struct Session {
     /// Whether the instance came from a pre-started sandbox.
     pool_hit: bool,
     last_used: Instant,
+    /// Whether the sandbox is frozen now (by [`freeze`](Self::freeze)).
+    frozen: bool,
 }
 
 impl Session {
@@ -486,6 +488,7 @@ impl Session {
                     memory_mb,
                     pool_hit,
                     last_used: Instant::now(),
+                    frozen: false,
                 }))
             }
             Ok(Waited::Failed(failure)) => {
@@ -501,16 +504,31 @@ impl Session {
 
     /// Freezes the idle instance's sandbox: nothing it left running uses CPU until
     /// [`thaw`](Self::thaw). A failure is logged; the instance stays usable.
-    pub(crate) fn freeze(&self) {
-        if let Err(e) = self.stream.sandbox.freeze() {
-            tracing::warn!(sandbox = %self.stream.sandbox.id(), function = %self.function, error = %e, "instance not frozen");
+    pub(crate) fn freeze(&mut self) {
+        match self.stream.sandbox.freeze() {
+            Ok(()) => self.frozen = true,
+            Err(e) => {
+                tracing::warn!(sandbox = %self.stream.sandbox.id(), function = %self.function, error = %e, "instance not frozen")
+            }
         }
     }
 
-    /// Thaws the instance before an invocation; false (logged) when it cannot be.
-    pub(crate) fn thaw(&self) -> bool {
+    /// Whether the instance is frozen now.
+    pub(crate) fn is_frozen(&self) -> bool {
+        self.frozen
+    }
+
+    /// Thaws the instance before an invocation (nothing to do unless it was frozen);
+    /// false (logged) when it cannot be.
+    pub(crate) fn thaw(&mut self) -> bool {
+        if !self.frozen {
+            return true;
+        }
         match self.stream.sandbox.thaw() {
-            Ok(()) => true,
+            Ok(()) => {
+                self.frozen = false;
+                true
+            }
             Err(e) => {
                 tracing::warn!(sandbox = %self.stream.sandbox.id(), function = %self.function, error = %e, "instance not thawed");
                 false

@@ -2,13 +2,16 @@
 //! (a warm start) or starts a new one (a cold start); afterwards it gives the instance
 //! back. Instances of an older revision are retired; idle ones expire after the
 //! keep-alive, so an idle function holds no sandbox. An idle instance is frozen (cgroup
-//! freezer) from `put` until `take` thaws it.
+//! freezer) until `take` thaws it: at `put`, or, with a freeze delay
+//! (`--freeze-after-ms`), by the freezer task once it has been idle that long, so that
+//! back-to-back invocations skip the freeze and the thaw.
 
 use super::occupancy::Occupancy;
 use crate::invoke::session::Session;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::sync::Notify;
 
 /// Idle instances by function name.
 pub struct IdleInstances {
@@ -16,16 +19,27 @@ pub struct IdleInstances {
     occupancy: Arc<Occupancy>,
     revisions: Mutex<HashMap<String, u64>>,
     keep_alive: Duration,
+    /// How long an instance stays idle before it is frozen (zero: at `put`).
+    freeze_after: Duration,
+    /// Wakes the freezer task: an instance to freeze later was put back.
+    freezer: Arc<Notify>,
 }
 
 impl IdleInstances {
-    /// Idle instances that live instances live `keep_alive` after their last use.
-    pub fn new(keep_alive: Duration, occupancy: Arc<Occupancy>) -> Arc<Self> {
+    /// Idle instances live `keep_alive` after their last use and are frozen once idle
+    /// for `freeze_after` (zero: as they are put back).
+    pub fn new(
+        keep_alive: Duration,
+        freeze_after: Duration,
+        occupancy: Arc<Occupancy>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             idle: Mutex::new(HashMap::new()),
             occupancy,
             revisions: Mutex::new(HashMap::new()),
             keep_alive,
+            freeze_after,
+            freezer: Arc::new(Notify::new()),
         })
     }
 
@@ -69,11 +83,64 @@ impl IdleInstances {
             return;
         }
         inst.touch();
-        inst.freeze();
+        let later = !self.freeze_after.is_zero();
+        if !later {
+            inst.freeze();
+        }
         self.idle()
             .entry(inst.function().to_string())
             .or_default()
             .push(inst);
+        if later {
+            self.freezer.notify_one();
+        }
+    }
+
+    /// Freezes the instances idle for the freeze delay; returns when the next one is
+    /// due, if any is waiting.
+    fn freeze_due(&self, now: Instant) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        let mut idle = self.idle();
+        for inst in idle.values_mut().flatten().filter(|i| !i.is_frozen()) {
+            let due = inst.last_used() + self.freeze_after;
+            if due <= now {
+                inst.freeze();
+            } else {
+                next = Some(next.map_or(due, |n| n.min(due)));
+            }
+        }
+        next
+    }
+
+    /// With a freeze delay, runs the task that freezes idle instances once they have
+    /// been idle that long, until the pool is dropped.
+    pub fn spawn_freezer(self: &Arc<Self>) {
+        if self.freeze_after.is_zero() {
+            return;
+        }
+        tracing::info!(
+            freeze_after_ms = self.freeze_after.as_millis() as u64,
+            "idle instances are frozen after a delay"
+        );
+        let weak = Arc::downgrade(self);
+        let wake = self.freezer.clone();
+        tokio::spawn(async move {
+            loop {
+                let next = match weak.upgrade() {
+                    Some(pool) => pool.freeze_due(Instant::now()),
+                    None => return,
+                };
+                match next {
+                    Some(t) => {
+                        tokio::select! {
+                            _ = tokio::time::sleep_until(t.into()) => {}
+                            _ = wake.notified() => {}
+                        }
+                    }
+                    None => wake.notified().await,
+                }
+            }
+        });
     }
 
     /// Records `function`'s current revision and destroys its idle instances

@@ -79,7 +79,7 @@ pub async fn run(
     let mut c = agent.client().await?;
     let e = echo.client().await?;
     let name = ctx.name("tp", 0);
-    agent::deploy(&mut c, &name, &ctx.code).await?;
+    agent::deploy_sized(&mut c, &name, &ctx.code, ctx.cfg.warm_memory_mb).await?;
     let levels = ctx.cfg.throughput_levels.clone();
     let window = ctx.cfg.throughput_window;
     let mut p = Progress::new("throughput", 2 * levels.len() as u64);
@@ -122,8 +122,10 @@ pub async fn run(
         &fl.iter().map(|x| x.1).collect::<Vec<_>>(),
     );
     s.note(format!(
-        "{} s window per level after a warm-up; the client, flintd and the instances share the machine's cores",
-        window.as_secs_f64()
+        "{} s window per level after a warm-up; the client, flintd and the instances share the machine's cores; the function has {} MB ({:.3} vCPU)",
+        window.as_secs_f64(),
+        ctx.cfg.warm_memory_mb,
+        f64::from(ctx.cfg.warm_memory_mb) / 1769.0
     ));
     s.chart_kind = ChartKind::Lines {
         x_label: "concurrent clients".into(),

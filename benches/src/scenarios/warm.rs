@@ -27,7 +27,7 @@ pub async fn run(
     let mut c = agent.client().await?;
     let mut e = echo.client().await?;
     let name = ctx.name("warm", 0);
-    agent::deploy(&mut c, &name, &ctx.code).await?;
+    agent::deploy_sized(&mut c, &name, &ctx.code, ctx.cfg.warm_memory_mb).await?;
     agent::invoke(&mut c, &name, b"").await?;
     let total: usize = ctx.cfg.warm.iter().map(|(_, n)| 2 * n).sum();
     let mut p = Progress::new("warm", total as u64);
@@ -97,5 +97,10 @@ pub async fn run(
         ));
     }
     s.value("cold starts among warm samples", colds as f64);
+    s.note(format!(
+        "the function has {} MB, so Lambda's CPU share of {:.3} vCPU",
+        ctx.cfg.warm_memory_mb,
+        f64::from(ctx.cfg.warm_memory_mb) / 1769.0
+    ));
     Ok(s)
 }
