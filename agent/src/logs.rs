@@ -6,22 +6,65 @@
 //! output (the rest is dropped, with a marker line), and a log file that would grow
 //! past its cap (`--function-log-max-bytes`) is rotated to `<function>.log.1`,
 //! replacing the previous one: a function takes at most twice the cap on disk.
+//!
+//! The files are written by one thread of their own (`flint-logs`), in the order the
+//! appends and removals were asked for: an invocation hands its log over and returns
+//! without file I/O on the async workers or a wait. [`Logs::flush`] waits until
+//! everything handed over is in the files (agent shutdown, tests).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 
 /// Most output one invocation keeps, in memory and on disk.
 pub const INVOCATION_LOG_MAX: usize = 1024 * 1024;
 
-/// The log directory.
+/// Work handed to the writer thread before a sender waits (each holds at most one
+/// invocation's log).
+const QUEUE: usize = 128;
+
+/// The log directory, written by its own thread.
 #[derive(Debug)]
 pub struct Logs {
+    /// The writer thread's queue; the thread ends once this is dropped.
+    tx: SyncSender<Op>,
+}
+
+/// What the writer thread does, in order.
+#[derive(Debug)]
+enum Op {
+    Append(Append),
+    Remove(String),
+    /// Answered once everything before it is done.
+    Flush(std::sync::mpsc::Sender<()>),
+}
+
+/// One invocation's log for a function's file.
+#[derive(Debug)]
+pub struct Append {
+    pub function: String,
+    pub text: Vec<u8>,
+    /// Told once the text is in the file (or the write failed and was logged).
+    pub written: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Append {
+    /// An append nobody waits for.
+    pub fn new(function: &str, text: Vec<u8>) -> Self {
+        Self {
+            function: function.to_string(),
+            text,
+            written: None,
+        }
+    }
+}
+
+/// The files themselves (the writer thread's side).
+#[derive(Debug)]
+struct LogFiles {
     dir: PathBuf,
     /// A log file is rotated before it would grow past this.
     max_file_bytes: u64,
-    /// Serialises append-and-rotate, so concurrent invocations never rotate twice.
-    write: Mutex<()>,
 }
 
 /// Appends function output to one invocation's log, keeping at most
@@ -46,32 +89,102 @@ pub fn push_capped(log: &mut Vec<u8>, data: &[u8]) {
 }
 
 impl Logs {
-    /// Opens (creating) the log directory; files are rotated at `max_file_bytes`.
+    /// Opens (creating) the log directory and starts its writer thread; files are
+    /// rotated at `max_file_bytes`.
     pub fn open(dir: &Path, max_file_bytes: u64) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
-        Ok(Self {
+        let files = LogFiles {
             dir: dir.to_path_buf(),
             max_file_bytes: max_file_bytes.max(1),
-            write: Mutex::new(()),
-        })
+        };
+        let (tx, rx) = sync_channel(QUEUE);
+        std::thread::Builder::new()
+            .name("flint-logs".into())
+            .spawn(move || files.serve(rx))?;
+        Ok(Self { tx })
+    }
+
+    /// Hands one invocation's log to the writer without waiting; gives it back when
+    /// the writer's queue is full (then call [`append`](Self::append) where waiting is
+    /// allowed).
+    pub fn try_append(&self, append: Append) -> Result<(), Append> {
+        match self.tx.try_send(Op::Append(append)) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(Op::Append(a))) => Err(a),
+            Err(e) => {
+                tracing::error!(error = %e, "function log writer is gone");
+                Ok(())
+            }
+        }
+    }
+
+    /// Hands one invocation's log to the writer, waiting for room in its queue.
+    /// Blocking.
+    pub fn append(&self, append: Append) {
+        self.send(Op::Append(append));
+    }
+
+    /// Removes a deleted function's log and its rotated predecessor (after any append
+    /// handed over before) and waits until they are gone. Blocking.
+    pub fn remove(&self, function: &str) {
+        self.send(Op::Remove(function.to_string()));
+        self.flush();
+    }
+
+    /// Waits until everything handed over so far is in the files. Blocking.
+    pub fn flush(&self) {
+        let (done, wait) = std::sync::mpsc::channel();
+        self.send(Op::Flush(done));
+        let _ = wait.recv();
+    }
+
+    fn send(&self, op: Op) {
+        if let Err(e) = self.tx.send(op) {
+            tracing::error!(error = %e, "function log writer is gone");
+        }
+    }
+}
+
+impl Drop for Logs {
+    /// Writes what is still queued; the writer thread then ends with the queue.
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+impl LogFiles {
+    fn path(&self, function: &str) -> PathBuf {
+        self.dir.join(format!("{function}.log"))
     }
 
     fn rotated(&self, function: &str) -> PathBuf {
         self.dir.join(format!("{function}.log.1"))
     }
 
-    /// The log file of `function`.
-    pub fn path(&self, function: &str) -> PathBuf {
-        self.dir.join(format!("{function}.log"))
+    /// The writer thread: does each operation in order until every sender is gone.
+    fn serve(self, rx: Receiver<Op>) {
+        for op in rx {
+            match op {
+                Op::Append(a) => {
+                    self.append(&a.function, &a.text);
+                    if let Some(written) = a.written {
+                        let _ = written.send(());
+                    }
+                }
+                Op::Remove(function) => self.remove(&function),
+                Op::Flush(done) => {
+                    let _ = done.send(());
+                }
+            }
+        }
     }
 
     /// Appends one invocation's log, rotating the file first if it would pass its
     /// cap. Text longer than the cap keeps its last `cap` bytes.
-    pub fn append(&self, function: &str, text: &[u8]) {
+    fn append(&self, function: &str, text: &[u8]) {
         let cap = usize::try_from(self.max_file_bytes).unwrap_or(usize::MAX);
         let text = &text[text.len().saturating_sub(cap)..];
         let path = self.path(function);
-        let _guard = self.write.lock().unwrap_or_else(|p| p.into_inner());
         let size = std::fs::metadata(&path).map_or(0, |m| m.len());
         if size > 0 && size + text.len() as u64 > self.max_file_bytes {
             if let Err(e) = std::fs::rename(&path, self.rotated(function)) {
@@ -88,8 +201,7 @@ impl Logs {
         }
     }
 
-    /// Removes a deleted function's log and its rotated predecessor.
-    pub fn remove(&self, function: &str) {
+    fn remove(&self, function: &str) {
         let _ = std::fs::remove_file(self.path(function));
         let _ = std::fs::remove_file(self.rotated(function));
     }
@@ -126,11 +238,16 @@ mod tests {
     fn append_accumulates() {
         let d = tempfile::tempdir().unwrap();
         let logs = Logs::open(d.path(), 1 << 20).unwrap();
-        logs.append("f", b"one\n");
-        logs.append("f", b"two\n");
-        assert_eq!(std::fs::read(logs.path("f")).unwrap(), b"one\ntwo\n");
+        logs.append(Append::new("f", b"one\n".to_vec()));
+        assert!(logs.try_append(Append::new("f", b"two\n".to_vec())).is_ok());
+        logs.flush();
+        assert_eq!(
+            std::fs::read(d.path().join("f.log")).unwrap(),
+            b"one\ntwo\n"
+        );
         logs.remove("f");
-        assert!(!logs.path("f").exists());
+        logs.flush();
+        assert!(!d.path().join("f.log").exists());
     }
 
     #[test]
@@ -138,9 +255,13 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let logs = Logs::open(d.path(), 100).unwrap();
         for i in 0..50 {
-            logs.append("f", format!("line {i:02} of the log\n").as_bytes());
+            logs.append(Append::new(
+                "f",
+                format!("line {i:02} of the log\n").into_bytes(),
+            ));
         }
-        let cur = std::fs::read_to_string(logs.path("f")).unwrap();
+        logs.flush();
+        let cur = std::fs::read_to_string(d.path().join("f.log")).unwrap();
         let old = std::fs::read_to_string(d.path().join("f.log.1")).unwrap();
         assert!(cur.len() <= 100 && old.len() <= 100, "{cur:?} {old:?}");
         assert!(cur.ends_with("line 49 of the log\n"), "{cur:?}");
@@ -151,9 +272,14 @@ mod tests {
         assert_eq!(last_old + 1, first_cur);
         assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 2);
         // One huge invocation keeps its end, within the cap.
-        logs.append("g", &[b'x'; 1000]);
-        assert_eq!(std::fs::metadata(logs.path("g")).unwrap().len(), 100);
+        logs.append(Append::new("g", vec![b'x'; 1000]));
+        logs.flush();
+        assert_eq!(
+            std::fs::metadata(d.path().join("g.log")).unwrap().len(),
+            100
+        );
         logs.remove("f");
+        logs.flush();
         assert!(!d.path().join("f.log.1").exists());
     }
 

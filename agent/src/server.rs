@@ -226,6 +226,8 @@ pub async fn serve(agent: Arc<Agent>) -> Result<(), ServeError> {
     })
     .await;
     agent.shutdown_pools().await;
+    // Function logs handed to the log writer reach their files before flintd exits.
+    agent.blocking(|a| a.logs().flush()).await;
     // Anything a destroy could not remove, or a killed earlier run left.
     let parent = agent.config().cgroup_parent.clone();
     if let Ok(left) = tokio::task::spawn_blocking(move || {

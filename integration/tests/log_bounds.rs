@@ -46,9 +46,21 @@ async fn a_chatty_function_cannot_fill_the_disk() {
     );
     // More invocations rotate the file; neither file passes the cap and nothing else
     // is kept.
+    let mut last = String::new();
     for _ in 0..3 {
         let r = invoke(&mut c, "chatty", r#"{"mb": 1}"#).await;
         assert_eq!(json(&r), "done");
+        last = r.request_id;
+    }
+    // The log writer thread appends after the call returns: wait for the last END.
+    let end = format!("END RequestId: {last}");
+    let t0 = std::time::Instant::now();
+    while !std::fs::read_to_string(logs.join("chatty.log")).is_ok_and(|l| l.contains(&end)) {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(10),
+            "the last invocation's log never reached chatty.log"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert!(size("chatty.log") <= CAP && size("chatty.log") > 0);
     assert!(size("chatty.log.1") <= CAP && size("chatty.log.1") > 0);

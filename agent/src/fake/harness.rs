@@ -163,8 +163,9 @@ impl Harness {
         }
     }
 
-    /// The function's log file.
+    /// The function's log file, once the log writer has written what it was handed.
     pub fn log_file(&self, function: &str) -> String {
+        self.agent.logs().flush();
         let path = self
             .dir
             .path()

@@ -6,15 +6,12 @@ use super::session::{InitFailure, InvokeResult};
 use super::{InvokeOutput, Timings};
 use crate::core::Agent;
 use crate::limits::LOG_TAIL;
-use crate::logs::tail;
+use crate::logs::{tail, Append};
 use crate::observe::{InvocationRecord, RecordedOutcome};
 use crate::store::Function;
 use flint_proto::lambda::{self, error_doc, exit_message};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-
-/// Longest log written in place on the async worker (see `finish_log`).
-const INLINE_LOG_MAX: usize = 64 * 1024;
 
 /// What every report of one invocation needs.
 pub(super) struct Reporting<'a> {
@@ -238,18 +235,24 @@ impl Agent {
         }
     }
 
-    /// The log tail when asked for; appends the log to the function's file before the
-    /// invocation returns (whoever reads the file next sees it). A short log, the
-    /// usual case, is one page-cache write done in place: a hop to a blocking thread
-    /// would cost more than the write. A long one is written off the async workers.
+    /// The log tail when asked for; hands the log to the log writer thread (no file
+    /// I/O here). A synchronous call returns without waiting for the write (unless
+    /// the writer's queue is full); an event's attempt waits until its log is in the
+    /// file, so whoever sees the event finished also finds its log.
     async fn finish_log(self: &Arc<Self>, r: &Reporting<'_>, log: Vec<u8>) -> Option<String> {
         let log_result = r.log_tail.then(|| tail(&log, LOG_TAIL));
-        if log.len() <= INLINE_LOG_MAX {
-            self.logs().append(&r.function.name, &log);
-        } else {
-            let name = r.function.name.clone();
-            self.blocking(move |agent| agent.logs().append(&name, &log))
+        let mut append = Append::new(&r.function.name, log);
+        let written = r.asynchronous.then(|| {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            append.written = Some(tx);
+            rx
+        });
+        if let Err(append) = self.logs().try_append(append) {
+            self.blocking(move |agent| agent.logs().append(append))
                 .await;
+        }
+        if let Some(written) = written {
+            let _ = written.await;
         }
         log_result
     }
