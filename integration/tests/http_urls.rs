@@ -466,3 +466,78 @@ async fn function_urls_serve_curl_and_headless_chromium() {
     assert!(last.contains("504 timeout"), "last error: {last:?}");
     assert_eq!(slow["url"], format!("http://{addr}/slow/"));
 }
+
+/// Over TLS (`--http-tls-cert`/`--http-tls-key`): the URL is https, curl negotiates
+/// HTTP/2 by ALPN and, with `--http1.1`, HTTP/1.1.
+#[tokio::test]
+async fn function_urls_over_tls_speak_h2_by_alpn() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let out = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let addr = format!("127.0.0.1:{}", free_port());
+    let (cert_s, key_s) = (cert.display().to_string(), key.display().to_string());
+    let agent = TestAgent::start_args(
+        300,
+        &[
+            "--http-listen",
+            &addr,
+            "--http-tls-cert",
+            &cert_s,
+            "--http-tls-key",
+            &key_s,
+        ],
+    )
+    .await;
+    wait_listening(&addr).await;
+    let logs = agent.data_dir.join("logs");
+    let mut c = agent.client().await;
+    c.functions
+        .create_function(python_function("web", WEB))
+        .await
+        .unwrap();
+    let out = flint(
+        &agent,
+        &["triggers", "create", "web", "--function", "web", "--http"],
+    );
+    let base = format!("https://{addr}/web");
+    assert!(out.contains(&format!("url:        {base}/")), "{out}");
+    let got = curl(
+        dir,
+        &logs,
+        &["--cacert", &cert_s],
+        &[&format!("{base}/echo")],
+    )
+    .remove(0);
+    assert_eq!((got.status, got.version.as_str()), (200, "2"), "{got:?}");
+    assert_eq!(got.json()["requestContext"]["http"]["protocol"], "HTTP/2.0");
+    let got = curl(
+        dir,
+        &logs,
+        &["--cacert", &cert_s, "--http1.1"],
+        &[&format!("{base}/plain")],
+    )
+    .remove(0);
+    assert_eq!((got.status, got.version.as_str()), (200, "1.1"), "{got:?}");
+    assert_eq!(got.json(), serde_json::json!({"hello": "world", "n": 1}));
+}

@@ -189,6 +189,22 @@ mod tests {
     }
 
     #[test]
+    fn http_create_requests_take_auth_none_only() {
+        let r = |auth: &str| pb::CreateTriggerRequest {
+            name: "site".into(),
+            function_name: "web".into(),
+            kind: Some(pb::create_trigger_request::Kind::Http(pb::HttpSpec {
+                auth: auth.into(),
+            })),
+            disabled: false,
+        };
+        let t = from_pb(r("")).unwrap();
+        assert_eq!(t.kind, TriggerKind::Http(HttpSpec::default()));
+        let e = from_pb(r("AWS_IAM")).unwrap_err();
+        assert_eq!(Status::from(e).code(), Code::InvalidArgument);
+    }
+
+    #[test]
     fn a_create_request_without_a_kind_is_refused() {
         let r = pb::CreateTriggerRequest {
             name: "t".into(),

@@ -86,6 +86,9 @@ pub async fn run(ctx: &mut Ctx, agent: &Agent) -> Result<Scenario, ScenarioError
         ("baseline", b99),
     );
 
+    // One round first, so the 4 clients find 4 warm instances (cold starts are the
+    // cold scenarios' business).
+    tokio::task::block_in_place(|| load(&addr, &path, CLIENTS, 1)).map_err(err)?;
     let (lat_url, wall_url) =
         tokio::task::block_in_place(|| load(&addr, &path, CLIENTS, per_client)).map_err(err)?;
     p.inc("concurrent");
