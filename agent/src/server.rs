@@ -210,7 +210,11 @@ pub async fn serve(agent: Arc<Agent>) -> Result<(), ServeError> {
         };
         let tcp = bind_tcp(addr).await?;
         tracing::info!(%addr, tls = tls.is_some(), "serving HTTP function URLs");
-        let urls = crate::triggers::http::server::FunctionUrls::new(agent.clone());
+        let urls = crate::triggers::http::server::FunctionUrls::new(
+            agent.clone(),
+            tls.is_some(),
+            addr.port(),
+        );
         tokio::spawn(crate::triggers::http::server::serve(
             tcp,
             urls,

@@ -216,7 +216,16 @@ async fn function_urls_serve_curl_and_headless_chromium() {
     let got = curl(
         dir,
         &logs,
-        &["-b", "c1=v1; c2=v2", "-H", "X-Multi: a", "-H", "X-Multi: b"],
+        &[
+            "-b",
+            "c1=v1; c2=v2",
+            "-H",
+            "X-Multi: a",
+            "-H",
+            "X-Multi: b",
+            "-H",
+            "X-Forwarded-For: 10.9.8.7",
+        ],
         &[&format!("{base}/echo?x=1&x=2&y=a%20b&empty=")],
     )
     .remove(0);
@@ -246,6 +255,12 @@ async fn function_urls_serve_curl_and_headless_chromium() {
     assert_eq!(e["cookies"], serde_json::json!(["c1=v1", "c2=v2"]));
     assert_eq!(e["headers"]["x-multi"], "a,b");
     assert_eq!(e["headers"]["host"], addr.as_str());
+    assert_eq!(e["headers"]["x-forwarded-for"], "10.9.8.7, 127.0.0.1");
+    assert_eq!(e["headers"]["x-forwarded-proto"], "http");
+    assert_eq!(
+        e["headers"]["x-forwarded-port"],
+        addr.rsplit(':').next().unwrap()
+    );
     assert!(e["headers"].get("cookie").is_none(), "{e}");
     assert_eq!(e["isBase64Encoded"], false);
     assert!(e.get("body").is_none(), "{e}");
@@ -531,6 +546,7 @@ async fn function_urls_over_tls_speak_h2_by_alpn() {
     .remove(0);
     assert_eq!((got.status, got.version.as_str()), (200, "2"), "{got:?}");
     assert_eq!(got.json()["requestContext"]["http"]["protocol"], "HTTP/2.0");
+    assert_eq!(got.json()["headers"]["x-forwarded-proto"], "https");
     let got = curl(
         dir,
         &logs,

@@ -32,16 +32,22 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// The listener's state: the agent, the route cache and the counters.
 pub struct FunctionUrls {
     agent: Arc<Agent>,
+    /// `x-forwarded-proto` and `x-forwarded-port` of every request.
+    proto: &'static str,
+    port: u16,
     stats: Arc<HttpStats>,
     /// The HTTP triggers as of a trigger generation (see `TriggerState::generation`).
     cache: Mutex<Option<(u64, Arc<Table>)>>,
 }
 
 impl FunctionUrls {
-    pub fn new(agent: Arc<Agent>) -> Arc<Self> {
+    /// The state of a listener on `port`, over TLS when `tls`.
+    pub fn new(agent: Arc<Agent>, tls: bool, port: u16) -> Arc<Self> {
         let stats = HttpStats::new(agent.metrics());
         Arc::new(Self {
             agent,
+            proto: if tls { "https" } else { "http" },
+            port,
             stats,
             cache: Mutex::new(None),
         })
@@ -197,6 +203,7 @@ async fn respond(
             headers.insert(0, ("host".into(), a.as_str().to_string()));
         }
     }
+    forwarded(&mut headers, peer, urls.proto, urls.port);
     let host = headers
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("host"))
@@ -235,6 +242,27 @@ async fn respond(
         });
     }
     result
+}
+
+/// Adds the `x-forwarded-*` headers Lambda's function URLs add: the client's address
+/// appended to `x-forwarded-for`, the listener's protocol and port.
+fn forwarded(headers: &mut Vec<(String, String)>, peer: SocketAddr, proto: &str, port: u16) {
+    let ip = peer.ip().to_canonical().to_string();
+    headers.retain(|(k, _)| {
+        !k.eq_ignore_ascii_case("x-forwarded-proto") && !k.eq_ignore_ascii_case("x-forwarded-port")
+    });
+    match headers
+        .iter_mut()
+        .rfind(|(k, _)| k.eq_ignore_ascii_case("x-forwarded-for"))
+    {
+        Some((_, v)) => {
+            v.push_str(", ");
+            v.push_str(&ip);
+        }
+        None => headers.push(("x-forwarded-for".into(), ip)),
+    }
+    headers.push(("x-forwarded-proto".into(), proto.into()));
+    headers.push(("x-forwarded-port".into(), port.to_string()));
 }
 
 /// Reads the body and invokes the trigger's function with the event.
@@ -322,4 +350,37 @@ fn to_http(r: HttpResponse, request_id: &str) -> hyper::Response<Full<Bytes>> {
         *r.status_mut() = hyper::StatusCode::BAD_GATEWAY;
         r
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_headers_append_the_client_and_name_the_listener() {
+        let peer: SocketAddr = "[::ffff:10.0.0.9]:5000".parse().unwrap();
+        let mut h = vec![
+            ("X-Forwarded-For".to_string(), "1.2.3.4".to_string()),
+            ("x-forwarded-proto".to_string(), "gopher".to_string()),
+        ];
+        forwarded(&mut h, peer, "https", 8443);
+        assert_eq!(
+            h,
+            [
+                (
+                    "X-Forwarded-For".to_string(),
+                    "1.2.3.4, 10.0.0.9".to_string()
+                ),
+                ("x-forwarded-proto".to_string(), "https".to_string()),
+                ("x-forwarded-port".to_string(), "8443".to_string()),
+            ]
+        );
+        let mut h = Vec::new();
+        forwarded(&mut h, "127.0.0.1:1".parse().unwrap(), "http", 80);
+        assert_eq!(
+            h[0],
+            ("x-forwarded-for".to_string(), "127.0.0.1".to_string())
+        );
+        assert_eq!(protocol(hyper::Version::HTTP_2), "HTTP/2.0");
+    }
 }
