@@ -19,13 +19,14 @@ pub enum Missed {
 #[derive(Subcommand)]
 pub enum TriggersCmd {
     /// Create a trigger: a schedule (--schedule) or an HTTP function URL (--http).
+    #[command(group(clap::ArgGroup::new("kind").required(true).args(["schedule", "http"])))]
     Create {
         name: String,
         #[arg(long)]
         function: String,
         /// rate(N minute|minutes|hour|hours|day|days) or
         /// cron(min hour day-of-month month day-of-week year), as EventBridge.
-        #[arg(long, required_unless_present = "http", conflicts_with = "http")]
+        #[arg(long)]
         schedule: Option<String>,
         /// An HTTP function URL, served by flintd's --http-listen at /NAME/.
         #[arg(long)]
@@ -34,7 +35,7 @@ pub enum TriggersCmd {
         #[arg(long, default_value = "none", requires = "http")]
         auth: String,
         /// IANA time zone the cron fields are read in (default UTC).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "http")]
         timezone: Option<String>,
         /// Fires missed while flintd was down.
         #[arg(long, value_enum, default_value_t = Missed::Skip)]
