@@ -168,7 +168,13 @@ async fn handle(
         let r = match respond(urls, req, peer, &request_id).await {
             Ok(r) => r,
             Err(f) => {
-                tracing::info!(status = f.status, class = f.class.label(), message = %f.message, "function URL request failed");
+                // Any client can cause these: a client's mistake is logged at debug
+                // only, so a scan of the listener does not flood the log.
+                if f.status >= 500 || f.status == 429 {
+                    tracing::info!(status = f.status, class = f.class.label(), message = %f.message, "function URL request failed");
+                } else {
+                    tracing::debug!(status = f.status, class = f.class.label(), message = %f.message, "function URL request refused");
+                }
                 f.to_response()
             }
         };
