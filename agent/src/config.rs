@@ -157,6 +157,17 @@ pub struct RawConfig {
     /// PEM private key of --api-tls-cert.
     #[arg(long, env = "FLINT_API_TLS_KEY", requires = "api_tls_cert")]
     pub api_tls_key: Option<PathBuf>,
+    /// Serve HTTP function URLs (the HTTP triggers: `flint triggers create NAME
+    /// --function F --http`) at http://ADDR/TRIGGER/, HTTP/1.1 and HTTP/2 (for
+    /// example 127.0.0.1:8080); off by default.
+    #[arg(long, env = "FLINT_HTTP_LISTEN")]
+    pub http_listen: Option<SocketAddr>,
+    /// PEM certificate chain: serve function URLs over TLS (with --http-tls-key).
+    #[arg(long, env = "FLINT_HTTP_TLS_CERT", requires = "http_tls_key")]
+    pub http_tls_cert: Option<PathBuf>,
+    /// PEM private key of --http-tls-cert.
+    #[arg(long, env = "FLINT_HTTP_TLS_KEY", requires = "http_tls_cert")]
+    pub http_tls_key: Option<PathBuf>,
     /// Region of the REST API: the region requests must be signed for and that its
     /// ARNs name.
     #[arg(long, env = "FLINT_REGION", default_value = "us-east-1")]
@@ -269,6 +280,11 @@ pub struct Config {
     /// TLS certificate chain and key of the REST API (both or neither).
     pub api_tls_cert: Option<PathBuf>,
     pub api_tls_key: Option<PathBuf>,
+    /// Where HTTP function URLs are served; None = not served.
+    pub http_listen: Option<SocketAddr>,
+    /// TLS certificate chain and key of the function URLs (both or neither).
+    pub http_tls_cert: Option<PathBuf>,
+    pub http_tls_key: Option<PathBuf>,
     /// Region and account id of the REST API (validated).
     pub region: String,
     pub account_id: String,
@@ -425,6 +441,9 @@ impl TryFrom<RawConfig> for Config {
             api_listen: raw.api_listen,
             api_tls_cert: raw.api_tls_cert,
             api_tls_key: raw.api_tls_key,
+            http_listen: raw.http_listen,
+            http_tls_cert: raw.http_tls_cert,
+            http_tls_key: raw.http_tls_key,
             region: raw.region,
             account_id: raw.account_id,
             prices: crate::metering::pricing::Prices {

@@ -198,6 +198,30 @@ pub async fn serve(agent: Arc<Agent>) -> Result<(), ServeError> {
         tracing::info!(%addr, region = %api.place.region, tls = tls.is_some(), "serving Lambda's REST API");
         tokio::spawn(crate::lambda_api::serve(tcp, api, tls, stop_rx.clone()));
     }
+    if let Some(addr) = agent.config().http_listen {
+        let tls = match (&agent.config().http_tls_cert, &agent.config().http_tls_key) {
+            (Some(cert), Some(key)) => Some(crate::lambda_api::tls::acceptor_for(
+                cert,
+                key,
+                ("--http-tls-cert", "--http-tls-key"),
+                &[b"h2", b"http/1.1"],
+            )?),
+            _ => None,
+        };
+        let tcp = bind_tcp(addr).await?;
+        tracing::info!(%addr, tls = tls.is_some(), "serving HTTP function URLs");
+        let urls = crate::triggers::http::server::FunctionUrls::new(
+            agent.clone(),
+            tls.is_some(),
+            addr.port(),
+        );
+        tokio::spawn(crate::triggers::http::server::serve(
+            tcp,
+            urls,
+            tls,
+            stop_rx.clone(),
+        ));
+    }
     if let Some(addr) = agent.config().metrics_listen {
         let tcp = bind_tcp(addr).await?;
         tracing::info!(%addr, "serving metrics at /metrics");

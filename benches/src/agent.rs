@@ -86,6 +86,9 @@ pub struct Agent {
     log: Option<PathBuf>,
     /// Lambda's REST API of a flintd we started, when it has `--api-listen`.
     pub rest: Option<crate::rest::RestEndpoint>,
+    /// The function URL listener (ADDR) of a flintd we started, when it has
+    /// `--http-listen`.
+    pub http: Option<String>,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -189,6 +192,16 @@ impl Agent {
         } else {
             None
         };
+        let http = if has_flag(&o.flintd, "--http-listen") {
+            let addr = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map_err(|e| AgentError::Io("a free port for function URLs".into(), e))?
+                .to_string();
+            cmd.args(["--http-listen", &addr]);
+            Some(addr)
+        } else {
+            None
+        };
         let child = cmd
             .spawn()
             .map_err(|e| AgentError::Io(format!("start {}", o.flintd.display()), e))?;
@@ -199,6 +212,7 @@ impl Agent {
             cgroup_parent: Some(cgroup_parent),
             log: Some(log),
             rest,
+            http,
             _tmp: Some(tmp),
         };
         let t0 = Instant::now();
@@ -236,6 +250,7 @@ impl Agent {
             cgroup_parent: None,
             log: None,
             rest: None,
+            http: None,
             _tmp: None,
         })
     }

@@ -11,6 +11,7 @@ pub const SCENARIOS: &[&str] = &[
     "warm",
     "throughput",
     "rest",
+    "http",
     "events",
     "density",
     "cold_pool",

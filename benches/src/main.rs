@@ -7,6 +7,7 @@ mod baseline;
 mod cli;
 mod echo;
 mod elf;
+mod http;
 mod machine;
 mod procs;
 mod progress;

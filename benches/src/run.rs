@@ -25,6 +25,7 @@ const TITLES: &[(&str, &str)] = &[
     ("warm", "Warm invocation latency"),
     ("throughput", "Throughput by concurrency"),
     ("rest", "REST API warm invoke overhead"),
+    ("http", "HTTP function URL vs a plain hyper server"),
     ("events", "Asynchronous invocations: accept and start"),
     ("density", "Density of idle warm instances (128 MB hello)"),
     ("cold_pool", "Cold start, pool hit"),
@@ -92,6 +93,7 @@ pub async fn run(cfg: Config, command: String) -> Result<Results, RunError> {
         "warm",
         "throughput",
         "rest",
+        "http",
         "events",
         "density",
     ];
@@ -126,6 +128,9 @@ pub async fn run(cfg: Config, command: String) -> Result<Results, RunError> {
                 }
                 if cfg.wants("rest") {
                     out.push(settle("rest", scenarios::rest::run(&mut ctx, &a).await));
+                }
+                if cfg.wants("http") {
+                    out.push(settle("http", scenarios::http::run(&mut ctx, &a).await));
                 }
                 if cfg.wants("events") {
                     out.push(settle("events", scenarios::events::run(&mut ctx, &a).await));

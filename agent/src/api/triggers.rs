@@ -3,6 +3,7 @@
 
 use crate::core::Agent;
 use crate::store::StoreError;
+use crate::triggers::http::spec::{HttpAuth, HttpSpec};
 use crate::triggers::manage::NewTrigger;
 use crate::triggers::model::{Missed, ScheduleSpec, Trigger, TriggerError, TriggerKind};
 use crate::triggers::store::fmt_time;
@@ -22,7 +23,9 @@ impl From<TriggerError> for Status {
             TriggerError::Schedule(_)
             | TriggerError::Name(_)
             | TriggerError::NeverFires(_)
-            | TriggerError::NoKind => Code::InvalidArgument,
+            | TriggerError::NoKind
+            | TriggerError::Http(_)
+            | TriggerError::NotSchedule(_) => Code::InvalidArgument,
             TriggerError::NotFound(_) | TriggerError::NoFunction(_) => Code::NotFound,
             TriggerError::Exists(_) => Code::AlreadyExists,
             TriggerError::Store(StoreError::HasTriggers { .. }) => Code::FailedPrecondition,
@@ -33,20 +36,33 @@ impl From<TriggerError> for Status {
 }
 
 fn to_pb(agent: &Agent, t: Trigger) -> pb::Trigger {
-    let TriggerKind::Schedule(s) = t.kind;
-    pb::Trigger {
-        arn: agent.trigger_arn(&t.name),
-        name: t.name,
-        function_name: t.function,
-        enabled: t.enabled,
-        kind: Some(pb::trigger::Kind::Schedule(pb::ScheduleSpec {
+    let mut url = String::new();
+    let kind = match t.kind {
+        TriggerKind::Schedule(s) => pb::trigger::Kind::Schedule(pb::ScheduleSpec {
             expression: s.expression,
             timezone: s.timezone.unwrap_or_default(),
             missed: match s.missed {
                 Missed::Skip => pb::MissedFires::MissedSkip,
                 Missed::RunOnce => pb::MissedFires::MissedRunOnce,
             } as i32,
-        })),
+        }),
+        TriggerKind::Http(h) => {
+            let c = agent.config();
+            if let Some(addr) = c.http_listen {
+                url = crate::triggers::http::spec::url(addr, c.http_tls_cert.is_some(), &t.name);
+            }
+            pb::trigger::Kind::Http(pb::HttpSpec {
+                auth: h.auth.label().into(),
+            })
+        }
+    };
+    pb::Trigger {
+        arn: agent.trigger_arn(&t.name),
+        name: t.name,
+        function_name: t.function,
+        enabled: t.enabled,
+        kind: Some(kind),
+        url,
         created: fmt_time(t.created),
         last_fire: t.last_fire.map(fmt_time).unwrap_or_default(),
         last_error: t.last_error.unwrap_or_default(),
@@ -66,6 +82,9 @@ fn from_pb(r: pb::CreateTriggerRequest) -> Result<NewTrigger, TriggerError> {
                 },
             })
         }
+        Some(pb::create_trigger_request::Kind::Http(h)) => TriggerKind::Http(HttpSpec {
+            auth: HttpAuth::parse(&h.auth).map_err(TriggerError::Http)?,
+        }),
         None => return Err(TriggerError::NoKind),
     };
     Ok(NewTrigger {
@@ -167,6 +186,22 @@ mod tests {
             Status::from(TriggerError::NoKind).code(),
             Code::InvalidArgument
         );
+    }
+
+    #[test]
+    fn http_create_requests_take_auth_none_only() {
+        let r = |auth: &str| pb::CreateTriggerRequest {
+            name: "site".into(),
+            function_name: "web".into(),
+            kind: Some(pb::create_trigger_request::Kind::Http(pb::HttpSpec {
+                auth: auth.into(),
+            })),
+            disabled: false,
+        };
+        let t = from_pb(r("")).unwrap();
+        assert_eq!(t.kind, TriggerKind::Http(HttpSpec::default()));
+        let e = from_pb(r("AWS_IAM")).unwrap_err();
+        assert_eq!(Status::from(e).code(), Code::InvalidArgument);
     }
 
     #[test]

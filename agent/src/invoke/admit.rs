@@ -54,17 +54,17 @@ fn check_input(input: &mut InvokeInput) -> Result<(), InvokeError> {
 
 impl Agent {
     /// Checks `input`, reads its function and takes a permit (refusals are counted
-    /// by the observers).
+    /// by the observers); the invocation's id is `request_id`.
     pub(super) async fn admit(
         self: &Arc<Self>,
         mut input: InvokeInput,
+        request_id: String,
     ) -> Result<Admitted, InvokeError> {
         check_input(&mut input)?;
         // Only a synchronous call takes its permit now: a DryRun runs nothing, and an
         // Event waits in the queue and takes one per attempt (`admit_attempt`).
         let permit = input.invocation_type == InvocationType::RequestResponse;
-        self.admit_checked(input, uuid::Uuid::new_v4().to_string(), permit)
-            .await
+        self.admit_checked(input, request_id, permit).await
     }
 
     /// Admits one attempt of a queued event (its input was checked when it was

@@ -119,7 +119,18 @@ fn unix_ms(t: SystemTime) -> u64 {
 impl Agent {
     /// Runs (or queues, or checks) one invocation.
     pub async fn invoke(self: &Arc<Self>, input: InvokeInput) -> Result<InvokeOutput, InvokeError> {
-        let admitted = self.admit(input).await?;
+        self.invoke_as(input, uuid::Uuid::new_v4().to_string())
+            .await
+    }
+
+    /// [`Agent::invoke`] under a request id the caller chose (an HTTP function URL
+    /// puts it in the event and the response too).
+    pub async fn invoke_as(
+        self: &Arc<Self>,
+        input: InvokeInput,
+        request_id: String,
+    ) -> Result<InvokeOutput, InvokeError> {
+        let admitted = self.admit(input, request_id).await?;
         match admitted.input.invocation_type {
             InvocationType::DryRun => {
                 self.runtime(&admitted.function.runtime)?;

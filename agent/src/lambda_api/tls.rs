@@ -1,5 +1,6 @@
-//! TLS for the REST API (rustls with the ring provider): the certificate chain and the
-//! private key come from PEM files (`--api-tls-cert`, `--api-tls-key`).
+//! TLS for the REST API and the function URL listener (rustls with the ring
+//! provider): the certificate chain and the private key come from PEM files
+//! (`--api-tls-cert`/`--api-tls-key`, `--http-tls-cert`/`--http-tls-key`).
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -11,19 +12,45 @@ use tokio_rustls::TlsAcceptor;
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     /// The certificate file is unreadable or holds no PEM certificate
-    #[error("--api-tls-cert {path}: {reason}")]
-    Cert { path: PathBuf, reason: String },
+    #[error("{flag} {path}: {reason}")]
+    Cert {
+        flag: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
     /// The key file is unreadable or holds no PEM private key
-    #[error("--api-tls-key {path}: {reason}")]
-    Key { path: PathBuf, reason: String },
+    #[error("{flag} {path}: {reason}")]
+    Key {
+        flag: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
     /// rustls refused the pair (for example a key that does not match)
     #[error("TLS certificate and key: {0}")]
     Config(#[from] rustls::Error),
 }
 
-/// A TLS acceptor serving `cert` (PEM chain, leaf first) with `key` (PEM).
+/// The REST API's TLS acceptor serving `cert` (PEM chain, leaf first) with `key`
+/// (PEM), HTTP/1.1 only.
 pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
+    acceptor_for(
+        cert,
+        key,
+        ("--api-tls-cert", "--api-tls-key"),
+        &[b"http/1.1"],
+    )
+}
+
+/// A TLS acceptor serving `cert` with `key`; errors name the `flags` (certificate,
+/// key) they came from; `alpn` lists the protocols offered, preferred first.
+pub fn acceptor_for(
+    cert: &Path,
+    key: &Path,
+    flags: (&'static str, &'static str),
+    alpn: &[&[u8]],
+) -> Result<TlsAcceptor, TlsError> {
     let cert_err = |reason: String| TlsError::Cert {
+        flag: flags.0,
         path: cert.to_path_buf(),
         reason,
     };
@@ -37,6 +64,7 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
         ));
     }
     let key = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::Key {
+        flag: flags.1,
         path: key.to_path_buf(),
         reason: format!("{e}: give a PEM private key (PKCS#8, PKCS#1 or SEC1)"),
     })?;
@@ -48,7 +76,7 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_single_cert(certs, key)?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 

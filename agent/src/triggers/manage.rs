@@ -32,10 +32,10 @@ impl Agent {
             next_fire: None,
         };
         let next = first_fire(&t, self.parse_options(), now)?;
-        t.next_fire = t.enabled.then_some(next);
+        t.next_fire = next.filter(|_| t.enabled);
         self.store().insert_trigger(&t)?;
         self.triggers_changed();
-        tracing::info!(trigger = %t.name, function = %t.function, next_fire = %next, "trigger created");
+        tracing::info!(trigger = %t.name, function = %t.function, kind = t.kind.label(), next_fire = ?next, "trigger created");
         Ok(t)
     }
 
@@ -52,7 +52,7 @@ impl Agent {
     pub fn set_trigger_enabled(&self, name: &str, enabled: bool) -> Result<Trigger, TriggerError> {
         let t = self.store().get_trigger(name)?;
         let next = if enabled {
-            Some(first_fire(&t, self.parse_options(), Utc::now())?)
+            first_fire(&t, self.parse_options(), Utc::now())?
         } else {
             None
         };
@@ -80,14 +80,18 @@ impl Agent {
     }
 }
 
-/// The first fire after `now`, or why there is none.
+/// A schedule's first fire after `now`, or why there is none; None for a trigger
+/// that does not fire on a schedule.
 fn first_fire(
     t: &Trigger,
     opts: super::schedule_expr::ParseOptions,
     now: DateTime<Utc>,
-) -> Result<DateTime<Utc>, TriggerError> {
-    let TriggerKind::Schedule(spec) = &t.kind;
+) -> Result<Option<DateTime<Utc>>, TriggerError> {
+    let TriggerKind::Schedule(spec) = &t.kind else {
+        return Ok(None);
+    };
     t.schedule(opts)?
         .next_after(now)
+        .map(Some)
         .ok_or_else(|| TriggerError::NeverFires(spec.expression.clone()))
 }

@@ -1,5 +1,6 @@
-//! Triggers: persistent objects that invoke a function when something happens.
-//! Today: schedules (EventBridge's `rate(...)` and `cron(...)`).
+//! Triggers: persistent objects that invoke a function when something happens:
+//! schedules (EventBridge's `rate(...)` and `cron(...)`) and HTTP function URLs
+//! (`http/`, its own folder).
 //!
 //! - `schedule_expr.rs`: schedule expressions, time zones, the next fire time;
 //! - `cron.rs`: the six-field cron and its calendar rules;
@@ -14,6 +15,7 @@
 mod cron;
 pub mod event;
 mod host;
+pub mod http;
 pub mod manage;
 pub mod model;
 pub mod schedule_expr;

@@ -1,5 +1,6 @@
 //! A trigger as the agent stores it, its errors, and the checks of a new one.
 
+use super::http::spec::HttpSpec;
 use super::schedule_expr::{parse_tz, ParseOptions, Schedule, ScheduleError, ScheduleExpr};
 use crate::store::StoreError;
 use chrono::{DateTime, Utc};
@@ -18,8 +19,14 @@ pub enum TriggerError {
     #[error("schedule '{0}' never fires after now: check its years and days")]
     NeverFires(String),
     /// No kind given
-    #[error("a trigger needs a kind: --schedule EXPRESSION")]
+    #[error("a trigger needs a kind: --schedule EXPRESSION or --http")]
     NoKind,
+    /// Bad HTTP trigger settings
+    #[error("{0}")]
+    Http(String),
+    /// A schedule operation on a trigger of another kind
+    #[error("trigger {0} is not a schedule")]
+    NotSchedule(String),
     /// Unknown trigger
     #[error("trigger {0} not found: check the name (flint triggers ls)")]
     NotFound(String),
@@ -60,6 +67,8 @@ pub struct ScheduleSpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TriggerKind {
     Schedule(ScheduleSpec),
+    /// An HTTP function URL (triggers/http/).
+    Http(HttpSpec),
 }
 
 impl TriggerKind {
@@ -67,6 +76,7 @@ impl TriggerKind {
     pub fn label(&self) -> &'static str {
         match self {
             TriggerKind::Schedule(_) => "schedule",
+            TriggerKind::Http(_) => "http",
         }
     }
 }
@@ -89,7 +99,9 @@ pub struct Trigger {
 impl Trigger {
     /// The trigger's schedule, parsed; rates are anchored at its creation.
     pub fn schedule(&self, opts: ParseOptions) -> Result<Schedule, TriggerError> {
-        let TriggerKind::Schedule(spec) = &self.kind;
+        let TriggerKind::Schedule(spec) = &self.kind else {
+            return Err(TriggerError::NotSchedule(self.name.clone()));
+        };
         Ok(Schedule {
             expr: ScheduleExpr::parse(&spec.expression, opts)?,
             tz: parse_tz(spec.timezone.as_deref())?,

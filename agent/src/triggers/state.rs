@@ -1,9 +1,11 @@
 //! What the scheduler shares with the rest of the agent: a wake-up signal (a trigger
-//! or function changed: look again) and per-trigger fire and failure counts, exported
-//! as Prometheus counters.
+//! or function changed: look again), a generation number that every change bumps (the
+//! HTTP listener's route cache compares it), and per-trigger fire and failure counts,
+//! exported as Prometheus counters.
 
 use crate::metrics::Metrics;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 
@@ -18,6 +20,7 @@ pub struct Counts {
 #[derive(Default)]
 pub struct TriggerState {
     wake: Notify,
+    generation: AtomicU64,
     counts: Mutex<BTreeMap<String, Counts>>,
 }
 
@@ -52,7 +55,13 @@ impl TriggerState {
 
     /// Tells the scheduler that triggers changed.
     pub fn wake(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
         self.wake.notify_one();
+    }
+
+    /// How many times triggers changed since start-up.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
     }
 
     /// Completes at the next [`TriggerState::wake`] (or at once if one is pending).

@@ -6,6 +6,7 @@ pub mod breakdown;
 pub mod cold;
 pub mod density;
 pub mod events;
+pub mod http;
 pub mod microvm;
 pub mod rest;
 pub mod throughput;

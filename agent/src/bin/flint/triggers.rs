@@ -4,7 +4,7 @@ use clap::{Subcommand, ValueEnum};
 use flint_agent::client::Client;
 use flint_proto::v1::{
     create_trigger_request, trigger, CreateTriggerRequest, DeleteTriggerRequest, GetTriggerRequest,
-    ListTriggersRequest, MissedFires, ScheduleSpec, SetTriggerEnabledRequest, Trigger,
+    HttpSpec, ListTriggersRequest, MissedFires, ScheduleSpec, SetTriggerEnabledRequest, Trigger,
 };
 
 /// What a schedule does with fires missed while flintd was down.
@@ -18,7 +18,8 @@ pub enum Missed {
 
 #[derive(Subcommand)]
 pub enum TriggersCmd {
-    /// Create a schedule trigger.
+    /// Create a trigger: a schedule (--schedule) or an HTTP function URL (--http).
+    #[command(group(clap::ArgGroup::new("kind").required(true).args(["schedule", "http"])))]
     Create {
         name: String,
         #[arg(long)]
@@ -26,9 +27,15 @@ pub enum TriggersCmd {
         /// rate(N minute|minutes|hour|hours|day|days) or
         /// cron(min hour day-of-month month day-of-week year), as EventBridge.
         #[arg(long)]
-        schedule: String,
-        /// IANA time zone the cron fields are read in (default UTC).
+        schedule: Option<String>,
+        /// An HTTP function URL, served by flintd's --http-listen at /NAME/.
         #[arg(long)]
+        http: bool,
+        /// Who may call the function URL: none (anyone who reaches the listener).
+        #[arg(long, default_value = "none", requires = "http")]
+        auth: String,
+        /// IANA time zone the cron fields are read in (default UTC).
+        #[arg(long, conflicts_with = "http")]
         timezone: Option<String>,
         /// Fires missed while flintd was down.
         #[arg(long, value_enum, default_value_t = Missed::Skip)]
@@ -60,7 +67,32 @@ fn status_err(s: tonic::Status) -> anyhow::Error {
 fn schedule(t: &Trigger) -> Option<&ScheduleSpec> {
     match &t.kind {
         Some(trigger::Kind::Schedule(s)) => Some(s),
-        None => None,
+        _ => None,
+    }
+}
+
+fn http(t: &Trigger) -> Option<&HttpSpec> {
+    match &t.kind {
+        Some(trigger::Kind::Http(h)) => Some(h),
+        _ => None,
+    }
+}
+
+fn kind_label(t: &Trigger) -> &'static str {
+    match &t.kind {
+        Some(trigger::Kind::Schedule(_)) => "schedule",
+        Some(trigger::Kind::Http(_)) => "http",
+        None => "-",
+    }
+}
+
+/// The schedule expression, or the URL (or, without a listener, a note saying so).
+fn what(t: &Trigger) -> &str {
+    match &t.kind {
+        Some(trigger::Kind::Schedule(s)) => &s.expression,
+        Some(trigger::Kind::Http(_)) if t.url.is_empty() => "(no --http-listen)",
+        Some(trigger::Kind::Http(_)) => &t.url,
+        None => "-",
     }
 }
 
@@ -75,6 +107,9 @@ fn trigger_json(t: &Trigger) -> serde_json::Value {
     let s = schedule(t);
     serde_json::json!({
         "name": t.name, "function": t.function_name, "arn": t.arn, "enabled": t.enabled,
+        "kind": kind_label(t),
+        "url": http(t).map(|_| t.url.as_str()),
+        "auth": http(t).map(|h| if h.auth.is_empty() { "none" } else { h.auth.as_str() }),
         "schedule": s.map(|s| s.expression.as_str()),
         "timezone": s.map(|s| if s.timezone.is_empty() { "UTC" } else { s.timezone.as_str() }),
         "missed": s.map(missed_label),
@@ -109,6 +144,10 @@ fn print_one(t: &Trigger, json: bool) {
         println!("timezone:   {tz}");
         println!("missed:     {}", missed_label(s));
     }
+    if let Some(h) = http(t) {
+        println!("url:        {}", what(t));
+        println!("auth:       {}", or_dash(&h.auth));
+    }
     println!("enabled:    {}", t.enabled);
     println!("created:    {}", t.created);
     println!("last fire:  {}", or_dash(&t.last_fire));
@@ -124,6 +163,8 @@ pub async fn run(c: &Client, cmd: TriggersCmd, json: bool) -> anyhow::Result<i32
             name,
             function,
             schedule,
+            http,
+            auth,
             timezone,
             missed,
             disabled,
@@ -132,15 +173,19 @@ pub async fn run(c: &Client, cmd: TriggersCmd, json: bool) -> anyhow::Result<i32
                 Missed::Skip => MissedFires::MissedSkip,
                 Missed::RunOnce => MissedFires::MissedRunOnce,
             };
+            let kind = match (schedule, http) {
+                (Some(expression), _) => create_trigger_request::Kind::Schedule(ScheduleSpec {
+                    expression,
+                    timezone: timezone.unwrap_or_default(),
+                    missed: missed as i32,
+                }),
+                (None, _) => create_trigger_request::Kind::Http(HttpSpec { auth }),
+            };
             let t = api
                 .create_trigger(CreateTriggerRequest {
                     name,
                     function_name: function,
-                    kind: Some(create_trigger_request::Kind::Schedule(ScheduleSpec {
-                        expression: schedule,
-                        timezone: timezone.unwrap_or_default(),
-                        missed: missed as i32,
-                    })),
+                    kind: Some(kind),
                     disabled,
                 })
                 .await
@@ -163,17 +208,17 @@ pub async fn run(c: &Client, cmd: TriggersCmd, json: bool) -> anyhow::Result<i32
                 return Ok(0);
             }
             println!(
-                "{:<24} {:<20} {:<8} {:<28} {:<24} {:<24} LAST ERROR",
-                "NAME", "FUNCTION", "ENABLED", "SCHEDULE", "LAST FIRE", "NEXT FIRE"
+                "{:<24} {:<20} {:<8} {:<8} {:<40} {:<24} {:<24} LAST ERROR",
+                "NAME", "FUNCTION", "KIND", "ENABLED", "SCHEDULE / URL", "LAST FIRE", "NEXT FIRE"
             );
             for t in &all {
-                let expr = schedule(t).map_or("-", |s| s.expression.as_str());
                 println!(
-                    "{:<24} {:<20} {:<8} {:<28} {:<24} {:<24} {}",
+                    "{:<24} {:<20} {:<8} {:<8} {:<40} {:<24} {:<24} {}",
                     t.name,
                     t.function_name,
+                    kind_label(t),
                     if t.enabled { "yes" } else { "no" },
-                    expr,
+                    what(t),
                     or_dash(&t.last_fire),
                     or_dash(&t.next_fire),
                     or_dash(&t.last_error)
