@@ -9,6 +9,39 @@ use crate::triggers::store::fmt_time;
 use flint_proto::v1 as pb;
 use flint_proto::v1::triggers_server::Triggers;
 use std::sync::Arc;
+
+/// The file-event trigger's settings to and from their message.
+mod files_pb {
+    use crate::triggers::files::spec::{parse_events, FilesError, FilesSpec};
+    use flint_proto::v1 as pb;
+
+    /// The token never leaves the agent: only whether one is set.
+    pub fn to_pb(s: FilesSpec) -> pb::FilesSpec {
+        pb::FilesSpec {
+            dir: s.dir,
+            prefix: s.prefix,
+            suffix: s.suffix,
+            events: s.events.iter().map(|e| e.label().to_string()).collect(),
+            webhook_token: String::new(),
+            webhook_token_set: s.webhook_token.is_some(),
+        }
+    }
+
+    pub fn from_pb(s: pb::FilesSpec) -> Result<FilesSpec, FilesError> {
+        let events = if s.events.is_empty() {
+            parse_events("created,removed")?
+        } else {
+            parse_events(&s.events.join(","))?
+        };
+        Ok(FilesSpec {
+            dir: s.dir,
+            prefix: s.prefix,
+            suffix: s.suffix,
+            events,
+            webhook_token: (!s.webhook_token.is_empty()).then_some(s.webhook_token),
+        })
+    }
+}
 use tonic::{Code, Request, Response, Status};
 
 /// Serves trigger management.
@@ -22,7 +55,9 @@ impl From<TriggerError> for Status {
             TriggerError::Schedule(_)
             | TriggerError::Name(_)
             | TriggerError::NeverFires(_)
-            | TriggerError::NoKind => Code::InvalidArgument,
+            | TriggerError::NoKind
+            | TriggerError::Files(_)
+            | TriggerError::NotSchedule(_) => Code::InvalidArgument,
             TriggerError::NotFound(_) | TriggerError::NoFunction(_) => Code::NotFound,
             TriggerError::Exists(_) => Code::AlreadyExists,
             TriggerError::Store(StoreError::HasTriggers { .. }) => Code::FailedPrecondition,
@@ -33,20 +68,29 @@ impl From<TriggerError> for Status {
 }
 
 fn to_pb(agent: &Agent, t: Trigger) -> pb::Trigger {
-    let TriggerKind::Schedule(s) = t.kind;
+    let (arn, kind) = match t.kind {
+        TriggerKind::Schedule(s) => (
+            agent.trigger_arn(&t.name),
+            pb::trigger::Kind::Schedule(pb::ScheduleSpec {
+                expression: s.expression,
+                timezone: s.timezone.unwrap_or_default(),
+                missed: match s.missed {
+                    Missed::Skip => pb::MissedFires::MissedSkip,
+                    Missed::RunOnce => pb::MissedFires::MissedRunOnce,
+                } as i32,
+            }),
+        ),
+        TriggerKind::Files(s) => (
+            format!("arn:aws:s3:::{}", t.name),
+            pb::trigger::Kind::Files(files_pb::to_pb(s)),
+        ),
+    };
     pb::Trigger {
-        arn: agent.trigger_arn(&t.name),
+        arn,
         name: t.name,
         function_name: t.function,
         enabled: t.enabled,
-        kind: Some(pb::trigger::Kind::Schedule(pb::ScheduleSpec {
-            expression: s.expression,
-            timezone: s.timezone.unwrap_or_default(),
-            missed: match s.missed {
-                Missed::Skip => pb::MissedFires::MissedSkip,
-                Missed::RunOnce => pb::MissedFires::MissedRunOnce,
-            } as i32,
-        })),
+        kind: Some(kind),
         created: fmt_time(t.created),
         last_fire: t.last_fire.map(fmt_time).unwrap_or_default(),
         last_error: t.last_error.unwrap_or_default(),
@@ -65,6 +109,9 @@ fn from_pb(r: pb::CreateTriggerRequest) -> Result<NewTrigger, TriggerError> {
                     _ => Missed::Skip,
                 },
             })
+        }
+        Some(pb::create_trigger_request::Kind::Files(s)) => {
+            TriggerKind::Files(files_pb::from_pb(s)?)
         }
         None => return Err(TriggerError::NoKind),
     };

@@ -1,5 +1,6 @@
 //! Triggers: persistent objects that invoke a function when something happens.
-//! Today: schedules (EventBridge's `rate(...)` and `cron(...)`).
+//! Today: schedules (EventBridge's `rate(...)` and `cron(...)`) and file events
+//! (`files/`).
 //!
 //! - `schedule_expr.rs`: schedule expressions, time zones, the next fire time;
 //! - `cron.rs`: the six-field cron and its calendar rules;
@@ -13,6 +14,7 @@
 
 mod cron;
 pub mod event;
+pub mod files;
 mod host;
 pub mod manage;
 pub mod model;

@@ -18,8 +18,14 @@ pub enum TriggerError {
     #[error("schedule '{0}' never fires after now: check its years and days")]
     NeverFires(String),
     /// No kind given
-    #[error("a trigger needs a kind: --schedule EXPRESSION")]
+    #[error("a trigger needs a kind: --schedule EXPRESSION or --watch DIR")]
     NoKind,
+    /// Bad file-event trigger settings
+    #[error(transparent)]
+    Files(#[from] super::files::spec::FilesError),
+    /// A schedule asked of a trigger of another kind
+    #[error("trigger {0} is not a schedule")]
+    NotSchedule(String),
     /// Unknown trigger
     #[error("trigger {0} not found: check the name (flint triggers ls)")]
     NotFound(String),
@@ -60,6 +66,8 @@ pub struct ScheduleSpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TriggerKind {
     Schedule(ScheduleSpec),
+    /// File events of a watched directory (triggers/files/).
+    Files(super::files::spec::FilesSpec),
 }
 
 impl TriggerKind {
@@ -67,6 +75,7 @@ impl TriggerKind {
     pub fn label(&self) -> &'static str {
         match self {
             TriggerKind::Schedule(_) => "schedule",
+            TriggerKind::Files(_) => "files",
         }
     }
 }
@@ -89,7 +98,9 @@ pub struct Trigger {
 impl Trigger {
     /// The trigger's schedule, parsed; rates are anchored at its creation.
     pub fn schedule(&self, opts: ParseOptions) -> Result<Schedule, TriggerError> {
-        let TriggerKind::Schedule(spec) = &self.kind;
+        let TriggerKind::Schedule(spec) = &self.kind else {
+            return Err(TriggerError::NotSchedule(self.name.clone()));
+        };
         Ok(Schedule {
             expr: ScheduleExpr::parse(&spec.expression, opts)?,
             tz: parse_tz(spec.timezone.as_deref())?,

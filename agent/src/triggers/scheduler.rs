@@ -85,7 +85,10 @@ async fn pass(
     let now = Utc::now();
     let triggers = blocking(h, |s| s.list_triggers(None)).await?;
     let mut soonest = now + TimeDelta::from_std(MAX_SLEEP).unwrap_or(LATE_LIMIT);
-    for t in triggers.into_iter().filter(|t| t.enabled) {
+    let schedules = triggers
+        .into_iter()
+        .filter(|t| t.enabled && matches!(t.kind, TriggerKind::Schedule(_)));
+    for t in schedules {
         let sched = match t.schedule(h.parse_options()) {
             Ok(s) => s,
             Err(e) => {
@@ -105,7 +108,9 @@ async fn pass(
             soonest = soonest.min(due);
             continue;
         }
-        let TriggerKind::Schedule(spec) = &t.kind;
+        let TriggerKind::Schedule(spec) = &t.kind else {
+            continue;
+        };
         let scheduled = match (starting, spec.missed) {
             (true, Missed::Skip) => {
                 let next = sched.next_after(now);

@@ -1,5 +1,6 @@
 //! `flint triggers ...`: create, list, show, enable, disable and delete triggers.
 
+use crate::triggers_files::{self as tf, FilesArgs};
 use clap::{Subcommand, ValueEnum};
 use flint_agent::client::Client;
 use flint_proto::v1::{
@@ -18,15 +19,17 @@ pub enum Missed {
 
 #[derive(Subcommand)]
 pub enum TriggersCmd {
-    /// Create a schedule trigger.
+    /// Create a schedule (--schedule) or file-event (--watch) trigger.
     Create {
         name: String,
         #[arg(long)]
         function: String,
         /// rate(N minute|minutes|hour|hours|day|days) or
         /// cron(min hour day-of-month month day-of-week year), as EventBridge.
-        #[arg(long)]
-        schedule: String,
+        #[arg(long, required_unless_present = "watch")]
+        schedule: Option<String>,
+        #[command(flatten)]
+        files: FilesArgs,
         /// IANA time zone the cron fields are read in (default UTC).
         #[arg(long)]
         timezone: Option<String>,
@@ -60,7 +63,7 @@ fn status_err(s: tonic::Status) -> anyhow::Error {
 fn schedule(t: &Trigger) -> Option<&ScheduleSpec> {
     match &t.kind {
         Some(trigger::Kind::Schedule(s)) => Some(s),
-        None => None,
+        _ => None,
     }
 }
 
@@ -78,6 +81,7 @@ fn trigger_json(t: &Trigger) -> serde_json::Value {
         "schedule": s.map(|s| s.expression.as_str()),
         "timezone": s.map(|s| if s.timezone.is_empty() { "UTC" } else { s.timezone.as_str() }),
         "missed": s.map(missed_label),
+        "files": tf::files(t).map(tf::json),
         "created": t.created, "last_fire": t.last_fire, "next_fire": t.next_fire,
         "last_error": t.last_error,
     })
@@ -109,6 +113,9 @@ fn print_one(t: &Trigger, json: bool) {
         println!("timezone:   {tz}");
         println!("missed:     {}", missed_label(s));
     }
+    if let Some(f) = tf::files(t) {
+        tf::print(f, &t.name);
+    }
     println!("enabled:    {}", t.enabled);
     println!("created:    {}", t.created);
     println!("last fire:  {}", or_dash(&t.last_fire));
@@ -124,6 +131,7 @@ pub async fn run(c: &Client, cmd: TriggersCmd, json: bool) -> anyhow::Result<i32
             name,
             function,
             schedule,
+            files,
             timezone,
             missed,
             disabled,
@@ -132,15 +140,19 @@ pub async fn run(c: &Client, cmd: TriggersCmd, json: bool) -> anyhow::Result<i32
                 Missed::Skip => MissedFires::MissedSkip,
                 Missed::RunOnce => MissedFires::MissedRunOnce,
             };
+            let kind = match (files.spec(), schedule) {
+                (Some(f), _) => create_trigger_request::Kind::Files(f),
+                (None, expression) => create_trigger_request::Kind::Schedule(ScheduleSpec {
+                    expression: expression.unwrap_or_default(),
+                    timezone: timezone.unwrap_or_default(),
+                    missed: missed as i32,
+                }),
+            };
             let t = api
                 .create_trigger(CreateTriggerRequest {
                     name,
                     function_name: function,
-                    kind: Some(create_trigger_request::Kind::Schedule(ScheduleSpec {
-                        expression: schedule,
-                        timezone: timezone.unwrap_or_default(),
-                        missed: missed as i32,
-                    })),
+                    kind: Some(kind),
                     disabled,
                 })
                 .await
@@ -164,10 +176,14 @@ pub async fn run(c: &Client, cmd: TriggersCmd, json: bool) -> anyhow::Result<i32
             }
             println!(
                 "{:<24} {:<20} {:<8} {:<28} {:<24} {:<24} LAST ERROR",
-                "NAME", "FUNCTION", "ENABLED", "SCHEDULE", "LAST FIRE", "NEXT FIRE"
+                "NAME", "FUNCTION", "ENABLED", "SCHEDULE/SOURCE", "LAST FIRE", "NEXT FIRE"
             );
             for t in &all {
-                let expr = schedule(t).map_or("-", |s| s.expression.as_str());
+                let expr = match (schedule(t), tf::files(t)) {
+                    (Some(s), _) => s.expression.clone(),
+                    (None, Some(f)) => tf::summary(f),
+                    (None, None) => "-".into(),
+                };
                 println!(
                     "{:<24} {:<20} {:<8} {:<28} {:<24} {:<24} {}",
                     t.name,
