@@ -243,6 +243,36 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_kernel_queue_overflow_is_reported() {
+        let limit: usize = std::fs::read_to_string("/proc/sys/fs/inotify/max_queued_events")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let d = tempfile::tempdir().unwrap();
+        // A channel of one: the thread blocks on its second message, so the kernel's
+        // queue fills while the files are written.
+        let (tx, mut rx) = mpsc::channel(1);
+        let _h = start("t", d.path().to_path_buf(), tx).unwrap();
+        std::fs::write(d.path().join("first"), b"").unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for i in 0..limit + BATCH_MAX + 100 {
+            std::fs::write(d.path().join(format!("f{i}")), b"").unwrap();
+        }
+        let mut overflow = false;
+        while let Ok(Some(m)) = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await {
+            if matches!(m, Msg::Overflow) {
+                overflow = true;
+                break;
+            }
+        }
+        assert!(
+            overflow,
+            "no overflow reported after {limit}+ unread events"
+        );
+    }
+
+    #[tokio::test]
     async fn a_deleted_directory_ends_the_watch_with_a_clear_error() {
         let d = tempfile::tempdir().unwrap();
         let dir = d.path().join("w");
