@@ -7,7 +7,9 @@
 //! allowed as at-least-once, and counted); a deletion; prefix, suffix and event
 //! filters; the mount is read-only; files written while flintd was down are
 //! delivered after its restart (the mark policy); the S3-notification webhook with
-//! a MinIO-shaped body, with and without the right bearer token; the counters.
+//! a MinIO-shaped body, with and without the right bearer token; the counters; the
+//! pre-started pool (`--pool-warm`) serves another function, which sees no mount,
+//! while the watched function's sandboxes are made for it.
 
 use flint_integration::*;
 use std::collections::BTreeMap;
@@ -198,6 +200,8 @@ async fn a_burst_of_ten_thousand_files_deletes_filters_restart_and_the_webhook()
             &metrics,
             "--event-workers",
             "6",
+            "--pool-warm",
+            "python3.11:128=2",
             "--function-log-max-bytes",
             "1000000000",
             "--region",
@@ -379,6 +383,32 @@ async fn a_burst_of_ten_thousand_files_deletes_filters_restart_and_the_webhook()
     );
     // in-a.csv may be gone before the handler reads it (it still gets its event).
     assert!(of(&ev, "filtered").any(|e| e["key"] == "in-z.csv" && e["ok"] == true));
+
+    // Another function sees no mount and still starts from the pre-started pool;
+    // the watched function never took a pool sandbox.
+    c.functions
+        .create_function(python_function(
+            "plain",
+            "import os\ndef handler(e, c):\n    return {'mnt': os.listdir('/mnt'), 'root': os.environ.get('FLINT_FILES_ROOT')}\n",
+        ))
+        .await
+        .unwrap();
+    let r = json(&invoke_ok(&mut c, "plain", "{}").await);
+    assert_eq!(r, serde_json::json!({"mnt": [], "root": null}));
+    let m = scrape(&metrics);
+    let starts = |f: &str, hit: &str| {
+        m.lines()
+            .filter(|l| l.starts_with("flint_cold_starts_total{"))
+            .filter(|l| {
+                l.contains(&format!("function=\"{f}\""))
+                    && l.contains(&format!("pool_hit=\"{hit}\""))
+            })
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+            .sum::<f64>()
+    };
+    assert_eq!(starts("plain", "true"), 1.0, "{m}");
+    assert_eq!(starts("etl", "true"), 0.0, "{m}");
+    assert!(starts("etl", "false") >= 1.0, "{m}");
 
     // The webhook: a MinIO-shaped body, refused without the right token.
     let url = format!("http://{api}/flint/s3-notifications/burst");
