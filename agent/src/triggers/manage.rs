@@ -63,7 +63,7 @@ impl Agent {
             None
         };
         self.store().set_trigger_enabled(name, enabled, next)?;
-        if enabled && matches!(t.kind, TriggerKind::Files(_)) {
+        if enabled && !t.enabled && matches!(t.kind, TriggerKind::Files(_)) {
             // No catch-up: files changed while it was disabled are not delivered.
             self.store().set_files_mark(name, Utc::now())?;
         }

@@ -17,6 +17,7 @@
 use super::deliver::queue;
 use super::state::Count;
 use crate::core::Agent;
+use crate::limits::ASYNC_PAYLOAD_MAX;
 use crate::triggers::model::TriggerKind;
 use crate::triggers::scheduler::Host;
 use serde_json::{json, Value};
@@ -26,6 +27,8 @@ use std::sync::Arc;
 pub const PATH_PREFIX: &str = "/flint/s3-notifications/";
 /// The most records one request may carry.
 const RECORDS_MAX: usize = 1000;
+/// What `{"Records":[...]}` adds around a record.
+const PAYLOAD_OVERHEAD: usize = 14;
 
 /// A refused notification.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -90,6 +93,12 @@ pub fn records(body: &[u8]) -> Result<Vec<Value>, WebhookError> {
         if !named || !object {
             return Err(WebhookError::Body(format!(
                 "Records[{i}] needs eventName and s3.object.key"
+            )));
+        }
+        let size = r.to_string().len() + PAYLOAD_OVERHEAD;
+        if size > ASYNC_PAYLOAD_MAX {
+            return Err(WebhookError::Body(format!(
+                "Records[{i}] is {size} bytes as an event; an asynchronous invocation takes at most {ASYNC_PAYLOAD_MAX}"
             )));
         }
     }
@@ -199,5 +208,11 @@ mod tests {
             let e = records(bad).unwrap_err();
             assert_eq!(e.status(), 400, "{e}");
         }
+        let big = format!(
+            r#"{{"Records":[{{"eventName":"x","s3":{{"object":{{"key":"{}"}}}}}}]}}"#,
+            "k".repeat(ASYNC_PAYLOAD_MAX)
+        );
+        let e = records(big.as_bytes()).unwrap_err();
+        assert!(e.to_string().contains("at most 262144"), "{e}");
     }
 }
