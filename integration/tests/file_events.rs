@@ -4,7 +4,8 @@
 //! record's `size` and `eTag`, tries to write next to it, and prints one `EVT` line
 //! per record into the function's log (`<data-dir>/logs/etl.log`), which the test
 //! reads. Checked: a burst of 10,000 files is delivered completely (duplicates are
-//! allowed as at-least-once, and counted); a deletion; prefix, suffix and event
+//! allowed as at-least-once, and counted); a deletion; a file in a new
+//! subdirectory (key `nested/deep+dir/n1.dat`); prefix, suffix and event
 //! filters; the mount is read-only; files written while flintd was down are
 //! delivered after its restart (the mark policy); the S3-notification webhook with
 //! a MinIO-shaped body, with and without the right bearer token; the counters; the
@@ -335,6 +336,8 @@ async fn a_burst_of_ten_thousand_files_deletes_filters_restart_and_the_webhook()
     // A deletion; the read-only mount.
     std::fs::remove_file(burst_dir.join("f00007.dat")).unwrap();
     write(&burst_dir, "probe.dat");
+    std::fs::create_dir_all(burst_dir.join("nested/deep dir")).unwrap();
+    write(&burst_dir, "nested/deep dir/n1.dat");
     let ev = wait_for(
         &agent,
         "the deletion and the probe",
@@ -344,6 +347,7 @@ async fn a_burst_of_ten_thousand_files_deletes_filters_restart_and_the_webhook()
             of(ev, "burst")
                 .any(|e| e["event"] == "ObjectRemoved:Delete" && e["key"] == "f00007.dat")
                 && of(ev, "burst").any(|e| e["key"] == "probe.dat")
+                && of(ev, "burst").any(|e| e["key"] == "nested/deep dir/n1.dat" && e["ok"] == true)
         },
     )
     .await;

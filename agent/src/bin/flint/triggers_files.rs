@@ -7,16 +7,17 @@ use flint_proto::v1::{trigger, FilesSpec, Trigger};
 /// `flint triggers create NAME --function F --watch DIR ...`
 #[derive(Args, Debug, Default)]
 pub struct FilesArgs {
-    /// Watch this directory (absolute, existing): files closed after writing or moved
+    /// Watch this directory and its subdirectories (absolute, existing): files closed
+    /// after writing or moved
     /// in invoke the function with S3's ObjectCreated:Put record, deletions and moves
     /// out with ObjectRemoved:Delete. The function reads the files at
     /// /mnt/flint/NAME (read-only).
     #[arg(long, value_name = "DIR", conflicts_with_all = ["schedule", "timezone"])]
     pub watch: Option<String>,
-    /// Only file names starting with this.
+    /// Only keys (paths relative to DIR) starting with this.
     #[arg(long, requires = "watch")]
     pub prefix: Option<String>,
-    /// Only file names ending with this.
+    /// Only keys ending with this.
     #[arg(long, requires = "watch")]
     pub suffix: Option<String>,
     /// Which changes: created, removed or created,removed (default both).

@@ -42,26 +42,40 @@ pub struct Delivery {
     pub sequencer: Arc<Sequencer>,
 }
 
-/// The files in `dir` modified after `since` (all with None), as creations.
+/// The files in `dir` and its subdirectories (symbolic links not followed) modified
+/// after `since` (all with None), as creations keyed by their relative paths.
 pub fn scan(dir: &Path, since: Option<DateTime<Utc>>) -> std::io::Result<Vec<Change>> {
     let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let Ok(meta) = entry.metadata() else { continue };
-        if !meta.is_file() {
-            continue;
-        }
-        let modified: Option<DateTime<Utc>> = meta.modified().ok().map(DateTime::from);
-        if let (Some(since), Some(m)) = (since, modified) {
-            if m <= since {
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let entries = match std::fs::read_dir(dir.join(&rel)) {
+            Ok(e) => e,
+            // The top must be readable; a subdirectory may vanish meanwhile.
+            Err(e) if rel.as_os_str().is_empty() => return Err(e),
+            Err(_) => continue,
+        };
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.metadata() else { continue };
+            let child = rel.join(entry.file_name());
+            if meta.is_dir() {
+                stack.push(child);
                 continue;
             }
+            if !meta.is_file() {
+                continue;
+            }
+            let modified: Option<DateTime<Utc>> = meta.modified().ok().map(DateTime::from);
+            if let (Some(since), Some(m)) = (since, modified) {
+                if m <= since {
+                    continue;
+                }
+            }
+            out.push(Change {
+                event: FileEvent::Created,
+                key: child.to_string_lossy().into_owned(),
+                at: Utc::now(),
+            });
         }
-        out.push(Change {
-            event: FileEvent::Created,
-            key: entry.file_name().to_string_lossy().into_owned(),
-            at: Utc::now(),
-        });
     }
     out.sort_by(|a, b| a.key.cmp(&b.key));
     Ok(out)
@@ -271,13 +285,15 @@ mod tests {
     fn scan_lists_files_modified_after_the_mark() {
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join("old"), b"1").unwrap();
-        std::fs::create_dir(d.path().join("sub")).unwrap();
+        std::fs::create_dir_all(d.path().join("sub/deeper")).unwrap();
+        std::fs::write(d.path().join("sub/deeper/n"), b"2").unwrap();
+        std::os::unix::fs::symlink(d.path().join("sub"), d.path().join("link")).unwrap();
         let all = scan(d.path(), None).unwrap();
-        assert_eq!(all.len(), 1);
-        assert_eq!(all[0].key, "old");
+        let keys: Vec<_> = all.iter().map(|c| c.key.as_str()).collect();
+        assert_eq!(keys, ["old", "sub/deeper/n"]);
         let later = Utc::now() + TimeDelta::seconds(5);
         assert!(scan(d.path(), Some(later)).unwrap().is_empty());
         let earlier = Utc::now() - TimeDelta::seconds(5);
-        assert_eq!(scan(d.path(), Some(earlier)).unwrap().len(), 1);
+        assert_eq!(scan(d.path(), Some(earlier)).unwrap().len(), 2);
     }
 }

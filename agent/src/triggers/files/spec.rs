@@ -65,7 +65,7 @@ fn both() -> Vec<FileEvent> {
 /// A file-event trigger's settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FilesSpec {
-    /// The watched directory, absolute.
+    /// The watched directory, absolute (with its subdirectories).
     pub dir: String,
     /// Only keys (paths relative to `dir`) that start with this.
     #[serde(default, skip_serializing_if = "String::is_empty")]

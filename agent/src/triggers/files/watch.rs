@@ -2,10 +2,14 @@
 //! reads the kernel's events and sends them, in batches, to the trigger's delivery
 //! task (`deliver.rs`).
 //!
-//! Only the directory itself is watched, not its subdirectories: keys are file names
-//! in DIR. A file closed after writing (`IN_CLOSE_WRITE`) or moved in
-//! (`IN_MOVED_TO`) is a creation; a deletion (`IN_DELETE`) or a move out
-//! (`IN_MOVED_FROM`) a removal. When the kernel's queue overflows
+//! The directory and its subdirectories are watched (one inotify watch each, symbolic
+//! links not followed): a key is a file's path relative to DIR (`a/b/c.csv`). A file
+//! closed after writing (`IN_CLOSE_WRITE`) or moved in (`IN_MOVED_TO`) is a creation;
+//! a deletion (`IN_DELETE`) or a move out (`IN_MOVED_FROM`) a removal. A subdirectory
+//! created or moved in is watched at once and its files found then are sent as
+//! creations (files written before the watch was in place; a file may so be reported
+//! twice); a subdirectory moved out stops being watched (its files give no removals).
+//! When the kernel's queue overflows
 //! (`IN_Q_OVERFLOW`, more than `fs.inotify.max_queued_events` unread events) the
 //! thread says so and the delivery task rescans the directory. Whenever the queue has
 //! been read empty, the thread sends [`Msg::Drained`] with the time it was empty:
@@ -14,10 +18,11 @@
 use super::spec::FileEvent;
 use chrono::{DateTime, Utc};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, InotifyEvent, WatchDescriptor};
+use std::collections::HashMap;
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -81,9 +86,11 @@ fn flags() -> AddWatchFlags {
         | AddWatchFlags::IN_MOVED_TO
         | AddWatchFlags::IN_DELETE
         | AddWatchFlags::IN_MOVED_FROM
+        | AddWatchFlags::IN_CREATE
         | AddWatchFlags::IN_DELETE_SELF
         | AddWatchFlags::IN_MOVE_SELF
         | AddWatchFlags::IN_ONLYDIR
+        | AddWatchFlags::IN_DONT_FOLLOW
 }
 
 /// Starts watching `dir` (the watch is in place when this returns) on a thread
@@ -98,62 +105,153 @@ pub fn start(
         source,
     };
     let ino = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).map_err(err)?;
-    ino.add_watch(&dir, flags()).map_err(err)?;
+    let root_wd = ino.add_watch(&dir, flags()).map_err(err)?;
+    let mut tree = Tree {
+        ino,
+        root: dir,
+        root_wd,
+        dirs: HashMap::from([(root_wd, PathBuf::new())]),
+    };
+    tree.add_below(Path::new(""), &mut Vec::new());
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     std::thread::Builder::new()
         .name(format!("watch-{trigger}"))
-        .spawn(move || run(ino, dir, tx, flag))
+        .spawn(move || run(tree, tx, flag))
         .map_err(WatchError::Thread)?;
     Ok(WatchHandle { stop })
 }
 
-/// Maps one inotify event to a change, or to what it means for the watch.
+/// The watched tree: a watch per directory, by descriptor, with its path relative to
+/// the root.
+struct Tree {
+    ino: Inotify,
+    root: PathBuf,
+    root_wd: WatchDescriptor,
+    dirs: HashMap<WatchDescriptor, PathBuf>,
+}
+
+/// What one inotify event means for the watch.
 enum Seen {
-    Change(Change),
     Overflow,
     Gone,
     Nothing,
 }
 
-fn classify(mask: AddWatchFlags, name: Option<&std::ffi::OsStr>) -> Seen {
-    if mask.contains(AddWatchFlags::IN_Q_OVERFLOW) {
-        return Seen::Overflow;
+impl Tree {
+    /// Watches every directory below `rel` (not following symbolic links); the files
+    /// found go to `found` as creations.
+    fn add_below(&mut self, rel: &Path, found: &mut Vec<Change>) {
+        let mut stack = vec![rel.to_path_buf()];
+        while let Some(rel) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(self.root.join(&rel)) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let Ok(kind) = e.file_type() else { continue };
+                let child = rel.join(e.file_name());
+                if kind.is_dir() {
+                    match self.ino.add_watch(&self.root.join(&child), flags()) {
+                        Ok(wd) => {
+                            self.dirs.insert(wd, child.clone());
+                            stack.push(child);
+                        }
+                        Err(e) => {
+                            tracing::warn!(dir = %child.display(), error = %e, "subdirectory not watched (fs.inotify.max_user_watches?)")
+                        }
+                    }
+                } else if kind.is_file() {
+                    found.push(change(FileEvent::Created, &child));
+                }
+            }
+        }
     }
-    if mask.intersects(
-        AddWatchFlags::IN_DELETE_SELF | AddWatchFlags::IN_MOVE_SELF | AddWatchFlags::IN_IGNORED,
-    ) {
-        return Seen::Gone;
+
+    /// Stops watching `rel` and everything below it (moved out).
+    fn remove_below(&mut self, rel: &Path) {
+        let gone: Vec<WatchDescriptor> = self
+            .dirs
+            .iter()
+            .filter(|(_, p)| p.starts_with(rel))
+            .map(|(wd, _)| *wd)
+            .collect();
+        for wd in gone {
+            self.dirs.remove(&wd);
+            let _ = self.ino.rm_watch(wd);
+        }
     }
-    let Some(name) = name.filter(|_| !mask.contains(AddWatchFlags::IN_ISDIR)) else {
-        return Seen::Nothing;
-    };
-    let event = if mask.intersects(AddWatchFlags::IN_CLOSE_WRITE | AddWatchFlags::IN_MOVED_TO) {
-        FileEvent::Created
-    } else if mask.intersects(AddWatchFlags::IN_DELETE | AddWatchFlags::IN_MOVED_FROM) {
-        FileEvent::Removed
-    } else {
-        return Seen::Nothing;
-    };
-    Seen::Change(Change {
-        event,
-        key: String::from_utf8_lossy(name.as_bytes()).into_owned(),
-        at: Utc::now(),
-    })
+
+    /// Handles one event; changes go to `batch`.
+    fn event(&mut self, e: InotifyEvent, batch: &mut Vec<Change>) -> Seen {
+        let mask = e.mask;
+        if mask.contains(AddWatchFlags::IN_Q_OVERFLOW) {
+            // Directories made while events were lost are watched from now on.
+            let mut ignored = Vec::new();
+            self.add_below(Path::new(""), &mut ignored);
+            return Seen::Overflow;
+        }
+        if e.wd == self.root_wd
+            && mask.intersects(
+                AddWatchFlags::IN_DELETE_SELF
+                    | AddWatchFlags::IN_MOVE_SELF
+                    | AddWatchFlags::IN_IGNORED,
+            )
+        {
+            return Seen::Gone;
+        }
+        if mask.contains(AddWatchFlags::IN_IGNORED) {
+            self.dirs.remove(&e.wd);
+            return Seen::Nothing;
+        }
+        let (Some(dir), Some(name)) = (self.dirs.get(&e.wd), e.name.as_deref()) else {
+            return Seen::Nothing;
+        };
+        let rel = dir.join(name);
+        if mask.contains(AddWatchFlags::IN_ISDIR) {
+            if mask.intersects(AddWatchFlags::IN_CREATE | AddWatchFlags::IN_MOVED_TO) {
+                match self.ino.add_watch(&self.root.join(&rel), flags()) {
+                    Ok(wd) => {
+                        self.dirs.insert(wd, rel.clone());
+                        // Files (and directories) made before the watch was in place.
+                        self.add_below(&rel, batch);
+                    }
+                    Err(e) => {
+                        tracing::warn!(dir = %rel.display(), error = %e, "subdirectory not watched")
+                    }
+                }
+            } else if mask.contains(AddWatchFlags::IN_MOVED_FROM) {
+                self.remove_below(&rel);
+            }
+            return Seen::Nothing;
+        }
+        if mask.intersects(AddWatchFlags::IN_CLOSE_WRITE | AddWatchFlags::IN_MOVED_TO) {
+            batch.push(change(FileEvent::Created, &rel));
+        } else if mask.intersects(AddWatchFlags::IN_DELETE | AddWatchFlags::IN_MOVED_FROM) {
+            batch.push(change(FileEvent::Removed, &rel));
+        }
+        Seen::Nothing
+    }
 }
 
-fn run(ino: Inotify, dir: PathBuf, tx: mpsc::Sender<Msg>, stop: Arc<AtomicBool>) {
+fn change(event: FileEvent, rel: &Path) -> Change {
+    Change {
+        event,
+        key: String::from_utf8_lossy(rel.as_os_str().as_bytes()).into_owned(),
+        at: Utc::now(),
+    }
+}
+
+fn run(mut tree: Tree, tx: mpsc::Sender<Msg>, stop: Arc<AtomicBool>) {
     let mut batch = Vec::new();
     let mut dirty = false;
     let send = |m: Msg| tx.blocking_send(m).is_ok();
     while !stop.load(Ordering::Relaxed) {
         let before = Utc::now();
-        match ino.read_events() {
+        match tree.ino.read_events() {
             Ok(events) => {
                 dirty = true;
                 for e in events {
-                    match classify(e.mask, e.name.as_deref()) {
-                        Seen::Change(c) => batch.push(c),
+                    match tree.event(e, &mut batch) {
                         Seen::Overflow => {
                             if !send(Msg::Changes(std::mem::take(&mut batch)))
                                 || !send(Msg::Overflow)
@@ -163,7 +261,7 @@ fn run(ino: Inotify, dir: PathBuf, tx: mpsc::Sender<Msg>, stop: Arc<AtomicBool>)
                         }
                         Seen::Gone => {
                             let _ = send(Msg::Changes(std::mem::take(&mut batch)));
-                            let _ = send(Msg::Failed(WatchError::Gone(dir.clone())));
+                            let _ = send(Msg::Failed(WatchError::Gone(tree.root.clone())));
                             return;
                         }
                         Seen::Nothing => {}
@@ -184,10 +282,11 @@ fn run(ino: Inotify, dir: PathBuf, tx: mpsc::Sender<Msg>, stop: Arc<AtomicBool>)
                         return;
                     }
                 }
-                let mut fds = [PollFd::new(ino.as_fd(), PollFlags::POLLIN)];
+                let mut fds = [PollFd::new(tree.ino.as_fd(), PollFlags::POLLIN)];
                 match poll(&mut fds, PollTimeout::from(POLL_MS)) {
                     Ok(_) | Err(nix::Error::EINTR) => {}
                     Err(source) => {
+                        let dir = tree.root.clone();
                         let _ = send(Msg::Failed(WatchError::Watch { dir, source }));
                         return;
                     }
@@ -195,6 +294,7 @@ fn run(ino: Inotify, dir: PathBuf, tx: mpsc::Sender<Msg>, stop: Arc<AtomicBool>)
             }
             Err(nix::Error::EINTR) => {}
             Err(source) => {
+                let dir = tree.root.clone();
                 let _ = send(Msg::Failed(WatchError::Watch { dir, source }));
                 return;
             }
@@ -220,7 +320,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn writes_moves_and_deletes_are_seen_and_directories_ignored() {
+    async fn writes_moves_and_deletes_are_seen_and_directories_give_no_change() {
         let d = tempfile::tempdir().unwrap();
         let (tx, mut rx) = mpsc::channel(64);
         let _h = start("t", d.path().to_path_buf(), tx).unwrap();
@@ -240,6 +340,58 @@ mod tests {
                 (FileEvent::Removed, "a.txt"),
             ]
         );
+    }
+
+    /// Collects changes into `got` until it holds (event, key).
+    async fn collect(
+        rx: &mut mpsc::Receiver<Msg>,
+        got: &mut std::collections::BTreeSet<(FileEvent, String)>,
+        event: FileEvent,
+        key: &str,
+    ) {
+        while !got.contains(&(event, key.to_string())) {
+            for c in changes_until(rx, 1).await {
+                got.insert((c.event, c.key));
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn subdirectories_are_watched_including_new_and_moved_in_ones() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("old/deep")).unwrap();
+        let (tx, mut rx) = mpsc::channel(64);
+        let _h = start("t", d.path().to_path_buf(), tx).unwrap();
+        std::fs::write(d.path().join("old/deep/a"), b"1").unwrap();
+        // A new directory, and a file in it at once (caught by the watch or by the
+        // look inside that follows it; maybe both).
+        std::fs::create_dir(d.path().join("new")).unwrap();
+        std::fs::write(d.path().join("new/b"), b"2").unwrap();
+        // A directory with a file, moved in.
+        let outside = tempfile::tempdir_in(d.path().parent().unwrap()).unwrap();
+        std::fs::create_dir(outside.path().join("m")).unwrap();
+        std::fs::write(outside.path().join("m/c"), b"3").unwrap();
+        std::fs::rename(outside.path().join("m"), d.path().join("m")).unwrap();
+        let mut got = std::collections::BTreeSet::new();
+        collect(&mut rx, &mut got, FileEvent::Created, "new/b").await;
+        collect(&mut rx, &mut got, FileEvent::Created, "m/c").await;
+        std::fs::remove_file(d.path().join("old/deep/a")).unwrap();
+        // Moved out: no longer watched, so this write is not seen.
+        std::fs::rename(d.path().join("new"), outside.path().join("new")).unwrap();
+        std::fs::write(outside.path().join("new/after"), b"4").unwrap();
+        std::fs::write(d.path().join("end"), b"5").unwrap();
+        collect(&mut rx, &mut got, FileEvent::Created, "end").await;
+        let want: std::collections::BTreeSet<_> = [
+            (FileEvent::Created, "old/deep/a"),
+            (FileEvent::Created, "new/b"),
+            (FileEvent::Created, "m/c"),
+            (FileEvent::Removed, "old/deep/a"),
+            (FileEvent::Created, "end"),
+        ]
+        .into_iter()
+        .map(|(e, k)| (e, k.to_string()))
+        .collect();
+        assert_eq!(got, want);
     }
 
     #[tokio::test]
