@@ -5,7 +5,8 @@
 //! - `spec.rs`: the trigger's settings and their checks;
 //! - `record.rs`: S3's event record (keys, eTags, sequencers);
 //! - `watch.rs`: the inotify thread of one directory;
-//! - `deliver.rs`: changes to records to durable Event invocations, rescans;
+//! - `deliver.rs`: changes to records to durable Event invocations, rescans
+//!   (`deliver_tests.rs` drives it against a recording host);
 //! - `supervisor.rs`: keeps a watcher running per enabled trigger;
 //! - `mark.rs`: the high-water mark that a restart rescans from;
 //! - `mounts.rs`: the read-only bind mount in the function's sandboxes;
@@ -13,6 +14,8 @@
 //! - `state.rs`: the wake-up and per-trigger counters.
 
 pub mod deliver;
+#[cfg(test)]
+mod deliver_tests;
 mod mark;
 pub mod mounts;
 pub mod record;
