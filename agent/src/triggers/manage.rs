@@ -21,7 +21,7 @@ impl Agent {
     pub fn create_trigger(&self, mut new: NewTrigger) -> Result<Trigger, TriggerError> {
         check_name(&new.name)?;
         if let TriggerKind::Files(spec) = &mut new.kind {
-            spec.check()?;
+            spec.check(&new.name)?;
         }
         let now = Utc::now().trunc_subsecs(0);
         let mut t = Trigger {

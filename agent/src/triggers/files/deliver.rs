@@ -7,7 +7,7 @@
 //! overflow rescans the directory and delivers every file in it again; after a
 //! restart every file modified after the trigger's mark is delivered again.
 
-use super::record::{md5_hex, payload, record, Object, Origin, S3Event, Sequencer};
+use super::record::{md5_file, payload, record, Object, Origin, S3Event, Sequencer};
 use super::spec::{FileEvent, FilesSpec};
 use super::state::{Count, FilesState};
 use super::watch::{Change, Msg};
@@ -83,8 +83,8 @@ pub fn scan(dir: &Path, since: Option<DateTime<Utc>>) -> std::io::Result<Vec<Cha
 
 /// Size and MD5 of a file; None when it is gone (or unreadable).
 fn describe(path: &Path) -> (Option<u64>, Option<String>) {
-    match std::fs::read(path) {
-        Ok(bytes) => (Some(bytes.len() as u64), Some(md5_hex(&bytes))),
+    match md5_file(path) {
+        Ok((size, md5)) => (Some(size), Some(md5)),
         Err(_) => (None, None),
     }
 }

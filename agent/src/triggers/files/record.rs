@@ -135,12 +135,36 @@ pub fn payload(records: Vec<Value>) -> Vec<u8> {
 }
 
 /// MD5 of `bytes` in lower-case hex.
+#[cfg(test)]
 pub fn md5_hex(bytes: &[u8]) -> String {
     use md5::Digest;
-    md5::Md5::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&md5::Md5::digest(bytes))
+}
+
+fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Size and MD5 (lower-case hex) of a file, read in 64 KiB pieces.
+pub fn md5_file(path: &std::path::Path) -> std::io::Result<(u64, String)> {
+    use md5::Digest;
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut h = md5::Md5::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut size = 0u64;
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                h.update(&buf[..n]);
+                size += n as u64;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((size, hex(&h.finalize())))
 }
 
 #[cfg(test)]
@@ -232,5 +256,12 @@ mod tests {
         assert_eq!(a, "00000000000000FF");
         assert!(b > a, "{b} > {a}");
         assert_eq!(md5_hex(b""), "d41d8cd98f00b204e9800998ecf8427e");
+        let d = tempfile::tempdir().unwrap();
+        let big: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(d.path().join("f"), &big).unwrap();
+        assert_eq!(
+            md5_file(&d.path().join("f")).unwrap(),
+            (200_000, md5_hex(&big))
+        );
     }
 }

@@ -25,6 +25,11 @@ pub enum FilesError {
     /// An empty event list
     #[error("--events: name at least one of created, removed")]
     NoEvents,
+    /// A name that cannot be a directory name under /mnt/flint
+    #[error(
+        "a file-event trigger cannot be named {0:?}: its directory is mounted at /mnt/flint/NAME"
+    )]
+    Name(String),
     /// A token that cannot be sent in an HTTP header
     #[error("--webhook-token: use 16-256 printable ASCII characters without spaces")]
     Token,
@@ -85,7 +90,10 @@ pub struct FilesSpec {
 impl FilesSpec {
     /// Checks a new trigger's settings: `dir` an existing absolute directory, at
     /// least one event, a token usable in a header. Sorts and dedups `events`.
-    pub fn check(&mut self) -> Result<(), FilesError> {
+    pub fn check(&mut self, name: &str) -> Result<(), FilesError> {
+        if name == "." || name == ".." {
+            return Err(FilesError::Name(name.to_string()));
+        }
         if !Path::new(&self.dir).is_absolute() {
             return Err(FilesError::NotAbsolute(self.dir.clone()));
         }
@@ -154,18 +162,22 @@ mod tests {
     #[test]
     fn the_directory_must_exist_and_be_absolute() {
         let d = tempfile::tempdir().unwrap();
-        spec(d.path().to_str().unwrap()).check().unwrap();
+        spec(d.path().to_str().unwrap()).check("t").unwrap();
+        assert_eq!(
+            spec(d.path().to_str().unwrap()).check(".."),
+            Err(FilesError::Name("..".into()))
+        );
         assert!(matches!(
-            spec("rel/dir").check(),
+            spec("rel/dir").check("t"),
             Err(FilesError::NotAbsolute(_))
         ));
         let missing = d.path().join("nope");
-        let e = spec(missing.to_str().unwrap()).check().unwrap_err();
+        let e = spec(missing.to_str().unwrap()).check("t").unwrap_err();
         assert!(e.to_string().contains("not an existing directory"), "{e}");
         let file = d.path().join("f");
         std::fs::write(&file, b"x").unwrap();
         assert!(matches!(
-            spec(file.to_str().unwrap()).check(),
+            spec(file.to_str().unwrap()).check("t"),
             Err(FilesError::NotADirectory(_, _))
         ));
     }
@@ -180,12 +192,12 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let mut s = spec(d.path().to_str().unwrap());
         s.events = vec![];
-        assert_eq!(s.check(), Err(FilesError::NoEvents));
+        assert_eq!(s.check("t"), Err(FilesError::NoEvents));
         s.events = vec![FileEvent::Removed, FileEvent::Removed];
         s.webhook_token = Some("short".into());
-        assert_eq!(s.check(), Err(FilesError::Token));
+        assert_eq!(s.check("t"), Err(FilesError::Token));
         s.webhook_token = Some("a-long-enough-secret-token".into());
-        s.check().unwrap();
+        s.check("t").unwrap();
         assert_eq!(s.events, [FileEvent::Removed]);
         assert!(!s.wants(FileEvent::Created));
         s.prefix = "in/".into();
