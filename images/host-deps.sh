@@ -19,6 +19,7 @@ packages=(
   nftables iproute2
   dnsmasq-base
   chromium
+  curl
 )
 missing=()
 for p in "${packages[@]}"; do

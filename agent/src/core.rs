@@ -77,6 +77,8 @@ pub struct Agent {
     runtimes: RwLock<Runtimes>,
     /// The trigger scheduler's wake-up and counters.
     trigger_state: Arc<TriggerState>,
+    /// The file-event watchers' wake-up and counters.
+    files: Arc<crate::triggers::files::state::FilesState>,
 }
 
 impl Agent {
@@ -130,6 +132,7 @@ impl Agent {
         let meter = Meter::open(&data.join("metering.db"), config.prices)?;
         let metrics = Metrics::new();
         let trigger_state = TriggerState::new(&metrics);
+        let files = crate::triggers::files::state::FilesState::new(&metrics);
         let sandbox_pool = SandboxPool::new(
             config.sandbox_pool.clone(),
             backend.clone(),
@@ -168,11 +171,13 @@ impl Agent {
             observers: RwLock::new(Vec::new()),
             runtimes: RwLock::new(runtimes),
             trigger_state,
+            files,
         });
         let weak = Arc::downgrade(&agent);
         let catalogue: std::sync::Weak<dyn crate::pools::prestart::Catalogue> = weak.clone();
         agent.sandbox_pool.spawn_manager(catalogue);
         let host: std::sync::Weak<dyn crate::triggers::scheduler::Host> = weak;
+        crate::triggers::files::supervisor::spawn(host.clone(), agent.files.clone());
         crate::triggers::scheduler::spawn(host, agent.trigger_state.clone());
         agent.observe(agent.meter.clone());
         agent.observe(agent.metrics.clone());
@@ -232,6 +237,10 @@ impl Agent {
 
     pub(crate) fn trigger_state(&self) -> &Arc<TriggerState> {
         &self.trigger_state
+    }
+
+    pub(crate) fn files_triggers(&self) -> &Arc<crate::triggers::files::state::FilesState> {
+        &self.files
     }
 
     pub(crate) fn code(&self) -> &CodeStore {

@@ -4,7 +4,7 @@ use crate::launcher::{SandboxArgs, SandboxNet};
 use std::path::PathBuf;
 
 /// Usage text.
-pub const USAGE: &str = "usage: flint-init sandbox --rootfs DIR --fd N [--cgroup PATH]... [--hostname NAME] [--uid-base UID] [--netns-fd N --resolv-conf FILE]\n       flint-init            (as PID 1 of a microVM guest)";
+pub const USAGE: &str = "usage: flint-init sandbox --rootfs DIR --fd N [--cgroup PATH]... [--hostname NAME] [--uid-base UID] [--netns-fd N --resolv-conf FILE] [--ro-bind HOST:/mnt/...]...\n       flint-init            (as PID 1 of a microVM guest)";
 
 /// Hostname inside a sandbox when none is given.
 pub const DEFAULT_HOSTNAME: &str = "flint";
@@ -47,6 +47,11 @@ pub enum ArgsError {
     /// --netns-fd and --resolv-conf go together
     #[error("--netns-fd and --resolv-conf must be given together")]
     NetPair,
+    /// A --ro-bind value that is not HOST:GUEST with absolute paths and GUEST under /mnt
+    #[error(
+        "--ro-bind must be HOST:GUEST, both absolute, GUEST under /mnt/ without '..', got {0:?}"
+    )]
+    BadBind(String),
     /// The --uid-base value is not a host uid with 65,536 uids above it
     #[error("--uid-base must be a uid from 1 to 4294901759 (65,536 uids follow it), got {0:?}")]
     BadUidBase(String),
@@ -78,6 +83,7 @@ fn parse_sandbox(argv: &[String]) -> Result<SandboxArgs, ArgsError> {
     let mut uid_base = None;
     let mut netns_fd = None;
     let mut resolv_conf = None;
+    let mut ro_binds = Vec::new();
     let mut it = argv.iter();
     while let Some(flag) = it.next() {
         let mut value = || {
@@ -104,6 +110,7 @@ fn parse_sandbox(argv: &[String]) -> Result<SandboxArgs, ArgsError> {
                 }
             }
             "--resolv-conf" => resolv_conf = Some(PathBuf::from(value()?)),
+            "--ro-bind" => ro_binds.push(parse_bind(&value()?)?),
             "--uid-base" => {
                 let v = value()?;
                 match v.parse::<u32>() {
@@ -131,7 +138,22 @@ fn parse_sandbox(argv: &[String]) -> Result<SandboxArgs, ArgsError> {
         hostname,
         uid_base,
         net,
+        ro_binds,
     })
+}
+
+/// `HOST:GUEST` (split at the last colon, so HOST may hold colons).
+fn parse_bind(v: &str) -> Result<(PathBuf, PathBuf), ArgsError> {
+    let bad = || ArgsError::BadBind(v.to_string());
+    let (host, guest) = v.rsplit_once(':').ok_or_else(bad)?;
+    let (host, guest) = (PathBuf::from(host), PathBuf::from(guest));
+    let plain = guest
+        .components()
+        .all(|c| !matches!(c, std::path::Component::ParentDir));
+    if !host.is_absolute() || !guest.starts_with("/mnt/") || guest == *"/mnt/" || !plain {
+        return Err(bad());
+    }
+    Ok((host, guest))
 }
 
 #[cfg(test)]
@@ -172,6 +194,7 @@ mod tests {
                 hostname: "h".into(),
                 uid_base: Some(1 << 30),
                 net: None,
+                ro_binds: vec![],
             })
         );
         let c = parse(
@@ -213,6 +236,45 @@ mod tests {
             ),
             Err(ArgsError::BadNetnsFd("2".into()))
         );
+    }
+
+    #[test]
+    fn read_only_binds_are_parsed_and_checked() {
+        let c = parse(
+            &v(&[
+                "sandbox",
+                "--rootfs",
+                "/r",
+                "--fd",
+                "5",
+                "--ro-bind",
+                "/srv/a:b:/mnt/flint/up",
+            ]),
+            false,
+        )
+        .unwrap();
+        let Command::Sandbox(a) = c else {
+            panic!("{c:?}")
+        };
+        assert_eq!(
+            a.ro_binds,
+            [("/srv/a:b".into(), "/mnt/flint/up".into())] as [(PathBuf, PathBuf); 1]
+        );
+        for bad in [
+            "/srv",
+            "rel:/mnt/x",
+            "/srv:/etc",
+            "/srv:/mnt/../etc",
+            "/srv:/mnt/",
+        ] {
+            assert_eq!(
+                parse(
+                    &v(&["sandbox", "--rootfs", "/r", "--fd", "3", "--ro-bind", bad]),
+                    false
+                ),
+                Err(ArgsError::BadBind(bad.into()))
+            );
+        }
     }
 
     #[test]

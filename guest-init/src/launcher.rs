@@ -32,6 +32,8 @@ pub struct SandboxArgs {
     /// The network namespace flintd made (outbound functions); none: a new one with
     /// loopback only.
     pub net: Option<SandboxNet>,
+    /// Host directories mounted read-only at the second path (under /mnt).
+    pub ro_binds: Vec<(PathBuf, PathBuf)>,
 }
 
 /// A network namespace made and configured by flintd, joined before the other
@@ -187,6 +189,7 @@ fn sandbox_child(args: &SandboxArgs, old: &SigSet, started: Instant) -> Result<i
         &args.rootfs,
         &args.hostname,
         args.net.as_ref().map(|n| n.resolv_conf.as_path()),
+        &args.ro_binds,
     )?;
     if let Err(e) = sandbox_mask::hide_cmdline() {
         // Needs CAP_SYS_RESOURCE, which some hosts (containers) withhold: degrade.

@@ -4,7 +4,9 @@
 //! /proc (masked, [`crate::sandbox_mask`]), a /sys with only the CPU topology, a small
 //! read-only /dev with the harmless device nodes and /dev/shm pointing into /tmp (so
 //! shared memory counts against the /tmp budget), then pivot_root and a read-only
-//! remount of /. Nothing of this is visible on the host.
+//! remount of /. Nothing of this is visible on the host. Host directories given to
+//! the sandbox (file-event triggers) are bind-mounted read-only under a small
+//! read-only tmpfs on /mnt.
 
 use crate::sandbox_mask;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
@@ -65,7 +67,12 @@ fn do_mount(
 /// Turns `rootfs` into the root of the current (already unshared) mount namespace.
 /// `resolv`: a file bind-mounted read-only over the image's /etc/resolv.conf
 /// (networked sandboxes).
-pub fn setup(rootfs: &Path, hostname: &str, resolv: Option<&Path>) -> Result<(), FsError> {
+pub fn setup(
+    rootfs: &Path,
+    hostname: &str,
+    resolv: Option<&Path>,
+    ro_binds: &[(PathBuf, PathBuf)],
+) -> Result<(), FsError> {
     let none = None::<&str>;
     do_mount(
         none,
@@ -104,6 +111,9 @@ pub fn setup(rootfs: &Path, hostname: &str, resolv: Option<&Path>) -> Result<(),
         "mounting proc on",
     )?;
     sandbox_mask::sys_tree(&rootfs.join("sys"), resolv.is_none())?;
+    if !ro_binds.is_empty() {
+        bind_read_only(rootfs, ro_binds)?;
+    }
     populate_dev(&rootfs.join("dev"))?;
     pivot(rootfs)?;
     sandbox_mask::mask_proc()?;
@@ -134,6 +144,45 @@ fn overlay_root(rootfs: &Path) -> Result<(), FsError> {
         MsFlags::MS_RDONLY | MsFlags::MS_NODEV,
         Some("lowerdir=.:dev"),
         "mounting the image overlay on",
+    )
+}
+
+/// Mounts a tmpfs on the image's /mnt, makes each bind's mount point in it, binds the
+/// host directories read-only (nosuid, nodev, noexec) and makes the tmpfs read-only.
+/// `binds` were checked to be absolute, under /mnt and without `..`.
+fn bind_read_only(rootfs: &Path, binds: &[(PathBuf, PathBuf)]) -> Result<(), FsError> {
+    let none = None::<&str>;
+    let mnt = rootfs.join("mnt");
+    let locked = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    do_mount(
+        Some("tmpfs"),
+        &mnt,
+        Some("tmpfs"),
+        locked,
+        Some("size=64k,mode=755"),
+        "mounting tmpfs on",
+    )?;
+    for (host, guest) in binds {
+        let target = rootfs.join(guest.strip_prefix("/").unwrap_or(guest));
+        fs::create_dir_all(&target).map_err(create(&target))?;
+        mount(Some(host.as_path()), &target, none, MsFlags::MS_BIND, none)
+            .map_err(sys("bind-mounting a watched directory on", &target))?;
+        do_mount(
+            none,
+            &target,
+            none,
+            MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | locked,
+            none,
+            "remounting read-only",
+        )?;
+    }
+    do_mount(
+        none,
+        &mnt,
+        none,
+        MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | locked,
+        Some("size=64k,mode=755"),
+        "remounting read-only",
     )
 }
 

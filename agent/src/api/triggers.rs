@@ -10,6 +10,39 @@ use crate::triggers::store::fmt_time;
 use flint_proto::v1 as pb;
 use flint_proto::v1::triggers_server::Triggers;
 use std::sync::Arc;
+
+/// The file-event trigger's settings to and from their message.
+mod files_pb {
+    use crate::triggers::files::spec::{parse_events, FilesError, FilesSpec};
+    use flint_proto::v1 as pb;
+
+    /// The token never leaves the agent: only whether one is set.
+    pub fn to_pb(s: FilesSpec) -> pb::FilesSpec {
+        pb::FilesSpec {
+            dir: s.dir,
+            prefix: s.prefix,
+            suffix: s.suffix,
+            events: s.events.iter().map(|e| e.label().to_string()).collect(),
+            webhook_token: String::new(),
+            webhook_token_set: s.webhook_token.is_some(),
+        }
+    }
+
+    pub fn from_pb(s: pb::FilesSpec) -> Result<FilesSpec, FilesError> {
+        let events = if s.events.is_empty() {
+            parse_events("created,removed")?
+        } else {
+            parse_events(&s.events.join(","))?
+        };
+        Ok(FilesSpec {
+            dir: s.dir,
+            prefix: s.prefix,
+            suffix: s.suffix,
+            events,
+            webhook_token: (!s.webhook_token.is_empty()).then_some(s.webhook_token),
+        })
+    }
+}
 use tonic::{Code, Request, Response, Status};
 
 /// Serves trigger management.
@@ -25,6 +58,7 @@ impl From<TriggerError> for Status {
             | TriggerError::NeverFires(_)
             | TriggerError::NoKind
             | TriggerError::Http(_)
+            | TriggerError::Files(_)
             | TriggerError::NotSchedule(_) => Code::InvalidArgument,
             TriggerError::NotFound(_) | TriggerError::NoFunction(_) => Code::NotFound,
             TriggerError::Exists(_) => Code::AlreadyExists,
@@ -37,27 +71,37 @@ impl From<TriggerError> for Status {
 
 fn to_pb(agent: &Agent, t: Trigger) -> pb::Trigger {
     let mut url = String::new();
-    let kind = match t.kind {
-        TriggerKind::Schedule(s) => pb::trigger::Kind::Schedule(pb::ScheduleSpec {
-            expression: s.expression,
-            timezone: s.timezone.unwrap_or_default(),
-            missed: match s.missed {
-                Missed::Skip => pb::MissedFires::MissedSkip,
-                Missed::RunOnce => pb::MissedFires::MissedRunOnce,
-            } as i32,
-        }),
+    let (arn, kind) = match t.kind {
+        TriggerKind::Schedule(s) => (
+            agent.trigger_arn(&t.name),
+            pb::trigger::Kind::Schedule(pb::ScheduleSpec {
+                expression: s.expression,
+                timezone: s.timezone.unwrap_or_default(),
+                missed: match s.missed {
+                    Missed::Skip => pb::MissedFires::MissedSkip,
+                    Missed::RunOnce => pb::MissedFires::MissedRunOnce,
+                } as i32,
+            }),
+        ),
         TriggerKind::Http(h) => {
             let c = agent.config();
             if let Some(addr) = c.http_listen {
                 url = crate::triggers::http::spec::url(addr, c.http_tls_cert.is_some(), &t.name);
             }
-            pb::trigger::Kind::Http(pb::HttpSpec {
-                auth: h.auth.label().into(),
-            })
+            (
+                agent.trigger_arn(&t.name),
+                pb::trigger::Kind::Http(pb::HttpSpec {
+                    auth: h.auth.label().into(),
+                }),
+            )
         }
+        TriggerKind::Files(s) => (
+            format!("arn:aws:s3:::{}", t.name),
+            pb::trigger::Kind::Files(files_pb::to_pb(s)),
+        ),
     };
     pb::Trigger {
-        arn: agent.trigger_arn(&t.name),
+        arn,
         name: t.name,
         function_name: t.function,
         enabled: t.enabled,
@@ -85,6 +129,9 @@ fn from_pb(r: pb::CreateTriggerRequest) -> Result<NewTrigger, TriggerError> {
         Some(pb::create_trigger_request::Kind::Http(h)) => TriggerKind::Http(HttpSpec {
             auth: HttpAuth::parse(&h.auth).map_err(TriggerError::Http)?,
         }),
+        Some(pb::create_trigger_request::Kind::Files(s)) => {
+            TriggerKind::Files(files_pb::from_pb(s)?)
+        }
         None => return Err(TriggerError::NoKind),
     };
     Ok(NewTrigger {

@@ -85,7 +85,17 @@ impl Agent {
             memory_mb: f.memory_mb,
             network: f.network,
         };
-        if let Some(pre) = self.sandbox_pool().take(&key) {
+        // A function with mounts (file-event triggers) needs a sandbox made for it.
+        let name = f.name.clone();
+        let ro_binds = self
+            .blocking(move |a| a.files_mounts(&name).map_err(InvokeError::from))
+            .await?;
+        let pool = if ro_binds.is_empty() {
+            self.sandbox_pool().take(&key)
+        } else {
+            None
+        };
+        if let Some(pre) = pool {
             let binding = self.binding(f, &rt).await?;
             match Session::bind(pre, binding, init_timeout).await {
                 Ok(started) => return Ok(started),
@@ -99,8 +109,13 @@ impl Agent {
             rootfs: rt.rootfs.clone(),
             memory_mb: f.memory_mb,
             network: f.network,
+            ro_binds,
         };
-        let binding = self.binding(f, &rt).await?;
+        let mut binding = self.binding(f, &rt).await?;
+        crate::triggers::files::mounts::add_env(
+            &mut binding.configure.environment,
+            &sandbox.ro_binds,
+        );
         Session::start(self.backend().as_ref(), &sandbox, binding, init_timeout)
             .await
             .map_err(err)

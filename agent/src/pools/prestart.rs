@@ -254,6 +254,7 @@ impl SandboxPool {
             rootfs: rt.rootfs.clone(),
             memory_mb: key.memory_mb,
             network: key.network,
+            ro_binds: Vec::new(),
         };
         let mut conn = Prestarted::open(self.backend.as_ref(), &spec).await?;
         let prepare = Prepare {

@@ -35,6 +35,9 @@ pub enum SandboxError {
     /// The sandbox's network could not be set up
     #[error("sandbox network: {0}")]
     Network(#[from] net::NetError),
+    /// The backend cannot mount host directories
+    #[error("the {0} sandbox backend cannot mount host directories (file-event triggers) yet")]
+    NoBinds(&'static str),
     /// The backend has no outbound networking
     #[error("the {0} sandbox backend has no outbound networking yet: set the function's network to none")]
     NoNetwork(&'static str),
@@ -68,6 +71,17 @@ pub struct SandboxSpec {
     pub memory_mb: u32,
     /// Loopback only, or an interface with outbound access under the egress policy.
     pub network: NetworkMode,
+    /// Host directories mounted read-only inside (file-event triggers); empty for
+    /// the generic sandboxes of the pre-started pool.
+    pub ro_binds: Vec<RoBind>,
+}
+
+/// A host directory mounted read-only at `guest` inside a sandbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoBind {
+    pub host: PathBuf,
+    /// Absolute, under /mnt (the only place a sandbox has room for mount points).
+    pub guest: PathBuf,
 }
 
 /// Makes sandboxes.

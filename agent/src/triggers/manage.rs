@@ -18,8 +18,11 @@ pub struct NewTrigger {
 impl Agent {
     /// Checks and stores a new trigger; its first fire is the schedule's first time
     /// after now (a rate's periods count from now, to the second).
-    pub fn create_trigger(&self, new: NewTrigger) -> Result<Trigger, TriggerError> {
+    pub fn create_trigger(&self, mut new: NewTrigger) -> Result<Trigger, TriggerError> {
         check_name(&new.name)?;
+        if let TriggerKind::Files(spec) = &mut new.kind {
+            spec.check(&new.name)?;
+        }
         let now = Utc::now().trunc_subsecs(0);
         let mut t = Trigger {
             name: new.name,
@@ -34,6 +37,9 @@ impl Agent {
         let next = first_fire(&t, self.parse_options(), now)?;
         t.next_fire = next.filter(|_| t.enabled);
         self.store().insert_trigger(&t)?;
+        if matches!(t.kind, TriggerKind::Files(_)) {
+            self.files_mounts_changed(&t.function);
+        }
         self.triggers_changed();
         tracing::info!(trigger = %t.name, function = %t.function, kind = t.kind.label(), next_fire = ?next, "trigger created");
         Ok(t)
@@ -57,13 +63,21 @@ impl Agent {
             None
         };
         self.store().set_trigger_enabled(name, enabled, next)?;
+        if enabled && !t.enabled && matches!(t.kind, TriggerKind::Files(_)) {
+            // No catch-up: files changed while it was disabled are not delivered.
+            self.store().set_files_mark(name, Utc::now())?;
+        }
         self.triggers_changed();
         tracing::info!(trigger = %name, enabled, "trigger {}", if enabled { "enabled" } else { "disabled" });
         self.store().get_trigger(name)
     }
 
     pub fn delete_trigger(&self, name: &str) -> Result<(), TriggerError> {
+        let t = self.store().get_trigger(name)?;
         self.store().delete_trigger(name)?;
+        if matches!(t.kind, TriggerKind::Files(_)) {
+            self.files_mounts_changed(&t.function);
+        }
         self.triggers_changed();
         tracing::info!(trigger = %name, "trigger deleted");
         Ok(())
@@ -77,11 +91,12 @@ impl Agent {
     /// Wakes the scheduler: triggers or functions changed.
     pub fn triggers_changed(&self) {
         self.trigger_state().wake();
+        self.files_triggers().wake();
     }
 }
 
-/// A schedule's first fire after `now`, or why there is none; None for a trigger
-/// that does not fire on a schedule.
+/// A schedule's first fire after `now`, or why there is none; None for the kinds
+/// that do not fire on a schedule.
 fn first_fire(
     t: &Trigger,
     opts: super::schedule_expr::ParseOptions,

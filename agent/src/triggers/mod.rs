@@ -1,6 +1,6 @@
 //! Triggers: persistent objects that invoke a function when something happens:
-//! schedules (EventBridge's `rate(...)` and `cron(...)`) and HTTP function URLs
-//! (`http/`, its own folder).
+//! schedules (EventBridge's `rate(...)` and `cron(...)`), HTTP function URLs (`http/`,
+//! its own folder) and file events (`files/`).
 //!
 //! - `schedule_expr.rs`: schedule expressions, time zones, the next fire time;
 //! - `cron.rs`: the six-field cron and its calendar rules;
@@ -14,6 +14,7 @@
 
 mod cron;
 pub mod event;
+pub mod files;
 mod host;
 pub mod http;
 pub mod manage;

@@ -19,12 +19,15 @@ pub enum TriggerError {
     #[error("schedule '{0}' never fires after now: check its years and days")]
     NeverFires(String),
     /// No kind given
-    #[error("a trigger needs a kind: --schedule EXPRESSION or --http")]
+    #[error("a trigger needs a kind: --schedule EXPRESSION, --http or --watch DIR")]
     NoKind,
     /// Bad HTTP trigger settings
     #[error("{0}")]
     Http(String),
-    /// A schedule operation on a trigger of another kind
+    /// Bad file-event trigger settings
+    #[error(transparent)]
+    Files(#[from] super::files::spec::FilesError),
+    /// A schedule asked of a trigger of another kind
     #[error("trigger {0} is not a schedule")]
     NotSchedule(String),
     /// Unknown trigger
@@ -69,6 +72,8 @@ pub enum TriggerKind {
     Schedule(ScheduleSpec),
     /// An HTTP function URL (triggers/http/).
     Http(HttpSpec),
+    /// File events of a watched directory (triggers/files/).
+    Files(super::files::spec::FilesSpec),
 }
 
 impl TriggerKind {
@@ -77,6 +82,7 @@ impl TriggerKind {
         match self {
             TriggerKind::Schedule(_) => "schedule",
             TriggerKind::Http(_) => "http",
+            TriggerKind::Files(_) => "files",
         }
     }
 }

@@ -108,11 +108,10 @@ async fn pass(
             soonest = soonest.min(due);
             continue;
         }
-        let missed = match &t.kind {
-            TriggerKind::Schedule(spec) => spec.missed,
-            _ => continue,
+        let TriggerKind::Schedule(spec) = &t.kind else {
+            continue;
         };
-        let scheduled = match (starting, missed) {
+        let scheduled = match (starting, spec.missed) {
             (true, Missed::Skip) => {
                 let next = sched.next_after(now);
                 tracing::info!(trigger = %t.name, missed_from = %due, ?next, "skipping fires missed while flintd was down");

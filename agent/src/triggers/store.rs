@@ -48,6 +48,9 @@ fn decode(raw: [Option<String>; 9]) -> Result<Trigger, StoreError> {
         Some("http") => TriggerKind::Http(
             serde_json::from_str(spec.as_deref().unwrap_or_default()).map_err(|_| corrupt())?,
         ),
+        Some("files") => TriggerKind::Files(
+            serde_json::from_str(spec.as_deref().unwrap_or_default()).map_err(|_| corrupt())?,
+        ),
         _ => return Err(corrupt()),
     };
     let time = |s: Option<String>| s.map(|s| parse_time(&name, &s)).transpose();
@@ -67,6 +70,7 @@ fn spec_json(t: &Trigger) -> String {
     match &t.kind {
         TriggerKind::Schedule(s) => serde_json::to_string(s).unwrap_or_default(),
         TriggerKind::Http(h) => serde_json::to_string(h).unwrap_or_default(),
+        TriggerKind::Files(s) => serde_json::to_string(s).unwrap_or_default(),
     }
 }
 

@@ -4,6 +4,7 @@ mod events;
 mod since;
 mod table;
 mod triggers;
+mod triggers_files;
 
 use clap::{Parser, Subcommand};
 use flint_agent::client::{bundle, connect_with_token, Client};

@@ -1,5 +1,6 @@
 //! `flint triggers ...`: create, list, show, enable, disable and delete triggers.
 
+use crate::triggers_files::{self as tf, FilesArgs};
 use clap::{Subcommand, ValueEnum};
 use flint_agent::client::Client;
 use flint_proto::v1::{
@@ -16,10 +17,13 @@ pub enum Missed {
     RunOnce,
 }
 
+// One command parsed once per process: the size of its largest variant is no cost.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 pub enum TriggersCmd {
-    /// Create a trigger: a schedule (--schedule) or an HTTP function URL (--http).
-    #[command(group(clap::ArgGroup::new("kind").required(true).args(["schedule", "http"])))]
+    /// Create a trigger: a schedule (--schedule), an HTTP function URL (--http) or
+    /// file events (--watch).
+    #[command(group(clap::ArgGroup::new("kind").required(true).args(["schedule", "http", "watch"])))]
     Create {
         name: String,
         #[arg(long)]
@@ -28,6 +32,8 @@ pub enum TriggersCmd {
         /// cron(min hour day-of-month month day-of-week year), as EventBridge.
         #[arg(long)]
         schedule: Option<String>,
+        #[command(flatten)]
+        files: FilesArgs,
         /// An HTTP function URL, served by flintd's --http-listen at /NAME/.
         #[arg(long)]
         http: bool,
@@ -82,17 +88,20 @@ fn kind_label(t: &Trigger) -> &'static str {
     match &t.kind {
         Some(trigger::Kind::Schedule(_)) => "schedule",
         Some(trigger::Kind::Http(_)) => "http",
+        Some(trigger::Kind::Files(_)) => "files",
         None => "-",
     }
 }
 
-/// The schedule expression, or the URL (or, without a listener, a note saying so).
-fn what(t: &Trigger) -> &str {
+/// The schedule expression, the URL (or, without a listener, a note saying so), or
+/// the watched directory with its filters.
+fn what(t: &Trigger) -> String {
     match &t.kind {
-        Some(trigger::Kind::Schedule(s)) => &s.expression,
-        Some(trigger::Kind::Http(_)) if t.url.is_empty() => "(no --http-listen)",
-        Some(trigger::Kind::Http(_)) => &t.url,
-        None => "-",
+        Some(trigger::Kind::Schedule(s)) => s.expression.clone(),
+        Some(trigger::Kind::Http(_)) if t.url.is_empty() => "(no --http-listen)".into(),
+        Some(trigger::Kind::Http(_)) => t.url.clone(),
+        Some(trigger::Kind::Files(f)) => tf::summary(f),
+        None => "-".into(),
     }
 }
 
@@ -113,6 +122,7 @@ fn trigger_json(t: &Trigger) -> serde_json::Value {
         "schedule": s.map(|s| s.expression.as_str()),
         "timezone": s.map(|s| if s.timezone.is_empty() { "UTC" } else { s.timezone.as_str() }),
         "missed": s.map(missed_label),
+        "files": tf::files(t).map(tf::json),
         "created": t.created, "last_fire": t.last_fire, "next_fire": t.next_fire,
         "last_error": t.last_error,
     })
@@ -148,6 +158,9 @@ fn print_one(t: &Trigger, json: bool) {
         println!("url:        {}", what(t));
         println!("auth:       {}", or_dash(&h.auth));
     }
+    if let Some(f) = tf::files(t) {
+        tf::print(f, &t.name);
+    }
     println!("enabled:    {}", t.enabled);
     println!("created:    {}", t.created);
     println!("last fire:  {}", or_dash(&t.last_fire));
@@ -165,6 +178,7 @@ pub async fn run(c: &Client, cmd: TriggersCmd, json: bool) -> anyhow::Result<i32
             schedule,
             http,
             auth,
+            files,
             timezone,
             missed,
             disabled,
@@ -173,13 +187,16 @@ pub async fn run(c: &Client, cmd: TriggersCmd, json: bool) -> anyhow::Result<i32
                 Missed::Skip => MissedFires::MissedSkip,
                 Missed::RunOnce => MissedFires::MissedRunOnce,
             };
-            let kind = match (schedule, http) {
-                (Some(expression), _) => create_trigger_request::Kind::Schedule(ScheduleSpec {
-                    expression,
-                    timezone: timezone.unwrap_or_default(),
-                    missed: missed as i32,
-                }),
-                (None, _) => create_trigger_request::Kind::Http(HttpSpec { auth }),
+            let kind = match (files.spec(), schedule, http) {
+                (Some(f), _, _) => create_trigger_request::Kind::Files(f),
+                (None, Some(expression), _) => {
+                    create_trigger_request::Kind::Schedule(ScheduleSpec {
+                        expression,
+                        timezone: timezone.unwrap_or_default(),
+                        missed: missed as i32,
+                    })
+                }
+                (None, None, _) => create_trigger_request::Kind::Http(HttpSpec { auth }),
             };
             let t = api
                 .create_trigger(CreateTriggerRequest {

@@ -97,6 +97,9 @@ impl SandboxBackend for MicroVmBackend {
         spec: &'a SandboxSpec,
     ) -> BoxFuture<'a, Result<Box<dyn Sandbox>, SandboxError>> {
         Box::pin(async move {
+            if !spec.ro_binds.is_empty() {
+                return Err(SandboxError::NoBinds("microvm"));
+            }
             if spec.network != super::NetworkMode::None {
                 return Err(SandboxError::NoNetwork("microvm"));
             }

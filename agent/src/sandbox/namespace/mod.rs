@@ -144,6 +144,12 @@ fn spawn(
     for f in cg.procs_files() {
         cmd.arg("--cgroup").arg(f);
     }
+    for b in &spec.ro_binds {
+        let mut v = b.host.clone().into_os_string();
+        v.push(":");
+        v.push(&b.guest);
+        cmd.arg("--ro-bind").arg(v);
+    }
     let netns_fd = net.map(|n| n.netns_fd);
     if let Some(n) = net {
         cmd.arg("--netns-fd")
