@@ -18,6 +18,7 @@ packages=(
   openjdk-17-jdk-headless
   nftables iproute2
   dnsmasq-base
+  rabbitmq-server
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -173,6 +173,7 @@ impl Agent {
         agent.sandbox_pool.spawn_manager(catalogue);
         let host: std::sync::Weak<dyn crate::triggers::scheduler::Host> = weak;
         crate::triggers::scheduler::spawn(host, agent.trigger_state.clone());
+        crate::triggers::queue::supervisor::spawn(&agent);
         agent.observe(agent.meter.clone());
         agent.observe(agent.metrics.clone());
         crate::metrics::gauges::register(&agent.metrics, &agent);

@@ -5,6 +5,7 @@ use crate::core::Agent;
 use crate::store::StoreError;
 use crate::triggers::manage::NewTrigger;
 use crate::triggers::model::{Missed, ScheduleSpec, Trigger, TriggerError, TriggerKind};
+use crate::triggers::queue::spec as queue;
 use crate::triggers::store::fmt_time;
 use flint_proto::v1 as pb;
 use flint_proto::v1::triggers_server::Triggers;
@@ -22,6 +23,7 @@ impl From<TriggerError> for Status {
             TriggerError::Schedule(_)
             | TriggerError::Name(_)
             | TriggerError::NeverFires(_)
+            | TriggerError::Queue(_)
             | TriggerError::NoKind => Code::InvalidArgument,
             TriggerError::NotFound(_) | TriggerError::NoFunction(_) => Code::NotFound,
             TriggerError::Exists(_) => Code::AlreadyExists,
@@ -33,20 +35,31 @@ impl From<TriggerError> for Status {
 }
 
 fn to_pb(agent: &Agent, t: Trigger) -> pb::Trigger {
-    let TriggerKind::Schedule(s) = t.kind;
-    pb::Trigger {
-        arn: agent.trigger_arn(&t.name),
-        name: t.name,
-        function_name: t.function,
-        enabled: t.enabled,
-        kind: Some(pb::trigger::Kind::Schedule(pb::ScheduleSpec {
+    let kind = match t.kind {
+        TriggerKind::Schedule(s) => pb::trigger::Kind::Schedule(pb::ScheduleSpec {
             expression: s.expression,
             timezone: s.timezone.unwrap_or_default(),
             missed: match s.missed {
                 Missed::Skip => pb::MissedFires::MissedSkip,
                 Missed::RunOnce => pb::MissedFires::MissedRunOnce,
             } as i32,
-        })),
+        }),
+        TriggerKind::Queue(q) => pb::trigger::Kind::Queue(pb::QueueSpec {
+            url: q.redacted_url(),
+            queue_name: q.queue_name,
+            batch_size: q.batch_size,
+            batching_window_ms: Some(q.batching_window_ms),
+            max_concurrency: q.max_concurrency,
+            retries: Some(q.retries),
+            dead_letter_function: q.dead_letter.unwrap_or_default(),
+        }),
+    };
+    pb::Trigger {
+        arn: agent.trigger_arn(&t.name),
+        name: t.name,
+        function_name: t.function,
+        enabled: t.enabled,
+        kind: Some(kind),
         created: fmt_time(t.created),
         last_fire: t.last_fire.map(fmt_time).unwrap_or_default(),
         last_error: t.last_error.unwrap_or_default(),
@@ -66,6 +79,7 @@ fn from_pb(r: pb::CreateTriggerRequest) -> Result<NewTrigger, TriggerError> {
                 },
             })
         }
+        Some(pb::create_trigger_request::Kind::Queue(q)) => TriggerKind::Queue(queue_from_pb(q)),
         None => return Err(TriggerError::NoKind),
     };
     Ok(NewTrigger {
@@ -74,6 +88,20 @@ fn from_pb(r: pb::CreateTriggerRequest) -> Result<NewTrigger, TriggerError> {
         kind,
         enabled: !r.disabled,
     })
+}
+
+/// A queue trigger's settings, with the documented defaults for unset fields.
+fn queue_from_pb(q: pb::QueueSpec) -> queue::QueueSpec {
+    let or = |v: u32, d: u32| if v == 0 { d } else { v };
+    queue::QueueSpec {
+        url: q.url,
+        queue_name: q.queue_name,
+        batch_size: or(q.batch_size, queue::DEFAULT_BATCH_SIZE),
+        batching_window_ms: q.batching_window_ms.unwrap_or(queue::DEFAULT_WINDOW_MS),
+        max_concurrency: or(q.max_concurrency, queue::DEFAULT_MAX_CONCURRENCY),
+        retries: q.retries.unwrap_or(queue::DEFAULT_RETRIES),
+        dead_letter: (!q.dead_letter_function.is_empty()).then_some(q.dead_letter_function),
+    }
 }
 
 /// Runs `f` on a blocking thread (registry access).

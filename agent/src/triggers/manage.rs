@@ -20,6 +20,14 @@ impl Agent {
     /// after now (a rate's periods count from now, to the second).
     pub fn create_trigger(&self, new: NewTrigger) -> Result<Trigger, TriggerError> {
         check_name(&new.name)?;
+        if let TriggerKind::Queue(spec) = &new.kind {
+            spec.check()?;
+            if let Some(dl) = &spec.dead_letter {
+                self.store()
+                    .get(dl)
+                    .map_err(|_| TriggerError::NoFunction(dl.clone()))?;
+            }
+        }
         let now = Utc::now().trunc_subsecs(0);
         let mut t = Trigger {
             name: new.name,
@@ -32,10 +40,10 @@ impl Agent {
             next_fire: None,
         };
         let next = first_fire(&t, self.parse_options(), now)?;
-        t.next_fire = t.enabled.then_some(next);
+        t.next_fire = next.filter(|_| t.enabled);
         self.store().insert_trigger(&t)?;
         self.triggers_changed();
-        tracing::info!(trigger = %t.name, function = %t.function, next_fire = %next, "trigger created");
+        tracing::info!(trigger = %t.name, function = %t.function, kind = t.kind.label(), next_fire = ?next, "trigger created");
         Ok(t)
     }
 
@@ -52,7 +60,7 @@ impl Agent {
     pub fn set_trigger_enabled(&self, name: &str, enabled: bool) -> Result<Trigger, TriggerError> {
         let t = self.store().get_trigger(name)?;
         let next = if enabled {
-            Some(first_fire(&t, self.parse_options(), Utc::now())?)
+            first_fire(&t, self.parse_options(), Utc::now())?
         } else {
             None
         };
@@ -80,14 +88,18 @@ impl Agent {
     }
 }
 
-/// The first fire after `now`, or why there is none.
+/// A schedule's first fire after `now`, or why there is none; None for triggers
+/// that are not schedules.
 fn first_fire(
     t: &Trigger,
     opts: super::schedule_expr::ParseOptions,
     now: DateTime<Utc>,
-) -> Result<DateTime<Utc>, TriggerError> {
-    let TriggerKind::Schedule(spec) = &t.kind;
-    t.schedule(opts)?
+) -> Result<Option<DateTime<Utc>>, TriggerError> {
+    let (TriggerKind::Schedule(spec), Some(sched)) = (&t.kind, t.schedule(opts)?) else {
+        return Ok(None);
+    };
+    sched
         .next_after(now)
+        .map(Some)
         .ok_or_else(|| TriggerError::NeverFires(spec.expression.clone()))
 }

@@ -1,5 +1,6 @@
 //! Triggers: persistent objects that invoke a function when something happens.
-//! Today: schedules (EventBridge's `rate(...)` and `cron(...)`).
+//! Schedules (EventBridge's `rate(...)` and `cron(...)`) and message queues
+//! (`queue/`: RabbitMQ event source mappings).
 //!
 //! - `schedule_expr.rs`: schedule expressions, time zones, the next fire time;
 //! - `cron.rs`: the six-field cron and its calendar rules;
@@ -16,6 +17,7 @@ pub mod event;
 mod host;
 pub mod manage;
 pub mod model;
+pub mod queue;
 pub mod schedule_expr;
 pub mod scheduler;
 pub mod state;

@@ -29,6 +29,9 @@ pub enum TriggerError {
     /// The function does not exist
     #[error("function {0} not found: create it first (flint create) or check the name (flint ls)")]
     NoFunction(String),
+    /// Bad queue trigger settings
+    #[error(transparent)]
+    Queue(#[from] super::queue::SpecError),
     /// Registry failure or a corrupt row
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -60,6 +63,8 @@ pub struct ScheduleSpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TriggerKind {
     Schedule(ScheduleSpec),
+    /// A message-queue consumer (RabbitMQ).
+    Queue(super::queue::QueueSpec),
 }
 
 impl TriggerKind {
@@ -67,6 +72,7 @@ impl TriggerKind {
     pub fn label(&self) -> &'static str {
         match self {
             TriggerKind::Schedule(_) => "schedule",
+            TriggerKind::Queue(_) => "queue",
         }
     }
 }
@@ -87,14 +93,17 @@ pub struct Trigger {
 }
 
 impl Trigger {
-    /// The trigger's schedule, parsed; rates are anchored at its creation.
-    pub fn schedule(&self, opts: ParseOptions) -> Result<Schedule, TriggerError> {
-        let TriggerKind::Schedule(spec) = &self.kind;
-        Ok(Schedule {
+    /// The trigger's schedule, parsed; rates are anchored at its creation. None for
+    /// a trigger that is not a schedule.
+    pub fn schedule(&self, opts: ParseOptions) -> Result<Option<Schedule>, TriggerError> {
+        let TriggerKind::Schedule(spec) = &self.kind else {
+            return Ok(None);
+        };
+        Ok(Some(Schedule {
             expr: ScheduleExpr::parse(&spec.expression, opts)?,
             tz: parse_tz(spec.timezone.as_deref())?,
             anchor: self.created,
-        })
+        }))
     }
 }
 

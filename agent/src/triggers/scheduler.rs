@@ -86,8 +86,12 @@ async fn pass(
     let triggers = blocking(h, |s| s.list_triggers(None)).await?;
     let mut soonest = now + TimeDelta::from_std(MAX_SLEEP).unwrap_or(LATE_LIMIT);
     for t in triggers.into_iter().filter(|t| t.enabled) {
+        let TriggerKind::Schedule(spec) = &t.kind else {
+            continue;
+        };
         let sched = match t.schedule(h.parse_options()) {
-            Ok(s) => s,
+            Ok(Some(s)) => s,
+            Ok(None) => continue,
             Err(e) => {
                 // A stored expression this flintd refuses (e.g. rate(1 second)
                 // without --schedule-seconds): said in the trigger's last error.
@@ -105,7 +109,6 @@ async fn pass(
             soonest = soonest.min(due);
             continue;
         }
-        let TriggerKind::Schedule(spec) = &t.kind;
         let scheduled = match (starting, spec.missed) {
             (true, Missed::Skip) => {
                 let next = sched.next_after(now);

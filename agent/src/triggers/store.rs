@@ -45,6 +45,9 @@ fn decode(raw: [Option<String>; 9]) -> Result<Trigger, StoreError> {
         Some("schedule") => TriggerKind::Schedule(
             serde_json::from_str(spec.as_deref().unwrap_or_default()).map_err(|_| corrupt())?,
         ),
+        Some("queue") => TriggerKind::Queue(
+            serde_json::from_str(spec.as_deref().unwrap_or_default()).map_err(|_| corrupt())?,
+        ),
         _ => return Err(corrupt()),
     };
     let time = |s: Option<String>| s.map(|s| parse_time(&name, &s)).transpose();
@@ -63,6 +66,7 @@ fn decode(raw: [Option<String>; 9]) -> Result<Trigger, StoreError> {
 fn spec_json(t: &Trigger) -> String {
     match &t.kind {
         TriggerKind::Schedule(s) => serde_json::to_string(s).unwrap_or_default(),
+        TriggerKind::Queue(s) => serde_json::to_string(s).unwrap_or_default(),
     }
 }
 
@@ -174,6 +178,16 @@ impl Store {
             params![name, at, next.map(fmt_time)],
         )?;
         Ok(n == 1)
+    }
+
+    /// A queue trigger handed messages to its function at `at`: its last fire, and
+    /// no last error.
+    pub fn record_trigger_delivery(&self, name: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.lock().execute(
+            "UPDATE triggers SET last_fire = ?2, last_error = NULL WHERE name = ?1",
+            params![name, fmt_time(at)],
+        )?;
+        Ok(())
     }
 
     /// Records (Some) or clears (None) a trigger's last error.

@@ -1,5 +1,7 @@
 //! `flint triggers ...`: create, list, show, enable, disable and delete triggers.
 
+use crate::queue_args::{self, QueueArgs};
+
 use clap::{Subcommand, ValueEnum};
 use flint_agent::client::Client;
 use flint_proto::v1::{
@@ -18,15 +20,15 @@ pub enum Missed {
 
 #[derive(Subcommand)]
 pub enum TriggersCmd {
-    /// Create a schedule trigger.
+    /// Create a trigger: a schedule (--schedule) or a queue consumer (--queue).
     Create {
         name: String,
         #[arg(long)]
         function: String,
         /// rate(N minute|minutes|hour|hours|day|days) or
         /// cron(min hour day-of-month month day-of-week year), as EventBridge.
-        #[arg(long)]
-        schedule: String,
+        #[arg(long, required_unless_present = "queue")]
+        schedule: Option<String>,
         /// IANA time zone the cron fields are read in (default UTC).
         #[arg(long)]
         timezone: Option<String>,
@@ -36,6 +38,8 @@ pub enum TriggersCmd {
         /// Create it disabled.
         #[arg(long)]
         disabled: bool,
+        #[command(flatten)]
+        queue: QueueArgs,
     },
     /// List triggers (one function's with --function).
     Ls {
@@ -60,7 +64,7 @@ fn status_err(s: tonic::Status) -> anyhow::Error {
 fn schedule(t: &Trigger) -> Option<&ScheduleSpec> {
     match &t.kind {
         Some(trigger::Kind::Schedule(s)) => Some(s),
-        None => None,
+        _ => None,
     }
 }
 
@@ -71,16 +75,27 @@ fn missed_label(s: &ScheduleSpec) -> &'static str {
     }
 }
 
+fn queue(t: &Trigger) -> Option<&flint_proto::v1::QueueSpec> {
+    match &t.kind {
+        Some(trigger::Kind::Queue(q)) => Some(q),
+        _ => None,
+    }
+}
+
 fn trigger_json(t: &Trigger) -> serde_json::Value {
     let s = schedule(t);
-    serde_json::json!({
+    let mut v = serde_json::json!({
         "name": t.name, "function": t.function_name, "arn": t.arn, "enabled": t.enabled,
         "schedule": s.map(|s| s.expression.as_str()),
         "timezone": s.map(|s| if s.timezone.is_empty() { "UTC" } else { s.timezone.as_str() }),
         "missed": s.map(missed_label),
         "created": t.created, "last_fire": t.last_fire, "next_fire": t.next_fire,
         "last_error": t.last_error,
-    })
+    });
+    if let Some(q) = queue(t) {
+        v["queue"] = queue_args::json(q);
+    }
+    v
 }
 
 fn or_dash(s: &str) -> &str {
@@ -109,6 +124,9 @@ fn print_one(t: &Trigger, json: bool) {
         println!("timezone:   {tz}");
         println!("missed:     {}", missed_label(s));
     }
+    if let Some(q) = queue(t) {
+        queue_args::print(q);
+    }
     println!("enabled:    {}", t.enabled);
     println!("created:    {}", t.created);
     println!("last fire:  {}", or_dash(&t.last_fire));
@@ -127,20 +145,26 @@ pub async fn run(c: &Client, cmd: TriggersCmd, json: bool) -> anyhow::Result<i32
             timezone,
             missed,
             disabled,
+            queue,
         } => {
             let missed = match missed {
                 Missed::Skip => MissedFires::MissedSkip,
                 Missed::RunOnce => MissedFires::MissedRunOnce,
             };
+            let kind = match (queue.spec()?, schedule) {
+                (Some(q), _) => create_trigger_request::Kind::Queue(q),
+                (None, Some(expression)) => create_trigger_request::Kind::Schedule(ScheduleSpec {
+                    expression,
+                    timezone: timezone.unwrap_or_default(),
+                    missed: missed as i32,
+                }),
+                (None, None) => anyhow::bail!("give --schedule EXPRESSION or --queue URL"),
+            };
             let t = api
                 .create_trigger(CreateTriggerRequest {
                     name,
                     function_name: function,
-                    kind: Some(create_trigger_request::Kind::Schedule(ScheduleSpec {
-                        expression: schedule,
-                        timezone: timezone.unwrap_or_default(),
-                        missed: missed as i32,
-                    })),
+                    kind: Some(kind),
                     disabled,
                 })
                 .await
@@ -164,10 +188,15 @@ pub async fn run(c: &Client, cmd: TriggersCmd, json: bool) -> anyhow::Result<i32
             }
             println!(
                 "{:<24} {:<20} {:<8} {:<28} {:<24} {:<24} LAST ERROR",
-                "NAME", "FUNCTION", "ENABLED", "SCHEDULE", "LAST FIRE", "NEXT FIRE"
+                "NAME", "FUNCTION", "ENABLED", "SOURCE", "LAST FIRE", "NEXT FIRE"
             );
             for t in &all {
-                let expr = schedule(t).map_or("-", |s| s.expression.as_str());
+                let queue_label = queue(t).map(|q| format!("queue:{}", q.queue_name));
+                let expr = match (schedule(t), &queue_label) {
+                    (Some(s), _) => s.expression.as_str(),
+                    (None, Some(q)) => q.as_str(),
+                    (None, None) => "-",
+                };
                 println!(
                     "{:<24} {:<20} {:<8} {:<28} {:<24} {:<24} {}",
                     t.name,
