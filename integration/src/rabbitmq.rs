@@ -18,6 +18,7 @@ static COUNTER: AtomicUsize = AtomicUsize::new(0);
 /// Where Debian installs the broker's own scripts (the /usr/sbin wrappers switch to
 /// the rabbitmq user, which cannot write the test's directories).
 const SERVER: &str = "/usr/lib/rabbitmq/bin/rabbitmq-server";
+const CTL: &str = "/usr/lib/rabbitmq/bin/rabbitmqctl";
 /// How long the broker may take to accept AMQP connections (cold Erlang VM start on
 /// a busy 2-core host).
 const START_WITHIN: Duration = Duration::from_secs(90);
@@ -138,6 +139,27 @@ impl Broker {
         self.try_connect()
             .await
             .unwrap_or_else(|e| panic!("connect to rabbitmq: {e}\n{}", self.log()))
+    }
+
+    /// Runs `rabbitmqctl ARGS` against this broker (its node name and cookie);
+    /// panics with its output and the broker's log when it fails.
+    pub fn ctl(&self, args: &[&str]) -> String {
+        let out = Command::new(CTL)
+            .env("HOME", self.dir.path().join("home"))
+            .arg("-n")
+            .arg(&self.node)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run rabbitmqctl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "rabbitmqctl {args:?} failed: {}\n{text}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        text
     }
 
     /// The broker's console output and log files (for failure messages).

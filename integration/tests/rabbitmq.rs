@@ -11,7 +11,8 @@
 //! queue ends empty, the event's shape, the password hidden by `flint triggers`,
 //! the last fire in `flint triggers ls` and the per-trigger metrics. Then: a
 //! poison batch is retried and ends in the dead-letter function; while the function
-//! is throttled (reserved concurrency 0) nothing is consumed and nothing lost.
+//! is throttled (reserved concurrency 0) nothing is consumed and nothing lost; after
+//! the broker closes every connection, the consumer reconnects and goes on.
 
 use flint_integration::rabbitmq::Broker;
 use flint_integration::*;
@@ -491,6 +492,42 @@ async fn ten_thousand_messages_survive_a_crashing_runtime_and_a_killed_flintd() 
         || sightings(&agent).len() as u64 == MESSAGES + 50,
     )
     .await;
+
+    // The broker drops every connection: the consumer reconnects and goes on.
+    let connections = |m: &str| {
+        series(
+            m,
+            "flint_queue_trigger_connections_total{trigger=\"orders\"}",
+        )
+    };
+    let before = connections(&scrape(metrics_port).await);
+    let vhost = broker.vhost.clone();
+    broker.ctl(&[
+        "close_all_connections",
+        "-p",
+        &vhost,
+        "test: connection loss",
+    ]);
+    let conn = broker.connect().await;
+    let ch = conn.create_channel().await.unwrap();
+    ch.confirm_select(Default::default()).await.unwrap();
+    for id in MESSAGES + 50..MESSAGES + 60 {
+        publish(&ch, "orders", id, serde_json::json!({"id": id})).await;
+    }
+    wait_until(
+        "messages after a reconnect consumed",
+        Duration::from_secs(30),
+        &agent,
+        &broker,
+        || sightings(&agent).len() as u64 == MESSAGES + 60,
+    )
+    .await;
+    let m = scrape(metrics_port).await;
+    assert!(connections(&m) > before, "the consumer reconnected: {m}");
+    assert!(
+        series(&m, "flint_queue_trigger_lag_messages{trigger=\"orders\"}") >= 0.0,
+        "{m}"
+    );
     eprintln!("done after {:?}", t0.elapsed());
     drop(conn);
 }

@@ -123,6 +123,7 @@ impl<S: Source, I: Invoker> Consumer<S, I> {
             Err(e) => return e,
         };
         tracing::info!(prefetch = self.settings.prefetch(), "consuming");
+        self.counters.session();
         let probe = session.probe();
         let me = Arc::downgrade(self);
         let poller = tokio::spawn(async move {
@@ -146,7 +147,10 @@ impl<S: Source, I: Invoker> Consumer<S, I> {
             self.wait_for_slot().await;
             let batch = match gather(&mut session, &mut carry, &self.settings).await {
                 Ok(b) => b,
-                Err(e) => return e,
+                Err(e) => {
+                    self.counters.set_lag(None);
+                    return e;
+                }
             };
             let n = self.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
             self.counters.set_concurrency(n);

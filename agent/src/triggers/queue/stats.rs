@@ -1,6 +1,6 @@
 //! Per-trigger numbers of the queue consumers, exported as Prometheus metrics:
 //! batches, messages, failed invocations, deferrals (throttles), dead-lettered
-//! messages (counters), the queue's backlog (lag) and the batches in flight (gauges).
+//! messages, connections (counters), the queue's backlog (lag) and the batches in flight (gauges).
 
 use crate::metrics::Metrics;
 use std::collections::BTreeMap;
@@ -15,6 +15,7 @@ pub struct Counters {
     failures: AtomicU64,
     deferrals: AtomicU64,
     dead_lettered: AtomicU64,
+    sessions: AtomicU64,
     /// Messages ready in the queue; -1 while unknown.
     lag: AtomicI64,
     concurrency: AtomicU64,
@@ -28,6 +29,7 @@ impl Default for Counters {
             failures: AtomicU64::new(0),
             deferrals: AtomicU64::new(0),
             dead_lettered: AtomicU64::new(0),
+            sessions: AtomicU64::new(0),
             lag: AtomicI64::new(-1),
             concurrency: AtomicU64::new(0),
         }
@@ -48,6 +50,10 @@ impl Counters {
     }
     pub fn dead_lettered(&self, n: usize) {
         self.dead_lettered.fetch_add(n as u64, Ordering::Relaxed);
+    }
+    /// A session (connection and consumer) started.
+    pub fn session(&self) {
+        self.sessions.fetch_add(1, Ordering::Relaxed);
     }
     pub fn set_lag(&self, depth: Option<u64>) {
         let v = depth.map_or(-1, |d| d.min(i64::MAX as u64) as i64);
@@ -108,6 +114,11 @@ impl QueueStats {
             "flint_queue_trigger_dead_lettered_total",
             "Messages sent to a queue trigger's dead-letter target after their retries, per trigger.",
             read(|c| Some(c.dead_lettered.load(Ordering::Relaxed) as f64)),
+        );
+        metrics.counter_vec_fn(
+            "flint_queue_trigger_connections_total",
+            "Connections a queue trigger's consumer made to its broker (more than one: reconnects), per trigger.",
+            read(|c| Some(c.sessions.load(Ordering::Relaxed) as f64)),
         );
         metrics.gauge_vec(
             "flint_queue_trigger_lag_messages",
