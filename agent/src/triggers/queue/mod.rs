@@ -6,12 +6,15 @@
 //! - `source.rs`: the broker interface (connect, next message, settle, backlog);
 //! - `rmq.rs`: RabbitMQ behind it (lapin); `event.rs`: the `aws:rmq` event;
 //! - `consumer.rs`: batching, invoking, retries, dead-lettering, throttle pauses,
-//!   concurrency by backlog;
+//!   concurrency by backlog (`consumer_tests.rs`: its rules against a scripted
+//!   broker and invoker);
 //! - `host.rs`: the agent's invocations and the registry's last fire and error;
 //! - `stats.rs`: per-trigger Prometheus metrics;
 //! - `supervisor.rs`: one consumer per enabled trigger, reconnecting with backoff.
 
 pub mod consumer;
+#[cfg(test)]
+mod consumer_tests;
 pub mod event;
 pub mod host;
 pub mod rmq;
