@@ -316,9 +316,14 @@ async fn ten_thousand_messages_survive_a_crashing_runtime_and_a_killed_flintd() 
     }
     let all = batches(&agent);
     let again = seen.values().filter(|s| s.len() > 1).count();
+    let redelivered = seen.values().filter(|s| s[0]).count();
     eprintln!(
-        "{} batches; {again} ids seen more than once (redeliveries)",
+        "{} batches; {again} ids seen more than once, {redelivered} first seen as redeliveries",
         all.len()
+    );
+    assert!(
+        redelivered > 0,
+        "the killed flintd's unacknowledged deliveries came again, redelivered"
     );
     assert!(all
         .iter()

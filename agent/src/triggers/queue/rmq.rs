@@ -9,13 +9,14 @@ use lapin::options::{
     QueueDeclareOptions,
 };
 use lapin::types::FieldTable;
+use lapin::uri::AMQPUri;
 use lapin::{Channel, Connection, ConnectionProperties, Consumer};
 use serde_json::Value;
 use tokio_stream::StreamExt;
 
 /// A RabbitMQ queue.
 pub struct Rmq {
-    pub url: String,
+    pub uri: AMQPUri,
     pub queue: String,
     /// The event's `eventSourceArn`.
     pub arn: String,
@@ -24,10 +25,10 @@ pub struct Rmq {
 }
 
 impl Rmq {
-    pub fn new(url: String, queue: String, vhost: &str, arn: String) -> Self {
-        let key = queue_key(&queue, vhost);
+    pub fn new(uri: AMQPUri, queue: String, arn: String) -> Self {
+        let key = queue_key(&queue, &uri.vhost);
         Self {
-            url,
+            uri,
             queue,
             arn,
             key,
@@ -62,7 +63,7 @@ impl Source for Rmq {
             queue: self.queue.clone(),
             reason: e.to_string(),
         };
-        let conn = Connection::connect(&self.url, ConnectionProperties::default())
+        let conn = Connection::connect_uri(self.uri.clone(), ConnectionProperties::default())
             .await
             .map_err(err)?;
         let channel = conn.create_channel().await.map_err(err)?;

@@ -78,11 +78,18 @@ impl QueueSpec {
         Ok(uri)
     }
 
-    /// The broker URL, parsed.
+    /// The broker URL, parsed. (lapin's parser reads only domain names and takes an
+    /// IP address for `localhost`: a literal IP host is put back here.)
     pub fn uri(&self) -> Result<AMQPUri, SpecError> {
-        let uri: AMQPUri = self.url.parse().map_err(SpecError::Url)?;
+        let mut uri: AMQPUri = self
+            .url
+            .parse()
+            .map_err(|e: String| SpecError::Url(e.replace(&self.url, &self.redacted_url())))?;
         if uri.scheme != AMQPScheme::AMQP {
             return Err(SpecError::Scheme);
+        }
+        if let Some(ip) = ip_host(&self.url) {
+            uri.authority.host = ip;
         }
         Ok(uri)
     }
@@ -91,11 +98,21 @@ impl QueueSpec {
     pub fn redacted_url(&self) -> String {
         redact(&self.url)
     }
+}
 
-    /// The virtual host (`/` by default), as the event's queue key spells it.
-    pub fn vhost(&self) -> String {
-        self.uri().map(|u| u.vhost).unwrap_or_else(|_| "/".into())
-    }
+/// The host of `scheme://[userinfo@]host[:port][/...]` when it is an IP address
+/// (IPv6 without its brackets).
+fn ip_host(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split_once(']')?.0,
+        None => host_port.split(':').next()?,
+    };
+    host.parse::<std::net::IpAddr>()
+        .ok()
+        .map(|ip| ip.to_string())
 }
 
 /// `scheme://user:secret@host...` -> `scheme://user:****@host...`.
@@ -138,10 +155,30 @@ mod tests {
     }
 
     #[test]
+    fn ip_hosts_are_kept() {
+        let host = |u: &str| spec(u).uri().unwrap().authority.host;
+        assert_eq!(host("amqp://u:p@10.0.0.5:5672/v"), "10.0.0.5");
+        assert_eq!(host("amqp://10.0.0.5/v"), "10.0.0.5");
+        assert_eq!(host("amqp://u:p@[::1]:5672/v"), "::1");
+        assert_eq!(host("amqp://u:p@mq.example:5672/v"), "mq.example");
+        assert_eq!(
+            spec("amqp://u:p@10.0.0.5:5673/v")
+                .uri()
+                .unwrap()
+                .authority
+                .port,
+            5673
+        );
+    }
+
+    #[test]
     fn vhosts_decode_and_default_to_slash() {
-        assert_eq!(spec("amqp://u:p@h:5672/%2f").vhost(), "/");
-        assert_eq!(spec("amqp://u:p@h:5672/flint").vhost(), "flint");
-        assert_eq!(spec("amqp://u:p@h:5672").vhost(), "/");
+        assert_eq!(spec("amqp://u:p@h:5672/%2f").uri().unwrap().vhost, "/");
+        assert_eq!(
+            spec("amqp://u:p@h:5672/flint").uri().unwrap().vhost,
+            "flint"
+        );
+        assert_eq!(spec("amqp://u:p@h:5672").uri().unwrap().vhost, "/");
     }
 
     #[test]

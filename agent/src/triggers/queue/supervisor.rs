@@ -138,15 +138,17 @@ async fn consume<H: Host>(
     let Some(h) = agent.upgrade() else {
         return;
     };
+    let uri = match spec.uri() {
+        Ok(u) => u,
+        Err(e) => {
+            // Checked at create: only a registry edited by hand gets here.
+            tracing::warn!(error = %e, "queue trigger not started");
+            return;
+        }
+    };
     let (region, account) = h.region_account();
-    let host = spec.uri().map(|u| u.authority.host).unwrap_or_default();
-    let arn = source_arn(&region, &account, &trigger, &host);
-    let source = Rmq::new(
-        spec.url.clone(),
-        spec.queue_name.clone(),
-        &spec.vhost(),
-        arn,
-    );
+    let arn = source_arn(&region, &account, &trigger, &uri.authority.host);
+    let source = Rmq::new(uri, spec.queue_name.clone(), arn);
     let settings = Settings {
         batch_size: spec.batch_size as usize,
         window: Duration::from_millis(u64::from(spec.batching_window_ms)),
