@@ -198,6 +198,37 @@ mod tests {
     }
 
     #[test]
+    fn unset_queue_settings_take_their_documented_defaults() {
+        let r = pb::CreateTriggerRequest {
+            name: "t".into(),
+            function_name: "f".into(),
+            kind: Some(pb::create_trigger_request::Kind::Queue(pb::QueueSpec {
+                url: "amqp://u:p@h/v".into(),
+                queue_name: "q".into(),
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        let TriggerKind::Queue(q) = from_pb(r).unwrap().kind else {
+            panic!("not a queue trigger");
+        };
+        assert_eq!(
+            (
+                q.batch_size,
+                q.batching_window_ms,
+                q.max_concurrency,
+                q.retries
+            ),
+            (100, 500, 5, 2)
+        );
+        assert_eq!(q.dead_letter, None);
+        assert_eq!(
+            Status::from(TriggerError::Queue(queue::SpecError::BatchSize(0))).code(),
+            Code::InvalidArgument
+        );
+    }
+
+    #[test]
     fn a_create_request_without_a_kind_is_refused() {
         let r = pb::CreateTriggerRequest {
             name: "t".into(),
