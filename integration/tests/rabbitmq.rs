@@ -179,6 +179,47 @@ async fn depth(ch: &Channel, queue: &str) -> u32 {
     .message_count()
 }
 
+/// Publishes `n` messages to a fresh queue and times a plain consumer draining them.
+async fn baseline_drain(broker: &Broker, n: u64) -> Duration {
+    use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
+    use tokio_stream::StreamExt;
+    let conn = broker.connect().await;
+    let ch = conn.create_channel().await.unwrap();
+    ch.confirm_select(Default::default()).await.unwrap();
+    ch.queue_declare("baseline".into(), Default::default(), FieldTable::default())
+        .await
+        .unwrap();
+    let mut confirms = Vec::new();
+    for id in 0..n {
+        confirms.push(publish_only(&ch, "baseline", id, serde_json::json!({"id": id})).await);
+    }
+    for c in confirms {
+        c.await.expect("publish confirmation");
+    }
+    ch.basic_qos(300, BasicQosOptions::default()).await.unwrap();
+    let t0 = Instant::now();
+    let mut consumer = ch
+        .basic_consume(
+            "baseline".into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    for _ in 0..n {
+        let d = tokio::time::timeout(Duration::from_secs(10), consumer.next())
+            .await
+            .expect("baseline delivery within 10 s")
+            .expect("baseline consumer open")
+            .expect("baseline delivery");
+        d.acker.ack(BasicAckOptions::default()).await.unwrap();
+    }
+    let took = t0.elapsed();
+    let _ = conn.close(200, "baseline done".into()).await;
+    took
+}
+
 async fn scrape(port: u16) -> String {
     let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
@@ -251,7 +292,11 @@ async fn ten_thousand_messages_survive_a_crashing_runtime_and_a_killed_flintd() 
             .await
             .unwrap();
     }
+    // Same-run baseline: a plain lapin consumer (prefetch 300, one ack per message)
+    // drains 3,000 messages from another queue.
+    let baseline = baseline_drain(&broker, 3_000).await;
     let url = broker.url();
+    let created = Instant::now();
     let out = ok(flint(
         &agent,
         &[
@@ -286,6 +331,10 @@ async fn ten_thousand_messages_survive_a_crashing_runtime_and_a_killed_flintd() 
         || sightings(&agent).len() >= 3_000,
     )
     .await;
+    eprintln!(
+        "3,000 messages: trigger (create to handled, cold start included) {:?}; plain consumer {baseline:?}",
+        created.elapsed()
+    );
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(agent.pid() as i32),
         nix::sys::signal::Signal::SIGKILL,
