@@ -20,6 +20,7 @@ packages=(
   dnsmasq-base
   chromium
   curl
+  rabbitmq-server
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -179,6 +179,7 @@ impl Agent {
         let host: std::sync::Weak<dyn crate::triggers::scheduler::Host> = weak;
         crate::triggers::files::supervisor::spawn(host.clone(), agent.files.clone());
         crate::triggers::scheduler::spawn(host, agent.trigger_state.clone());
+        crate::triggers::queue::supervisor::spawn(&agent);
         agent.observe(agent.meter.clone());
         agent.observe(agent.metrics.clone());
         crate::metrics::gauges::register(&agent.metrics, &agent);

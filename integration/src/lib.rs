@@ -12,6 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod rabbitmq;
+
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 /// The directory holding the workspace's built binaries (target/debug).

@@ -6,6 +6,7 @@ use crate::store::StoreError;
 use crate::triggers::http::spec::{HttpAuth, HttpSpec};
 use crate::triggers::manage::NewTrigger;
 use crate::triggers::model::{Missed, ScheduleSpec, Trigger, TriggerError, TriggerKind};
+use crate::triggers::queue::spec as queue;
 use crate::triggers::store::fmt_time;
 use flint_proto::v1 as pb;
 use flint_proto::v1::triggers_server::Triggers;
@@ -59,6 +60,7 @@ impl From<TriggerError> for Status {
             | TriggerError::NoKind
             | TriggerError::Http(_)
             | TriggerError::Files(_)
+            | TriggerError::Queue(_)
             | TriggerError::NotSchedule(_) => Code::InvalidArgument,
             TriggerError::NotFound(_) | TriggerError::NoFunction(_) => Code::NotFound,
             TriggerError::Exists(_) => Code::AlreadyExists,
@@ -99,6 +101,18 @@ fn to_pb(agent: &Agent, t: Trigger) -> pb::Trigger {
             format!("arn:aws:s3:::{}", t.name),
             pb::trigger::Kind::Files(files_pb::to_pb(s)),
         ),
+        TriggerKind::Queue(q) => (
+            agent.trigger_arn(&t.name),
+            pb::trigger::Kind::Queue(pb::QueueSpec {
+                url: q.redacted_url(),
+                queue_name: q.queue_name,
+                batch_size: q.batch_size,
+                batching_window_ms: Some(q.batching_window_ms),
+                max_concurrency: q.max_concurrency,
+                retries: Some(q.retries),
+                dead_letter_function: q.dead_letter.unwrap_or_default(),
+            }),
+        ),
     };
     pb::Trigger {
         arn,
@@ -132,6 +146,7 @@ fn from_pb(r: pb::CreateTriggerRequest) -> Result<NewTrigger, TriggerError> {
         Some(pb::create_trigger_request::Kind::Files(s)) => {
             TriggerKind::Files(files_pb::from_pb(s)?)
         }
+        Some(pb::create_trigger_request::Kind::Queue(q)) => TriggerKind::Queue(queue_from_pb(q)),
         None => return Err(TriggerError::NoKind),
     };
     Ok(NewTrigger {
@@ -140,6 +155,20 @@ fn from_pb(r: pb::CreateTriggerRequest) -> Result<NewTrigger, TriggerError> {
         kind,
         enabled: !r.disabled,
     })
+}
+
+/// A queue trigger's settings, with the documented defaults for unset fields.
+fn queue_from_pb(q: pb::QueueSpec) -> queue::QueueSpec {
+    let or = |v: u32, d: u32| if v == 0 { d } else { v };
+    queue::QueueSpec {
+        url: q.url,
+        queue_name: q.queue_name,
+        batch_size: or(q.batch_size, queue::DEFAULT_BATCH_SIZE),
+        batching_window_ms: q.batching_window_ms.unwrap_or(queue::DEFAULT_WINDOW_MS),
+        max_concurrency: or(q.max_concurrency, queue::DEFAULT_MAX_CONCURRENCY),
+        retries: q.retries.unwrap_or(queue::DEFAULT_RETRIES),
+        dead_letter: (!q.dead_letter_function.is_empty()).then_some(q.dead_letter_function),
+    }
 }
 
 /// Runs `f` on a blocking thread (registry access).
@@ -249,6 +278,37 @@ mod tests {
         assert_eq!(t.kind, TriggerKind::Http(HttpSpec::default()));
         let e = from_pb(r("AWS_IAM")).unwrap_err();
         assert_eq!(Status::from(e).code(), Code::InvalidArgument);
+    }
+
+    #[test]
+    fn unset_queue_settings_take_their_documented_defaults() {
+        let r = pb::CreateTriggerRequest {
+            name: "t".into(),
+            function_name: "f".into(),
+            kind: Some(pb::create_trigger_request::Kind::Queue(pb::QueueSpec {
+                url: "amqp://u:p@h/v".into(),
+                queue_name: "q".into(),
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        let TriggerKind::Queue(q) = from_pb(r).unwrap().kind else {
+            panic!("not a queue trigger");
+        };
+        assert_eq!(
+            (
+                q.batch_size,
+                q.batching_window_ms,
+                q.max_concurrency,
+                q.retries
+            ),
+            (100, 500, 5, 2)
+        );
+        assert_eq!(q.dead_letter, None);
+        assert_eq!(
+            Status::from(TriggerError::Queue(queue::SpecError::BatchSize(0))).code(),
+            Code::InvalidArgument
+        );
     }
 
     #[test]

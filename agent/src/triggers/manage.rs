@@ -23,6 +23,14 @@ impl Agent {
         if let TriggerKind::Files(spec) = &mut new.kind {
             spec.check(&new.name)?;
         }
+        if let TriggerKind::Queue(spec) = &new.kind {
+            spec.check()?;
+            if let Some(dl) = &spec.dead_letter {
+                self.store()
+                    .get(dl)
+                    .map_err(|_| TriggerError::NoFunction(dl.clone()))?;
+            }
+        }
         let now = Utc::now().trunc_subsecs(0);
         let mut t = Trigger {
             name: new.name,

@@ -1,6 +1,7 @@
 //! Triggers: persistent objects that invoke a function when something happens:
 //! schedules (EventBridge's `rate(...)` and `cron(...)`), HTTP function URLs (`http/`,
-//! its own folder) and file events (`files/`).
+//! its own folder), file events (`files/`) and message queues (`queue/`: RabbitMQ
+//! event source mappings).
 //!
 //! - `schedule_expr.rs`: schedule expressions, time zones, the next fire time;
 //! - `cron.rs`: the six-field cron and its calendar rules;
@@ -19,6 +20,7 @@ mod host;
 pub mod http;
 pub mod manage;
 pub mod model;
+pub mod queue;
 pub mod schedule_expr;
 pub mod scheduler;
 pub mod state;

@@ -39,6 +39,9 @@ pub enum TriggerError {
     /// The function does not exist
     #[error("function {0} not found: create it first (flint create) or check the name (flint ls)")]
     NoFunction(String),
+    /// Bad queue trigger settings
+    #[error(transparent)]
+    Queue(#[from] super::queue::SpecError),
     /// Registry failure or a corrupt row
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -74,6 +77,8 @@ pub enum TriggerKind {
     Http(HttpSpec),
     /// File events of a watched directory (triggers/files/).
     Files(super::files::spec::FilesSpec),
+    /// A message-queue consumer (RabbitMQ).
+    Queue(super::queue::QueueSpec),
 }
 
 impl TriggerKind {
@@ -83,6 +88,7 @@ impl TriggerKind {
             TriggerKind::Schedule(_) => "schedule",
             TriggerKind::Http(_) => "http",
             TriggerKind::Files(_) => "files",
+            TriggerKind::Queue(_) => "queue",
         }
     }
 }

@@ -51,6 +51,9 @@ fn decode(raw: [Option<String>; 9]) -> Result<Trigger, StoreError> {
         Some("files") => TriggerKind::Files(
             serde_json::from_str(spec.as_deref().unwrap_or_default()).map_err(|_| corrupt())?,
         ),
+        Some("queue") => TriggerKind::Queue(
+            serde_json::from_str(spec.as_deref().unwrap_or_default()).map_err(|_| corrupt())?,
+        ),
         _ => return Err(corrupt()),
     };
     let time = |s: Option<String>| s.map(|s| parse_time(&name, &s)).transpose();
@@ -71,6 +74,7 @@ fn spec_json(t: &Trigger) -> String {
         TriggerKind::Schedule(s) => serde_json::to_string(s).unwrap_or_default(),
         TriggerKind::Http(h) => serde_json::to_string(h).unwrap_or_default(),
         TriggerKind::Files(s) => serde_json::to_string(s).unwrap_or_default(),
+        TriggerKind::Queue(s) => serde_json::to_string(s).unwrap_or_default(),
     }
 }
 
@@ -182,6 +186,16 @@ impl Store {
             params![name, at, next.map(fmt_time)],
         )?;
         Ok(n == 1)
+    }
+
+    /// A queue trigger handed messages to its function at `at`: its last fire, and
+    /// no last error.
+    pub fn record_trigger_delivery(&self, name: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.lock().execute(
+            "UPDATE triggers SET last_fire = ?2, last_error = NULL WHERE name = ?1",
+            params![name, fmt_time(at)],
+        )?;
+        Ok(())
     }
 
     /// Records (Some) or clears (None) a trigger's last error.

@@ -1,6 +1,7 @@
 //! flint: the command-line client of flintd.
 
 mod events;
+mod queue_args;
 mod since;
 mod table;
 mod triggers;

@@ -1,6 +1,8 @@
 //! `flint triggers ...`: create, list, show, enable, disable and delete triggers.
 
+use crate::queue_args::{self, QueueArgs};
 use crate::triggers_files::{self as tf, FilesArgs};
+
 use clap::{Subcommand, ValueEnum};
 use flint_agent::client::Client;
 use flint_proto::v1::{
@@ -21,9 +23,9 @@ pub enum Missed {
 #[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 pub enum TriggersCmd {
-    /// Create a trigger: a schedule (--schedule), an HTTP function URL (--http) or
-    /// file events (--watch).
-    #[command(group(clap::ArgGroup::new("kind").required(true).args(["schedule", "http", "watch"])))]
+    /// Create a trigger: a schedule (--schedule), an HTTP function URL (--http), file
+    /// events (--watch) or a queue consumer (--queue).
+    #[command(group(clap::ArgGroup::new("kind").required(true).args(["schedule", "http", "watch", "queue"])))]
     Create {
         name: String,
         #[arg(long)]
@@ -49,6 +51,8 @@ pub enum TriggersCmd {
         /// Create it disabled.
         #[arg(long)]
         disabled: bool,
+        #[command(flatten)]
+        queue: QueueArgs,
     },
     /// List triggers (one function's with --function).
     Ls {
@@ -89,6 +93,7 @@ fn kind_label(t: &Trigger) -> &'static str {
         Some(trigger::Kind::Schedule(_)) => "schedule",
         Some(trigger::Kind::Http(_)) => "http",
         Some(trigger::Kind::Files(_)) => "files",
+        Some(trigger::Kind::Queue(_)) => "queue",
         None => "-",
     }
 }
@@ -101,6 +106,7 @@ fn what(t: &Trigger) -> String {
         Some(trigger::Kind::Http(_)) if t.url.is_empty() => "(no --http-listen)".into(),
         Some(trigger::Kind::Http(_)) => t.url.clone(),
         Some(trigger::Kind::Files(f)) => tf::summary(f),
+        Some(trigger::Kind::Queue(q)) => format!("queue:{}", q.queue_name),
         None => "-".into(),
     }
 }
@@ -112,9 +118,16 @@ fn missed_label(s: &ScheduleSpec) -> &'static str {
     }
 }
 
+fn queue(t: &Trigger) -> Option<&flint_proto::v1::QueueSpec> {
+    match &t.kind {
+        Some(trigger::Kind::Queue(q)) => Some(q),
+        _ => None,
+    }
+}
+
 fn trigger_json(t: &Trigger) -> serde_json::Value {
     let s = schedule(t);
-    serde_json::json!({
+    let mut v = serde_json::json!({
         "name": t.name, "function": t.function_name, "arn": t.arn, "enabled": t.enabled,
         "kind": kind_label(t),
         "url": http(t).map(|_| t.url.as_str()),
@@ -125,7 +138,11 @@ fn trigger_json(t: &Trigger) -> serde_json::Value {
         "files": tf::files(t).map(tf::json),
         "created": t.created, "last_fire": t.last_fire, "next_fire": t.next_fire,
         "last_error": t.last_error,
-    })
+    });
+    if let Some(q) = queue(t) {
+        v["queue"] = queue_args::json(q);
+    }
+    v
 }
 
 fn or_dash(s: &str) -> &str {
@@ -161,6 +178,9 @@ fn print_one(t: &Trigger, json: bool) {
     if let Some(f) = tf::files(t) {
         tf::print(f, &t.name);
     }
+    if let Some(q) = queue(t) {
+        queue_args::print(q);
+    }
     println!("enabled:    {}", t.enabled);
     println!("created:    {}", t.created);
     println!("last fire:  {}", or_dash(&t.last_fire));
@@ -182,21 +202,23 @@ pub async fn run(c: &Client, cmd: TriggersCmd, json: bool) -> anyhow::Result<i32
             timezone,
             missed,
             disabled,
+            queue,
         } => {
             let missed = match missed {
                 Missed::Skip => MissedFires::MissedSkip,
                 Missed::RunOnce => MissedFires::MissedRunOnce,
             };
-            let kind = match (files.spec(), schedule, http) {
-                (Some(f), _, _) => create_trigger_request::Kind::Files(f),
-                (None, Some(expression), _) => {
+            let kind = match (files.spec(), queue.spec()?, schedule, http) {
+                (Some(f), _, _, _) => create_trigger_request::Kind::Files(f),
+                (None, Some(q), _, _) => create_trigger_request::Kind::Queue(q),
+                (None, None, Some(expression), _) => {
                     create_trigger_request::Kind::Schedule(ScheduleSpec {
                         expression,
                         timezone: timezone.unwrap_or_default(),
                         missed: missed as i32,
                     })
                 }
-                (None, None, _) => create_trigger_request::Kind::Http(HttpSpec { auth }),
+                (None, None, None, _) => create_trigger_request::Kind::Http(HttpSpec { auth }),
             };
             let t = api
                 .create_trigger(CreateTriggerRequest {
