@@ -84,7 +84,7 @@ pub struct Agent {
     /// The trigger scheduler's wake-up and counters.
     trigger_state: Arc<TriggerState>,
     /// Role credentials' signing key and the secrets' operator key.
-    role_keys: crate::roles::ops::RoleKeys,
+    role_keys: crate::roles::keys::RoleKeys,
 }
 
 impl Agent {
@@ -158,7 +158,7 @@ impl Agent {
         )?);
         let events =
             crate::events::dispatcher::Dispatcher::new(queue.clone(), queue, config.events)?;
-        let role_keys = crate::roles::ops::RoleKeys {
+        let role_keys = crate::roles::keys::RoleKeys {
             signing: crate::roles::token::SigningKey::load_or_create(data)?,
             operator: crate::secrets::OperatorKey::load(config.secrets_key_file.as_deref())?,
             ttl: config.credentials_ttl,
@@ -248,7 +248,7 @@ impl Agent {
         &self.store
     }
 
-    pub(crate) fn role_keys(&self) -> &crate::roles::ops::RoleKeys {
+    pub(crate) fn role_keys(&self) -> &crate::roles::keys::RoleKeys {
         &self.role_keys
     }
 

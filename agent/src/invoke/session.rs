@@ -12,7 +12,7 @@
 //! sandboxes that could not be made or spoke the protocol wrongly.
 
 use crate::logs::push_capped;
-use crate::roles::guest::GuestCalls;
+use crate::roles::calls::GuestCalls;
 use crate::sandbox::{Sandbox, SandboxBackend, SandboxError, SandboxSpec};
 use flint_proto::frame::{tokio_io, FrameError};
 use flint_proto::init::{

@@ -18,7 +18,7 @@ pub fn temporary(
     token: &str,
     access_key: &str,
 ) -> Result<(Claims, String), ApiError> {
-    let now = crate::roles::ops::now_secs();
+    let now = crate::roles::keys::now_secs();
     let (claims, secret) = api
         .agent
         .role_keys()

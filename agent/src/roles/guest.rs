@@ -4,24 +4,14 @@
 //! sandbox's loopback proxy, answered in process by the REST API's own handler (the
 //! same SigV4 check and role policy as over TCP).
 
+use super::calls::{GuestCalls, ReplyFuture};
 use crate::core::Agent;
 use crate::lambda_api::{ApiRequest, LambdaApi};
 use flint_proto::init::{
     host_call::Kind as CallKind, host_call_reply::Kind as ReplyKind, HostCall, HostCallReply,
     HttpHeader, HttpResponse, RoleCredentials,
 };
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-
-/// A boxed future of one reply.
-pub type ReplyFuture = Pin<Box<dyn Future<Output = HostCallReply> + Send>>;
-
-/// Answers one instance's calls (the session runs each on its own task).
-pub trait GuestCalls: Send + Sync {
-    /// The reply to `call`.
-    fn answer(&self, call: HostCall) -> ReplyFuture;
-}
 
 /// RFC 3339 (seconds, UTC) of Unix seconds.
 fn rfc3339(secs: u64) -> String {

@@ -4,12 +4,16 @@
 //! docs/ROLES.md for the design and the threat model.
 //!
 //! Files: `policy` (names, patterns, checks), `token` (minting and verifying
-//! credentials), `store` (the registry's roles and secrets tables), `ops` (the agent's
-//! operations), `guest` (answering flint-init's calls: credentials, the API proxy).
+//! credentials), `keys` (the signing and operator keys, sealing a function's secret
+//! environment), `store` (the registry's roles and secrets tables), `ops` (the agent's
+//! operations), `calls` (the trait a session answers flint-init's calls through),
+//! `guest` (its implementation: credentials, the API proxy).
 //! The Lambda API's side (temporary credentials on SigV4, the policy check) is
 //! lambda_api/role_auth.rs.
 
+pub mod calls;
 pub mod guest;
+pub mod keys;
 pub mod ops;
 pub mod policy;
 pub mod store;
