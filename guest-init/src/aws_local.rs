@@ -4,6 +4,9 @@
 //! - `GET /flint/v1/credentials` is the container-credentials endpoint
 //!   (AWS_CONTAINER_CREDENTIALS_FULL_URI): with the right `Authorization`
 //!   (AWS_CONTAINER_AUTHORIZATION_TOKEN) it returns fresh credentials from the host.
+//! - `GET /flint/v1/secrets/NAME`, with the same `Authorization`, returns
+//!   `{"Name", "SecretString"}` when the role's policy lets it read that secret (403
+//!   otherwise): the value comes from the host, which opens it.
 //! - Every other request is forwarded whole to flintd's Lambda API over the host
 //!   connection (AWS_ENDPOINT_URL_LAMBDA), so the SDK reaches it even without a
 //!   network; flintd checks its SigV4 signature and the role's policy.
@@ -15,7 +18,7 @@ use crate::http::{self, HttpError, RequestHead, Response};
 use crate::state::Shared;
 use flint_proto::init::{
     host_call::Kind, host_call_reply::Kind as ReplyKind, CredentialsRequest, HttpHeader,
-    HttpRequest,
+    HttpRequest, SecretRequest,
 };
 use std::io::BufReader;
 use std::net::{TcpListener, TcpStream};
@@ -25,6 +28,8 @@ use std::time::Duration;
 
 /// Path of the credentials endpoint.
 pub const CREDENTIALS_PATH: &str = "/flint/v1/credentials";
+/// Prefix of the named secrets endpoint (`/flint/v1/secrets/NAME`).
+pub const SECRETS_PREFIX: &str = "/flint/v1/secrets/";
 /// Largest request forwarded: an Invoke payload of 6 MB and its envelope.
 const BODY_LIMIT: usize = 7 * 1024 * 1024;
 /// How long the host may take to answer a forwarded request (a synchronous Invoke
@@ -109,10 +114,30 @@ fn call_failed(e: CallError) -> Response {
     Response::error(502, "HostCallFailed", &e.to_string())
 }
 
+/// A named secret's value, if the role may read it.
+fn secret(name: &str, local: &Local) -> Response {
+    let kind = Kind::Secret(SecretRequest {
+        name: name.to_string(),
+    });
+    match local
+        .calls
+        .call(&local.shared.link, kind, CREDENTIALS_TIMEOUT)
+    {
+        Ok(ReplyKind::SecretValue(v)) => Response::json(
+            200,
+            serde_json::json!({"Name": name, "SecretString": v}).to_string(),
+        ),
+        Ok(ReplyKind::Denied(why)) => Response::error(403, "AccessDeniedException", &why),
+        Ok(_) => Response::error(502, "HostCallFailed", "unexpected reply"),
+        Err(e) => call_failed(e),
+    }
+}
+
 /// Answers one request.
 pub fn handle(head: &RequestHead, body: Vec<u8>, local: &Local) -> Response {
     let path = head.target.split('?').next().unwrap_or("");
-    if path == CREDENTIALS_PATH {
+    let secret_name = path.strip_prefix(SECRETS_PREFIX);
+    if path == CREDENTIALS_PATH || secret_name.is_some() {
         if head.method != "GET" {
             return Response::error(405, "MethodNotAllowed", "use GET");
         }
@@ -122,6 +147,9 @@ pub fn handle(head: &RequestHead, body: Vec<u8>, local: &Local) -> Response {
                 "AccessDenied",
                 "the Authorization header must be AWS_CONTAINER_AUTHORIZATION_TOKEN",
             );
+        }
+        if let Some(name) = secret_name {
+            return secret(name, local);
         }
         let kind = Kind::Credentials(CredentialsRequest {});
         return match local

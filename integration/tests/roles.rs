@@ -21,6 +21,8 @@ const PYTHON: &str = "/usr/bin/python3";
 /// Lifetime of role credentials in this test: short, so expiry is seen in seconds.
 const TTL_S: u64 = 12;
 const SECRET_VALUE: &str = "s3cr3t-db-password-5b1f0c";
+const NAMED_SECRET: &str = "named-secret-value-93ac2e";
+const OTHER_SECRET: &str = "not-for-caller-7d41b9";
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -183,9 +185,30 @@ async fn a_function_with_a_role_invokes_another_through_boto3_within_its_policy(
                 "adder",
                 "--invoke",
                 "report-*",
+                "--read-secret",
+                "db-*",
             ],
         ),
         "flint roles create",
+    );
+    ok(
+        flint(
+            &a,
+            &["secrets", "put", "db-password", "--value", NAMED_SECRET],
+        ),
+        "flint secrets put",
+    );
+    ok(
+        flint(
+            &a,
+            &["secrets", "put", "api-token", "--value", OTHER_SECRET],
+        ),
+        "flint secrets put",
+    );
+    let listed = ok(flint(&a, &["secrets", "ls"]), "flint secrets ls");
+    assert!(
+        listed.contains("db-password") && !listed.contains(NAMED_SECRET),
+        "{listed}"
     );
     let roles = ok(flint(&a, &["--json", "roles", "ls"]), "flint roles ls");
     assert!(
@@ -273,6 +296,22 @@ async fn a_function_with_a_role_invokes_another_through_boto3_within_its_policy(
         "{ep}"
     );
 
+    // Named secrets: what the role's read_secrets names, and nothing else.
+    let s = call(
+        &mut c,
+        serde_json::json!({"op": "secret", "name": "db-password"}),
+    )
+    .await;
+    assert_eq!(s["status"], 200, "{s}");
+    assert_eq!(s["doc"]["SecretString"], NAMED_SECRET, "{s}");
+    let s = call(
+        &mut c,
+        serde_json::json!({"op": "secret", "name": "api-token"}),
+    )
+    .await;
+    assert_eq!(s["status"], 403, "{s}");
+    assert!(!s.to_string().contains(OTHER_SECRET), "{s}");
+
     // botocore's own container provider, with no keys in the environment.
     let p = call(&mut c, serde_json::json!({"op": "provider"})).await;
     assert_eq!(p["method"], "container-role", "{p}");
@@ -312,6 +351,8 @@ async fn a_function_with_a_role_invokes_another_through_boto3_within_its_policy(
     // secret or a credential in plain text.
     let needles = [
         SECRET_VALUE.to_string(),
+        NAMED_SECRET.to_string(),
+        OTHER_SECRET.to_string(),
         creds["AWS_SECRET_ACCESS_KEY"].as_str().unwrap().to_string(),
         creds["AWS_SESSION_TOKEN"].as_str().unwrap().to_string(),
         doc["SecretAccessKey"].as_str().unwrap().to_string(),

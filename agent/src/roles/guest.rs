@@ -74,9 +74,12 @@ impl GuestCalls for InstanceCalls {
         let kind = call.kind;
         let api = self.api.clone();
         let creds = matches!(kind, Some(CallKind::Credentials(_))).then(|| self.credentials());
+        let (agent, function, role) =
+            (self.agent.clone(), self.function.clone(), self.role.clone());
         Box::pin(async move {
             let kind = match (kind, creds) {
                 (_, Some(c)) => c,
+                (Some(CallKind::Secret(s)), _) => secret(agent, function, role, s.name).await,
                 (Some(CallKind::Http(h)), _) => {
                     let (path, query) = match h.target.split_once('?') {
                         Some((p, q)) => (p.to_string(), q.to_string()),
@@ -111,6 +114,27 @@ impl GuestCalls for InstanceCalls {
                 kind: Some(kind),
             }
         })
+    }
+}
+
+/// The value of the named secret `name` for an instance of `function` with `role`.
+async fn secret(agent: Arc<Agent>, function: String, role: String, name: String) -> ReplyKind {
+    let asked = name.clone();
+    match agent.blocking(move |a| a.read_secret(&role, &name)).await {
+        Ok(Some(v)) => {
+            tracing::debug!(function = %function, secret = %asked, "secret read");
+            ReplyKind::SecretValue(v)
+        }
+        Ok(None) | Err(crate::roles::RoleError::SecretNotFound(_)) => {
+            tracing::info!(function = %function, secret = %asked, "secret read refused");
+            ReplyKind::Denied(format!(
+                "the function's role may not read secret {asked} (or there is no such secret)"
+            ))
+        }
+        Err(e) => {
+            tracing::warn!(function = %function, secret = %asked, error = %e, "secret not read");
+            ReplyKind::Error("flintd could not read the secret; its log has the cause".into())
+        }
     }
 }
 
