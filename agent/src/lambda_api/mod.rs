@@ -29,7 +29,7 @@ pub(crate) mod tls;
 use crate::core::Agent;
 use std::sync::Arc;
 
-pub use request::ApiRequest;
+pub use request::{ApiRequest, ApiResponse};
 pub use server::{answer, serve};
 
 /// What the REST front end works with.
