@@ -436,6 +436,33 @@ async fn secrets_without_an_operator_key_and_a_readable_key_file_are_refused() {
         "{}",
         e.message()
     );
+    let code = tempfile::tempdir().unwrap();
+    std::fs::write(
+        code.path().join("app.py"),
+        "def handler(e, c):\n    return 1\n",
+    )
+    .unwrap();
+    let out = flint(
+        &a,
+        &[
+            "create",
+            "s2",
+            "--runtime",
+            "python3.11",
+            "--handler",
+            "app.handler",
+            "--code",
+            code.path().to_str().unwrap(),
+            "--secret-env",
+            "K=v",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("FLINT_SECRETS_KEY"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = flint(&a, &["secrets", "put", "db", "--value", "x"]);
     assert!(!out.status.success());
     assert!(
