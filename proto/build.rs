@@ -9,7 +9,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     unsafe { std::env::set_var("PROTOC", protoc) };
     println!("cargo:rerun-if-changed=flint");
 
-    prost_build::Config::new().compile_protos(&["flint/init/v1/init.proto"], &["."])?;
+    prost_build::Config::new()
+        // Keeps HostMessage's variants of similar size (clippy's large_enum_variant).
+        .boxed(".flint.init.v1.Configure.credentials")
+        .compile_protos(&["flint/init/v1/init.proto"], &["."])?;
 
     #[cfg(feature = "api")]
     {
@@ -24,6 +27,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     "flint/v1/node.proto",
                     "flint/v1/events.proto",
                     "flint/v1/triggers.proto",
+                    "flint/v1/roles.proto",
                 ],
                 &["."],
             )?;

@@ -93,6 +93,14 @@ impl Client {
     pub fn triggers(&self) -> TriggersClient<Authed> {
         TriggersClient::with_interceptor(self.channel.clone(), self.bearer.clone())
     }
+
+    /// A role and secret management client sending the same token.
+    pub fn roles(&self) -> flint_proto::v1::roles_client::RolesClient<Authed> {
+        flint_proto::v1::roles_client::RolesClient::with_interceptor(
+            self.channel.clone(),
+            self.bearer.clone(),
+        )
+    }
 }
 
 /// Connects to `endpoint`: a Unix socket path, or an http:// URL; no token.

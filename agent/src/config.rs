@@ -48,6 +48,9 @@ pub enum ConfigError {
     /// Bad --pool-warm value
     #[error("invalid --pool-warm {0:?}: use RUNTIME:MEMORY_MB=COUNT, e.g. python3.11:128=2")]
     PoolWarm(String),
+    /// Credentials lifetime out of range
+    #[error("--credentials-ttl {0} is out of range: choose 1-3600 seconds")]
+    CredentialsTtl(u64),
     /// Function log cap too small
     #[error(
         "--function-log-max-bytes {0} is too small: use at least {FUNCTION_LOG_MIN_BYTES} (64 KiB)"
@@ -248,6 +251,15 @@ pub struct RawConfig {
     /// start-up, which outbound functions need; without it flintd only warns when it is off.
     #[arg(long, env = "FLINT_NETWORK_ENABLE_FORWARDING")]
     pub network_enable_forwarding: bool,
+    /// Lifetime in seconds of the temporary credentials each instance of a function
+    /// with an execution role receives (1-3600; docs/ROLES.md).
+    #[arg(long, env = "FLINT_CREDENTIALS_TTL", default_value_t = 3600)]
+    pub credentials_ttl: u64,
+    /// The operator key that seals secrets in the registry: a file of mode 0600 holding
+    /// 32 random bytes in base64. Without it, FLINT_SECRETS_KEY (the same base64) is
+    /// used; without either, secrets are refused.
+    #[arg(long, env = "FLINT_SECRETS_KEY_FILE")]
+    pub secrets_key_file: Option<PathBuf>,
 }
 
 /// Which sandbox implementation runs instances.
@@ -326,6 +338,10 @@ pub struct Config {
     pub network_default: crate::sandbox::NetworkMode,
     /// Sandbox networking: subnet, egress policy, DNS, forwarding.
     pub network: crate::sandbox::net::NetConfig,
+    /// Lifetime of role credentials (`--credentials-ttl`).
+    pub credentials_ttl: Duration,
+    /// The operator key file (`--secrets-key-file`).
+    pub secrets_key_file: Option<PathBuf>,
 }
 
 /// A `--region` value: lower-case letters, digits and dashes.
@@ -435,9 +451,14 @@ impl TryFrom<RawConfig> for Config {
             raw.network_enable_forwarding,
         )
         .map_err(|e| ConfigError::Network(e.to_string()))?;
+        if !(1..=crate::roles::token::TTL_MAX_S).contains(&raw.credentials_ttl) {
+            return Err(ConfigError::CredentialsTtl(raw.credentials_ttl));
+        }
         Ok(Config {
             network_default,
             network,
+            credentials_ttl: Duration::from_secs(raw.credentials_ttl),
+            secrets_key_file: raw.secrets_key_file,
             api_listen: raw.api_listen,
             api_tls_cert: raw.api_tls_cert,
             api_tls_key: raw.api_tls_key,

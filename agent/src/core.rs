@@ -48,6 +48,12 @@ pub enum OpenError {
     /// Event queue problems
     #[error(transparent)]
     Events(#[from] crate::events::QueueError),
+    /// The role signing key cannot be used
+    #[error(transparent)]
+    RoleKey(#[from] crate::roles::token::TokenError),
+    /// The operator key cannot be used
+    #[error(transparent)]
+    SecretsKey(#[from] crate::secrets::KeyError),
 }
 
 /// Everything an API call works on. Its fields are private: API handlers call the
@@ -79,6 +85,8 @@ pub struct Agent {
     trigger_state: Arc<TriggerState>,
     /// The file-event watchers' wake-up and counters.
     files: Arc<crate::triggers::files::state::FilesState>,
+    /// Role credentials' signing key and the secrets' operator key.
+    role_keys: crate::roles::keys::RoleKeys,
 }
 
 impl Agent {
@@ -154,7 +162,18 @@ impl Agent {
         )?);
         let events =
             crate::events::dispatcher::Dispatcher::new(queue.clone(), queue, config.events)?;
+        let role_keys = crate::roles::keys::RoleKeys {
+            signing: crate::roles::token::SigningKey::load_or_create(data)?,
+            operator: crate::secrets::OperatorKey::load(config.secrets_key_file.as_deref())?,
+            ttl: config.credentials_ttl,
+        };
+        if role_keys.operator.is_none() {
+            tracing::info!(
+                "no operator key (--secrets-key-file, FLINT_SECRETS_KEY): secrets are refused"
+            );
+        }
         let agent = Arc::new(Self {
+            role_keys,
             config,
             store,
             code,
@@ -234,6 +253,10 @@ impl Agent {
 
     pub(crate) fn store(&self) -> &Store {
         &self.store
+    }
+
+    pub(crate) fn role_keys(&self) -> &crate::roles::keys::RoleKeys {
+        &self.role_keys
     }
 
     pub(crate) fn trigger_state(&self) -> &Arc<TriggerState> {

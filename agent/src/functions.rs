@@ -7,7 +7,7 @@ use crate::limits::{MEMORY_DEFAULT_MB, TIMEOUT_DEFAULT_S};
 use crate::runtimes::RuntimeError;
 use crate::store::{Function, StoreError};
 use crate::validate::{self, ValidationError};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// Why a management call failed.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +27,9 @@ pub enum FunctionError {
     /// Reservation refused
     #[error(transparent)]
     Reserve(#[from] crate::limiter::ReserveError),
+    /// Unknown role, or secrets without an operator key
+    #[error(transparent)]
+    Role(#[from] crate::roles::RoleError),
 }
 
 /// A new function, as requested.
@@ -44,6 +47,10 @@ pub struct NewFunction {
     pub code_zip: Vec<u8>,
     /// "none" or "outbound"; None means flintd's `--network-default`.
     pub network: Option<String>,
+    /// Execution role name (or IAM role ARN); None or empty: no role.
+    pub role: Option<String>,
+    /// Secret environment variables (sealed before they are stored).
+    pub secret_environment: HashMap<String, String>,
 }
 
 /// A configuration change; `None` keeps the current value.
@@ -57,6 +64,18 @@ pub struct ConfigChange {
     pub description: Option<String>,
     /// "none" or "outbound".
     pub network: Option<String>,
+    /// Execution role; `Some("")` removes it.
+    pub role: Option<String>,
+    /// Replaces every secret environment variable.
+    pub secret_environment: Option<HashMap<String, String>>,
+}
+
+/// The role a request names: a name or an IAM role ARN; empty means none.
+fn role_name(given: Option<&str>) -> Option<String> {
+    given
+        .map(crate::roles::name_from_arn)
+        .filter(|r| !r.is_empty())
+        .map(str::to_string)
 }
 
 fn now_rfc3339() -> String {
@@ -84,7 +103,28 @@ impl Agent {
         validate::description(&f.description)?;
         validate::environment(&f.environment)?;
         self.runtime(&f.runtime)?;
+        if let Some(role) = &f.role {
+            self.store().get_role(role)?;
+        }
         Ok(())
+    }
+
+    /// Checks and seals secret variables for `function`: valid names, none also a
+    /// plain variable, an operator key to seal them with.
+    fn seal_secret_env(
+        &self,
+        function: &str,
+        plain: &HashMap<String, String>,
+        secret: &HashMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, FunctionError> {
+        validate::environment(secret)?;
+        if let Some(k) = secret.keys().find(|k| plain.contains_key(*k)) {
+            return Err(ValidationError::EnvTwice(k.clone()).into());
+        }
+        let mut both = plain.clone();
+        both.extend(secret.iter().map(|(k, v)| (k.clone(), v.clone())));
+        validate::environment(&both)?;
+        Ok(self.role_keys().seal_env(function, secret)?)
     }
 
     /// Creates a function.
@@ -114,8 +154,12 @@ impl Agent {
                 Some(n) => validate::network(&n)?,
                 None => self.network_default(),
             },
+            role: role_name(req.role.as_deref()),
+            secret_environment: BTreeMap::new(),
         };
         self.check_settings(&f)?;
+        f.secret_environment =
+            self.seal_secret_env(&f.name, &f.environment, &req.secret_environment)?;
         match self.store().get(&f.name) {
             Ok(_) => return Err(StoreError::Exists(f.name).into()),
             Err(StoreError::NotFound(_)) => {}
@@ -201,7 +245,19 @@ impl Agent {
         if let Some(v) = ch.network {
             f.network = validate::network(&v)?;
         }
+        if let Some(v) = ch.role {
+            f.role = role_name(Some(&v));
+        }
         self.check_settings(&f)?;
+        if let Some(v) = ch.secret_environment {
+            f.secret_environment = self.seal_secret_env(&f.name, &f.environment, &v)?;
+        } else if let Some(k) = f
+            .secret_environment
+            .keys()
+            .find(|k| f.environment.contains_key(*k))
+        {
+            return Err(ValidationError::EnvTwice(k.clone()).into());
+        }
         f.revision += 1;
         f.last_modified = now_rfc3339();
         self.store().update(&f)?;

@@ -31,9 +31,11 @@ pub(crate) mod payload;
 pub(crate) mod pools;
 #[cfg(test)]
 mod release_fixtures_tests;
+pub(crate) mod roles;
 pub(crate) mod runtimes;
 pub mod sandbox;
 pub(crate) mod schema;
+pub(crate) mod secrets;
 pub mod server;
 pub(crate) mod socket_perms;
 pub(crate) mod start_gate;

@@ -53,6 +53,8 @@ fn release_functions() -> Vec<Function> {
             revision: 1,
             reserved_concurrency: Some(7),
             network: crate::sandbox::NetworkMode::None,
+            role: None,
+            secret_environment: Default::default(),
         },
         Function {
             name: "fixture-b".into(),
@@ -68,6 +70,8 @@ fn release_functions() -> Vec<Function> {
             revision: 2,
             reserved_concurrency: None,
             network: crate::sandbox::NetworkMode::None,
+            role: None,
+            secret_environment: Default::default(),
         },
     ]
 }

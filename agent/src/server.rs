@@ -78,8 +78,12 @@ fn router(
     let triggers = TriggersServer::new(TriggersApi {
         agent: agent.clone(),
     });
+    let roles = flint_proto::v1::roles_server::RolesServer::new(crate::api::roles::RolesApi {
+        agent: agent.clone(),
+    });
     Ok(tonic::transport::Server::builder()
         .add_service(health)
+        .add_service(InterceptedService::new(roles, gate.clone()))
         .add_service(InterceptedService::new(reflection, gate.clone()))
         .add_service(InterceptedService::new(functions, gate.clone()))
         .add_service(InterceptedService::new(invocations, gate.clone()))
@@ -142,6 +146,9 @@ pub async fn serve(agent: Arc<Agent>) -> Result<(), ServeError> {
         .await;
     reporter.set_serving::<NodeServer<NodeApi>>().await;
     reporter.set_serving::<TriggersServer<TriggersApi>>().await;
+    reporter
+        .set_serving::<flint_proto::v1::roles_server::RolesServer<crate::api::roles::RolesApi>>()
+        .await;
 
     let sock = agent.config().socket.clone();
     if let Some(dir) = sock.parent() {

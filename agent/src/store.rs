@@ -5,7 +5,7 @@ use crate::sandbox::NetworkMode;
 use crate::schema::{Schema, SchemaError};
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension, ToSql};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Mutex, RwLock};
 use std::time::Duration;
@@ -60,6 +60,11 @@ pub struct Function {
     pub reserved_concurrency: Option<u32>,
     /// Loopback only or outbound access (docs/NETWORK.md).
     pub network: NetworkMode,
+    /// The execution role (docs/ROLES.md), if any.
+    pub role: Option<String>,
+    /// Secret environment variables, each sealed with the operator key
+    /// ([`crate::secrets::seal`]); opened only to build the sandbox's environment.
+    pub secret_environment: BTreeMap<String, String>,
 }
 
 /// The SQLite-backed registry.
@@ -110,6 +115,23 @@ pub const SCHEMA: Schema = Schema {
 CREATE INDEX triggers_by_function ON triggers (function);",
         // 3: the function's network setting; functions from before it keep loopback only.
         "ALTER TABLE functions ADD COLUMN network TEXT NOT NULL DEFAULT 'none';",
+        // 4: execution roles and secrets (docs/ROLES.md). A function names at most one
+        // role; its secret environment is a JSON object of sealed values (never
+        // plain text). `policy` is the role's policy as JSON; `secrets.value` is sealed.
+        "ALTER TABLE functions ADD COLUMN role TEXT;
+ALTER TABLE functions ADD COLUMN secret_environment TEXT NOT NULL DEFAULT '{}';
+CREATE TABLE roles (
+    name        TEXT PRIMARY KEY,
+    policy      TEXT NOT NULL,
+    description TEXT NOT NULL,
+    created     TEXT NOT NULL
+);
+CREATE TABLE secrets (
+    name    TEXT PRIMARY KEY,
+    value   TEXT NOT NULL,
+    updated TEXT NOT NULL
+);
+CREATE INDEX functions_by_role ON functions (role);",
     ],
 };
 
@@ -117,7 +139,8 @@ CREATE INDEX triggers_by_function ON triggers (function);",
 macro_rules! function_columns {
     () => {
         "name, runtime, handler, memory_mb, timeout_s, environment, description, \
-         code_sha256, code_size, last_modified, revision, reserved_concurrency, network"
+         code_sha256, code_size, last_modified, revision, reserved_concurrency, network, role, \
+         secret_environment"
     };
 }
 
@@ -167,7 +190,7 @@ impl Store {
                 function_columns!(),
                 ") VALUES (:name, :runtime, :handler, :memory_mb, :timeout_s, :environment, \
                  :description, :code_sha256, :code_size, :last_modified, :revision, \
-                 :reserved_concurrency, :network)"
+                 :reserved_concurrency, :network, :role, :secret_environment)"
             ),
             named(&values).as_slice(),
         );
@@ -194,7 +217,8 @@ impl Store {
              memory_mb = :memory_mb, timeout_s = :timeout_s, environment = :environment, \
              description = :description, code_sha256 = :code_sha256, code_size = :code_size, \
              last_modified = :last_modified, revision = :revision, \
-             reserved_concurrency = :reserved_concurrency, network = :network WHERE name = :name",
+             reserved_concurrency = :reserved_concurrency, network = :network, role = :role, \
+             secret_environment = :secret_environment WHERE name = :name",
             named(&values).as_slice(),
         )?;
         if n == 0 {
@@ -297,9 +321,11 @@ impl Store {
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A function's values by parameter name.
-fn bind(f: &Function) -> Result<[(&'static str, Value); 13], StoreError> {
+fn bind(f: &Function) -> Result<[(&'static str, Value); 15], StoreError> {
     let env =
         serde_json::to_string(&f.environment).map_err(|_| StoreError::Corrupt(f.name.clone()))?;
+    let secret_env = serde_json::to_string(&f.secret_environment)
+        .map_err(|_| StoreError::Corrupt(f.name.clone()))?;
     Ok([
         (":name", Value::Text(f.name.clone())),
         (":runtime", Value::Text(f.runtime.clone())),
@@ -318,6 +344,8 @@ fn bind(f: &Function) -> Result<[(&'static str, Value); 13], StoreError> {
                 .map_or(Value::Null, |n| Value::Integer(i64::from(n))),
         ),
         (":network", Value::Text(f.network.as_str().to_string())),
+        (":role", f.role.clone().map_or(Value::Null, Value::Text)),
+        (":secret_environment", Value::Text(secret_env)),
     ])
 }
 
@@ -329,6 +357,7 @@ struct RawRow {
     f: Function,
     env: String,
     network: String,
+    secret_env: String,
 }
 
 fn row_to_raw(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
@@ -347,9 +376,12 @@ fn row_to_raw(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
             revision: r.get::<_, i64>("revision")? as u64,
             reserved_concurrency: r.get("reserved_concurrency")?,
             network: NetworkMode::None,
+            role: r.get("role")?,
+            secret_environment: BTreeMap::new(),
         },
         env: r.get("environment")?,
         network: r.get("network")?,
+        secret_env: r.get("secret_environment")?,
     })
 }
 
@@ -361,6 +393,8 @@ impl RawRow {
         f.network = self
             .network
             .parse()
+            .map_err(|_| StoreError::Corrupt(f.name.clone()))?;
+        f.secret_environment = serde_json::from_str(&self.secret_env)
             .map_err(|_| StoreError::Corrupt(f.name.clone()))?;
         Ok(f)
     }
@@ -385,6 +419,8 @@ mod tests {
             revision: 1,
             reserved_concurrency: Some(5),
             network: NetworkMode::Outbound,
+            role: Some("reader".into()),
+            secret_environment: [("K".to_string(), "fsv1:sealed".to_string())].into(),
         }
     }
 

@@ -53,6 +53,9 @@ pub enum ValidationError {
     /// NUL byte in an environment value
     #[error("environment variable {0} holds a NUL byte, which a process environment cannot carry: remove it")]
     EnvNul(String),
+    /// A variable both plain and secret
+    #[error("environment variable {0} is both a plain and a secret variable: set it once")]
+    EnvTwice(String),
     /// Environment too large
     #[error("environment variables take {0} bytes: at most {ENV_TOTAL_MAX} bytes (keys + values) allowed")]
     EnvSize(usize),

@@ -2,9 +2,10 @@
 //! wait for Configure, prepare /tmp and /var/task, start the Runtime API and the
 //! runtime, then feed host invocations to the runtime until Shutdown or end of stream.
 
+use crate::host_calls::HostCalls;
 use crate::host_link::HostLink;
 use crate::state::{error_doc, report_init_error, Shared};
-use crate::{env, logs, mounts, process, reaper, runtime_api, seccomp, unpack};
+use crate::{aws_local, env, logs, mounts, process, reaper, runtime_api, seccomp, unpack};
 use flint_proto::frame::{read_frame, FrameError};
 use flint_proto::init::{guest_message::Msg, host_message, Configure, Hello, HostMessage, Prepare};
 use std::fs::File;
@@ -80,6 +81,7 @@ pub fn run(mut stream: File, started: Instant, paths: &Paths) -> Result<i32, Con
             boot_ns: started.elapsed().as_nanos() as u64,
         }))
         .map_err(ControlError::Hello)?;
+    let calls = Arc::new(HostCalls::default());
     let mut prepared: Option<Prepare> = None;
     let mut configured = false;
     let code = loop {
@@ -101,12 +103,13 @@ pub fn run(mut stream: File, started: Instant, paths: &Paths) -> Result<i32, Con
             }
             Some(host_message::Msg::Configure(cfg)) if !configured => {
                 configured = true;
-                configure(cfg, prepared.as_ref(), &shared, paths);
+                configure(cfg, prepared.as_ref(), &shared, &calls, paths);
             }
             Some(host_message::Msg::Configure(_)) => {
                 eprintln!("flint-init: ignoring a second Configure");
             }
             Some(host_message::Msg::Invoke(inv)) => shared.push_invoke(inv),
+            Some(host_message::Msg::Reply(r)) => calls.deliver(r),
             Some(host_message::Msg::Shutdown(_)) => break 0,
             None => eprintln!("flint-init: ignoring an empty or unknown host message"),
         }
@@ -147,8 +150,18 @@ fn warm_up(p: &Prepare, shared: &Arc<Shared>, paths: &Paths) {
 }
 
 /// Handles Configure; every failure is reported to the host as InitError.
-fn configure(cfg: Configure, prepared: Option<&Prepare>, shared: &Arc<Shared>, paths: &Paths) {
+fn configure(
+    cfg: Configure,
+    prepared: Option<&Prepare>,
+    shared: &Arc<Shared>,
+    calls: &Arc<HostCalls>,
+    paths: &Paths,
+) {
     let at = Instant::now();
+    if let Err((error_type, message)) = start_aws_local(&cfg, shared, calls) {
+        shared.init_error(error_type, error_doc(error_type, &message));
+        return;
+    }
     let result = match prepared {
         None => setup_sandbox(cfg.tmp_mb, shared, paths)
             .and_then(|()| install_code(&cfg, shared, paths, at))
@@ -171,6 +184,33 @@ fn configure(cfg: Configure, prepared: Option<&Prepare>, shared: &Arc<Shared>, p
 }
 
 type Failure = (&'static str, String);
+
+/// Starts the loopback credentials endpoint and Lambda API proxy for a function with
+/// an execution role.
+fn start_aws_local(
+    cfg: &Configure,
+    shared: &Arc<Shared>,
+    calls: &Arc<HostCalls>,
+) -> Result<(), Failure> {
+    if cfg.credentials.is_none() {
+        return Ok(());
+    }
+    let listener = TcpListener::bind(env::LOCAL_API).map_err(|e| {
+        (
+            SETUP_ERROR,
+            format!(
+                "binding the credentials endpoint on {}: {e}",
+                env::LOCAL_API
+            ),
+        )
+    })?;
+    let local = Arc::new(aws_local::Local {
+        shared: shared.clone(),
+        calls: calls.clone(),
+        auth_token: cfg.credentials_auth_token.clone(),
+    });
+    aws_local::spawn(listener, local).map_err(|e| setup_failure(&e))
+}
 
 fn setup_failure(e: &dyn std::fmt::Display) -> Failure {
     (SETUP_ERROR, e.to_string())

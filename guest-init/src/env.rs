@@ -10,6 +10,10 @@ use std::collections::BTreeMap;
 /// Address of the Runtime API as the runtime sees it.
 pub const RUNTIME_API: &str = "127.0.0.1:9001";
 
+/// Address of the credentials endpoint and Lambda API proxy (aws_local.rs), served
+/// for functions with an execution role.
+pub const LOCAL_API: &str = "127.0.0.1:9002";
+
 /// Builds the runtime's environment from `cfg`. Variables the kernel could not pass
 /// (empty names, names with '=' or NUL, values with NUL) are dropped, and so are
 /// reserved names (flintd refuses them; this is the guest's own guard).
@@ -18,6 +22,13 @@ pub fn compose(cfg: &Configure) -> Vec<(String, String)> {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
+    if cfg.credentials.is_some() {
+        // A default the function's own value replaces (an SDK reads it: boto3 from 1.28).
+        env.insert(
+            "AWS_ENDPOINT_URL_LAMBDA".into(),
+            format!("http://{LOCAL_API}"),
+        );
+    }
     for (k, v) in &cfg.environment {
         if valid(k, v) && !is_reserved_env(k) {
             env.insert(k.clone(), v.clone());
@@ -65,6 +76,11 @@ fn valid(name: &str, value: &str) -> bool {
 
 /// The reserved variables init sets; every name is in flint_proto's reserved list.
 fn reserved(cfg: &Configure) -> Vec<(&'static str, String)> {
+    let region = if cfg.region.is_empty() {
+        "local".to_string()
+    } else {
+        cfg.region.clone()
+    };
     let mut vars = vec![
         ("_HANDLER", cfg.handler.clone()),
         ("AWS_LAMBDA_FUNCTION_NAME", cfg.function_name.clone()),
@@ -74,14 +90,27 @@ fn reserved(cfg: &Configure) -> Vec<(&'static str, String)> {
         ("AWS_LAMBDA_LOG_GROUP_NAME", cfg.log_group.clone()),
         ("AWS_LAMBDA_LOG_STREAM_NAME", cfg.log_stream.clone()),
         ("AWS_LAMBDA_RUNTIME_API", RUNTIME_API.into()),
-        ("AWS_REGION", "local".into()),
-        ("AWS_DEFAULT_REGION", "local".into()),
+        ("AWS_REGION", region.clone()),
+        ("AWS_DEFAULT_REGION", region),
         ("LAMBDA_TASK_ROOT", "/var/task".into()),
         ("LAMBDA_RUNTIME_DIR", "/var/runtime".into()),
         ("TZ", ":UTC".into()),
     ];
     if !cfg.runtime.is_empty() {
         vars.push(("AWS_EXECUTION_ENV", format!("AWS_Lambda_{}", cfg.runtime)));
+    }
+    if let Some(c) = &cfg.credentials {
+        vars.push(("AWS_ACCESS_KEY_ID", c.access_key_id.clone()));
+        vars.push(("AWS_SECRET_ACCESS_KEY", c.secret_access_key.clone()));
+        vars.push(("AWS_SESSION_TOKEN", c.session_token.clone()));
+        vars.push((
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            format!("http://{LOCAL_API}{}", crate::aws_local::CREDENTIALS_PATH),
+        ));
+        vars.push((
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+            cfg.credentials_auth_token.clone(),
+        ));
     }
     vars.into_iter()
         .map(|(k, v)| (k, v.replace('\0', "")))
@@ -195,6 +224,50 @@ mod tests {
         assert!(get(&env, "LD_LIBRARY_PATH")
             .unwrap()
             .starts_with("/var/lang/lib:"));
+    }
+
+    #[test]
+    fn role_credentials_are_given_as_lambda_gives_them() {
+        let mut c = cfg();
+        c.region = "eu-west-3".into();
+        c.credentials = Some(Box::new(flint_proto::init::RoleCredentials {
+            access_key_id: "ASIAEXAMPLE".into(),
+            secret_access_key: "s3cr3t".into(),
+            session_token: "FLT1.tok".into(),
+            expiration: "2026-12-06T12:00:00Z".into(),
+        }));
+        c.credentials_auth_token = "auth".into();
+        c.environment
+            .insert("AWS_CONTAINER_AUTHORIZATION_TOKEN".into(), "forged".into());
+        let env = compose(&c);
+        assert_eq!(get(&env, "AWS_ACCESS_KEY_ID"), Some("ASIAEXAMPLE"));
+        assert_eq!(get(&env, "AWS_SECRET_ACCESS_KEY"), Some("s3cr3t"));
+        assert_eq!(get(&env, "AWS_SESSION_TOKEN"), Some("FLT1.tok"));
+        assert_eq!(
+            get(&env, "AWS_CONTAINER_CREDENTIALS_FULL_URI"),
+            Some("http://127.0.0.1:9002/flint/v1/credentials")
+        );
+        assert_eq!(get(&env, "AWS_CONTAINER_AUTHORIZATION_TOKEN"), Some("auth"));
+        assert_eq!(
+            get(&env, "AWS_ENDPOINT_URL_LAMBDA"),
+            Some("http://127.0.0.1:9002")
+        );
+        assert_eq!(get(&env, "AWS_REGION"), Some("eu-west-3"));
+        for (name, _) in reserved(&c) {
+            assert!(
+                is_reserved_env(name),
+                "{name} is set by init but not reserved"
+            );
+        }
+        // Without a role: none of them.
+        let plain = compose(&cfg());
+        for k in [
+            "AWS_ACCESS_KEY_ID",
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            "AWS_ENDPOINT_URL_LAMBDA",
+        ] {
+            assert_eq!(get(&plain, k), None, "{k}");
+        }
     }
 
     #[test]

@@ -3,9 +3,11 @@
 //! microVM guest's /sbin/init. Both end in the same loop serving the Lambda Runtime API.
 
 mod args;
+mod aws_local;
 mod control;
 mod env;
 mod guest;
+mod host_calls;
 mod host_link;
 mod http;
 mod launcher;

@@ -68,6 +68,18 @@ async fn start_with(extra: &[&str], scheme: &str) -> RestAgent {
         String::from_utf8_lossy(&out.stderr)
     );
     let k: serde_json::Value = serde_json::from_slice(&out.stdout).expect("keys create --json");
+    // CreateFunction names an execution role, as Lambda requires: the scenario's is "r".
+    let role = Command::new(binary("flint"))
+        .args(["roles", "create", "r"])
+        .arg("--endpoint")
+        .arg(&agent.socket)
+        .output()
+        .expect("run flint roles create");
+    assert!(
+        role.status.success(),
+        "{}",
+        String::from_utf8_lossy(&role.stderr)
+    );
     RestAgent {
         endpoint: format!("{scheme}://{addr}"),
         key_id: k["access_key_id"].as_str().unwrap().to_string(),

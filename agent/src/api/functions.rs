@@ -30,6 +30,8 @@ pub fn to_proto(agent: &Agent, f: Function) -> FunctionConfiguration {
         revision: f.revision,
         reserved_concurrency: f.reserved_concurrency,
         network: f.network.as_str().to_string(),
+        role: f.role.unwrap_or_default(),
+        secret_environment_keys: f.secret_environment.into_keys().collect(),
     }
 }
 
@@ -62,6 +64,8 @@ impl Functions for FunctionsApi {
                     description: r.description,
                     code_zip: r.code_zip,
                     network: (!r.network.is_empty()).then_some(r.network),
+                    role: Some(r.role),
+                    secret_environment: r.secret_environment,
                 })
                 .map_err(Status::from)
         })
@@ -102,6 +106,8 @@ impl Functions for FunctionsApi {
                         environment: r.environment.map(|e| e.variables),
                         description: r.description,
                         network: r.network,
+                        role: r.role,
+                        secret_environment: r.secret_environment.map(|e| e.variables),
                     },
                 )
                 .map_err(Status::from)

@@ -6,6 +6,7 @@ pub mod events;
 pub mod functions;
 pub mod invocations;
 pub mod node;
+pub mod roles;
 pub mod status;
 pub mod triggers;
 pub mod usage;

@@ -6,6 +6,7 @@
 use crate::code::CodeError;
 use crate::functions::FunctionError;
 use crate::invoke::InvokeError;
+use crate::roles::RoleError;
 use crate::runtimes::RuntimeError;
 use crate::store::StoreError;
 use tonic::{Code, Status};
@@ -33,11 +34,35 @@ fn runtime_code(e: &RuntimeError) -> Code {
     }
 }
 
+fn role_code(e: &RoleError) -> Code {
+    match e {
+        RoleError::Invalid(_) => Code::InvalidArgument,
+        RoleError::Exists(_) => Code::AlreadyExists,
+        RoleError::NotFound(_) | RoleError::SecretNotFound(_) => Code::NotFound,
+        RoleError::InUse { .. } | RoleError::NoOperatorKey => Code::FailedPrecondition,
+        RoleError::Seal(_) | RoleError::Token(_) | RoleError::Sqlite(_) | RoleError::Corrupt(_) => {
+            Code::Internal
+        }
+    }
+}
+
+impl From<RoleError> for Status {
+    fn from(e: RoleError) -> Status {
+        // The signing key's errors name its host path.
+        if matches!(e, RoleError::Token(_)) {
+            return hidden(&e);
+        }
+        Status::new(role_code(&e), e.to_string())
+    }
+}
+
 /// True for errors whose text names a host path.
 fn names_host_path(e: &FunctionError) -> bool {
     matches!(
         e,
-        FunctionError::Code(CodeError::Io { .. }) | FunctionError::Runtime(RuntimeError::Io { .. })
+        FunctionError::Code(CodeError::Io { .. })
+            | FunctionError::Runtime(RuntimeError::Io { .. })
+            | FunctionError::Role(RoleError::Token(_))
     )
 }
 
@@ -59,6 +84,7 @@ impl From<FunctionError> for Status {
             FunctionError::Runtime(r) => runtime_code(r),
             FunctionError::Store(s) => store_code(s),
             FunctionError::Reserve(_) => Code::ResourceExhausted,
+            FunctionError::Role(r) => role_code(r),
         };
         if names_host_path(&e) {
             return hidden(&e);
@@ -83,11 +109,13 @@ impl From<InvokeError> for Status {
             InvokeError::Throttled(_) => Code::ResourceExhausted,
             InvokeError::Queue(crate::events::QueueError::Full { .. }) => Code::ResourceExhausted,
             InvokeError::Queue(_) => Code::Unavailable,
+            InvokeError::Role(r) => role_code(r),
         };
         if matches!(
             e,
             InvokeError::Code(CodeError::Io { .. })
                 | InvokeError::Runtime(RuntimeError::Io { .. })
+                | InvokeError::Role(RoleError::Token(_) | RoleError::Sqlite(_))
                 | InvokeError::Queue(
                     crate::events::QueueError::Sqlite { .. }
                         | crate::events::QueueError::Migration { .. }

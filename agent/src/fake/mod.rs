@@ -13,4 +13,5 @@ mod failure_tests;
 mod limit_tests;
 mod log_tests;
 mod placement_tests;
+mod role_tests;
 mod schedule_tests;

@@ -110,6 +110,9 @@ pub enum InvokeError {
     /// An Event could not be stored durably, so it was not accepted
     #[error(transparent)]
     Queue(#[from] crate::events::QueueError),
+    /// The function's role credentials or secret environment could not be prepared
+    #[error("could not prepare the function's credentials or secrets: {0}")]
+    Role(#[from] crate::roles::RoleError),
 }
 
 fn unix_ms(t: SystemTime) -> u64 {

@@ -141,13 +141,16 @@ impl Agent {
                 Err(e) => Err(InvokeError::from(e)),
             })
             .await?;
+        let role = self.role_binding(f)?;
+        let mut environment = f.environment.clone();
+        environment.extend(self.role_keys().open_env(&f.name, &f.secret_environment)?);
         let configure = Configure {
             function_name: f.name.clone(),
             function_version: flint_proto::lambda::LATEST.into(),
             handler: f.handler.clone(),
             memory_mb: f.memory_mb,
             timeout_s: f.timeout_s,
-            environment: f.environment.clone(),
+            environment,
             code_zip,
             bootstrap: rt.manifest.bootstrap.clone(),
             runtime: rt.manifest.name.clone(),
@@ -155,11 +158,16 @@ impl Agent {
             tmp_mb: TMP_MB,
             log_group: format!("/flint/lambda/{}", f.name),
             log_stream: String::new(),
+            region: self.config().region.clone(),
+            credentials: role.credentials,
+            credentials_auth_token: role.auth_token,
         };
         Ok(Binding {
             configure,
             function: &f.name,
             revision: f.revision,
+            calls: role.calls,
+            retire_at: role.retire_at,
         })
     }
 }

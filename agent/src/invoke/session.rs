@@ -12,13 +12,16 @@
 //! sandboxes that could not be made or spoke the protocol wrongly.
 
 use crate::logs::push_capped;
+use crate::roles::calls::GuestCalls;
 use crate::sandbox::{Sandbox, SandboxBackend, SandboxError, SandboxSpec};
 use flint_proto::frame::{tokio_io, FrameError};
 use flint_proto::init::{
-    guest_message::Msg as G, host_message::Msg as H, Configure, GuestMessage, HostMessage, Invoke,
-    Prepare, Shutdown, PROTOCOL_VERSION,
+    guest_message::Msg as G, host_call_reply::Kind as ReplyKind, host_message::Msg as H, Configure,
+    GuestMessage, HostCall, HostCallReply, HostMessage, Invoke, Prepare, Shutdown,
+    PROTOCOL_VERSION,
 };
 use flint_proto::lambda::{self, error_doc, exit_message};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::sync::mpsc;
@@ -138,12 +141,19 @@ pub(crate) struct Binding<'a> {
     pub configure: Configure,
     pub function: &'a str,
     pub revision: u64,
+    /// Answers flint-init's calls (an execution role's credentials and API proxy).
+    pub calls: Option<Arc<dyn GuestCalls>>,
+    /// When the instance must stop taking invocations (its environment's role
+    /// credentials expire soon after).
+    pub retire_at: Option<Instant>,
 }
 
-/// What the reader task delivers.
+/// What the reader task (or a call's task) delivers.
 enum Event {
     Msg(G),
     Closed(String),
+    /// A reply to one of flint-init's calls, to send.
+    Reply(HostCallReply),
 }
 
 /// What waiting for one message during start produced.
@@ -163,6 +173,17 @@ struct Stream {
     /// When the sandbox was created.
     created: Instant,
     dead: bool,
+    /// flint-init's calls and the instance's retirement (boxed: the stream stays small).
+    guest: Box<GuestLink>,
+}
+
+/// How a stream answers flint-init's calls (an execution role's).
+struct GuestLink {
+    /// Where call replies are queued (the reader's channel).
+    replies: mpsc::Sender<Event>,
+    calls: Option<Arc<dyn GuestCalls>>,
+    /// See [`Binding::retire_at`].
+    retire_at: Option<Instant>,
 }
 
 impl Stream {
@@ -176,6 +197,7 @@ impl Stream {
         };
         let (reader, writer) = stream.into_split();
         let (tx, events) = mpsc::channel(256);
+        let replies = tx.clone();
         tokio::spawn(read_loop(reader, tx));
         let mut s = Stream {
             sandbox,
@@ -185,6 +207,11 @@ impl Stream {
             timings: StartTimings::default(),
             created,
             dead: false,
+            guest: Box::new(GuestLink {
+                replies,
+                calls: None,
+                retire_at: None,
+            }),
         };
         if let Err(e) = s.hello().await {
             s.destroy().await;
@@ -220,6 +247,7 @@ impl Stream {
             Some(Event::Msg(other)) => Err(StartError::Protocol(format!(
                 "expected Hello, got {other:?}"
             ))),
+            Some(Event::Reply(_)) => Err(StartError::Protocol("a reply before Hello".into())),
             None => Err(StartError::Protocol(format!(
                 "no Hello from flint-init within {} s",
                 HELLO_TIMEOUT.as_secs()
@@ -230,6 +258,35 @@ impl Stream {
     /// Sends one message.
     async fn send(&mut self, msg: H) -> Result<(), FrameError> {
         tokio_io::write_frame(&mut self.writer, &HostMessage { msg: Some(msg) }).await
+    }
+
+    /// Answers a call of flint-init on a task of its own; the reply comes back as
+    /// [`Event::Reply`] to the loop that is waiting.
+    fn on_call(&self, call: HostCall) {
+        let replies = self.guest.replies.clone();
+        match &self.guest.calls {
+            Some(calls) => {
+                let reply = calls.answer(call);
+                tokio::spawn(async move {
+                    let _ = replies.send(Event::Reply(reply.await)).await;
+                });
+            }
+            None => {
+                let reply = HostCallReply {
+                    id: call.id,
+                    kind: Some(ReplyKind::Error(
+                        "this function has no execution role: give it one (flint update --role)"
+                            .into(),
+                    )),
+                };
+                let _ = replies.try_send(Event::Reply(reply));
+            }
+        }
+    }
+
+    /// Sends a call's reply; a failure shows as the stream's end on the read side.
+    async fn reply(&mut self, r: HostCallReply) {
+        let _ = self.send(H::Reply(r)).await;
     }
 
     /// Waits for the message `want` accepts, collecting output; an init error, an
@@ -251,6 +308,8 @@ impl Stream {
                 None => return failed(self, InitCause::TimedOut(timeout)),
                 Some(Event::Msg(m)) if want(&m) => return Ok(Waited::Got(m)),
                 Some(Event::Msg(G::Log(l))) => self.keep_output(&l.data),
+                Some(Event::Msg(G::Call(c))) => self.on_call(c),
+                Some(Event::Reply(r)) => self.reply(r).await,
                 Some(Event::Msg(G::InitError(e))) => {
                     let cause = InitCause::Error {
                         error_type: e.error_type,
@@ -310,7 +369,7 @@ impl Stream {
                     self.dead = true;
                     return false;
                 }
-                Ok(Event::Msg(_)) => {}
+                Ok(Event::Msg(_)) | Ok(Event::Reply(_)) => {}
                 Err(mpsc::error::TryRecvError::Empty) => return true,
                 Err(mpsc::error::TryRecvError::Disconnected) => {
                     self.dead = true;
@@ -455,6 +514,8 @@ impl Session {
             stream.created
         };
         let memory_mb = binding.configure.memory_mb;
+        stream.guest.calls = binding.calls;
+        stream.guest.retire_at = binding.retire_at;
         if pool_hit {
             // Output of the pool sandbox's own start belongs to no function.
             stream.pending_log.clear();
@@ -578,6 +639,14 @@ impl Session {
 
     /// True when the instance can take an invocation.
     pub(crate) fn is_alive(&mut self) -> bool {
+        if self
+            .stream
+            .guest
+            .retire_at
+            .is_some_and(|t| Instant::now() >= t)
+        {
+            return false;
+        }
         self.stream.is_alive()
     }
 
@@ -607,6 +676,8 @@ impl Session {
             };
             match ev {
                 Event::Msg(G::Log(l)) => push_capped(log, &l.data),
+                Event::Msg(G::Call(c)) => self.stream.on_call(c),
+                Event::Reply(r) => self.stream.reply(r).await,
                 Event::Msg(G::Response(r)) if r.request_id == request_id => {
                     self.last_used = Instant::now();
                     return InvokeResult::Response(r.payload);

@@ -5,6 +5,7 @@ use super::errors::ApiError;
 use super::request::ApiRequest;
 use super::sigv4::{self, Expect, SigError};
 use super::LambdaApi;
+use crate::roles::token::Claims;
 
 /// The service name requests are signed for.
 pub const SERVICE: &str = "lambda";
@@ -22,12 +23,19 @@ pub struct Credential {
     auth: sigv4::Authorization,
     amz_date: String,
     secret: String,
+    /// Set for an execution role's temporary credentials.
+    role: Option<Claims>,
 }
 
 impl Credential {
     /// The access key id the request claims.
     pub fn access_key(&self) -> &str {
         &self.auth.access_key
+    }
+
+    /// The role session's claims, for temporary credentials.
+    pub fn role(&self) -> Option<&Claims> {
+        self.role.as_ref()
     }
 }
 
@@ -60,9 +68,15 @@ pub fn check_head(api: &LambdaApi, req: &ApiRequest) -> Result<Credential, ApiEr
         now: now_secs(),
     };
     let amz_date = sigv4::check_request(&signed(req, String::new()), &auth, &expect)?;
-    if req.header("x-amz-security-token").is_some() {
-        // Flint issues no temporary credentials.
-        return Err(SigError::UnknownKey.into());
+    if let Some(token) = req.header("x-amz-security-token") {
+        // An execution role's temporary credentials (docs/ROLES.md).
+        let (claims, secret) = super::role_auth::temporary(api, token, &auth.access_key)?;
+        return Ok(Credential {
+            auth,
+            amz_date,
+            secret,
+            role: Some(claims),
+        });
     }
     let secret = api
         .keys
@@ -73,6 +87,7 @@ pub fn check_head(api: &LambdaApi, req: &ApiRequest) -> Result<Credential, ApiEr
         auth,
         amz_date,
         secret,
+        role: None,
     })
 }
 

@@ -7,6 +7,7 @@ use crate::code::CodeError;
 use crate::functions::FunctionError;
 use crate::invoke::InvokeError;
 use crate::limiter::Throttle;
+use crate::roles::RoleError;
 use crate::runtimes::RuntimeError;
 use crate::store::StoreError;
 
@@ -66,6 +67,22 @@ impl ApiError {
         Self::new(500, "ServiceException", message)
     }
 
+    /// 403 AccessDeniedException: temporary credentials whose role does not allow this.
+    pub fn access_denied(message: impl Into<String>) -> Self {
+        Self::new(403, "AccessDeniedException", message)
+    }
+
+    /// 403 ExpiredTokenException: temporary credentials past their expiry.
+    pub fn expired_token(message: impl Into<String>) -> Self {
+        Self::new(403, "ExpiredTokenException", message)
+    }
+
+    /// 403 UnrecognizedClientException: an unknown key or a session token that is not
+    /// flintd's (or was altered).
+    pub fn unrecognized_client(message: impl Into<String>) -> Self {
+        Self::new(403, "UnrecognizedClientException", message)
+    }
+
     /// 404 UnknownOperationException: no operation at this method and path.
     pub fn unknown_operation(method: &str, path: &str) -> Self {
         Self::new(
@@ -81,6 +98,7 @@ impl ApiError {
             "MissingAuthenticationTokenException"
             | "IncompleteSignatureException"
             | "UnrecognizedClientException"
+            | "ExpiredTokenException"
             | "InvalidSignatureException"
             | "SerializationException"
             | "UnknownOperationException" => None,
@@ -93,9 +111,10 @@ impl ApiError {
     pub fn body(&self) -> serde_json::Value {
         // The shapes that spell their member `Message` (botocore reads either).
         let key = match self.code {
-            "ResourceNotFoundException" | "ServiceException" | "InvalidRuntimeException" => {
-                "Message"
-            }
+            "ResourceNotFoundException"
+            | "ServiceException"
+            | "InvalidRuntimeException"
+            | "AccessDeniedException" => "Message",
             _ => "message",
         };
         let mut b = serde_json::Map::new();
@@ -162,6 +181,17 @@ pub fn function_error(e: FunctionError, arn: &dyn Fn(&str) -> String) -> ApiErro
         FunctionError::Runtime(r) => ApiError::service(r.to_string()),
         FunctionError::Store(s) => store_error(s, arn),
         FunctionError::Reserve(r) => ApiError::invalid(r.to_string()),
+        FunctionError::Role(r) => role_error(r),
+    }
+}
+
+/// A role or secret error of a management call.
+pub fn role_error(e: RoleError) -> ApiError {
+    match e {
+        e @ (RoleError::Invalid(_) | RoleError::NotFound(_) | RoleError::NoOperatorKey) => {
+            ApiError::invalid(e.to_string())
+        }
+        e => ApiError::service(e.to_string()),
     }
 }
 
@@ -185,6 +215,10 @@ pub fn invoke_error(e: InvokeError, arn: &dyn Fn(&str) -> String) -> ApiError {
             ApiError::service(
                 "the event queue could not store the event, so it was not accepted; flintd's log has the cause",
             )
+        }
+        InvokeError::Role(r) => {
+            tracing::error!(error = %r, "credentials or secrets not prepared");
+            ApiError::service("the function's credentials or secrets could not be prepared; flintd's log has the cause")
         }
         InvokeError::Throttled(t) => {
             let reason = match &t {

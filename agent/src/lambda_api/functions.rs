@@ -116,6 +116,8 @@ pub async fn create(api: &LambdaApi, req: &ApiRequest) -> Outcome {
         description: b.description,
         code_zip: zip,
         network: b.flint_network,
+        role: b.role,
+        secret_environment: Default::default(),
     };
     let f = blocking(api, move |a| a.create_function(new)).await?;
     Ok(ApiResponse::json(201, &configuration(&f, &api.place)))
@@ -216,6 +218,8 @@ pub async fn update_configuration(api: &LambdaApi, req: &ApiRequest, given: &str
         environment: b.environment.map(|e| e.variables),
         description: b.description,
         network: b.flint_network,
+        role: b.role,
+        secret_environment: None,
     };
     let f = blocking(api, move |a| a.update_config(&name, change)).await?;
     Ok(ApiResponse::json(200, &configuration(&f, &api.place)))

@@ -57,7 +57,8 @@ pub struct KeyStore {
     path: PathBuf,
 }
 
-fn random_bytes(n: usize) -> Result<Vec<u8>, std::io::Error> {
+/// `n` bytes from the kernel's CSPRNG.
+pub(crate) fn random_bytes(n: usize) -> Result<Vec<u8>, std::io::Error> {
     use std::io::Read;
     let mut b = vec![0u8; n];
     std::fs::File::open("/dev/urandom")?.read_exact(&mut b)?;

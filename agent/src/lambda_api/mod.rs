@@ -7,7 +7,8 @@
 //!
 //! Files: `server` (connections), `auth` (SigV4 on a request), `router` (method and
 //! path to operation), `functions`, `invoke`, `concurrency` and `event_config` (one per resource),
-//! `shapes` (JSON), `names` (names and ARNs), `errors`, `sigv4`, `keys`, `tls`.
+//! `shapes` (JSON), `names` (names and ARNs), `errors`, `sigv4`, `keys`, `tls`,
+//! `role_auth` (execution roles' temporary credentials and their policy).
 
 mod auth;
 mod concurrency;
@@ -18,6 +19,7 @@ mod invoke;
 pub mod keys;
 pub(crate) mod names;
 mod request;
+mod role_auth;
 mod router;
 mod server;
 pub(crate) mod shapes;
@@ -27,7 +29,8 @@ pub(crate) mod tls;
 use crate::core::Agent;
 use std::sync::Arc;
 
-pub use server::serve;
+pub use request::{ApiRequest, ApiResponse};
+pub use server::{answer, serve};
 
 /// What the REST front end works with.
 pub struct LambdaApi {

@@ -77,10 +77,8 @@ async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
-fn to_http(r: ApiResponse, request_id: &str) -> hyper::Response<Full<Bytes>> {
-    let mut b = hyper::Response::builder()
-        .status(r.status)
-        .header("x-amzn-RequestId", request_id);
+fn to_http(r: ApiResponse) -> hyper::Response<Full<Bytes>> {
+    let mut b = hyper::Response::builder().status(r.status);
     for (k, v) in &r.headers {
         b = b.header(k.as_str(), v.as_str());
     }
@@ -152,9 +150,69 @@ async fn authenticate_and_route(api: &LambdaApi, req: hyper::Request<Incoming>) 
     }
     let credential = super::auth::check_head(api, &r)?;
     r.body = body(incoming).await?;
+    verified_route(api, r, credential).await
+}
+
+/// Verifies the signature of a whole request, applies a role's policy and routes it.
+async fn verified_route(
+    api: &LambdaApi,
+    r: ApiRequest,
+    credential: super::auth::Credential,
+) -> Outcome {
     super::auth::verify(&r, &credential)?;
     tracing::debug!(access_key = %credential.access_key(), "authenticated");
+    if let Some(claims) = credential.role() {
+        super::role_auth::authorize(api, claims, &r)?;
+    }
     super::router::route(api, r).await
+}
+
+/// The answer's status, headers (the request id among them) and body.
+fn finish(outcome: Outcome, request_id: &str) -> ApiResponse {
+    match outcome {
+        Ok(mut r) => {
+            // Invoke answers with the invocation's own request id.
+            let id = r
+                .headers
+                .iter()
+                .find(|(k, _)| k == "x-amzn-RequestId")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_else(|| request_id.to_string());
+            r.headers.retain(|(k, _)| k != "x-amzn-RequestId");
+            r.headers.push(("x-amzn-RequestId".into(), id));
+            r
+        }
+        Err(e) => {
+            tracing::info!(code = e.code, status = e.status, message = %e.message, "REST request refused");
+            let mut r = error_response(&e);
+            r.headers
+                .push(("x-amzn-RequestId".into(), request_id.into()));
+            r
+        }
+    }
+}
+
+/// Answers one request that arrived whole by another way than this listener (a
+/// sandbox's loopback proxy, docs/ROLES.md): the same authentication, policy and
+/// routing as over TCP. The body must be no larger than [`BODY_MAX`].
+pub async fn answer(api: &LambdaApi, r: ApiRequest) -> ApiResponse {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let span = tracing::info_span!("rest", request_id = %request_id, method = %r.method, path = %r.path, via = "sandbox");
+    async {
+        let outcome = if r.body.len() > BODY_MAX {
+            Err(ApiError::too_large(format!(
+                "Request must be smaller than {BODY_MAX} bytes for this operation"
+            )))
+        } else {
+            match super::auth::check_head(api, &r) {
+                Ok(c) => verified_route(api, r, c).await,
+                Err(e) => Err(e),
+            }
+        };
+        finish(outcome, &request_id)
+    }
+    .instrument(span)
+    .await
 }
 
 async fn handle(
@@ -164,23 +222,8 @@ async fn handle(
     let request_id = uuid::Uuid::new_v4().to_string();
     let span = tracing::info_span!("rest", request_id = %request_id, method = %req.method(), path = %req.uri().path());
     async {
-        match authenticate_and_route(api, req).await {
-            Ok(r) => {
-                // Invoke answers with the invocation's own request id.
-                let id = r
-                    .headers
-                    .iter()
-                    .find(|(k, _)| k == "x-amzn-RequestId")
-                    .map(|(_, v)| v.clone());
-                let mut r = r;
-                r.headers.retain(|(k, _)| k != "x-amzn-RequestId");
-                to_http(r, id.as_deref().unwrap_or(&request_id))
-            }
-            Err(e) => {
-                tracing::info!(code = e.code, status = e.status, message = %e.message, "REST request refused");
-                to_http(error_response(&e), &request_id)
-            }
-        }
+        let r = finish(authenticate_and_route(api, req).await, &request_id);
+        to_http(r)
     }
     .instrument(span)
     .await

@@ -7,9 +7,13 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
-/// The IAM role reported for every function: Flint runs functions without IAM.
-pub fn role(place: &Place) -> String {
-    format!("arn:aws:iam::{}:role/flint-function", place.account)
+/// The IAM role ARN reported for a function: its execution role, or a placeholder
+/// for a function without one.
+pub fn role(place: &Place, f: &Function) -> String {
+    crate::roles::role_arn(
+        &place.account,
+        f.role.as_deref().unwrap_or("flint-function"),
+    )
 }
 
 /// `Environment` of requests and responses.
@@ -47,6 +51,8 @@ pub struct CreateFunction {
     /// `--network-default`.
     pub flint_network: Option<String>,
     pub environment: Option<Environment>,
+    /// The execution role: arn:aws:iam::ACCOUNT:role/NAME (or NAME), a Flint role.
+    pub role: Option<String>,
     #[serde(default)]
     pub publish: bool,
     pub package_type: Option<String>,
@@ -81,6 +87,7 @@ pub struct UpdateConfig {
     pub timeout: Option<u32>,
     pub memory_size: Option<u32>,
     pub environment: Option<Environment>,
+    pub role: Option<String>,
     pub revision_id: Option<String>,
 }
 
@@ -123,7 +130,7 @@ pub fn configuration(f: &Function, place: &Place) -> Value {
         "FunctionName": f.name,
         "FunctionArn": place.arn(&f.name),
         "Runtime": f.runtime,
-        "Role": role(place),
+        "Role": role(place, f),
         "Handler": f.handler,
         "CodeSize": f.code_size,
         "Description": f.description,
@@ -164,6 +171,8 @@ mod tests {
             revision: 3,
             reserved_concurrency: None,
             network: crate::sandbox::NetworkMode::None,
+            role: None,
+            secret_environment: Default::default(),
         };
         let place = Place {
             region: "us-east-1".into(),

@@ -245,6 +245,8 @@ mod tests {
             revision: 1,
             reserved_concurrency: None,
             network: crate::sandbox::NetworkMode::None,
+            role: None,
+            secret_environment: Default::default(),
         }
     }
 

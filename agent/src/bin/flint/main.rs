@@ -2,6 +2,7 @@
 
 mod events;
 mod queue_args;
+mod roles;
 mod since;
 mod table;
 mod triggers;
@@ -65,6 +66,14 @@ enum Cmd {
         /// Network: none (loopback only) or outbound; unset: flintd's --network-default.
         #[arg(long)]
         network: Option<String>,
+        /// Execution role (flint roles create): its temporary credentials reach the
+        /// function as AWS_ACCESS_KEY_ID etc.
+        #[arg(long)]
+        role: Option<String>,
+        /// Secret environment variable KEY=VALUE (repeatable): stored encrypted with
+        /// flintd's operator key, shown masked.
+        #[arg(long = "secret-env", value_parser = parse_kv)]
+        secret_env: Vec<(String, String)>,
     },
     /// Replace a function's code.
     UpdateCode {
@@ -73,6 +82,7 @@ enum Cmd {
         code: PathBuf,
     },
     /// Change a function's configuration.
+    #[command(alias = "update")]
     UpdateConfig {
         name: String,
         #[arg(long)]
@@ -94,6 +104,15 @@ enum Cmd {
         /// Network: none (loopback only) or outbound.
         #[arg(long)]
         network: Option<String>,
+        /// Execution role; "" removes it.
+        #[arg(long)]
+        role: Option<String>,
+        /// Replaces all secret environment variables (repeatable KEY=VALUE).
+        #[arg(long = "secret-env", value_parser = parse_kv)]
+        secret_env: Vec<(String, String)>,
+        /// Remove all secret environment variables.
+        #[arg(long, conflicts_with = "secret_env")]
+        clear_secret_env: bool,
     },
     /// Show one function.
     Get { name: String },
@@ -147,6 +166,17 @@ enum Cmd {
     Events {
         #[command(subcommand)]
         action: events::EventsCmd,
+    },
+    /// Execution roles: what a function's temporary credentials may do.
+    Roles {
+        #[command(subcommand)]
+        action: roles::RolesCmd,
+    },
+    /// Named secrets, sealed with flintd's operator key; a role's policy says who may
+    /// read them.
+    Secrets {
+        #[command(subcommand)]
+        action: roles::SecretsCmd,
     },
     /// Triggers: schedules that invoke a function (EventBridge's rate and cron).
     Triggers {
@@ -241,7 +271,7 @@ fn main() {
     }
 }
 
-fn status_err(s: tonic::Status) -> anyhow::Error {
+pub(crate) fn status_err(s: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("{} ({:?})", s.message(), s.code())
 }
 
@@ -252,7 +282,17 @@ fn function_json(f: &FunctionConfiguration) -> serde_json::Value {
         "description": f.description, "code_sha256": f.code_sha256, "code_size": f.code_size,
         "last_modified": f.last_modified, "revision": f.revision, "function_arn": f.function_arn,
         "reserved_concurrency": f.reserved_concurrency, "network": f.network,
+        "role": f.role,
+        "secret_environment": masked(&f.secret_environment_keys),
     })
+}
+
+/// What is shown instead of a secret's value.
+const MASK: &str = "****";
+
+/// Secret variable names with masked values.
+fn masked(keys: &[String]) -> std::collections::BTreeMap<&str, &str> {
+    keys.iter().map(|k| (k.as_str(), MASK)).collect()
 }
 
 fn print_function(f: &FunctionConfiguration, json: bool) {
@@ -274,6 +314,12 @@ fn print_function(f: &FunctionConfiguration, json: bool) {
     env.sort();
     for (k, v) in env {
         println!("env:           {k}={v}");
+    }
+    for (k, v) in masked(&f.secret_environment_keys) {
+        println!("secret env:    {k}={v}");
+    }
+    if !f.role.is_empty() {
+        println!("role:          {}", f.role);
     }
     println!(
         "code:          {} bytes, sha256 {}",
@@ -304,6 +350,8 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             env,
             description,
             network,
+            role,
+            secret_env,
         } => {
             let code_zip = bundle(&code)
                 .map_err(|e| anyhow::anyhow!("reading code {}: {e}", code.display()))?;
@@ -320,6 +368,8 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                     description,
                     code_zip,
                     network: network.unwrap_or_default(),
+                    role: role.unwrap_or_default(),
+                    secret_environment: secret_env.into_iter().collect(),
                 })
                 .await
                 .map_err(status_err)?
@@ -347,7 +397,17 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             clear_env,
             description,
             network,
+            role,
+            secret_env,
+            clear_secret_env,
         } => {
+            let secret_environment = if clear_secret_env || !secret_env.is_empty() {
+                Some(Environment {
+                    variables: secret_env.into_iter().collect::<HashMap<_, _>>(),
+                })
+            } else {
+                None
+            };
             let environment = if clear_env || !env.is_empty() {
                 Some(Environment {
                     variables: env.into_iter().collect::<HashMap<_, _>>(),
@@ -366,6 +426,8 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                     environment,
                     description,
                     network,
+                    role,
+                    secret_environment,
                 })
                 .await
                 .map_err(status_err)?
@@ -408,6 +470,8 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             }
         }
         Cmd::Triggers { action } => return triggers::run(&c, action, cli.json).await,
+        Cmd::Roles { action } => return roles::run(&c, action, cli.json).await,
+        Cmd::Secrets { action } => return roles::run_secrets(&c, action, cli.json).await,
         Cmd::Rm { name, force } => {
             c.functions
                 .delete_function(DeleteFunctionRequest {

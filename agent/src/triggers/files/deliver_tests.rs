@@ -75,6 +75,8 @@ fn host(dir: &std::path::Path, db: &std::path::Path) -> Arc<Recorder> {
             revision: 1,
             reserved_concurrency: None,
             network: crate::sandbox::NetworkMode::None,
+            role: None,
+            secret_environment: Default::default(),
         })
         .unwrap();
     store
