@@ -164,9 +164,13 @@ async fn drain_refuses_new_invocations_waits_for_running_ones_and_empties_the_po
     })
     .await;
     let running = h.spawn_invoke("f", "{}");
+    // Refilled: a second sandbox made, ready (the permit is taken before the pool
+    // sandbox is, so "one running, one ready" alone can be the first sandbox).
     until("the invocation to run and the pool to refill", || {
         let c = h.agent.capacity();
-        c.concurrency_in_use == 1 && c.pools.iter().any(|p| p.ready == 1)
+        c.concurrency_in_use == 1
+            && c.pools.iter().any(|p| p.ready == 1)
+            && h.backend.created_ids().len() == 2
     })
     .await;
     let refill = h.backend.created_ids()[1].clone();

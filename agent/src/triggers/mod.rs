@@ -11,7 +11,9 @@
 //! - `scheduler.rs`: the task that fires schedules (claim in the registry, then an
 //!   Event invocation), through the `Host` trait that `host.rs` implements for the
 //!   agent; `event.rs`: EventBridge's Scheduled Event;
-//! - `state.rs`: the scheduler's wake-up and per-trigger counters.
+//! - `state.rs`: the scheduler's wake-up and per-trigger counters;
+//! - `per_trigger.rs`: numbers kept per trigger and exported to Prometheus (the
+//!   schedule, file-event and queue counters).
 
 mod cron;
 pub mod event;
@@ -20,6 +22,7 @@ mod host;
 pub mod http;
 pub mod manage;
 pub mod model;
+mod per_trigger;
 pub mod queue;
 pub mod schedule_expr;
 pub mod scheduler;

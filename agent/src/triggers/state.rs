@@ -3,10 +3,10 @@
 //! HTTP listener's route cache compares it), and per-trigger fire and failure counts,
 //! exported as Prometheus counters.
 
+use super::per_trigger::{Family, PerTrigger};
 use crate::metrics::Metrics;
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tokio::sync::Notify;
 
 /// Fires handed to the function, and fires that could not be.
@@ -21,34 +21,26 @@ pub struct Counts {
 pub struct TriggerState {
     wake: Notify,
     generation: AtomicU64,
-    counts: Mutex<BTreeMap<String, Counts>>,
+    counts: Arc<PerTrigger<Counts>>,
 }
 
 impl TriggerState {
     /// Fresh state; its counters are registered with `metrics`.
     pub fn new(metrics: &Metrics) -> Arc<Self> {
         let me = Arc::new(Self::default());
-        let read = |pick: fn(&Counts) -> u64, me: &Arc<Self>| {
-            let me = Arc::downgrade(me);
-            move || {
-                let Some(me) = me.upgrade() else {
-                    return Vec::new();
-                };
-                me.snapshot()
-                    .into_iter()
-                    .map(|(name, c)| (vec![("trigger".to_string(), name)], pick(&c) as f64))
-                    .collect()
-            }
-        };
-        metrics.counter_vec_fn(
+        me.counts.export(
+            metrics,
+            Family::Counter,
             "flint_trigger_fires_total",
             "Scheduled fires handed to the function (an Event invocation admitted), per trigger.",
-            read(|c| c.fires, &me),
+            |c| Some(c.fires as f64),
         );
-        metrics.counter_vec_fn(
+        me.counts.export(
+            metrics,
+            Family::Counter,
             "flint_trigger_failures_total",
             "Scheduled fires the function could not be invoked for (its last error is in flint triggers ls), per trigger.",
-            read(|c| c.failures, &me),
+            |c| Some(c.failures as f64),
         );
         me
     }
@@ -71,21 +63,19 @@ impl TriggerState {
 
     /// Counts one fire of `trigger`.
     pub fn count(&self, trigger: &str, ok: bool) {
-        let mut m = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        let c = m.entry(trigger.to_string()).or_default();
-        if ok {
-            c.fires += 1;
-        } else {
-            c.failures += 1;
-        }
+        self.counts.update(trigger, |c| {
+            if ok {
+                c.fires += 1;
+            } else {
+                c.failures += 1;
+            }
+        });
     }
 
     /// Every trigger's counts.
-    pub fn snapshot(&self) -> BTreeMap<String, Counts> {
-        self.counts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+    #[cfg(test)]
+    pub fn snapshot(&self) -> std::collections::BTreeMap<String, Counts> {
+        self.counts.snapshot()
     }
 }
 

@@ -3,8 +3,8 @@
 //! Prometheus counters.
 
 use crate::metrics::Metrics;
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use crate::triggers::per_trigger::{Family, PerTrigger};
+use std::sync::Arc;
 use tokio::sync::Notify;
 
 /// One trigger's counts.
@@ -29,49 +29,45 @@ pub enum Count {
     Overflow,
 }
 
+/// Reads one family's value from a trigger's counts.
+type Pick = fn(&FileCounts) -> Option<f64>;
+
 /// The watchers' shared state.
 #[derive(Default)]
 pub struct FilesState {
     wake: Notify,
-    counts: Mutex<BTreeMap<String, FileCounts>>,
+    counts: Arc<PerTrigger<FileCounts>>,
 }
 
 impl FilesState {
     /// Fresh state; its counters are registered with `metrics`.
     pub fn new(metrics: &Metrics) -> Arc<Self> {
         let me = Arc::new(Self::default());
-        let read = |pick: fn(&FileCounts) -> u64, me: &Arc<Self>| {
-            let me = Arc::downgrade(me);
-            move || {
-                let Some(me) = me.upgrade() else {
-                    return Vec::new();
-                };
-                me.snapshot()
-                    .into_iter()
-                    .map(|(name, c)| (vec![("trigger".to_string(), name)], pick(&c) as f64))
-                    .collect()
-            }
-        };
-        metrics.counter_vec_fn(
-            "flint_file_events_seen_total",
-            "File events that passed a file-event trigger's filters (inotify, rescans, webhook), per trigger.",
-            read(|c| c.seen, &me),
-        );
-        metrics.counter_vec_fn(
-            "flint_file_events_delivered_total",
-            "File events stored in the durable event queue as an asynchronous invocation, per trigger.",
-            read(|c| c.delivered, &me),
-        );
-        metrics.counter_vec_fn(
-            "flint_file_events_failed_total",
-            "File events that could not be queued after retries (last error in flint triggers ls), per trigger.",
-            read(|c| c.failed, &me),
-        );
-        metrics.counter_vec_fn(
-            "flint_file_watch_overflows_total",
-            "inotify queue overflows of a file-event trigger, each followed by a rescan of its directory.",
-            read(|c| c.overflows, &me),
-        );
+        let families: [(&str, &str, Pick); 4] = [
+            (
+                "flint_file_events_seen_total",
+                "File events that passed a file-event trigger's filters (inotify, rescans, webhook), per trigger.",
+                |c| Some(c.seen as f64),
+            ),
+            (
+                "flint_file_events_delivered_total",
+                "File events stored in the durable event queue as an asynchronous invocation, per trigger.",
+                |c| Some(c.delivered as f64),
+            ),
+            (
+                "flint_file_events_failed_total",
+                "File events that could not be queued after retries (last error in flint triggers ls), per trigger.",
+                |c| Some(c.failed as f64),
+            ),
+            (
+                "flint_file_watch_overflows_total",
+                "inotify queue overflows of a file-event trigger, each followed by a rescan of its directory.",
+                |c| Some(c.overflows as f64),
+            ),
+        ];
+        for (name, help, pick) in families {
+            me.counts.export(metrics, Family::Counter, name, help, pick);
+        }
         me
     }
 
@@ -87,23 +83,21 @@ impl FilesState {
 
     /// Adds `n` to one counter of `trigger`.
     pub fn add(&self, trigger: &str, which: Count, n: u64) {
-        let mut m = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        let c = m.entry(trigger.to_string()).or_default();
-        let field = match which {
-            Count::Seen => &mut c.seen,
-            Count::Delivered => &mut c.delivered,
-            Count::Failed => &mut c.failed,
-            Count::Overflow => &mut c.overflows,
-        };
-        *field += n;
+        self.counts.update(trigger, |c| {
+            let field = match which {
+                Count::Seen => &mut c.seen,
+                Count::Delivered => &mut c.delivered,
+                Count::Failed => &mut c.failed,
+                Count::Overflow => &mut c.overflows,
+            };
+            *field += n;
+        });
     }
 
     /// Every trigger's counts.
-    pub fn snapshot(&self) -> BTreeMap<String, FileCounts> {
-        self.counts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+    #[cfg(test)]
+    pub fn snapshot(&self) -> std::collections::BTreeMap<String, FileCounts> {
+        self.counts.snapshot()
     }
 }
 

@@ -3,9 +3,9 @@
 //! messages, connections (counters), the queue's backlog (lag) and the batches in flight (gauges).
 
 use crate::metrics::Metrics;
-use std::collections::BTreeMap;
+use crate::triggers::per_trigger::{Family, PerTrigger};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 
 /// One trigger's numbers.
 #[derive(Debug)]
@@ -67,87 +67,82 @@ impl Counters {
 /// Every queue trigger's counters.
 #[derive(Default)]
 pub struct QueueStats {
-    map: Mutex<BTreeMap<String, Arc<Counters>>>,
+    map: Arc<PerTrigger<Arc<Counters>>>,
 }
 
-type Pick = fn(&Counters) -> Option<f64>;
+type Pick = fn(&Arc<Counters>) -> Option<f64>;
 
 impl QueueStats {
     /// Fresh stats, registered with `metrics`.
     pub fn new(metrics: &Metrics) -> Arc<Self> {
         let me = Arc::new(Self::default());
-        let read = |pick: Pick| {
-            let me: Weak<Self> = Arc::downgrade(&me);
-            move || {
-                let Some(me) = me.upgrade() else {
-                    return Vec::new();
-                };
-                let map = me.map.lock().unwrap_or_else(|p| p.into_inner());
-                map.iter()
-                    .filter_map(|(name, c)| {
-                        pick(c).map(|v| (vec![("trigger".to_string(), name.clone())], v))
-                    })
-                    .collect()
-            }
-        };
-        metrics.counter_vec_fn(
-            "flint_queue_trigger_batches_total",
-            "Batches a queue trigger's function handled (messages acknowledged), per trigger.",
-            read(|c| Some(c.batches.load(Ordering::Relaxed) as f64)),
-        );
-        metrics.counter_vec_fn(
-            "flint_queue_trigger_messages_total",
-            "Messages a queue trigger's function handled, per trigger.",
-            read(|c| Some(c.messages.load(Ordering::Relaxed) as f64)),
-        );
-        metrics.counter_vec_fn(
-            "flint_queue_trigger_failures_total",
-            "Invocations of a queue trigger's function that failed (each retry counts), per trigger.",
-            read(|c| Some(c.failures.load(Ordering::Relaxed) as f64)),
-        );
-        metrics.counter_vec_fn(
-            "flint_queue_trigger_deferrals_total",
-            "Batches held back because the function was throttled or had no sandbox, per trigger.",
-            read(|c| Some(c.deferrals.load(Ordering::Relaxed) as f64)),
-        );
-        metrics.counter_vec_fn(
-            "flint_queue_trigger_dead_lettered_total",
-            "Messages sent to a queue trigger's dead-letter target after their retries, per trigger.",
-            read(|c| Some(c.dead_lettered.load(Ordering::Relaxed) as f64)),
-        );
-        metrics.counter_vec_fn(
-            "flint_queue_trigger_connections_total",
-            "Connections a queue trigger's consumer made to its broker (more than one: reconnects), per trigger.",
-            read(|c| Some(c.sessions.load(Ordering::Relaxed) as f64)),
-        );
-        metrics.gauge_vec(
-            "flint_queue_trigger_lag_messages",
-            "Messages waiting in the trigger's queue (not yet delivered), read every second; absent while unknown.",
-            read(|c| {
-                let v = c.lag.load(Ordering::Relaxed);
-                (v >= 0).then_some(v as f64)
-            }),
-        );
-        metrics.gauge_vec(
-            "flint_queue_trigger_batches_in_flight",
-            "Batches of a queue trigger being handled now.",
-            read(|c| Some(c.concurrency.load(Ordering::Relaxed) as f64)),
-        );
+        let families: [(Family, &str, &str, Pick); 8] = [
+            (
+                Family::Counter,
+                "flint_queue_trigger_batches_total",
+                "Batches a queue trigger's function handled (messages acknowledged), per trigger.",
+                |c| Some(c.batches.load(Ordering::Relaxed) as f64),
+            ),
+            (
+                Family::Counter,
+                "flint_queue_trigger_messages_total",
+                "Messages a queue trigger's function handled, per trigger.",
+                |c| Some(c.messages.load(Ordering::Relaxed) as f64),
+            ),
+            (
+                Family::Counter,
+                "flint_queue_trigger_failures_total",
+                "Invocations of a queue trigger's function that failed (each retry counts), per trigger.",
+                |c| Some(c.failures.load(Ordering::Relaxed) as f64),
+            ),
+            (
+                Family::Counter,
+                "flint_queue_trigger_deferrals_total",
+                "Batches held back because the function was throttled or had no sandbox, per trigger.",
+                |c| Some(c.deferrals.load(Ordering::Relaxed) as f64),
+            ),
+            (
+                Family::Counter,
+                "flint_queue_trigger_dead_lettered_total",
+                "Messages sent to a queue trigger's dead-letter target after their retries, per trigger.",
+                |c| Some(c.dead_lettered.load(Ordering::Relaxed) as f64),
+            ),
+            (
+                Family::Counter,
+                "flint_queue_trigger_connections_total",
+                "Connections a queue trigger's consumer made to its broker (more than one: reconnects), per trigger.",
+                |c| Some(c.sessions.load(Ordering::Relaxed) as f64),
+            ),
+            (
+                Family::Gauge,
+                "flint_queue_trigger_lag_messages",
+                "Messages waiting in the trigger's queue (not yet delivered), read every second; absent while unknown.",
+                |c| {
+                    let v = c.lag.load(Ordering::Relaxed);
+                    (v >= 0).then_some(v as f64)
+                },
+            ),
+            (
+                Family::Gauge,
+                "flint_queue_trigger_batches_in_flight",
+                "Batches of a queue trigger being handled now.",
+                |c| Some(c.concurrency.load(Ordering::Relaxed) as f64),
+            ),
+        ];
+        for (family, name, help, pick) in families {
+            me.map.export(metrics, family, name, help, pick);
+        }
         me
     }
 
     /// The trigger's counters (kept across reconnects).
     pub fn of(&self, trigger: &str) -> Arc<Counters> {
-        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(trigger.to_string()).or_default().clone()
+        self.map.update(trigger, |c| c.clone())
     }
 
     /// Forgets a deleted trigger.
     pub fn remove(&self, trigger: &str) {
-        self.map
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(trigger);
+        self.map.remove(trigger);
     }
 }
 
