@@ -62,7 +62,7 @@ pub struct Args {
     /// this (default: 512 quick, 8192 full).
     #[arg(long)]
     pub density_budget_mb: Option<u64>,
-    /// Memory of the functions the warm and throughput scenarios invoke, in MB. At
+    /// Memory of the functions the warm, throughput and http scenarios invoke, in MB. At
     /// the default, 128, Lambda's CPU share (0.072 vCPU) throttles back-to-back calls;
     /// 1769 (one vCPU) measures Flint's own path without that limit.
     #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(128..=10240))]
@@ -86,7 +86,7 @@ pub struct Config {
     pub images_dir: PathBuf,
     pub python: PathBuf,
     pub scenarios: Vec<String>,
-    /// Memory of the warm and throughput scenarios' functions (MB).
+    /// Memory of the warm, throughput and http scenarios' functions (MB).
     pub warm_memory_mb: u32,
     /// Empty-pool cold starts (and each process baseline's samples).
     pub cold_samples: usize,

@@ -28,7 +28,7 @@ pub async fn run(ctx: &mut Ctx, agent: &Agent) -> Result<Scenario, ScenarioError
     })?;
     let mut c = agent.client().await?;
     let name = ctx.name("http", 0);
-    agent::deploy(&mut c, &name, &ctx.code).await?;
+    agent::deploy_sized(&mut c, &name, &ctx.code, ctx.cfg.warm_memory_mb).await?;
     c.triggers()
         .create_trigger(CreateTriggerRequest {
             name: name.clone(),
@@ -125,8 +125,10 @@ pub async fn run(ctx: &mut Ctx, agent: &Agent) -> Result<Scenario, ScenarioError
         ("baseline", Some(rps_base)),
     );
     s.note(format!(
-        "TCP loopback, HTTP/1.1 keep-alive, GET with a query; the function returns its event ({} B answer), the baseline answers those bytes. Each function URL request is a full invocation (event built, Lambda Runtime API round trip into the sandbox, result mapped).",
-        sample.len()
+        "TCP loopback, HTTP/1.1 keep-alive, GET with a query; the function returns its event ({} B answer), the baseline answers those bytes. Each function URL request is a full invocation (event built, Lambda Runtime API round trip into the sandbox, result mapped). The function has {} MB ({:.3} vCPU).",
+        sample.len(),
+        ctx.cfg.warm_memory_mb,
+        f64::from(ctx.cfg.warm_memory_mb) / 1769.0
     ));
     Ok(s)
 }
