@@ -7,6 +7,7 @@
 //! the REST API's key file and SigV4, metering's CLI formatting); the rest is
 //! crate-private so the compiler finds dead code.
 
+pub(crate) mod accept;
 pub(crate) mod api;
 pub mod client;
 pub(crate) mod code;

@@ -17,8 +17,6 @@ use tracing::Instrument;
 
 /// Largest request body: a base64 code bundle of the largest size, plus the JSON.
 pub const BODY_MAX: usize = CODE_ZIP_MAX / 3 * 4 + 1024 * 1024;
-/// How long a client may take to complete the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves the REST API on `listener` (over TLS when `tls` is given) until `stop`
 /// turns true.
@@ -26,33 +24,12 @@ pub async fn serve(
     listener: TcpListener,
     api: Arc<LambdaApi>,
     tls: Option<TlsAcceptor>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    loop {
-        tokio::select! {
-            r = listener.accept() => match r {
-                Ok((stream, peer)) => {
-                    let api = api.clone();
-                    let tls = tls.clone();
-                    tokio::spawn(async move {
-                        match tls {
-                            None => connection(stream, api, peer).await,
-                            Some(t) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, t.accept(stream)).await {
-                                Ok(Ok(s)) => connection(s, api, peer).await,
-                                Ok(Err(e)) => tracing::info!(%peer, error = %e, "REST API: TLS handshake failed"),
-                                Err(_) => tracing::info!(%peer, "REST API: TLS handshake timed out"),
-                            },
-                        }
-                    });
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "REST API: accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-            _ = stopped(&mut stop) => return,
-        }
-    }
+    crate::accept::serve("REST API", listener, tls, stop, move |io, peer| {
+        connection(io, api.clone(), peer)
+    })
+    .await
 }
 
 /// Serves the requests of one connection.
@@ -71,10 +48,6 @@ where
     if let Err(e) = conn.await {
         tracing::debug!(%peer, error = %e, "REST API connection ended");
     }
-}
-
-async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await;
 }
 
 fn to_http(r: ApiResponse) -> hyper::Response<Full<Bytes>> {

@@ -24,8 +24,6 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tracing::Instrument;
 
-/// How long a client may take to complete the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long an HTTP/1.1 client may take to send a request head.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -92,38 +90,12 @@ pub async fn serve(
     listener: TcpListener,
     urls: Arc<FunctionUrls>,
     tls: Option<TlsAcceptor>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    loop {
-        tokio::select! {
-            r = listener.accept() => match r {
-                Ok((stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    let urls = urls.clone();
-                    let tls = tls.clone();
-                    tokio::spawn(async move {
-                        match tls {
-                            None => connection(stream, urls, peer).await,
-                            Some(t) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, t.accept(stream)).await {
-                                Ok(Ok(s)) => connection(s, urls, peer).await,
-                                Ok(Err(e)) => tracing::info!(%peer, error = %e, "function URLs: TLS handshake failed"),
-                                Err(_) => tracing::info!(%peer, "function URLs: TLS handshake timed out"),
-                            },
-                        }
-                    });
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "function URLs: accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-            _ = stopped(&mut stop) => return,
-        }
-    }
-}
-
-async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await;
+    crate::accept::serve("function URLs", listener, tls, stop, move |io, peer| {
+        connection(io, urls.clone(), peer)
+    })
+    .await
 }
 
 /// Serves the requests of one connection, HTTP/1.1 or HTTP/2.
