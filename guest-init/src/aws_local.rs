@@ -20,7 +20,6 @@ use flint_proto::init::{
     host_call::Kind, host_call_reply::Kind as ReplyKind, CredentialsRequest, HttpHeader,
     HttpRequest, SecretRequest,
 };
-use std::io::BufReader;
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::thread;
@@ -66,26 +65,9 @@ pub fn spawn(listener: TcpListener, local: Arc<Local>) -> std::io::Result<()> {
 }
 
 fn serve_connection(stream: TcpStream, local: &Local) {
-    let _ = stream.set_nodelay(true);
-    let Ok(mut writer) = stream.try_clone() else {
-        return;
-    };
-    let mut reader = BufReader::with_capacity(64 * 1024, stream);
-    loop {
-        let head = match http::read_head(&mut reader) {
-            Ok(h) => h,
-            Err(HttpError::Malformed(why)) => {
-                let resp = Response::error(400, "InvalidRequest", why);
-                let _ = http::write_response(&mut writer, &resp, false);
-                return;
-            }
-            Err(_) => return,
-        };
-        if head.expects_continue() && http::write_continue(&mut writer).is_err() {
-            return;
-        }
-        let (resp, keep) = match http::read_body(&mut reader, &head, BODY_LIMIT) {
-            Ok(body) => (handle(&head, body, local), true),
+    http::serve_connection(stream, |head, reader| {
+        match http::read_body(reader, head, BODY_LIMIT) {
+            Ok(body) => (handle(head, body, local), true),
             Err(HttpError::TooLarge { drained, .. }) => (
                 Response::error(
                     413,
@@ -94,13 +76,13 @@ fn serve_connection(stream: TcpStream, local: &Local) {
                 ),
                 drained,
             ),
-            Err(_) => return,
-        };
-        let keep = keep && head.keep_alive;
-        if http::write_response(&mut writer, &resp, keep).is_err() || !keep {
-            return;
+            // The connection is unusable: answer and close.
+            Err(e) => (
+                Response::error(400, "InvalidRequest", &e.to_string()),
+                false,
+            ),
         }
-    }
+    });
 }
 
 /// Constant-time comparison of the presented token.

@@ -1,8 +1,10 @@
-//! A minimal HTTP/1.1 server-side codec for the Runtime API: reads request heads and
+//! A minimal HTTP/1.1 server for flint-init's local APIs (the Runtime API, the AWS endpoint):
+//! one connection loop (`serve_connection`) around a codec that reads request heads and
 //! bodies (Content-Length or chunked) from a buffered stream with hard limits, and writes
 //! JSON responses. It never panics on bad input: everything malformed is an `HttpError`.
 
-use std::io::{self, BufRead, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 
 /// Longest request line or header line accepted.
 const MAX_LINE: usize = 16 * 1024;
@@ -347,6 +349,40 @@ pub fn write_response<W: Write>(w: &mut W, resp: &Response, keep_alive: bool) ->
     out.extend_from_slice(&resp.body);
     w.write_all(&out)?;
     w.flush()
+}
+
+/// Serves requests on one connection until it closes, a request is malformed (answered
+/// 400) or `handle` says the connection may not be kept. `handle` reads the body itself
+/// (it knows the body limit) and returns the response and whether the connection may
+/// stay open; the request's own `Connection` header is honoured on top of that.
+pub fn serve_connection<H>(stream: TcpStream, mut handle: H)
+where
+    H: FnMut(&RequestHead, &mut BufReader<TcpStream>) -> (Response, bool),
+{
+    let _ = stream.set_nodelay(true);
+    let Ok(mut writer) = stream.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::with_capacity(64 * 1024, stream);
+    loop {
+        let head = match read_head(&mut reader) {
+            Ok(h) => h,
+            Err(HttpError::Malformed(why)) => {
+                let resp = Response::error(400, "InvalidRequest", why);
+                let _ = write_response(&mut writer, &resp, false);
+                return;
+            }
+            Err(_) => return,
+        };
+        if head.expects_continue() && write_continue(&mut writer).is_err() {
+            return;
+        }
+        let (resp, keep) = handle(&head, &mut reader);
+        let keep = keep && head.keep_alive;
+        if write_response(&mut writer, &resp, keep).is_err() || !keep {
+            return;
+        }
+    }
 }
 
 #[cfg(test)]

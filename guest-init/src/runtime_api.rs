@@ -4,7 +4,6 @@
 use crate::http::{self, HttpError, RequestHead, Response};
 use crate::state::{error_doc, Outcome, Shared};
 use flint_proto::init::Invoke;
-use std::io::BufReader;
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::thread;
@@ -54,30 +53,7 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
 
 /// Serves requests on one connection until it closes or a request is malformed.
 fn serve_connection(stream: TcpStream, shared: &Shared) {
-    let _ = stream.set_nodelay(true);
-    let Ok(mut writer) = stream.try_clone() else {
-        return;
-    };
-    let mut reader = BufReader::with_capacity(64 * 1024, stream);
-    loop {
-        let head = match http::read_head(&mut reader) {
-            Ok(h) => h,
-            Err(HttpError::Malformed(why)) => {
-                let resp = Response::error(400, "InvalidRequest", why);
-                let _ = http::write_response(&mut writer, &resp, false);
-                return;
-            }
-            Err(_) => return,
-        };
-        if head.expects_continue() && http::write_continue(&mut writer).is_err() {
-            return;
-        }
-        let (resp, keep) = handle(&head, &mut reader, shared);
-        let keep = keep && head.keep_alive;
-        if http::write_response(&mut writer, &resp, keep).is_err() || !keep {
-            return;
-        }
-    }
+    http::serve_connection(stream, |head, reader| handle(head, reader, shared));
 }
 
 enum Route<'a> {

@@ -5,7 +5,7 @@ use super::*;
 use crate::host_link::HostLink;
 use flint_proto::frame::read_frame;
 use flint_proto::init::{guest_message::Msg, GuestMessage};
-use std::io::{BufRead, Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::os::unix::net::UnixStream;
 use std::sync::mpsc;
