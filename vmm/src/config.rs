@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::devices::virtio::net::{tap, MacAddr};
 use crate::hostfix::WorkaroundMode;
 
 /// The kernel command line used when none is given.
@@ -58,6 +59,13 @@ pub struct RawVmConfig {
     /// Guest CID of the vsock device.
     #[arg(long)]
     pub vsock_cid: Option<u64>,
+    /// Host TAP interface of a virtio-net device (attached to, or created with
+    /// CAP_NET_ADMIN). With --restore-from it names the restored VM's own TAP.
+    #[arg(long)]
+    pub net_tap: Option<String>,
+    /// Guest MAC address of the virtio-net device (default: derived from the TAP name).
+    #[arg(long)]
+    pub net_mac: Option<String>,
     /// File receiving the guest's serial console (default: stdout).
     #[arg(long)]
     pub serial_log: Option<PathBuf>,
@@ -78,17 +86,21 @@ pub struct RestoreConfig {
     pub serial_log: Option<PathBuf>,
     /// Host socket of the vsock device (default: the snapshotted VM's).
     pub vsock_uds: Option<PathBuf>,
+    /// TAP interface of the network device (default: the snapshotted VM's).
+    pub net_tap: Option<String>,
     /// Timings output file.
     pub timings: Option<PathBuf>,
 }
 
 impl RestoreConfig {
     /// Validates `--restore-from DIR` with the other flags given: the machine comes from
-    /// the snapshot, so only `--serial-log`, `--vsock-uds` and `--timings` may be set.
+    /// the snapshot, so only `--serial-log`, `--vsock-uds`, `--net-tap` and `--timings` may
+    /// be set.
     pub fn new(dir: PathBuf, raw: RawVmConfig) -> Result<Self, ConfigError> {
         let host_side = RawVmConfig {
             serial_log: raw.serial_log.clone(),
             vsock_uds: raw.vsock_uds.clone(),
+            net_tap: raw.net_tap.clone(),
             timings: raw.timings.clone(),
             ..Default::default()
         };
@@ -108,6 +120,7 @@ impl RestoreConfig {
                 .vsock_uds
                 .map(|p| output_path("vsock socket", p))
                 .transpose()?,
+            net_tap: raw.net_tap.map(tap_name).transpose()?,
             timings: raw
                 .timings
                 .map(|p| output_path("timings file", p))
@@ -169,10 +182,10 @@ pub enum ConfigError {
     /// --vsock-cid needs --vsock-uds
     #[error("--vsock-cid needs --vsock-uds")]
     CidWithoutVsock,
-    /// with --restore-from the machine comes from the snapshot: only --serial-log, --vsock-uds and --timings may be given
+    /// with --restore-from the machine comes from the snapshot: only --serial-log, --vsock-uds, --net-tap and --timings may be given
     #[error(
         "with --restore-from the machine comes from the snapshot: only --serial-log, \
-         --vsock-uds and --timings may be given"
+         --vsock-uds, --net-tap and --timings may be given"
     )]
     RestoreWithMachineFlags,
     /// snapshot directory {0} does not exist
@@ -181,6 +194,15 @@ pub enum ConfigError {
     /// kernel command line contains a NUL byte
     #[error("kernel command line contains a NUL byte")]
     CmdlineNul,
+    /// --net-tap {0:?}: an interface name is 1 to 15 bytes without '/', spaces or NUL
+    #[error("--net-tap {0:?}: an interface name is 1 to 15 bytes without '/', spaces or NUL")]
+    BadTapName(String),
+    /// --net-mac: {0}
+    #[error("--net-mac: {0}")]
+    BadMac(#[from] crate::devices::virtio::net::mac::MacError),
+    /// --net-mac needs --net-tap
+    #[error("--net-mac needs --net-tap")]
+    MacWithoutTap,
 }
 
 /// A validated VM configuration.
@@ -200,6 +222,8 @@ pub struct VmConfig {
     pub scratch: Option<PathBuf>,
     /// vsock host socket and guest CID.
     pub vsock: Option<(PathBuf, u64)>,
+    /// virtio-net TAP interface and guest MAC address.
+    pub net: Option<(String, MacAddr)>,
     /// Serial log file, or `None` for stdout.
     pub serial_log: Option<PathBuf>,
     /// Timings output file.
@@ -220,6 +244,7 @@ impl VmConfig {
             rootfs: self.rootfs.clone(),
             scratch: self.scratch.clone(),
             vsock: self.vsock.clone(),
+            net: self.net.clone(),
         }
     }
 }
@@ -233,6 +258,10 @@ pub struct DeviceSpec {
     pub scratch: Option<PathBuf>,
     /// vsock host socket and guest CID.
     pub vsock: Option<(PathBuf, u64)>,
+    /// virtio-net TAP interface and guest MAC address (absent in snapshots made before
+    /// the device existed).
+    #[serde(default)]
+    pub net: Option<(String, MacAddr)>,
 }
 
 impl RawVmConfig {
@@ -268,6 +297,14 @@ fn input_file(what: &'static str, path: PathBuf) -> Result<PathBuf, ConfigError>
         source,
     })?;
     Ok(path)
+}
+
+fn tap_name(name: String) -> Result<String, ConfigError> {
+    if tap::valid_name(&name) {
+        Ok(name)
+    } else {
+        Err(ConfigError::BadTapName(name))
+    }
 }
 
 fn output_path(what: &'static str, path: PathBuf) -> Result<PathBuf, ConfigError> {
@@ -318,6 +355,18 @@ impl TryFrom<RawVmConfig> for VmConfig {
                 Some((output_path("vsock socket", uds)?, cid))
             }
         };
+        let net = match (raw.net_tap, raw.net_mac) {
+            (None, Some(_)) => return Err(ConfigError::MacWithoutTap),
+            (None, None) => None,
+            (Some(name), mac) => {
+                let name = tap_name(name)?;
+                let mac = match mac {
+                    Some(m) => m.parse::<MacAddr>()?,
+                    None => MacAddr::derived(&name),
+                };
+                Some((name, mac))
+            }
+        };
         Ok(VmConfig {
             kernel,
             cmdline,
@@ -326,6 +375,7 @@ impl TryFrom<RawVmConfig> for VmConfig {
             rootfs,
             scratch,
             vsock,
+            net,
             serial_log: raw
                 .serial_log
                 .map(|p| output_path("serial log", p))
@@ -397,6 +447,36 @@ mod tests {
                 Err(ConfigError::VcpusOutOfRange(_))
             ));
         }
+    }
+
+    #[test]
+    fn net_rules() {
+        let (_dir, mut raw) = with_kernel();
+        raw.net_mac = Some("02:00:00:00:00:09".into());
+        assert!(matches!(
+            VmConfig::try_from(raw.clone()),
+            Err(ConfigError::MacWithoutTap)
+        ));
+        raw.net_tap = Some("tap-with-a-long-name".into());
+        assert!(matches!(
+            VmConfig::try_from(raw.clone()),
+            Err(ConfigError::BadTapName(_))
+        ));
+        raw.net_tap = Some("tap0".into());
+        assert_eq!(
+            VmConfig::try_from(raw.clone()).expect("ok").net,
+            Some(("tap0".into(), MacAddr([2, 0, 0, 0, 0, 9])))
+        );
+        raw.net_mac = Some("03:00:00:00:00:09".into());
+        assert!(matches!(
+            VmConfig::try_from(raw.clone()),
+            Err(ConfigError::BadMac(_))
+        ));
+        raw.net_mac = None;
+        assert_eq!(
+            VmConfig::try_from(raw).expect("ok").net,
+            Some(("tap0".into(), MacAddr::derived("tap0")))
+        );
     }
 
     #[test]

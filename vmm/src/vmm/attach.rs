@@ -1,5 +1,5 @@
 //! Puts devices on the MMIO bus: the boot timer, then the virtio-mmio devices (root disk,
-//! scratch disk, vsock) at consecutive 4 KiB windows with consecutive interrupt lines.
+//! scratch disk, vsock, network) at consecutive 4 KiB windows with consecutive interrupt lines.
 
 use std::sync::{Arc, Mutex};
 
@@ -12,6 +12,7 @@ use crate::bus::MmioBus;
 use crate::config::DeviceSpec;
 use crate::devices::virtio::block::Block;
 use crate::devices::virtio::mmio::MmioTransport;
+use crate::devices::virtio::net::Net;
 use crate::devices::virtio::vsock::Vsock;
 use crate::devices::virtio::VirtioDevice;
 use crate::kvm::KvmVm;
@@ -48,6 +49,9 @@ pub fn attach_devices(
     }
     if let Some((uds, cid)) = &config.vsock {
         virtio.push(Box::new(Vsock::new(*cid, uds)?));
+    }
+    if let Some((tap, mac)) = &config.net {
+        virtio.push(Box::new(Net::new(tap, Some(*mac))?));
     }
 
     let mut announced = Vec::new();

@@ -65,6 +65,9 @@ pub enum VmmError {
     /// The vsock device could not be created
     #[error(transparent)]
     Vsock(#[from] crate::devices::virtio::vsock::VsockError),
+    /// The network device could not be created
+    #[error(transparent)]
+    Net(#[from] crate::devices::virtio::net::NetError),
     /// too many virtio devices for the available interrupt lines
     #[error("too many virtio devices for the available interrupt lines")]
     TooManyDevices,

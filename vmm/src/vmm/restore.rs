@@ -34,6 +34,16 @@ impl Vmm {
                 }
             }
         }
+        if let Some(tap) = &opts.net_tap {
+            match machine.devices.net.as_mut() {
+                Some((name, _)) => *name = tap.clone(),
+                None => {
+                    return Err(VmmError::Mismatch(
+                        "--net-tap given but the snapshotted VM has no network device".into(),
+                    ))
+                }
+            }
+        }
         if state.vcpus.len() != usize::from(machine.vcpus) {
             return Err(VmmError::Mismatch(format!(
                 "{} vCPU states for {} vCPUs",

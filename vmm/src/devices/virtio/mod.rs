@@ -13,6 +13,7 @@ use super::IrqLine;
 pub mod block;
 pub mod chain;
 pub mod mmio;
+pub mod net;
 pub mod vsock;
 
 /// Guest memory as seen by every device.
