@@ -118,6 +118,10 @@ pub struct RawConfig {
     /// Seconds a microVM may take to boot until flint-init connects.
     #[arg(long, env = "FLINT_VM_BOOT_TIMEOUT", default_value_t = 30)]
     pub vm_boot_timeout: u64,
+    /// Run each flint-vmm in its jail (vmm/README.md, "Jail": own namespaces and root,
+    /// an unprivileged uid of its own, seccomp); `false` only to debug a VMM.
+    #[arg(long, env = "FLINT_VM_JAIL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub vm_jail: bool,
     /// Seconds an idle instance is kept warm before it is destroyed.
     #[arg(long, env = "FLINT_KEEP_ALIVE", default_value_t = 300)]
     pub keep_alive: u64,
@@ -315,6 +319,7 @@ pub struct Config {
     pub kernel: PathBuf,
     pub vm_run_dir: PathBuf,
     pub vm_boot_timeout: Duration,
+    pub vm_jail: bool,
     pub keep_alive: Duration,
     /// An idle instance is frozen after this long (zero: at once).
     pub freeze_after: Duration,
@@ -485,6 +490,7 @@ impl TryFrom<RawConfig> for Config {
             kernel: raw.kernel,
             vm_run_dir: raw.vm_run_dir,
             vm_boot_timeout: Duration::from_secs(raw.vm_boot_timeout.max(1)),
+            vm_jail: raw.vm_jail,
             keep_alive: Duration::from_secs(raw.keep_alive),
             freeze_after: Duration::from_millis(raw.freeze_after_ms),
             cgroup_parent: raw.cgroup_parent,

@@ -377,6 +377,7 @@ fn choose_backend(config: &Config) -> Arc<dyn SandboxBackend> {
             cgroup_parent: config.cgroup_parent.clone(),
             boot_timeout: config.vm_boot_timeout,
             overhead_mb: 64,
+            jail: config.vm_jail,
         }))
     } else {
         Arc::new(NamespaceBackend::new(

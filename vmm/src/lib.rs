@@ -11,6 +11,7 @@ pub mod config;
 pub mod devices;
 pub mod exit;
 pub mod hostfix;
+pub mod jail;
 pub mod kvm;
 pub mod legacy;
 pub mod loader;

@@ -12,6 +12,7 @@ use clap::Parser;
 use flint_vmm::config::{self, RawVmConfig, RestoreConfig, VmConfig};
 use flint_vmm::exit::{ExitSummary, EXIT_VMM_ERROR};
 use flint_vmm::hostfix;
+use flint_vmm::jail::{self, JailConfig, Plan};
 use flint_vmm::timing::BootTimes;
 use flint_vmm::vmm::Vmm;
 
@@ -32,6 +33,17 @@ struct Cli {
     /// --vsock-uds, --timings and --snapshot-to may accompany it.
     #[arg(long, value_name = "DIR", conflicts_with = "config")]
     restore_from: Option<PathBuf>,
+    /// Confine this VMM (vmm/README.md, "Jail"): new namespaces, DIR (an empty directory)
+    /// as its root holding only the VM's files, then --jail-uid/--jail-gid and seccomp
+    /// filters once the VM is built. Needs root; every path must be absolute.
+    #[arg(long, value_name = "DIR")]
+    jail: Option<PathBuf>,
+    /// User the jailed VMM runs as (not 0).
+    #[arg(long, value_name = "UID", requires = "jail", default_value_t = 65534)]
+    jail_uid: u32,
+    /// Group the jailed VMM runs as.
+    #[arg(long, value_name = "GID", requires = "jail", default_value_t = 65534)]
+    jail_gid: u32,
     #[command(flatten)]
     vm: RawVmConfig,
 }
@@ -62,10 +74,22 @@ fn run(start: Instant) -> anyhow::Result<i32> {
         // From the start, so a SIGUSR1 that comes while the VM is built waits for it.
         flint_vmm::pause::block_snapshot_signal().context("cannot block SIGUSR1")?;
     }
+    let jail = cli.jail.map(|root| JailConfig {
+        root,
+        uid: cli.jail_uid,
+        gid: cli.jail_gid,
+    });
     let times = Arc::new(BootTimes::new(start));
     let (mut vmm, serial_log, timings) = match cli.restore_from {
         Some(dir) => {
             let restore = RestoreConfig::new(dir, cli.vm).context("invalid configuration")?;
+            if let Some(jail) = &jail {
+                let devices = flint_vmm::vmm::restored_devices(&restore).with_context(|| {
+                    format!("cannot read the snapshot in {}", restore.dir.display())
+                })?;
+                let plan = Plan::for_restore(&restore, &devices, snapshot_to.as_deref());
+                jail::enter(jail, &plan).context("cannot enter the jail")?;
+            }
             let vmm = Vmm::restore(&restore, times.clone())
                 .with_context(|| format!("cannot restore the VM from {}", restore.dir.display()))?;
             tracing::info!(dir = %restore.dir.display(), "restored");
@@ -74,10 +98,20 @@ fn run(start: Instant) -> anyhow::Result<i32> {
         None => {
             let raw = cli.vm.resolve(cli.config.as_deref())?;
             let config = VmConfig::try_from(raw).context("invalid configuration")?;
-            let vmm = boot(&config, times.clone())?;
+            // Read before a jail hides /sys.
+            let pvm = hostfix::pvm_detected_at(std::path::Path::new(hostfix::PVM_MODULE_PATH));
+            if let Some(jail) = &jail {
+                let plan = Plan::for_boot(&config, snapshot_to.as_deref());
+                jail::enter(jail, &plan).context("cannot enter the jail")?;
+            }
+            let vmm = boot(&config, times.clone(), pvm)?;
             (vmm, config.serial_log, config.timings)
         }
     };
+    if let Some(jail) = &jail {
+        jail::drop_privileges(jail).context("cannot drop the jail's privileges")?;
+        tracing::info!(root = %jail.root.display(), uid = jail.uid, gid = jail.gid, "jailed");
+    }
     if let Some(dir) = snapshot_to {
         vmm.snapshot_on_signal(dir);
     }
@@ -100,8 +134,7 @@ fn run(start: Instant) -> anyhow::Result<i32> {
 }
 
 /// Builds a VM that boots `config`'s kernel.
-fn boot(config: &VmConfig, times: Arc<BootTimes>) -> anyhow::Result<Vmm> {
-    let pvm = hostfix::pvm_detected_at(std::path::Path::new(hostfix::PVM_MODULE_PATH));
+fn boot(config: &VmConfig, times: Arc<BootTimes>, pvm: bool) -> anyhow::Result<Vmm> {
     let vmm = Vmm::build(config, times, pvm).context("cannot build the VM")?;
     if vmm.workaround_applied() {
         tracing::info!(

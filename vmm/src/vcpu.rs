@@ -186,6 +186,8 @@ pub fn spawn(
     std::thread::Builder::new()
         .name(format!("flint-vcpu-{index}"))
         .spawn(move || {
+            // Before the first KVM_RUN: a jailed VMM's vCPUs never run unconfined.
+            crate::jail::enter_vcpu_thread();
             let outcome =
                 std::panic::catch_unwind(AssertUnwindSafe(|| run_loop(&mut vcpu, index, &ctx)));
             let event = match outcome {

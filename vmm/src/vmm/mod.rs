@@ -6,6 +6,7 @@
 pub mod attach;
 pub mod cmdline;
 mod restore;
+pub use restore::restored_devices;
 mod snapshot;
 
 use std::fs::File;

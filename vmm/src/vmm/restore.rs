@@ -15,6 +15,43 @@ use crate::legacy::PioDevices;
 use crate::snapshot::{memory, SnapshotState, MEMORY_FILE};
 use crate::timing::BootTimes;
 
+/// The devices the VM in `opts.dir` will have once restored: the snapshot's, with the
+/// restore's own vsock socket and TAP put in.
+pub fn restored_devices(opts: &RestoreConfig) -> Result<crate::config::DeviceSpec, VmmError> {
+    let state = SnapshotState::load(&opts.dir)?;
+    let mut devices = state.machine.devices;
+    override_host_side(&mut devices, opts)?;
+    Ok(devices)
+}
+
+/// Puts the restore's own host-side endpoints (vsock socket, TAP) into `devices`.
+fn override_host_side(
+    devices: &mut crate::config::DeviceSpec,
+    opts: &RestoreConfig,
+) -> Result<(), VmmError> {
+    if let Some(uds) = &opts.vsock_uds {
+        match devices.vsock.as_mut() {
+            Some((path, _)) => *path = uds.clone(),
+            None => {
+                return Err(VmmError::Mismatch(
+                    "--vsock-uds given but the snapshotted VM has no vsock device".into(),
+                ))
+            }
+        }
+    }
+    if let Some(tap) = &opts.net_tap {
+        match devices.net.as_mut() {
+            Some((name, _)) => *name = tap.clone(),
+            None => {
+                return Err(VmmError::Mismatch(
+                    "--net-tap given but the snapshotted VM has no network device".into(),
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Vmm {
     /// Restores the VM snapshotted in `opts.dir` (refused if the snapshot's format
     /// version or host CPU model differ from this flint-vmm and host).
@@ -24,26 +61,7 @@ impl Vmm {
         let state = SnapshotState::load(&opts.dir)?;
         let loaded_us = started.elapsed().as_micros();
         let mut machine = state.machine.clone();
-        if let Some(uds) = &opts.vsock_uds {
-            match machine.devices.vsock.as_mut() {
-                Some((path, _)) => *path = uds.clone(),
-                None => {
-                    return Err(VmmError::Mismatch(
-                        "--vsock-uds given but the snapshotted VM has no vsock device".into(),
-                    ))
-                }
-            }
-        }
-        if let Some(tap) = &opts.net_tap {
-            match machine.devices.net.as_mut() {
-                Some((name, _)) => *name = tap.clone(),
-                None => {
-                    return Err(VmmError::Mismatch(
-                        "--net-tap given but the snapshotted VM has no network device".into(),
-                    ))
-                }
-            }
-        }
+        override_host_side(&mut machine.devices, opts)?;
         if state.vcpus.len() != usize::from(machine.vcpus) {
             return Err(VmmError::Mismatch(format!(
                 "{} vCPU states for {} vCPUs",

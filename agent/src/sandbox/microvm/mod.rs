@@ -3,13 +3,16 @@
 //! flint-init connects over virtio-vsock to host CID 2, port 1024; in Firecracker's
 //! hybrid form that reaches the Unix socket `<vsock uds>_1024`, where this backend
 //! listens. The whole VMM process sits in the sandbox's cgroup, so guest memory,
-//! device threads and all are capped together.
+//! device threads and all are capped together. Unless disabled, each flint-vmm runs in
+//! its jail (`--jail`) as the first uid of a range leased for it alone, so two VMMs never
+//! share a uid.
 
 pub mod select;
 pub mod stderr_tail;
 
 use super::namespace::cgroup::SandboxCgroup;
 use super::namespace::cpu::CpuQuota;
+use super::namespace::uids::{UidLease, UidRanges};
 use super::process::ProcessSandbox;
 use super::{BackendLimits, BoxFuture, Sandbox, SandboxBackend, SandboxError, SandboxSpec};
 use crate::limits::PIDS_MAX;
@@ -38,11 +41,14 @@ pub struct MicroVmConfig {
     pub boot_timeout: Duration,
     /// Memory the cgroup allows beyond the guest's RAM (VMM, device buffers), in MB.
     pub overhead_mb: u32,
+    /// Jail every flint-vmm (`--jail`, an unprivileged uid of its own).
+    pub jail: bool,
 }
 
 /// Makes microVM sandboxes.
 pub struct MicroVmBackend {
     cfg: MicroVmConfig,
+    uids: std::sync::Arc<UidRanges>,
 }
 
 impl MicroVmBackend {
@@ -57,7 +63,13 @@ impl MicroVmBackend {
                 let _ = std::fs::remove_dir_all(e.path());
             }
         }
-        Self { cfg }
+        if !cfg.jail {
+            tracing::warn!("flint-vmm runs without its jail (--vm-jail false)");
+        }
+        Self {
+            cfg,
+            uids: UidRanges::new(),
+        }
     }
 }
 
@@ -129,9 +141,21 @@ impl SandboxBackend for MicroVmBackend {
                     return Err(e);
                 }
             };
+            let uid = if self.cfg.jail {
+                match self.uids.lease() {
+                    Some(lease) => Some(lease),
+                    None => {
+                        let _ = std::fs::remove_dir_all(&dir);
+                        return Err(SandboxError::NoUidRange(super::namespace::uids::SLOTS));
+                    }
+                }
+            } else {
+                None
+            };
             let mut vm = MicroVm {
                 proc: ProcessSandbox::new(&spec.id, cg),
                 dir,
+                uid,
             };
             match vm.boot(&self.cfg, spec, &disk).await {
                 Ok(()) => Ok(Box::new(vm) as Box<dyn Sandbox>),
@@ -148,6 +172,8 @@ impl SandboxBackend for MicroVmBackend {
 pub struct MicroVm {
     proc: ProcessSandbox,
     dir: PathBuf,
+    /// The jailed VMM's uid range (its first uid and gid), held until the VM is gone.
+    uid: Option<UidLease>,
 }
 
 impl MicroVm {
@@ -163,6 +189,21 @@ impl MicroVm {
         let listener = tokio::net::UnixListener::bind(&listen_path)?;
         let serial = self.dir.join("serial.log");
         let mut cmd = tokio::process::Command::new(&cfg.vmm);
+        if let Some(lease) = &self.uid {
+            // The jailed VMM reaches this directory (bind-mounted into its root) and
+            // connects to the listener as its own uid.
+            let id = lease.base();
+            let jail = self.dir.join("jail");
+            std::fs::create_dir(&jail)?;
+            std::os::unix::fs::chown(&self.dir, Some(id), Some(id))?;
+            std::os::unix::fs::chown(&listen_path, Some(id), Some(id))?;
+            cmd.arg("--jail")
+                .arg(&jail)
+                .arg("--jail-uid")
+                .arg(id.to_string())
+                .arg("--jail-gid")
+                .arg(id.to_string());
+        }
         cmd.arg("--kernel")
             .arg(&cfg.kernel)
             .arg("--rootfs")
