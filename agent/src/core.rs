@@ -199,7 +199,6 @@ impl Agent {
         crate::triggers::files::supervisor::spawn(host.clone(), agent.files.clone());
         crate::triggers::scheduler::spawn(host, agent.trigger_state.clone());
         crate::triggers::queue::supervisor::spawn(&agent);
-        crate::log_retention::spawn(&agent);
         agent.observe(agent.meter.clone());
         agent.observe(agent.metrics.clone());
         crate::metrics::gauges::register(&agent.metrics, &agent);

@@ -157,6 +157,7 @@ async fn shutdown_signal(
 /// Serves until a shutdown signal; then destroys all instances.
 pub async fn serve(agent: Arc<Agent>) -> Result<(), ServeError> {
     let signals = stop_signals();
+    crate::log_retention::spawn(&agent);
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter
         .set_serving::<FunctionsServer<FunctionsApi>>()
