@@ -156,6 +156,61 @@ async fn an_invoke_only_key_cannot_create_functions_on_rest_or_grpc() {
         serde_json::from_str(r["invoke_match"]["payload"].as_str().unwrap()).unwrap();
     assert_eq!(payload, serde_json::json!({"ok": 1}), "{r}");
 
+    // The AWS CLI with the same key.
+    let home = tempfile::tempdir().unwrap();
+    let zip = home.path().join("code.zip");
+    std::fs::write(
+        &zip,
+        zip_files(&[("app.py", "def handler(e, c):\n    return 1\n")]),
+    )
+    .unwrap();
+    let mut aws = tokio::process::Command::new("/usr/bin/aws");
+    aws.args([
+        "--endpoint-url",
+        &format!("http://{rest}"),
+        "lambda",
+        "create-function",
+    ])
+    .args([
+        "--function-name",
+        "orders-cli",
+        "--runtime",
+        "python3.11",
+        "--handler",
+        "app.handler",
+    ])
+    .args(["--role", &format!("arn:aws:iam::{ACCOUNT}:role/r")])
+    .arg("--zip-file")
+    .arg(format!("fileb://{}", zip.display()))
+    .env(
+        "AWS_ACCESS_KEY_ID",
+        limited["access_key_id"].as_str().unwrap(),
+    )
+    .env(
+        "AWS_SECRET_ACCESS_KEY",
+        limited["secret_access_key"].as_str().unwrap(),
+    )
+    .env("AWS_DEFAULT_REGION", REGION)
+    .env("AWS_CONFIG_FILE", "/nonexistent")
+    .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    .env("AWS_EC2_METADATA_DISABLED", "true")
+    .env("AWS_MAX_ATTEMPTS", "1")
+    .env("HOME", home.path())
+    .kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(40), aws.output())
+        .await
+        .expect("aws stalled")
+        .expect("run aws");
+    assert!(
+        !out.status.success(),
+        "the AWS CLI created a function with an invoke-only key"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("(AccessDeniedException) when calling the CreateFunction operation"),
+        "{err}"
+    );
+
     // gRPC over TCP, with the CLI and --token.
     let ep = format!("http://{grpc}");
     let tok = limited["token"].as_str().unwrap();

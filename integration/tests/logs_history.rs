@@ -206,6 +206,25 @@ async fn follow_sees_a_new_invocation_within_a_second_and_across_rotation() {
     }
     let _ = child.kill();
     let _ = child.wait();
+
+    // --follow with --request-id ends after that invocation's REPORT.
+    let last = ids.last().unwrap();
+    let mut one = tokio::process::Command::new(binary("flint"));
+    one.arg("--endpoint")
+        .arg(&agent.socket)
+        .args(["logs", "tail", "--follow", "--request-id", last])
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(10), one.output())
+        .await
+        .expect("--follow --request-id did not end at the REPORT")
+        .expect("run flint logs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with(&format!("START RequestId: {last}")),
+        "{}",
+        &text[..200.min(text.len())]
+    );
+    assert!(text.trim_end().ends_with("MB") && text.contains(&format!("REPORT RequestId: {last}")));
 }
 
 #[tokio::test]
