@@ -20,9 +20,10 @@ step "static flint-init and the microVM root disk (python3.11)"
 arch="$(uname -m)"
 RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --locked -p flint-init --target "$arch-unknown-linux-gnu"
 ./images/build-ext4.sh python3.11 "target/$arch-unknown-linux-gnu/release/flint-init"
-step "test fixtures (PyPI wheels, npm aws-lambda-ric, a lambda_runtime Rust function, a Go function)"
+step "test fixtures (PyPI wheels, grpc-requests, npm aws-lambda-ric, a lambda_runtime Rust function, a Go function)"
 ./integration/fixtures/fetch-wheels.sh
 ./integration/fixtures/fetch-node-ric.sh
+./integration/fixtures/fetch-grpc-requests.sh
 ./integration/fixtures/build-rust-lambda.sh
 ./integration/fixtures/build-go-lambda.sh
 

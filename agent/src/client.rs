@@ -89,6 +89,15 @@ impl Client {
             .max_encoding_message_size(GRPC_MESSAGE_MAX)
     }
 
+    /// A logs and invocation history client sending the same token.
+    pub fn logs(&self) -> flint_proto::v1::logs_client::LogsClient<Authed> {
+        flint_proto::v1::logs_client::LogsClient::with_interceptor(
+            self.channel.clone(),
+            self.bearer.clone(),
+        )
+        .max_decoding_message_size(GRPC_MESSAGE_MAX)
+    }
+
     /// A trigger management client sending the same token.
     pub fn triggers(&self) -> TriggersClient<Authed> {
         TriggersClient::with_interceptor(self.channel.clone(), self.bearer.clone())

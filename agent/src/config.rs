@@ -200,6 +200,10 @@ pub struct RawConfig {
     /// it is rotated to <function>.log.1 (replacing the previous one).
     #[arg(long, env = "FLINT_FUNCTION_LOG_MAX_BYTES", default_value_t = 10 * 1024 * 1024)]
     pub function_log_max_bytes: u64,
+    /// Days a function's log file is kept after its last write (checked at start and
+    /// hourly); 0: kept until rotation replaces it.
+    #[arg(long, env = "FLINT_FUNCTION_LOG_RETENTION_DAYS", default_value_t = 14)]
+    pub function_log_retention_days: u32,
     /// Cold starts run at once; 0: twice the CPUs.
     #[arg(long, env = "FLINT_PARALLEL_STARTS", default_value_t = 0)]
     pub parallel_starts: u32,
@@ -329,6 +333,8 @@ pub struct Config {
     pub sandbox_pool: crate::pools::key::PoolConfig,
     /// A function's log file is rotated before it passes this many bytes.
     pub function_log_max_bytes: u64,
+    /// Log files not written for this long are removed; `None`: never by age.
+    pub function_log_retention: Option<Duration>,
     /// Cold starts run at once.
     pub parallel_starts: u32,
     /// How long a cold start may wait for its turn.
@@ -508,6 +514,8 @@ impl TryFrom<RawConfig> for Config {
                 tmp_mb: crate::limits::TMP_MB,
             },
             function_log_max_bytes: raw.function_log_max_bytes,
+            function_log_retention: (raw.function_log_retention_days > 0)
+                .then(|| Duration::from_secs(u64::from(raw.function_log_retention_days) * 86_400)),
             parallel_starts: match raw.parallel_starts {
                 0 => crate::start_gate::default_slots(),
                 n => n,
@@ -640,6 +648,16 @@ mod tests {
     #[test]
     fn function_log_cap_has_a_floor() {
         assert_eq!(parse(&[]).unwrap().function_log_max_bytes, 10 << 20);
+        assert_eq!(
+            parse(&[]).unwrap().function_log_retention,
+            Some(Duration::from_secs(14 * 86_400))
+        );
+        assert_eq!(
+            parse(&["--function-log-retention-days", "0"])
+                .unwrap()
+                .function_log_retention,
+            None
+        );
         let c = parse(&[]).unwrap();
         assert_eq!(c.parallel_starts, crate::start_gate::default_slots());
         assert_eq!(c.start_queue_wait, Duration::from_secs(3));

@@ -8,6 +8,7 @@
 //! crate-private so the compiler finds dead code.
 
 pub(crate) mod accept;
+pub mod access_policy;
 pub(crate) mod api;
 pub mod client;
 pub(crate) mod code;
@@ -23,6 +24,9 @@ pub(crate) mod invoke;
 pub mod lambda_api;
 pub(crate) mod limiter;
 pub(crate) mod limits;
+pub(crate) mod log_query;
+pub(crate) mod log_retention;
+pub(crate) mod log_tail;
 pub(crate) mod logs;
 pub mod metering;
 pub(crate) mod metrics;

@@ -5,7 +5,9 @@
 //! Disk use is bounded: one invocation keeps at most [`INVOCATION_LOG_MAX`] bytes of
 //! output (the rest is dropped, with a marker line), and a log file that would grow
 //! past its cap (`--function-log-max-bytes`) is rotated to `<function>.log.1`,
-//! replacing the previous one: a function takes at most twice the cap on disk.
+//! replacing the previous one: a function takes at most twice the cap on disk. By
+//! age: [`Logs::expire`] removes the files not written for longer than
+//! `--function-log-retention-days` (log_retention.rs asks at start and hourly).
 //!
 //! The files are written by one thread of their own (`flint-logs`), in the order the
 //! appends and removals were asked for: an invocation hands its log over and returns
@@ -35,6 +37,8 @@ pub struct Logs {
 enum Op {
     Append(Append),
     Remove(String),
+    /// Remove every file last written longer ago than this.
+    Expire(std::time::Duration),
     /// Answered once everything before it is done.
     Flush(std::sync::mpsc::Sender<()>),
 }
@@ -131,6 +135,14 @@ impl Logs {
         self.flush();
     }
 
+    /// Removes the log files (current and rotated, of any function) last written
+    /// longer than `max_age` ago, in order with the appends (an append in flight is
+    /// never lost to it), and waits until it is done. Blocking.
+    pub fn expire(&self, max_age: std::time::Duration) {
+        self.send(Op::Expire(max_age));
+        self.flush();
+    }
+
     /// Waits until everything handed over so far is in the files. Blocking.
     pub fn flush(&self) {
         let (done, wait) = std::sync::mpsc::channel();
@@ -172,6 +184,7 @@ impl LogFiles {
                     }
                 }
                 Op::Remove(function) => self.remove(&function),
+                Op::Expire(max_age) => self.expire(max_age),
                 Op::Flush(done) => {
                     let _ = done.send(());
                 }
@@ -198,6 +211,32 @@ impl LogFiles {
             .and_then(|mut f| f.write_all(text));
         if let Err(e) = r {
             tracing::warn!(function, error = %e, "writing function log");
+        }
+    }
+
+    fn expire(&self, max_age: std::time::Duration) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        let now = std::time::SystemTime::now();
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if !(name.ends_with(".log") || name.ends_with(".log.1")) {
+                continue;
+            }
+            let old = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| now.duration_since(t).ok())
+                .is_some_and(|age| age > max_age);
+            if old {
+                match std::fs::remove_file(e.path()) {
+                    Ok(()) => tracing::info!(file = %name, "function log expired"),
+                    Err(err) => tracing::warn!(file = %name, error = %err, "expiring function log"),
+                }
+            }
         }
     }
 
@@ -281,6 +320,31 @@ mod tests {
         logs.remove("f");
         logs.flush();
         assert!(!d.path().join("f.log.1").exists());
+    }
+
+    #[test]
+    fn files_older_than_the_retention_are_expired_others_kept() {
+        let d = tempfile::tempdir().unwrap();
+        let logs = Logs::open(d.path(), 1 << 20).unwrap();
+        logs.append(Append::new("new", b"x\n".to_vec()));
+        logs.flush();
+        let old = d.path().join("old.log.1");
+        std::fs::write(&old, "y\n").unwrap();
+        std::fs::write(d.path().join("notes.txt"), "z").unwrap();
+        let ten_days = std::time::SystemTime::now() - std::time::Duration::from_secs(10 * 86_400);
+        std::fs::File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(ten_days)
+            .unwrap();
+        logs.expire(std::time::Duration::from_secs(86_400));
+        assert!(!old.exists());
+        assert!(d.path().join("new.log").exists());
+        assert!(
+            d.path().join("notes.txt").exists(),
+            "only log files are touched"
+        );
     }
 
     #[test]

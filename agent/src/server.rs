@@ -50,10 +50,15 @@ fn router(
     >,
     gate: TokenGate,
 ) -> Result<tonic::transport::server::Router, ServeError> {
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(flint_proto::v1::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    // Reflection in both versions: grpcurl speaks v1, many GUI clients and
+    // grpc-requests still speak only v1alpha.
+    let reflect = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(flint_proto::v1::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection = reflect().build_v1()?;
+    let reflection_v1alpha = reflect().build_v1alpha()?;
     let functions = FunctionsServer::new(FunctionsApi {
         agent: agent.clone(),
     })
@@ -81,16 +86,36 @@ fn router(
     let roles = flint_proto::v1::roles_server::RolesServer::new(crate::api::roles::RolesApi {
         agent: agent.clone(),
     });
+    let logs = flint_proto::v1::logs_server::LogsServer::new(crate::api::logs::LogsApi {
+        agent: agent.clone(),
+    });
     Ok(tonic::transport::Server::builder()
         .add_service(health)
-        .add_service(InterceptedService::new(roles, gate.clone()))
+        .add_service(InterceptedService::new(
+            roles,
+            gate.for_service("flint:Roles"),
+        ))
         .add_service(InterceptedService::new(reflection, gate.clone()))
+        .add_service(InterceptedService::new(reflection_v1alpha, gate.clone()))
         .add_service(InterceptedService::new(functions, gate.clone()))
         .add_service(InterceptedService::new(invocations, gate.clone()))
-        .add_service(InterceptedService::new(usage, gate.clone()))
-        .add_service(InterceptedService::new(events, gate.clone()))
-        .add_service(InterceptedService::new(triggers, gate.clone()))
-        .add_service(InterceptedService::new(node, gate)))
+        .add_service(InterceptedService::new(logs, gate.clone()))
+        .add_service(InterceptedService::new(
+            usage,
+            gate.for_service("flint:Usage"),
+        ))
+        .add_service(InterceptedService::new(
+            events,
+            gate.for_service("flint:Events"),
+        ))
+        .add_service(InterceptedService::new(
+            triggers,
+            gate.for_service("flint:Triggers"),
+        ))
+        .add_service(InterceptedService::new(
+            node,
+            gate.for_service("flint:Node"),
+        )))
 }
 
 async fn bind_tcp(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, ServeError> {
@@ -132,6 +157,7 @@ async fn shutdown_signal(
 /// Serves until a shutdown signal; then destroys all instances.
 pub async fn serve(agent: Arc<Agent>) -> Result<(), ServeError> {
     let signals = stop_signals();
+    crate::log_retention::spawn(&agent);
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter
         .set_serving::<FunctionsServer<FunctionsApi>>()
@@ -148,6 +174,9 @@ pub async fn serve(agent: Arc<Agent>) -> Result<(), ServeError> {
     reporter.set_serving::<TriggersServer<TriggersApi>>().await;
     reporter
         .set_serving::<flint_proto::v1::roles_server::RolesServer<crate::api::roles::RolesApi>>()
+        .await;
+    reporter
+        .set_serving::<flint_proto::v1::logs_server::LogsServer<crate::api::logs::LogsApi>>()
         .await;
 
     let sock = agent.config().socket.clone();
@@ -180,7 +209,11 @@ pub async fn serve(agent: Arc<Agent>) -> Result<(), ServeError> {
             Err(e) => tracing::warn!(error = %e, "gRPC on TCP: access keys unreadable"),
         }
         tracing::info!(%addr, "listening (bearer token required)");
-        let r = router(&agent, health.clone(), TokenGate::required(keys))?;
+        let r = router(
+            &agent,
+            health.clone(),
+            TokenGate::required(keys, &agent.config().account_id),
+        )?;
         let rx = stop_rx.clone();
         servers.spawn(async move {
             r.serve_with_incoming_shutdown(TcpListenerStream::new(tcp), wait_stop(rx))

@@ -21,6 +21,7 @@ async fn health_and_reflection_describe_the_api() {
         "flint.v1.Invocations",
         "flint.v1.Usage",
         "flint.v1.Node",
+        "flint.v1.Logs",
     ] {
         let r = health
             .check(HealthCheckRequest {
@@ -65,6 +66,7 @@ async fn health_and_reflection_describe_the_api() {
         "flint.v1.Invocations",
         "flint.v1.Usage",
         "flint.v1.Node",
+        "flint.v1.Logs",
         "grpc.health.v1.Health",
     ] {
         assert!(names.contains(&want), "{want} missing from {names:?}");

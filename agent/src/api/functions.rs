@@ -50,6 +50,12 @@ impl Functions for FunctionsApi {
         &self,
         req: Request<CreateFunctionRequest>,
     ) -> Result<Response<FunctionConfiguration>, Status> {
+        super::access::check(
+            &self.agent,
+            &req,
+            "lambda:CreateFunction",
+            &req.get_ref().name,
+        )?;
         let r = req.into_inner();
         let agent = self.agent.clone();
         let f = blocking(move || {
@@ -77,6 +83,12 @@ impl Functions for FunctionsApi {
         &self,
         req: Request<UpdateFunctionCodeRequest>,
     ) -> Result<Response<FunctionConfiguration>, Status> {
+        super::access::check(
+            &self.agent,
+            &req,
+            "lambda:UpdateFunctionCode",
+            &req.get_ref().name,
+        )?;
         let r = req.into_inner();
         let agent = self.agent.clone();
         let f = blocking(move || {
@@ -92,6 +104,12 @@ impl Functions for FunctionsApi {
         &self,
         req: Request<UpdateFunctionConfigurationRequest>,
     ) -> Result<Response<FunctionConfiguration>, Status> {
+        super::access::check(
+            &self.agent,
+            &req,
+            "lambda:UpdateFunctionConfiguration",
+            &req.get_ref().name,
+        )?;
         let r = req.into_inner();
         let agent = self.agent.clone();
         let f = blocking(move || {
@@ -120,6 +138,7 @@ impl Functions for FunctionsApi {
         &self,
         req: Request<GetFunctionRequest>,
     ) -> Result<Response<FunctionConfiguration>, Status> {
+        super::access::check(&self.agent, &req, "lambda:GetFunction", &req.get_ref().name)?;
         let name = req.into_inner().name;
         let agent = self.agent.clone();
         let f = blocking(move || agent.get_function(&name).map_err(Status::from)).await?;
@@ -128,8 +147,9 @@ impl Functions for FunctionsApi {
 
     async fn list_functions(
         &self,
-        _req: Request<ListFunctionsRequest>,
+        req: Request<ListFunctionsRequest>,
     ) -> Result<Response<ListFunctionsResponse>, Status> {
+        super::access::check_unscoped(&self.agent, &req, "lambda:ListFunctions")?;
         let agent = self.agent.clone();
         let all = blocking(move || agent.list_functions().map_err(Status::from)).await?;
         Ok(Response::new(ListFunctionsResponse {
@@ -141,6 +161,12 @@ impl Functions for FunctionsApi {
         &self,
         req: Request<PutFunctionConcurrencyRequest>,
     ) -> Result<Response<FunctionConfiguration>, Status> {
+        super::access::check(
+            &self.agent,
+            &req,
+            "lambda:PutFunctionConcurrency",
+            &req.get_ref().name,
+        )?;
         let r = req.into_inner();
         let agent = self.agent.clone();
         let f = blocking(move || {
@@ -156,6 +182,12 @@ impl Functions for FunctionsApi {
         &self,
         req: Request<DeleteFunctionConcurrencyRequest>,
     ) -> Result<Response<FunctionConfiguration>, Status> {
+        super::access::check(
+            &self.agent,
+            &req,
+            "lambda:DeleteFunctionConcurrency",
+            &req.get_ref().name,
+        )?;
         let r = req.into_inner();
         let agent = self.agent.clone();
         let f =
@@ -167,6 +199,12 @@ impl Functions for FunctionsApi {
         &self,
         req: Request<DeleteFunctionRequest>,
     ) -> Result<Response<DeleteFunctionResponse>, Status> {
+        super::access::check(
+            &self.agent,
+            &req,
+            "lambda:DeleteFunction",
+            &req.get_ref().name,
+        )?;
         let r = req.into_inner();
         let agent = self.agent.clone();
         blocking(move || {

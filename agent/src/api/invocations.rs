@@ -18,6 +18,12 @@ impl Invocations for InvocationsApi {
         &self,
         req: Request<InvokeRequest>,
     ) -> Result<Response<InvokeResponse>, Status> {
+        super::access::check(
+            &self.agent,
+            &req,
+            "lambda:InvokeFunction",
+            &req.get_ref().function_name,
+        )?;
         let r = req.into_inner();
         let invocation_type = match InvocationType::try_from(r.invocation_type) {
             Ok(InvocationType::RequestResponse) => T::RequestResponse,

@@ -5,6 +5,7 @@ use super::errors::ApiError;
 use super::request::ApiRequest;
 use super::sigv4::{self, Expect, SigError};
 use super::LambdaApi;
+use crate::access_policy::Caller;
 use crate::roles::token::Claims;
 
 /// The service name requests are signed for.
@@ -25,6 +26,8 @@ pub struct Credential {
     secret: String,
     /// Set for an execution role's temporary credentials.
     role: Option<Claims>,
+    /// The access key's id and policy (not for temporary credentials).
+    caller: Option<Caller>,
 }
 
 impl Credential {
@@ -36,6 +39,11 @@ impl Credential {
     /// The role session's claims, for temporary credentials.
     pub fn role(&self) -> Option<&Claims> {
         self.role.as_ref()
+    }
+
+    /// The access key's id and policy, for an access key's signature.
+    pub fn caller(&self) -> Option<&Caller> {
+        self.caller.as_ref()
     }
 }
 
@@ -76,18 +84,21 @@ pub fn check_head(api: &LambdaApi, req: &ApiRequest) -> Result<Credential, ApiEr
             amz_date,
             secret,
             role: Some(claims),
+            caller: None,
         });
     }
-    let secret = api
+    let key = api
         .keys
-        .secret(&auth.access_key)
+        .get(&auth.access_key)
         .map_err(|e| ApiError::service(e.to_string()))?
         .ok_or(SigError::UnknownKey)?;
+    let caller = key.caller().map_err(|e| ApiError::service(e.to_string()))?;
     Ok(Credential {
         auth,
         amz_date,
-        secret,
+        secret: key.secret,
         role: None,
+        caller: Some(caller),
     })
 }
 

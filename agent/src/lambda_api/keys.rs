@@ -29,6 +29,9 @@ pub enum KeyError {
     /// Revoking an id that does not exist
     #[error("no access key {0}: list them with `flint keys list`")]
     NotFound(String),
+    /// A grant of `--allow` that cannot be used
+    #[error(transparent)]
+    Policy(crate::access_policy::GrantError),
     /// The file can be read by others than its owner
     #[error("access key file {0} is readable by group or others: chmod 600 it")]
     Permissions(PathBuf),
@@ -44,6 +47,28 @@ pub struct AccessKey {
     pub description: String,
     /// RFC 3339, UTC.
     pub created: String,
+    /// The key's grants (`ACTION[:PATTERN]`, access_policy.rs); absent: full access.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<Vec<String>>,
+}
+
+impl AccessKey {
+    /// Who calls with this key: its id and parsed policy.
+    pub fn caller(&self) -> Result<crate::access_policy::Caller, KeyError> {
+        let policy = match &self.policy {
+            None => None,
+            Some(specs) => Some(crate::access_policy::KeyPolicy::parse(specs).map_err(|e| {
+                KeyError::Corrupt {
+                    path: PathBuf::from(FILE_NAME),
+                    reason: format!("key {}: {e}", self.id),
+                }
+            })?),
+        };
+        Ok(crate::access_policy::Caller {
+            key_id: self.id.clone(),
+            policy,
+        })
+    }
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -126,10 +151,23 @@ impl KeyStore {
         std::fs::rename(&tmp, &self.path).map_err(|e| self.io(e))
     }
 
-    /// Creates a key: an id of 20 upper-case characters starting `FLK` and a
-    /// 40-character secret.
+    /// Creates a key with full access: an id of 20 upper-case characters starting
+    /// `FLK` and a 40-character secret.
     pub fn create(&self, description: &str) -> Result<AccessKey, KeyError> {
+        self.create_with_policy(description, None)
+    }
+
+    /// Creates a key limited to `policy`'s grants (`None`: full access); the grants
+    /// are checked first.
+    pub fn create_with_policy(
+        &self,
+        description: &str,
+        policy: Option<Vec<String>>,
+    ) -> Result<AccessKey, KeyError> {
         use base64::Engine;
+        if let Some(specs) = &policy {
+            crate::access_policy::KeyPolicy::parse(specs).map_err(KeyError::Policy)?;
+        }
         let mut f = self.load()?;
         let rnd = random_bytes(40).map_err(|e| self.io(e))?;
         const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
@@ -150,6 +188,7 @@ impl KeyStore {
             secret,
             description: description.to_string(),
             created: crate::timefmt::rfc3339_secs(now),
+            policy,
         };
         f.keys.push(key.clone());
         self.save(&f)?;
@@ -173,6 +212,11 @@ impl KeyStore {
         self.save(&f)?;
         tracing::info!(access_key = %id, "access key revoked");
         Ok(())
+    }
+
+    /// The key `id`, if it exists.
+    pub fn get(&self, id: &str) -> Result<Option<AccessKey>, KeyError> {
+        Ok(self.load()?.keys.into_iter().find(|k| k.id == id))
     }
 
     /// The secret of `id`, if the key exists.
@@ -208,6 +252,32 @@ mod tests {
         assert_eq!(s.secret(&a.id).unwrap(), None);
         assert!(matches!(s.revoke(&a.id), Err(KeyError::NotFound(_))));
         assert_eq!(s.list().unwrap(), vec![b]);
+    }
+
+    #[test]
+    fn a_key_keeps_its_checked_policy_and_old_keys_have_full_access() {
+        let d = tempfile::tempdir().unwrap();
+        let s = KeyStore::new(d.path());
+        let k = s
+            .create_with_policy("inv", Some(vec!["lambda:InvokeFunction:orders-*".into()]))
+            .unwrap();
+        let c = s.get(&k.id).unwrap().unwrap().caller().unwrap();
+        assert!(c
+            .policy
+            .unwrap()
+            .allows("lambda:InvokeFunction", Some("orders-1")));
+        assert!(matches!(
+            s.create_with_policy("bad", Some(vec!["lambda:Nope".into()])),
+            Err(KeyError::Policy(_))
+        ));
+        // A file written before policies existed: no `policy` field.
+        std::fs::write(
+            s.path(),
+            r#"{"keys":[{"id":"FLKOLD","secret":"s","created":"2026-01-01T00:00:00Z"}]}"#,
+        )
+        .unwrap();
+        let old = s.get("FLKOLD").unwrap().unwrap();
+        assert!(old.caller().unwrap().policy.is_none());
     }
 
     #[test]

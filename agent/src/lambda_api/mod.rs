@@ -8,7 +8,8 @@
 //! Files: `server` (connections), `auth` (SigV4 on a request), `router` (method and
 //! path to operation), `functions`, `invoke`, `concurrency` and `event_config` (one per resource),
 //! `shapes` (JSON), `names` (names and ARNs), `errors`, `sigv4`, `keys`, `tls`,
-//! `role_auth` (execution roles' temporary credentials and their policy).
+//! `role_auth` (execution roles' temporary credentials and their policy), `key_auth`
+//! (an access key's policy on an operation).
 
 mod auth;
 mod concurrency;
@@ -16,6 +17,7 @@ pub(crate) mod errors;
 mod event_config;
 mod functions;
 mod invoke;
+mod key_auth;
 pub mod keys;
 pub(crate) mod names;
 mod request;

@@ -5,9 +5,33 @@ use super::errors::ApiError;
 use super::request::{ApiRequest, Outcome};
 use super::sigv4::percent_decode;
 use super::{concurrency, event_config, functions, invoke, LambdaApi};
+use crate::access_policy::Caller;
 
-/// Runs the operation `req` asks for.
-pub async fn route(api: &LambdaApi, req: ApiRequest) -> Outcome {
+/// Runs the operation `req` asks for, if `caller`'s key policy allows it.
+pub async fn route(api: &LambdaApi, req: ApiRequest, caller: Option<&Caller>) -> Outcome {
+    let (operation, name) = match operation(&req)? {
+        (op @ ("CreateFunction" | "ListFunctions"), _) => {
+            if let Some(c) = caller {
+                super::key_auth::authorize(api, c, &req, op, None)?;
+            }
+            return if op == "CreateFunction" {
+                functions::create(api, &req).await
+            } else {
+                functions::list(api, &req).await
+            };
+        }
+        (op, name) => (op, name),
+    };
+    if let Some(c) = caller {
+        super::key_auth::authorize(api, c, &req, operation, Some(&name))?;
+    }
+    tracing::debug!(operation, function = %name, "REST operation");
+    dispatch(api, &req, operation, &name).await
+}
+
+/// The operation `req` names (Lambda's operation name) and the function in its path
+/// (empty for CreateFunction and ListFunctions).
+fn operation(req: &ApiRequest) -> Result<(&'static str, String), ApiError> {
     let segs: Vec<String> = req
         .path
         .trim_start_matches('/')
@@ -15,12 +39,12 @@ pub async fn route(api: &LambdaApi, req: ApiRequest) -> Outcome {
         .map(|s| String::from_utf8_lossy(&percent_decode(s)).into_owned())
         .collect();
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
-    let op = match (req.method.as_str(), &segs[..]) {
+    let op: (&'static str, &str) = match (req.method.as_str(), &segs[..]) {
         ("POST", ["2015-03-31", "functions"] | ["2015-03-31", "functions", ""]) => {
-            return functions::create(api, &req).await
+            ("CreateFunction", "")
         }
         ("GET", ["2015-03-31", "functions"] | ["2015-03-31", "functions", ""]) => {
-            return functions::list(api, &req).await
+            ("ListFunctions", "")
         }
         (m, ["2015-03-31", "functions", name]) => match m {
             "GET" => ("GetFunction", name),
@@ -52,21 +76,24 @@ pub async fn route(api: &LambdaApi, req: ApiRequest) -> Outcome {
         },
         (m, _) => return Err(ApiError::unknown_operation(m, &req.path)),
     };
-    let (operation, name) = (op.0, op.1.to_string());
-    tracing::debug!(operation, function = %name, "REST operation");
+    Ok((op.0, op.1.to_string()))
+}
+
+/// Runs `operation` on the function `name`.
+async fn dispatch(api: &LambdaApi, req: &ApiRequest, operation: &str, name: &str) -> Outcome {
     match operation {
-        "GetFunction" => functions::get(api, &req, &name).await,
-        "DeleteFunction" => functions::delete(api, &req, &name).await,
-        "GetFunctionConfiguration" => functions::get_configuration(api, &req, &name).await,
-        "UpdateFunctionConfiguration" => functions::update_configuration(api, &req, &name).await,
-        "UpdateFunctionCode" => functions::update_code(api, &req, &name).await,
-        "Invoke" => invoke::invoke(api, &req, &name).await,
-        "PutFunctionConcurrency" => concurrency::put(api, &req, &name).await,
-        "DeleteFunctionConcurrency" => concurrency::delete(api, &name).await,
-        "PutFunctionEventInvokeConfig" => event_config::put(api, &req, &name, false),
-        "UpdateFunctionEventInvokeConfig" => event_config::put(api, &req, &name, true),
-        "GetFunctionEventInvokeConfig" => event_config::get(api, &req, &name),
-        "DeleteFunctionEventInvokeConfig" => event_config::delete(api, &req, &name),
-        _ => concurrency::get(api, &name).await,
+        "GetFunction" => functions::get(api, req, name).await,
+        "DeleteFunction" => functions::delete(api, req, name).await,
+        "GetFunctionConfiguration" => functions::get_configuration(api, req, name).await,
+        "UpdateFunctionConfiguration" => functions::update_configuration(api, req, name).await,
+        "UpdateFunctionCode" => functions::update_code(api, req, name).await,
+        "Invoke" => invoke::invoke(api, req, name).await,
+        "PutFunctionConcurrency" => concurrency::put(api, req, name).await,
+        "DeleteFunctionConcurrency" => concurrency::delete(api, name).await,
+        "PutFunctionEventInvokeConfig" => event_config::put(api, req, name, false),
+        "UpdateFunctionEventInvokeConfig" => event_config::put(api, req, name, true),
+        "GetFunctionEventInvokeConfig" => event_config::get(api, req, name),
+        "DeleteFunctionEventInvokeConfig" => event_config::delete(api, req, name),
+        _ => concurrency::get(api, name).await,
     }
 }

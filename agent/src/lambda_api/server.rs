@@ -126,7 +126,8 @@ async fn authenticate_and_route(api: &LambdaApi, req: hyper::Request<Incoming>) 
     verified_route(api, r, credential).await
 }
 
-/// Verifies the signature of a whole request, applies a role's policy and routes it.
+/// Verifies the signature of a whole request, applies a role's or a key's policy and
+/// routes it.
 async fn verified_route(
     api: &LambdaApi,
     r: ApiRequest,
@@ -137,7 +138,7 @@ async fn verified_route(
     if let Some(claims) = credential.role() {
         super::role_auth::authorize(api, claims, &r)?;
     }
-    super::router::route(api, r).await
+    super::router::route(api, r, credential.caller()).await
 }
 
 /// The answer's status, headers (the request id among them) and body.

@@ -3,6 +3,7 @@
 //! only puts a record on a bounded queue; when the queue is full the record is dropped,
 //! counted and a rate-limited warning is logged.
 
+pub(crate) mod history;
 pub(crate) mod pricing;
 pub(crate) mod report;
 pub(crate) mod store;

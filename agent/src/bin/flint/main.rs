@@ -1,6 +1,7 @@
 //! flint: the command-line client of flintd.
 
 mod events;
+mod logs;
 mod queue_args;
 mod roles;
 mod since;
@@ -183,6 +184,31 @@ enum Cmd {
         #[command(subcommand)]
         action: triggers::TriggersCmd,
     },
+    /// A function's log lines (its log files): all kept, one invocation's, or those of
+    /// invocations since a time; --follow keeps printing new ones.
+    Logs {
+        name: String,
+        /// Keep printing new lines until Ctrl-C (with --request-id: until its REPORT).
+        #[arg(long, short)]
+        follow: bool,
+        /// Only invocations started since a duration back (10m, 1h) or an RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        /// Only this invocation's lines, START through REPORT.
+        #[arg(long)]
+        request_id: Option<String>,
+    },
+    /// A function's finished invocations, newest first (request id, start, duration,
+    /// outcome, error type, cold start), from the metering database.
+    History {
+        name: String,
+        /// Only invocations started since a duration back (10m, 1h) or an RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        /// At most this many (default 100, at most 10,000).
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
     /// Metered usage and its cost per function (all functions without NAME).
     Usage {
         name: Option<String>,
@@ -199,8 +225,13 @@ enum KeysCmd {
     Create {
         #[arg(long, default_value = "")]
         description: String,
+        /// Limit the key to a grant (repeatable) ACTION[:PATTERN], e.g.
+        /// lambda:InvokeFunction:orders-* or lambda:Get* or lambda:*; without --allow
+        /// the key may do everything.
+        #[arg(long = "allow", value_name = "ACTION[:PATTERN]")]
+        allow: Vec<String>,
     },
-    /// List key ids (never secrets).
+    /// List key ids and policies (never secrets).
     List,
     /// Revoke a key: requests signed with it are refused from then on.
     Revoke { id: String },
@@ -209,17 +240,19 @@ enum KeysCmd {
 fn keys(data_dir: &std::path::Path, action: &KeysCmd, json: bool) -> anyhow::Result<i32> {
     let store = flint_agent::lambda_api::keys::KeyStore::new(data_dir);
     match action {
-        KeysCmd::Create { description } => {
-            let k = store.create(description)?;
+        KeysCmd::Create { description, allow } => {
+            let k = store
+                .create_with_policy(description, (!allow.is_empty()).then(|| allow.clone()))?;
             if json {
                 println!(
                     "{}",
-                    serde_json::json!({"access_key_id": k.id, "secret_access_key": k.secret, "token": format!("{}:{}", k.id, k.secret)})
+                    serde_json::json!({"access_key_id": k.id, "secret_access_key": k.secret, "token": format!("{}:{}", k.id, k.secret), "policy": k.policy})
                 );
             } else {
                 println!("access key id:     {}", k.id);
                 println!("secret access key: {}", k.secret);
                 println!("gRPC token:        {}:{}", k.id, k.secret);
+                println!("policy:            {}", policy_text(&k.policy));
             }
         }
         KeysCmd::List => {
@@ -227,10 +260,16 @@ fn keys(data_dir: &std::path::Path, action: &KeysCmd, json: bool) -> anyhow::Res
                 if json {
                     println!(
                         "{}",
-                        serde_json::json!({"access_key_id": k.id, "created": k.created, "description": k.description})
+                        serde_json::json!({"access_key_id": k.id, "created": k.created, "description": k.description, "policy": k.policy})
                     );
                 } else {
-                    println!("{}  {}  {}", k.id, k.created, k.description);
+                    println!(
+                        "{}  {}  {}  [{}]",
+                        k.id,
+                        k.created,
+                        k.description,
+                        policy_text(&k.policy)
+                    );
                 }
             }
         }
@@ -242,6 +281,15 @@ fn keys(data_dir: &std::path::Path, action: &KeysCmd, json: bool) -> anyhow::Res
         }
     }
     Ok(0)
+}
+
+/// A key's grants for humans: "full access" when it has no policy.
+fn policy_text(policy: &Option<Vec<String>>) -> String {
+    match policy {
+        None => "full access".to_string(),
+        Some(g) if g.is_empty() => "nothing".to_string(),
+        Some(g) => g.join(" "),
+    }
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {
@@ -559,6 +607,15 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             }
         }
         Cmd::Keys { .. } => {}
+        Cmd::Logs {
+            name,
+            follow,
+            since,
+            request_id,
+        } => return logs::logs(&c, name, follow, since, request_id).await,
+        Cmd::History { name, since, limit } => {
+            return logs::history(&c, name, since, limit, cli.json).await
+        }
         Cmd::Events { action } => events::run(&c, action, cli.json).await?,
         Cmd::Usage { name, since } => {
             let now_ms = std::time::SystemTime::now()
