@@ -43,6 +43,9 @@ pub async fn route(api: &LambdaApi, req: ApiRequest) -> Outcome {
         ("GET", ["2019-09-30", "functions", name, "concurrency"]) => {
             ("GetFunctionConcurrency", name)
         }
+        ("GET", ["2019-09-25", "functions", name, "event-invoke-config", "list"]) => {
+            ("ListFunctionEventInvokeConfigs", name)
+        }
         (m, ["2019-09-25", "functions", name, "event-invoke-config"]) => match m {
             "PUT" => ("PutFunctionEventInvokeConfig", name),
             "POST" => ("UpdateFunctionEventInvokeConfig", name),
@@ -66,6 +69,7 @@ pub async fn route(api: &LambdaApi, req: ApiRequest) -> Outcome {
         "PutFunctionEventInvokeConfig" => event_config::put(api, &req, &name, false),
         "UpdateFunctionEventInvokeConfig" => event_config::put(api, &req, &name, true),
         "GetFunctionEventInvokeConfig" => event_config::get(api, &req, &name),
+        "ListFunctionEventInvokeConfigs" => event_config::list(api, &req, &name),
         "DeleteFunctionEventInvokeConfig" => event_config::delete(api, &req, &name),
         _ => concurrency::get(api, &name).await,
     }
