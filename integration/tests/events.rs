@@ -309,13 +309,13 @@ async fn accepted_events_survive_kill_9_of_the_agent() {
     let n: usize = std::env::var("FLINT_TEST_EVENTS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(200);
+        .unwrap_or(1000);
     let mut agent = start().await;
     let mut c = agent.client().await;
     c.functions
         .create_function(python_function(
             "durable",
-            "import time\ndef handler(e, c):\n    time.sleep(0.2)\n    return e['i']\n",
+            "import time\ndef handler(e, c):\n    time.sleep(0.05)\n    return e['i']\n",
         ))
         .await
         .unwrap();
@@ -350,8 +350,8 @@ async fn accepted_events_survive_kill_9_of_the_agent() {
         accept.as_secs_f64() * 1e3,
         n as f64 / accept.as_secs_f64()
     );
-    // 0.2 s per event, 4 at a time: n events take n/20 s, far longer than accepting
-    // them; the kill comes once some have run.
+    // 0.05 s per event, 4 at a time: n events take n/80 s and more, longer than
+    // accepting them; the kill comes once some have run.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = list(&agent, "durable", &[]).await;
     let ran_before = starts(&log_of(&agent, "durable")).len();
@@ -382,8 +382,8 @@ async fn accepted_events_survive_kill_9_of_the_agent() {
     let log = wait_log(
         &agent,
         "durable",
-        // 0.2 s per event, 4 at a time, twice over for a loaded machine.
-        Duration::from_secs(30 + n as u64 / 10),
+        // 0.05 s per event, 4 at a time, several times over for a loaded machine.
+        Duration::from_secs(30 + n as u64 / 20),
         "every accepted event runs after the restart",
         |l| {
             let s = starts(l);

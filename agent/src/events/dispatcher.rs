@@ -6,6 +6,7 @@
 //! for the running attempts and leaves the rest queued.
 
 use super::counters::{EventCounters, Kind, Outcome};
+use super::persist::until_stored;
 use super::policy::{self, AttemptResult, Backoff, Condition, Decision, Response};
 use super::record::destination_record;
 use super::runner::Runner;
@@ -211,7 +212,8 @@ impl Dispatcher {
                 Condition::EventAgeExceeded,
                 &error,
                 None,
-            );
+            )
+            .await;
             return;
         }
         let attempt = ev.attempts + 1;
@@ -253,10 +255,12 @@ impl Dispatcher {
                     Condition::Success,
                     attempt,
                     response,
-                );
-                if let Err(e) = self.queue.complete(&ev.request_id) {
-                    tracing::error!(error = %e, "could not remove a finished event; it will run again");
-                }
+                )
+                .await;
+                until_stored("the end of a finished event", &self.stopped, || {
+                    self.queue.complete(&ev.request_id)
+                })
+                .await;
             }
             Decision::Retry {
                 at_ms,
@@ -272,16 +276,17 @@ impl Dispatcher {
                     EventCounters::inc(&self.counters.deferrals);
                     tracing::debug!(retry_in_ms = at_ms.saturating_sub(now_ms()), %error, "event could not run; will retry");
                 }
-                if let Err(e) = self.queue.retry_at(
-                    &ev.request_id,
-                    at_ms,
-                    attempts,
-                    deferrals,
-                    &error,
-                    !counted,
-                ) {
-                    tracing::error!(error = %e, "could not reschedule an event; it stays in flight until the next start");
-                }
+                until_stored("the next attempt of an event", &self.stopped, || {
+                    self.queue.retry_at(
+                        &ev.request_id,
+                        at_ms,
+                        attempts,
+                        deferrals,
+                        &error,
+                        !counted,
+                    )
+                })
+                .await;
                 // The loop may be asleep with nothing due: let it see the new time.
                 self.wake.notify_one();
             }
@@ -291,13 +296,14 @@ impl Dispatcher {
                 error,
             } => {
                 tracing::warn!(attempts, %error, "event failed; moved to the dead-letter queue");
-                self.finish_dead(runner, &ev, &cfg, attempts, condition, &error, response);
+                self.finish_dead(runner, &ev, &cfg, attempts, condition, &error, response)
+                    .await;
             }
         }
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn finish_dead(
+    async fn finish_dead(
         &self,
         runner: &dyn Runner,
         ev: &Event,
@@ -308,21 +314,23 @@ impl Dispatcher {
         response: Option<&Response>,
     ) {
         EventCounters::inc(&self.counters.dead_lettered);
-        if let Err(e) = self.queue.dead_letter(&ev.request_id, attempts, error) {
-            tracing::error!(error = %e, "could not dead-letter an event; it stays in flight until the next start");
-        }
+        until_stored("a dead-lettered event", &self.stopped, || {
+            self.queue.dead_letter(&ev.request_id, attempts, error)
+        })
+        .await;
         for (kind, dest) in [
             (Kind::OnFailure, cfg.on_failure.as_deref()),
             (Kind::DeadLetter, cfg.dead_letter.as_deref()),
         ] {
-            self.deliver(runner, ev, kind, dest, condition, attempts, response);
+            self.deliver(runner, ev, kind, dest, condition, attempts, response)
+                .await;
         }
     }
 
     /// Queues the destination record for `dest`, if one is configured: as an event
     /// of a function destination, or as a durable delivery to a webhook.
     #[allow(clippy::too_many_arguments)]
-    fn deliver(
+    async fn deliver(
         &self,
         runner: &dyn Runner,
         ev: &Event,
@@ -353,20 +361,18 @@ impl Dispatcher {
                     event: ev,
                     invokes: attempts,
                 };
-                match self.webhooks.queue().add_delivery(&d, now) {
-                    Ok(()) => {
-                        self.webhooks.wake();
-                        tracing::info!(
-                            destination = kind.as_str(),
-                            url,
-                            condition = condition.as_str(),
-                            "destination record queued for the webhook"
-                        );
-                    }
-                    Err(err) => {
-                        self.counters.delivered(kind, Outcome::Error);
-                        tracing::error!(destination = kind.as_str(), url, error = %err, "destination record could not be queued for the webhook");
-                    }
+                if until_stored("a webhook delivery", &self.stopped, || {
+                    self.webhooks.queue().add_delivery(&d, now)
+                })
+                .await
+                {
+                    self.webhooks.wake();
+                    tracing::info!(
+                        destination = kind.as_str(),
+                        url,
+                        condition = condition.as_str(),
+                        "destination record queued for the webhook"
+                    );
                 }
                 return;
             }
@@ -385,15 +391,9 @@ impl Dispatcher {
             client_context: String::new(),
             enqueued_ms: now,
         };
-        match self.enqueue(&e) {
-            Ok(()) => {
-                self.counters.delivered(kind, Outcome::Ok);
-                tracing::info!(destination = kind.as_str(), function, condition = condition.as_str(), destination_request_id = %e.request_id, "destination record queued");
-            }
-            Err(err) => {
-                self.counters.delivered(kind, Outcome::Error);
-                tracing::error!(destination = kind.as_str(), function, error = %err, "destination record could not be queued");
-            }
+        if until_stored("a destination record", &self.stopped, || self.enqueue(&e)).await {
+            self.counters.delivered(kind, Outcome::Ok);
+            tracing::info!(destination = kind.as_str(), function, condition = condition.as_str(), destination_request_id = %e.request_id, "destination record queued");
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod config;
 pub mod counters;
 pub mod dispatcher;
 pub mod metrics;
+pub mod persist;
 pub mod policy;
 pub mod record;
 pub mod runner;

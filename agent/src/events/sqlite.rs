@@ -306,10 +306,15 @@ impl EventQueue for SqliteQueue {
             ))
             .map_err(|e| self.err(e))?;
         let mut rows = st.query(params![now_ms as i64]).map_err(|e| self.err(e))?;
-        match rows.next().map_err(|e| self.err(e))? {
-            Some(r) => Ok(Some(self.event(r)?)),
-            None => Ok(None),
-        }
+        let leased = match rows.next().map_err(|e| self.err(e))? {
+            Some(r) => Some(self.event(r)?),
+            None => None,
+        };
+        // The change commits when the statement completes, after its RETURNING row:
+        // step it to the end so that a commit that fails (a full disk) is an error
+        // here, not a lease that was never stored (and is leased again).
+        while rows.next().map_err(|e| self.err(e))?.is_some() {}
+        Ok(leased)
     }
 
     fn next_due_ms(&self) -> Result<Option<u64>, QueueError> {

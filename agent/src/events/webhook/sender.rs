@@ -8,6 +8,7 @@ use super::store::{Delivery, DeliveryQueue};
 use super::{Poster, ATTEMPTS};
 use crate::events::counters::{EventCounters, Outcome};
 use crate::events::now_ms;
+use crate::events::persist::until_stored;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -131,9 +132,10 @@ impl Sender {
                     attempt,
                     "destination record delivered to the webhook"
                 );
-                if let Err(e) = self.queue.delivery_done(d.id) {
-                    tracing::error!(error = %e, "could not remove a delivered record; it will be sent again");
-                }
+                until_stored("the end of a webhook delivery", &self.stopped, || {
+                    self.queue.delivery_done(d.id)
+                })
+                .await;
                 return;
             }
             Ok(status) => format!("HTTP {status}"),
@@ -143,9 +145,10 @@ impl Sender {
             let at = now_ms() + self.base_ms.saturating_mul(u64::from(attempt));
             self.counters.delivered(d.kind, Outcome::Retry);
             tracing::warn!(attempt, %error, retry_in_ms = at.saturating_sub(now_ms()), "webhook delivery failed; will retry");
-            if let Err(e) = self.queue.delivery_retry(d.id, at, attempt, &error) {
-                tracing::error!(error = %e, "could not reschedule a webhook delivery; it is sent again at the next start");
-            }
+            until_stored("the next POST of a webhook delivery", &self.stopped, || {
+                self.queue.delivery_retry(d.id, at, attempt, &error)
+            })
+            .await;
             self.wake.notify_one();
             return;
         }
@@ -156,9 +159,10 @@ impl Sender {
             d.url
         );
         tracing::warn!(%why, "webhook delivery given up; the event is in the dead-letter queue");
-        if let Err(e) = self.queue.delivery_dead(d.id, &why) {
-            tracing::error!(error = %e, "could not dead-letter an undeliverable record; it is sent again at the next start");
-        }
+        until_stored("an undeliverable record's event", &self.stopped, || {
+            self.queue.delivery_dead(d.id, &why)
+        })
+        .await;
     }
 }
 

@@ -5,7 +5,7 @@
 
 use crate::events::sqlite::SqliteQueue;
 use crate::events::{Event, QueueError};
-use rusqlite::{params, OptionalExtension};
+use rusqlite::params;
 
 pub use crate::events::counters::Kind;
 
@@ -124,21 +124,23 @@ impl DeliveryQueue for SqliteQueue {
     }
 
     fn lease_delivery(&self, now_ms: u64) -> Result<Option<Delivery>, QueueError> {
-        let got = self
-            .lock()
-            .query_row(
-                &format!(
-                    "UPDATE deliveries SET state = 'in-flight'
-                     WHERE id = (SELECT id FROM deliveries
-                                 WHERE state = 'pending' AND next_attempt_ms <= ?1
-                                 ORDER BY next_attempt_ms, id LIMIT 1)
-                     RETURNING {COLUMNS}"
-                ),
-                params![now_ms as i64],
-                row,
-            )
-            .optional()
+        let conn = self.lock();
+        let mut st = conn
+            .prepare_cached(&format!(
+                "UPDATE deliveries SET state = 'in-flight'
+                 WHERE id = (SELECT id FROM deliveries
+                             WHERE state = 'pending' AND next_attempt_ms <= ?1
+                             ORDER BY next_attempt_ms, id LIMIT 1)
+                 RETURNING {COLUMNS}"
+            ))
             .map_err(|e| self.err(e))?;
+        let mut rows = st.query(params![now_ms as i64]).map_err(|e| self.err(e))?;
+        let got = match rows.next().map_err(|e| self.err(e))? {
+            Some(r) => Some(row(r).map_err(|e| self.err(e))?),
+            None => None,
+        };
+        // Stepped to the end: the commit happens there, and may fail (a full disk).
+        while rows.next().map_err(|e| self.err(e))?.is_some() {}
         got.map(|r| self.delivery(r)).transpose()
     }
 
