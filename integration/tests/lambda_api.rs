@@ -720,6 +720,44 @@ async fn the_aws_cli_manages_event_invoke_configs() {
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(!bad.status.success(), "MaxItems 51 accepted");
     assert!(err.contains("MaxItems 51"), "{err}");
+    // Lambda's DeadLetterConfig on the function configuration is the dead-letter
+    // target of the event invoke configuration.
+    let upd = ok_json(&aws(
+        &a,
+        home.path(),
+        &s,
+        &[
+            "update-function-configuration",
+            "--function-name",
+            "src",
+            "--dead-letter-config",
+            &format!("TargetArn={sink_arn}"),
+        ],
+    ));
+    assert_eq!(upd["DeadLetterConfig"]["TargetArn"], sink_arn.as_str());
+    let conf = ok_json(&aws(
+        &a,
+        home.path(),
+        &s,
+        &["get-function-configuration", "--function-name", "src"],
+    ));
+    assert_eq!(conf["DeadLetterConfig"]["TargetArn"], sink_arn.as_str());
+    let bad = aws(
+        &a,
+        home.path(),
+        &s,
+        &[
+            "update-function-configuration",
+            "--function-name",
+            "src",
+            "--dead-letter-config",
+            &format!("TargetArn=arn:aws:sqs:{REGION}:{ACCOUNT}:dlq"),
+        ],
+    );
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("InvalidParameterValueException"), "{err}");
+    assert!(err.contains("http(s):// URL"), "{err}");
     // gRPC's ListEventInvokeConfigs lists every function's configuration.
     let all = c
         .events()
@@ -733,6 +771,7 @@ async fn the_aws_cli_manages_event_invoke_configs() {
     assert_eq!(all.configs.len(), 1);
     assert_eq!(all.configs[0].function_name, "src");
     assert_eq!(all.configs[0].on_success, hook);
+    assert_eq!(all.configs[0].dead_letter, "sink");
     assert_eq!(all.next_marker, "");
     ok_json(&aws(
         &a,

@@ -12,6 +12,7 @@
 
 mod auth;
 mod concurrency;
+mod dead_letter;
 pub(crate) mod errors;
 mod event_config;
 mod functions;
