@@ -3,7 +3,8 @@
 //! pending delivery survives kill -9 of flintd meanwhile); one that stays down sends
 //! the event to the dead-letter queue, from where a redrive delivers it; the
 //! dead-letter target (a function) gets the record of an event that exhausted its
-//! retries. Every wait has a deadline and prints the queue and the logs; flintd's own
+//! retries; an https webhook is verified against `--destination-ca-file` (and refused
+//! under a name its certificate does not carry). Every wait has a deadline and prints the queue and the logs; flintd's own
 //! log goes to stderr.
 
 mod events_support;
@@ -18,6 +19,42 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// Bodies a hook server received, in order.
 type Got = Arc<Mutex<Vec<serde_json::Value>>>;
 
+/// Reads one POST from `s`, keeps its JSON body in `keep`, answers 200.
+async fn serve<S>(mut s: S, keep: Got)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let body = loop {
+        let n = match s.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+        assert!(head.starts_with("post /hook?src=flint "), "{head}");
+        assert!(head.contains("content-type: application/json"), "{head}");
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .map_or(0, |v| v.trim().parse().unwrap());
+        if buf.len() >= end + 4 + len {
+            break buf[end + 4..end + 4 + len].to_vec();
+        }
+    };
+    keep.lock()
+        .unwrap()
+        .push(serde_json::from_slice(&body).expect("a JSON record"));
+    let _ = s
+        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+        .await;
+    let _ = s.shutdown().await;
+}
+
 /// An HTTP server on `port` that answers 200 to every POST and keeps its JSON body.
 async fn hook_server(port: u16) -> (Got, tokio::task::JoinHandle<()>) {
     let l = tokio::net::TcpListener::bind(("127.0.0.1", port))
@@ -26,40 +63,33 @@ async fn hook_server(port: u16) -> (Got, tokio::task::JoinHandle<()>) {
     let got: Got = Arc::default();
     let keep = got.clone();
     let task = tokio::spawn(async move {
-        loop {
-            let Ok((mut s, _)) = l.accept().await else {
-                return;
-            };
-            let keep = keep.clone();
+        while let Ok((s, _)) = l.accept().await {
+            tokio::spawn(serve(s, keep.clone()));
+        }
+    });
+    (got, task)
+}
+
+/// The same over TLS with `cert` and `key` (PEM).
+async fn https_hook_server(
+    port: u16,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> (Got, tokio::task::JoinHandle<()>) {
+    let tls = flint_agent::lambda_api::tls::acceptor(cert, key).expect("TLS acceptor");
+    let l = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("bind the hook port");
+    let got: Got = Arc::default();
+    let keep = got.clone();
+    let task = tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            let (tls, keep) = (tls.clone(), keep.clone());
             tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 8192];
-                let body = loop {
-                    let n = match s.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => n,
-                    };
-                    buf.extend_from_slice(&chunk[..n]);
-                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-                        continue;
-                    };
-                    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-                    assert!(head.starts_with("post /hook?src=flint "), "{head}");
-                    assert!(head.contains("content-type: application/json"), "{head}");
-                    let len: usize = head
-                        .lines()
-                        .find_map(|l| l.strip_prefix("content-length:"))
-                        .map_or(0, |v| v.trim().parse().unwrap());
-                    if buf.len() >= end + 4 + len {
-                        break buf[end + 4..end + 4 + len].to_vec();
-                    }
-                };
-                keep.lock()
-                    .unwrap()
-                    .push(serde_json::from_slice(&body).expect("a JSON record"));
-                let _ = s
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-                    .await;
+                // A client that refuses the certificate ends the handshake.
+                if let Ok(s) = tls.accept(s).await {
+                    serve(s, keep).await;
+                }
             });
         }
     });
@@ -296,6 +326,147 @@ async fn a_webhook_that_stays_down_sends_the_event_to_the_dead_letter_queue() {
         list(&agent, "hooked", &[EventState::Dead]).await.dead,
         1,
         "the failing function's event is still dead"
+    );
+    server.abort();
+}
+
+#[tokio::test]
+async fn an_https_webhook_is_verified_against_the_destination_ca_file() {
+    // A CA and a server certificate it signed, for 127.0.0.1 only.
+    let dir = tempfile::tempdir().unwrap();
+    let p = |f: &str| dir.path().join(f);
+    std::fs::write(
+        p("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .expect("run openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=flint-test-ca",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "leaf.csr",
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "cert.pem",
+    ]);
+    let (cert, key) = (p("cert.pem"), p("key.pem"));
+    let metrics = free_port();
+    let listen = format!("127.0.0.1:{metrics}");
+    let ca = p("ca.pem").display().to_string();
+    let agent = start_with(&["--metrics-listen", &listen, "--destination-ca-file", &ca]).await;
+    let mut c = agent.client().await;
+    for name in ["hooked", "failing"] {
+        let code = if name == "hooked" {
+            "def handler(e, c):\n    return {'ok': e['k']}\n"
+        } else {
+            "def handler(e, c):\n    raise Exception('always')\n"
+        };
+        c.functions
+            .create_function(python_function(name, code))
+            .await
+            .unwrap();
+    }
+    let port = free_port();
+    let (got, server) = https_hook_server(port, &cert, &key).await;
+    put_config(
+        &mut c,
+        EventInvokeConfig {
+            function_name: "hooked".into(),
+            on_success: format!("https://127.0.0.1:{port}/hook?src=flint"),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    // The same server by a name its certificate does not carry: refused by rustls.
+    put_config(
+        &mut c,
+        EventInvokeConfig {
+            function_name: "failing".into(),
+            maximum_retry_attempts: Some(0),
+            on_failure: format!("https://localhost:{port}/hook?src=flint"),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let id = event(&mut c, "hooked", r#"{"k": "tls"}"#).await;
+    let bad = event(&mut c, "failing", "{}").await;
+    until(
+        &agent,
+        Duration::from_secs(20),
+        "the record over TLS",
+        || async { !got.lock().unwrap().is_empty() },
+    )
+    .await;
+    let r = got.lock().unwrap()[0].clone();
+    assert_eq!(r["requestContext"]["requestId"], id.as_str());
+    assert_eq!(r["responsePayload"], serde_json::json!({"ok": "tls"}));
+    until(
+        &agent,
+        Duration::from_secs(30),
+        "the unverifiable webhook given up",
+        || async { value(&scrape(metrics).await, &series("on_failure", "error")) >= 1.0 },
+    )
+    .await;
+    let dead = list(&agent, "failing", &[EventState::Dead]).await;
+    assert_eq!(dead.events.len(), 1, "{dead:?}");
+    assert_eq!(dead.events[0].request_id, bad);
+    assert!(
+        dead.events[0].last_error.contains("TLS with localhost"),
+        "{dead:?}"
+    );
+    assert_eq!(
+        got.lock().unwrap().len(),
+        1,
+        "nothing reached the server unverified"
     );
     server.abort();
 }

@@ -25,7 +25,7 @@ mod router;
 mod server;
 pub(crate) mod shapes;
 pub mod sigv4;
-pub(crate) mod tls;
+pub mod tls;
 
 use crate::core::Agent;
 use std::sync::Arc;
