@@ -4,8 +4,8 @@
 //! the event to the dead-letter queue, from where a redrive delivers it; the
 //! dead-letter target (a function) gets the record of an event that exhausted its
 //! retries; an https webhook is verified against `--destination-ca-file` (and refused
-//! under a name its certificate does not carry). Every wait has a deadline and prints the queue and the logs; flintd's own
-//! log goes to stderr.
+//! under a name its certificate does not carry). Every wait has a deadline and prints
+//! the queue and the logs; flintd's own log goes to stderr.
 
 mod events_support;
 
