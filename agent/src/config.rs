@@ -268,6 +268,10 @@ pub struct RawConfig {
     /// used; without either, secrets are refused.
     #[arg(long, env = "FLINT_SECRETS_KEY_FILE")]
     pub secrets_key_file: Option<PathBuf>,
+    /// PEM file of the CA certificates that https:// webhook destinations are verified
+    /// against; without it, the system bundle (/etc/ssl/certs/ca-certificates.crt).
+    #[arg(long, env = "FLINT_DESTINATION_CA_FILE")]
+    pub destination_ca_file: Option<PathBuf>,
 }
 
 /// Which sandbox implementation runs instances.
@@ -353,6 +357,8 @@ pub struct Config {
     pub credentials_ttl: Duration,
     /// The operator key file (`--secrets-key-file`).
     pub secrets_key_file: Option<PathBuf>,
+    /// CA certificates for https:// webhook destinations (`--destination-ca-file`).
+    pub destination_ca_file: Option<PathBuf>,
 }
 
 /// A `--region` value: lower-case letters, digits and dashes.
@@ -470,6 +476,7 @@ impl TryFrom<RawConfig> for Config {
             network,
             credentials_ttl: Duration::from_secs(raw.credentials_ttl),
             secrets_key_file: raw.secrets_key_file,
+            destination_ca_file: raw.destination_ca_file,
             api_listen: raw.api_listen,
             api_tls_cert: raw.api_tls_cert,
             api_tls_key: raw.api_tls_key,

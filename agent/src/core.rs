@@ -54,6 +54,9 @@ pub enum OpenError {
     /// The operator key cannot be used
     #[error(transparent)]
     SecretsKey(#[from] crate::secrets::KeyError),
+    /// The webhook client cannot be set up (its CA file)
+    #[error(transparent)]
+    Webhook(#[from] crate::events::webhook::http::WebhookError),
 }
 
 /// Everything an API call works on. Its fields are private: API handlers call the
@@ -160,8 +163,12 @@ impl Agent {
         let queue = Arc::new(crate::events::sqlite::SqliteQueue::open(
             &data.join("events.db"),
         )?);
-        let events =
-            crate::events::dispatcher::Dispatcher::new(queue.clone(), queue, config.events)?;
+        let events = crate::events::dispatcher::Dispatcher::new(
+            queue.clone(),
+            queue.clone(),
+            queue,
+            config.events,
+        )?;
         let role_keys = crate::roles::keys::RoleKeys {
             signing: crate::roles::token::SigningKey::load_or_create(data)?,
             operator: crate::secrets::OperatorKey::load(config.secrets_key_file.as_deref())?,
@@ -211,6 +218,10 @@ impl Agent {
         }
         // Runs queued events through `Agent::run_queued` (invoke/events.rs).
         agent.events.start(Arc::new(Arc::downgrade(&agent)));
+        let poster = crate::events::webhook::http::HttpPoster::new(
+            agent.config.destination_ca_file.as_deref(),
+        )?;
+        agent.events.start_webhooks(Arc::new(poster));
         Ok(agent)
     }
 

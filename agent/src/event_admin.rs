@@ -23,6 +23,12 @@ pub enum EventAdminError {
     NoConfig(String),
 }
 
+/// One page of configurations (function, configuration) and the next page's marker.
+pub type ConfigPage = (Vec<(String, EventConfig)>, Option<String>);
+
+/// Most configurations one page of ListFunctionEventInvokeConfigs holds (Lambda's).
+pub const LIST_CONFIGS_MAX: u32 = 50;
+
 /// The function name in `s`: a name, or an ARN `arn:...:function:NAME[:QUALIFIER]`.
 pub fn function_name_of(s: &str) -> &str {
     match s.split_once(":function:") {
@@ -44,7 +50,7 @@ impl Agent {
             self.store().get(name).ok().map(|f| f.name)
         })?;
         self.events().configs().put_config(function, &c)?;
-        tracing::info!(function, max_retries = c.max_retries, max_age_s = c.max_age_s, on_success = ?c.on_success, on_failure = ?c.on_failure, "event invoke config put");
+        tracing::info!(function, max_retries = c.max_retries, max_age_s = c.max_age_s, on_success = ?c.on_success, on_failure = ?c.on_failure, dead_letter = ?c.dead_letter, "event invoke config put");
         Ok(c)
     }
 
@@ -57,6 +63,23 @@ impl Agent {
             .ok_or_else(|| EventAdminError::NoConfig(function.to_string()))
     }
 
+    /// One page of configurations, by function name: at most `max_items` (1-50)
+    /// after `marker` (a function name; empty = from the start), and the marker of
+    /// the next page (None on the last).
+    pub fn list_event_configs(
+        &self,
+        marker: &str,
+        max_items: u32,
+    ) -> Result<ConfigPage, EventAdminError> {
+        let n = max_items.clamp(1, LIST_CONFIGS_MAX);
+        let mut page = self.events().configs().list_configs(marker, n + 1)?;
+        let next = (page.len() > n as usize).then(|| {
+            page.truncate(n as usize);
+            page[n as usize - 1].0.clone()
+        });
+        Ok((page, next))
+    }
+
     /// Removes the function's configuration (Lambda's defaults apply again).
     pub fn delete_event_config(&self, function: &str) -> Result<(), EventAdminError> {
         if !self.events().configs().delete_config(function)? {
@@ -66,16 +89,22 @@ impl Agent {
         Ok(())
     }
 
-    /// Events of `function` (all when None) in `states` (all when empty), and the
-    /// whole queue's numbers.
+    /// Events of `function` (all when None) in `states` (all when empty), the
+    /// whole queue's numbers, and the webhook deliveries pending (of `function`).
     pub fn list_events(
         &self,
         function: Option<&str>,
         states: &[EventState],
         limit: u32,
-    ) -> Result<(Vec<Event>, QueueStats), EventAdminError> {
+    ) -> Result<(Vec<Event>, QueueStats, u64), EventAdminError> {
         let q = self.events().queue();
-        Ok((q.list(function, states, limit)?, q.stats()?))
+        let pending = self
+            .events()
+            .webhooks()
+            .queue()
+            .list_deliveries(function)?
+            .len() as u64;
+        Ok((q.list(function, states, limit)?, q.stats()?, pending))
     }
 
     /// Queues the function's dead events again; returns how many.

@@ -62,6 +62,9 @@ pub struct InvocationRecord {
     pub pool_hit: bool,
     /// True for asynchronous (Event) invocations.
     pub asynchronous: bool,
+    /// Which run of the request this is: 1, or the attempt of a queued event (each
+    /// attempt is metered and billed, as in Lambda).
+    pub attempt: u32,
     pub outcome: RecordedOutcome,
 }
 
@@ -98,6 +101,7 @@ mod tests {
             cold_start: false,
             pool_hit: false,
             asynchronous: false,
+            attempt: 1,
             outcome: RecordedOutcome::Success,
         };
         assert!((r.gb_seconds() - 0.001).abs() < 1e-12);

@@ -67,6 +67,8 @@ pub struct TestAgent {
     extra: Vec<String>,
     /// A network namespace (a file such as /run/netns/NAME) flintd runs in.
     netns: Option<PathBuf>,
+    /// A command flintd is run under (its path and flags are appended).
+    wrapper: Vec<String>,
 }
 
 impl TestAgent {
@@ -99,13 +101,46 @@ impl TestAgent {
             keep_alive,
             extra: extra.iter().map(|s| s.to_string()).collect(),
             netns: netns.map(Path::to_path_buf),
+            wrapper: Vec::new(),
+        };
+        a.spawn().await;
+        a
+    }
+
+    /// Starts a flintd under `wrapper(data_dir)` (a command that ends by exec'ing
+    /// its arguments: flintd's path and flags), with `keep_alive` and extra flags.
+    pub async fn start_wrapped(
+        wrapper: impl Fn(&Path) -> Vec<String>,
+        keep_alive: u64,
+        extra: &[&str],
+    ) -> TestAgent {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let data_dir = tmp.path().join("data");
+        let mut a = TestAgent {
+            child: None,
+            wrapper: wrapper(&data_dir),
+            data_dir,
+            socket: tmp.path().join("flintd.sock"),
+            cgroup_parent: format!("flint-test-{}-{n}", std::process::id()),
+            _tmp: Some(tmp),
+            keep_alive,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            netns: None,
         };
         a.spawn().await;
         a
     }
 
     async fn spawn(&mut self) {
-        let mut cmd = Command::new(binary("flintd"));
+        let mut cmd = match self.wrapper.split_first() {
+            None => Command::new(binary("flintd")),
+            Some((prog, args)) => {
+                let mut c = Command::new(prog);
+                c.args(args).arg(binary("flintd"));
+                c
+            }
+        };
         if let Some(ns) = &self.netns {
             use std::os::unix::process::CommandExt;
             let f = std::fs::File::open(ns).expect("open network namespace");

@@ -62,10 +62,26 @@ async fn flint_events_configures_lists_and_redrives() {
             "0",
             "--on-failure",
             "sink",
+            "--dead-letter",
+            "http://127.0.0.1:9/dlq",
         ],
     ));
     assert!(out.contains("max retries:  0"), "{out}");
     assert!(out.contains("on failure:   sink"), "{out}");
+    assert!(
+        out.contains("dead letter:  http://127.0.0.1:9/dlq"),
+        "{out}"
+    );
+    let err = failed(&flint(
+        &agent,
+        &["events", "config", "fails", "--dead-letter", "ftp://x/y"],
+    ));
+    assert!(err.contains("use http:// or https://"), "{err}");
+    let all = ok(&flint(&agent, &["--json", "events", "configs"]));
+    let all: serde_json::Value = serde_json::from_str(&all).unwrap();
+    assert_eq!(all.as_array().map(Vec::len), Some(1), "{all}");
+    assert_eq!(all[0]["function_name"], "fails");
+    assert_eq!(all[0]["dead_letter"], "http://127.0.0.1:9/dlq");
     let err = failed(&flint(
         &agent,
         &["events", "config", "fails", "--max-age", "30"],

@@ -649,6 +649,130 @@ async fn the_aws_cli_manages_event_invoke_configs() {
     assert!(!bad.status.success());
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.contains("InvalidParameterValueException"), "{err}");
+    // A webhook destination is kept as its URL; a URL flintd cannot POST to is
+    // refused, saying what to use.
+    let hook = "https://hooks.example.com/flint?k=1";
+    let put = ok_json(&aws(
+        &a,
+        home.path(),
+        &s,
+        &[
+            "update-function-event-invoke-config",
+            "--function-name",
+            "src",
+            "--destination-config",
+            &format!(r#"{{"OnSuccess":{{"Destination":"{hook}"}}}}"#),
+        ],
+    ));
+    assert_eq!(put["DestinationConfig"]["OnSuccess"]["Destination"], hook);
+    assert_eq!(
+        put["DestinationConfig"]["OnFailure"]["Destination"],
+        sink_arn.as_str()
+    );
+    let bad = aws(
+        &a,
+        home.path(),
+        &s,
+        &[
+            "update-function-event-invoke-config",
+            "--function-name",
+            "src",
+            "--destination-config",
+            r#"{"OnSuccess":{"Destination":"ftp://files.example.com/x"}}"#,
+        ],
+    );
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("InvalidParameterValueException"), "{err}");
+    assert!(err.contains("use http:// or https://"), "{err}");
+    // ListFunctionEventInvokeConfigs: the function's configuration (of $LATEST).
+    let listed = ok_json(&aws(
+        &a,
+        home.path(),
+        &s,
+        &[
+            "list-function-event-invoke-configs",
+            "--function-name",
+            "src",
+        ],
+    ));
+    let items = listed["FunctionEventInvokeConfigs"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{listed}");
+    assert_eq!(items[0]["MaximumRetryAttempts"], 0);
+    assert_eq!(
+        items[0]["DestinationConfig"]["OnSuccess"]["Destination"],
+        hook
+    );
+    let bad = aws(
+        &a,
+        home.path(),
+        &s,
+        &[
+            "list-function-event-invoke-configs",
+            "--function-name",
+            "src",
+            "--max-items",
+            "51",
+            "--page-size",
+            "51",
+        ],
+    );
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success(), "MaxItems 51 accepted");
+    assert!(err.contains("MaxItems 51"), "{err}");
+    // Lambda's DeadLetterConfig on the function configuration is the dead-letter
+    // target of the event invoke configuration.
+    let upd = ok_json(&aws(
+        &a,
+        home.path(),
+        &s,
+        &[
+            "update-function-configuration",
+            "--function-name",
+            "src",
+            "--dead-letter-config",
+            &format!("TargetArn={sink_arn}"),
+        ],
+    ));
+    assert_eq!(upd["DeadLetterConfig"]["TargetArn"], sink_arn.as_str());
+    let conf = ok_json(&aws(
+        &a,
+        home.path(),
+        &s,
+        &["get-function-configuration", "--function-name", "src"],
+    ));
+    assert_eq!(conf["DeadLetterConfig"]["TargetArn"], sink_arn.as_str());
+    let bad = aws(
+        &a,
+        home.path(),
+        &s,
+        &[
+            "update-function-configuration",
+            "--function-name",
+            "src",
+            "--dead-letter-config",
+            &format!("TargetArn=arn:aws:sqs:{REGION}:{ACCOUNT}:dlq"),
+        ],
+    );
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("InvalidParameterValueException"), "{err}");
+    assert!(err.contains("http(s):// URL"), "{err}");
+    // gRPC's ListEventInvokeConfigs lists every function's configuration.
+    let all = c
+        .events()
+        .list_event_invoke_configs(flint_proto::v1::ListEventInvokeConfigsRequest {
+            marker: String::new(),
+            max_items: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(all.configs.len(), 1);
+    assert_eq!(all.configs[0].function_name, "src");
+    assert_eq!(all.configs[0].on_success, hook);
+    assert_eq!(all.configs[0].dead_letter, "sink");
+    assert_eq!(all.next_marker, "");
     ok_json(&aws(
         &a,
         home.path(),
@@ -668,4 +792,15 @@ async fn the_aws_cli_manages_event_invoke_configs() {
     assert!(!gone.status.success());
     let err = String::from_utf8_lossy(&gone.stderr);
     assert!(err.contains("ResourceNotFoundException"), "{err}");
+    let listed = ok_json(&aws(
+        &a,
+        home.path(),
+        &s,
+        &[
+            "list-function-event-invoke-configs",
+            "--function-name",
+            "src",
+        ],
+    ));
+    assert_eq!(listed["FunctionEventInvokeConfigs"], serde_json::json!([]));
 }

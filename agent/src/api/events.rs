@@ -8,8 +8,9 @@ use crate::store::StoreError;
 use flint_proto::v1::events_server::Events;
 use flint_proto::v1::{
     DeleteEventInvokeConfigRequest, DeleteEventInvokeConfigResponse, EventInvokeConfig, EventState,
-    GetEventInvokeConfigRequest, ListEventsRequest, ListEventsResponse,
-    PutEventInvokeConfigRequest, QueuedEvent, RedriveEventsRequest, RedriveEventsResponse,
+    GetEventInvokeConfigRequest, ListEventInvokeConfigsRequest, ListEventInvokeConfigsResponse,
+    ListEventsRequest, ListEventsResponse, PutEventInvokeConfigRequest, QueuedEvent,
+    RedriveEventsRequest, RedriveEventsResponse,
 };
 use std::sync::Arc;
 use tonic::{Code, Request, Response, Status};
@@ -55,6 +56,7 @@ fn to_proto(function: &str, c: &EventConfig) -> EventInvokeConfig {
         maximum_event_age_seconds: Some(c.max_age_s),
         on_success: c.on_success.clone().unwrap_or_default(),
         on_failure: c.on_failure.clone().unwrap_or_default(),
+        dead_letter: c.dead_letter.clone().unwrap_or_default(),
     }
 }
 
@@ -97,6 +99,7 @@ impl Events for EventsApi {
             max_age_s: c.maximum_event_age_seconds.unwrap_or(defaults.max_age_s),
             on_success: Some(c.on_success),
             on_failure: Some(c.on_failure),
+            dead_letter: Some(c.dead_letter),
         };
         let stored = self.agent.put_event_config(&c.function_name, wanted)?;
         Ok(Response::new(to_proto(&c.function_name, &stored)))
@@ -120,6 +123,22 @@ impl Events for EventsApi {
         Ok(Response::new(DeleteEventInvokeConfigResponse {}))
     }
 
+    async fn list_event_invoke_configs(
+        &self,
+        req: Request<ListEventInvokeConfigsRequest>,
+    ) -> Result<Response<ListEventInvokeConfigsResponse>, Status> {
+        let r = req.into_inner();
+        let max = match r.max_items {
+            0 => crate::event_admin::LIST_CONFIGS_MAX,
+            n => n,
+        };
+        let (page, next) = self.agent.list_event_configs(&r.marker, max)?;
+        Ok(Response::new(ListEventInvokeConfigsResponse {
+            configs: page.iter().map(|(f, c)| to_proto(f, c)).collect(),
+            next_marker: next.unwrap_or_default(),
+        }))
+    }
+
     async fn list_events(
         &self,
         req: Request<ListEventsRequest>,
@@ -136,7 +155,7 @@ impl Events for EventsApi {
             n => n.min(LIST_MAX),
         };
         let function = (!r.function_name.is_empty()).then_some(r.function_name.as_str());
-        let (events, stats) = self.agent.list_events(function, &states, limit)?;
+        let (events, stats, pending) = self.agent.list_events(function, &states, limit)?;
         let now = crate::events::now_ms();
         Ok(Response::new(ListEventsResponse {
             events: events
@@ -159,6 +178,7 @@ impl Events for EventsApi {
             oldest_age_ms: stats
                 .oldest_enqueued_ms
                 .map_or(0, |t| now.saturating_sub(t)),
+            pending_deliveries: pending,
         }))
     }
 

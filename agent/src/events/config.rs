@@ -1,7 +1,8 @@
 //! A function's event invoke configuration, as Lambda's PutFunctionEventInvokeConfig
 //! defines it: retries after a function error (0-2, default 2), maximum event age
-//! (60-21,600 s, default 21,600) and the on-success / on-failure destinations (another
-//! function, by name or ARN).
+//! (60-21,600 s, default 21,600), the on-success / on-failure destinations and the
+//! dead-letter target (Lambda's DeadLetterConfig): each another function (by name or
+//! ARN) or an http(s):// webhook.
 
 /// Lambda's default and largest MaximumRetryAttempts.
 pub const MAX_RETRIES: u32 = 2;
@@ -19,6 +20,10 @@ pub struct EventConfig {
     pub on_success: Option<String>,
     /// Function name that receives a record of each failed or expired event.
     pub on_failure: Option<String>,
+    /// Function name or webhook that also receives the record of each event that
+    /// exhausted its retries or expired (the event stays in the built-in
+    /// dead-letter queue too).
+    pub dead_letter: Option<String>,
 }
 
 impl Default for EventConfig {
@@ -28,6 +33,7 @@ impl Default for EventConfig {
             max_age_s: MAX_AGE_S,
             on_success: None,
             on_failure: None,
+            dead_letter: None,
         }
     }
 }
@@ -47,6 +53,9 @@ pub enum ConfigError {
     /// Destination is the function itself
     #[error("destination {0} is the function itself: an event would loop; name another function")]
     SelfDestination(String),
+    /// A webhook URL that cannot be used
+    #[error("destination {url} is not a usable webhook URL: {why}")]
+    Url { url: String, why: String },
 }
 
 impl EventConfig {
@@ -62,8 +71,20 @@ impl EventConfig {
         if !(MIN_AGE_S..=MAX_AGE_S).contains(&self.max_age_s) {
             return Err(ConfigError::Age(self.max_age_s));
         }
-        for d in [&mut self.on_success, &mut self.on_failure] {
+        for d in [
+            &mut self.on_success,
+            &mut self.on_failure,
+            &mut self.dead_letter,
+        ] {
             if let Some(given) = d.take().filter(|s| !s.is_empty()) {
+                if super::webhook::is_url(&given) {
+                    super::webhook::check_url(&given).map_err(|why| ConfigError::Url {
+                        url: given.clone(),
+                        why,
+                    })?;
+                    *d = Some(given);
+                    continue;
+                }
                 let name = exists(&given).ok_or_else(|| ConfigError::Destination(given.clone()))?;
                 if name == function {
                     return Err(ConfigError::SelfDestination(given));
@@ -91,11 +112,16 @@ mod tests {
             max_age_s: 60,
             on_success: Some("arn:aws:lambda:us-east-1:000000000000:function:sink".into()),
             on_failure: Some(String::new()),
+            dead_letter: Some("https://hooks.example.com/dlq".into()),
         }
         .validated("f", known)
         .unwrap();
         assert_eq!(ok.on_success.as_deref(), Some("sink"));
         assert_eq!(ok.on_failure, None);
+        assert_eq!(
+            ok.dead_letter.as_deref(),
+            Some("https://hooks.example.com/dlq")
+        );
         let bad = |c: EventConfig| c.validated("f", known).unwrap_err();
         let base = EventConfig::default();
         assert_eq!(
@@ -126,6 +152,12 @@ mod tests {
             }),
             ConfigError::Destination("nope".into())
         );
+        let e = bad(EventConfig {
+            on_failure: Some("ftp://h/x".into()),
+            ..base.clone()
+        });
+        assert!(matches!(e, ConfigError::Url { .. }), "{e:?}");
+        assert!(e.to_string().contains("use http:// or https://"), "{e}");
         assert!(matches!(
             EventConfig {
                 on_success: Some("sink".into()),

@@ -1,13 +1,18 @@
 //! The dispatcher: one task that leases due events from the queue and runs each in
 //! its own task through a [`Runner`], at most `workers` at once; then applies
 //! [`policy::decide`], dead-letters what exhausted its retries or its age, and queues
-//! destination records. Nothing is leased while the node drains, so a drain waits
+//! destination records: as an event for a function destination, as a durable
+//! delivery for a webhook ([`webhook::sender`]). Nothing is leased while the node drains, so a drain waits
 //! for the running attempts and leaves the rest queued.
 
-use super::counters::EventCounters;
+use super::counters::{EventCounters, Kind, Outcome};
+use super::persist::until_stored;
 use super::policy::{self, AttemptResult, Backoff, Condition, Decision, Response};
 use super::record::destination_record;
 use super::runner::Runner;
+use super::webhook::sender::Sender;
+use super::webhook::store::{DeliveryQueue, NewDelivery};
+use super::webhook::{self, Poster, Target};
 use super::{now_ms, Event, EventConfig, EventConfigs, EventQueue, NewEvent, QueueError};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -35,6 +40,7 @@ pub struct Dispatcher {
     configs: Arc<dyn EventConfigs>,
     settings: Settings,
     pub counters: Arc<EventCounters>,
+    webhooks: Arc<Sender>,
     wake: Notify,
     in_flight: AtomicU64,
     stopped: AtomicBool,
@@ -42,10 +48,12 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     /// A dispatcher over `queue`; events left in flight by an earlier run are queued
-    /// again (at-least-once delivery). Nothing runs until [`Dispatcher::start`].
+    /// again (at-least-once delivery), and so are webhook deliveries. Nothing runs
+    /// until [`Dispatcher::start`] (and [`Dispatcher::start_webhooks`]).
     pub fn new(
         queue: Arc<dyn EventQueue>,
         configs: Arc<dyn EventConfigs>,
+        deliveries: Arc<dyn DeliveryQueue>,
         settings: Settings,
     ) -> Result<Arc<Self>, QueueError> {
         let back = queue.recover()?;
@@ -55,11 +63,14 @@ impl Dispatcher {
                 "events that were running when the agent stopped are queued again"
             );
         }
+        let counters = Arc::new(EventCounters::default());
+        let webhooks = Sender::new(deliveries, counters.clone(), settings.retry_base_ms)?;
         Ok(Arc::new(Self {
             queue,
             configs,
             settings,
-            counters: Arc::new(EventCounters::default()),
+            counters,
+            webhooks,
             wake: Notify::new(),
             in_flight: AtomicU64::new(0),
             stopped: AtomicBool::new(false),
@@ -74,6 +85,11 @@ impl Dispatcher {
     /// The configurations.
     pub fn configs(&self) -> &Arc<dyn EventConfigs> {
         &self.configs
+    }
+
+    /// The webhook sender (its pending deliveries).
+    pub fn webhooks(&self) -> &Arc<Sender> {
+        &self.webhooks
     }
 
     /// Attempts running now.
@@ -93,6 +109,7 @@ impl Dispatcher {
     pub fn stop(&self) {
         self.stopped.store(true, Ordering::SeqCst);
         self.wake.notify_one();
+        self.webhooks.stop();
     }
 
     /// Wakes the dispatcher (e.g. after a redrive or a limit was raised).
@@ -115,6 +132,11 @@ impl Dispatcher {
     pub fn start(self: &Arc<Self>, runner: Arc<dyn Runner>) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
         tokio::spawn(async move { me.run_loop(runner).await })
+    }
+
+    /// Starts sending webhook deliveries through `poster`.
+    pub fn start_webhooks(&self, poster: Arc<dyn Poster>) -> tokio::task::JoinHandle<()> {
+        self.webhooks.start(poster)
     }
 
     async fn run_loop(self: Arc<Self>, runner: Arc<dyn Runner>) {
@@ -190,7 +212,8 @@ impl Dispatcher {
                 Condition::EventAgeExceeded,
                 &error,
                 None,
-            );
+            )
+            .await;
             return;
         }
         let attempt = ev.attempts + 1;
@@ -221,17 +244,23 @@ impl Dispatcher {
         match decision {
             Decision::Done => {
                 tracing::info!(attempt, "event done");
-                if let Err(e) = self.queue.complete(&ev.request_id) {
-                    tracing::error!(error = %e, "could not remove a finished event; it will run again");
-                }
+                // The record first: a webhook delivery is stored before the event
+                // goes, so a kill between the two runs the event again rather than
+                // losing the record.
                 self.deliver(
                     runner,
                     &ev,
+                    Kind::OnSuccess,
                     cfg.on_success.as_deref(),
                     Condition::Success,
                     attempt,
                     response,
-                );
+                )
+                .await;
+                until_stored("the end of a finished event", &self.stopped, || {
+                    self.queue.complete(&ev.request_id)
+                })
+                .await;
             }
             Decision::Retry {
                 at_ms,
@@ -247,16 +276,17 @@ impl Dispatcher {
                     EventCounters::inc(&self.counters.deferrals);
                     tracing::debug!(retry_in_ms = at_ms.saturating_sub(now_ms()), %error, "event could not run; will retry");
                 }
-                if let Err(e) = self.queue.retry_at(
-                    &ev.request_id,
-                    at_ms,
-                    attempts,
-                    deferrals,
-                    &error,
-                    !counted,
-                ) {
-                    tracing::error!(error = %e, "could not reschedule an event; it stays in flight until the next start");
-                }
+                until_stored("the next attempt of an event", &self.stopped, || {
+                    self.queue.retry_at(
+                        &ev.request_id,
+                        at_ms,
+                        attempts,
+                        deferrals,
+                        &error,
+                        !counted,
+                    )
+                })
+                .await;
                 // The loop may be asleep with nothing due: let it see the new time.
                 self.wake.notify_one();
             }
@@ -266,13 +296,14 @@ impl Dispatcher {
                 error,
             } => {
                 tracing::warn!(attempts, %error, "event failed; moved to the dead-letter queue");
-                self.finish_dead(runner, &ev, &cfg, attempts, condition, &error, response);
+                self.finish_dead(runner, &ev, &cfg, attempts, condition, &error, response)
+                    .await;
             }
         }
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn finish_dead(
+    async fn finish_dead(
         &self,
         runner: &dyn Runner,
         ev: &Event,
@@ -283,46 +314,33 @@ impl Dispatcher {
         response: Option<&Response>,
     ) {
         EventCounters::inc(&self.counters.dead_lettered);
-        if let Err(e) = self.queue.dead_letter(&ev.request_id, attempts, error) {
-            tracing::error!(error = %e, "could not dead-letter an event; it stays in flight until the next start");
+        until_stored("a dead-lettered event", &self.stopped, || {
+            self.queue.dead_letter(&ev.request_id, attempts, error)
+        })
+        .await;
+        for (kind, dest) in [
+            (Kind::OnFailure, cfg.on_failure.as_deref()),
+            (Kind::DeadLetter, cfg.dead_letter.as_deref()),
+        ] {
+            self.deliver(runner, ev, kind, dest, condition, attempts, response)
+                .await;
         }
-        self.deliver(
-            runner,
-            ev,
-            cfg.on_failure.as_deref(),
-            condition,
-            attempts,
-            response,
-        );
     }
 
-    /// Queues the destination record for `dest`, if one is configured.
-    fn deliver(
+    /// Queues the destination record for `dest`, if one is configured: as an event
+    /// of a function destination, or as a durable delivery to a webhook.
+    #[allow(clippy::too_many_arguments)]
+    async fn deliver(
         &self,
         runner: &dyn Runner,
         ev: &Event,
+        kind: Kind,
         dest: Option<&str>,
         condition: Condition,
         attempts: u32,
         response: Option<&Response>,
     ) {
         let Some(dest) = dest else { return };
-        let (counter, failed) = if condition == Condition::Success {
-            (
-                &self.counters.on_success_delivered,
-                &self.counters.on_success_failed,
-            )
-        } else {
-            (
-                &self.counters.on_failure_delivered,
-                &self.counters.on_failure_failed,
-            )
-        };
-        if !runner.exists(dest) {
-            EventCounters::inc(failed);
-            tracing::warn!(destination = dest, "destination function no longer exists; record not delivered (the event's outcome is in the logs)");
-            return;
-        }
         let now = now_ms();
         let record = destination_record(
             ev,
@@ -331,24 +349,51 @@ impl Dispatcher {
             attempts,
             response,
             now,
-        );
+        )
+        .to_string()
+        .into_bytes();
+        let function = match webhook::target(dest) {
+            Target::Webhook(url) => {
+                let d = NewDelivery {
+                    url,
+                    kind,
+                    record,
+                    event: ev,
+                    invokes: attempts,
+                };
+                if until_stored("a webhook delivery", &self.stopped, || {
+                    self.webhooks.queue().add_delivery(&d, now)
+                })
+                .await
+                {
+                    self.webhooks.wake();
+                    tracing::info!(
+                        destination = kind.as_str(),
+                        url,
+                        condition = condition.as_str(),
+                        "destination record queued for the webhook"
+                    );
+                }
+                return;
+            }
+            Target::Function(f) => f,
+        };
+        if !runner.exists(function) {
+            self.counters.delivered(kind, Outcome::Error);
+            tracing::warn!(destination = kind.as_str(), function, "destination function no longer exists; record not delivered (the event's outcome is in the logs)");
+            return;
+        }
         let e = NewEvent {
             request_id: uuid::Uuid::new_v4().to_string(),
-            function: dest.to_string(),
+            function: function.to_string(),
             qualifier: "$LATEST".into(),
-            payload: record.to_string().into_bytes(),
+            payload: record,
             client_context: String::new(),
             enqueued_ms: now,
         };
-        match self.enqueue(&e) {
-            Ok(()) => {
-                EventCounters::inc(counter);
-                tracing::info!(destination = dest, condition = condition.as_str(), destination_request_id = %e.request_id, "destination record queued");
-            }
-            Err(err) => {
-                EventCounters::inc(failed);
-                tracing::error!(destination = dest, error = %err, "destination record could not be queued");
-            }
+        if until_stored("a destination record", &self.stopped, || self.enqueue(&e)).await {
+            self.counters.delivered(kind, Outcome::Ok);
+            tracing::info!(destination = kind.as_str(), function, condition = condition.as_str(), destination_request_id = %e.request_id, "destination record queued");
         }
     }
 }

@@ -2,7 +2,7 @@
 //! dead-letter queue read from the queue at scrape time; retries, deferrals, events
 //! dropped by age, dead-lettered events and destination deliveries from the counters.
 
-use super::counters::EventCounters;
+use super::counters::{EventCounters, Kind, Outcome};
 use super::dispatcher::Dispatcher;
 use super::now_ms;
 use crate::metrics::Metrics;
@@ -73,26 +73,18 @@ pub fn register(m: &Metrics, d: &Arc<Dispatcher>) {
     let c = d.counters.clone();
     m.counter_vec_fn(
         "flint_event_destination_deliveries_total",
-        "Destination records by destination (on_success, on_failure) and result (ok, error).",
+        "Destination records by destination (on_success, on_failure, dead_letter) and result (ok: queued for a function or POSTed with a 2xx answer; retry: a webhook POST failed and will be retried; error: not delivered).",
         move || {
-            vec![
-                (
-                    vec![label("destination", "on_success"), label("result", "ok")],
-                    EventCounters::get(&c.on_success_delivered) as f64,
-                ),
-                (
-                    vec![label("destination", "on_failure"), label("result", "ok")],
-                    EventCounters::get(&c.on_failure_delivered) as f64,
-                ),
-                (
-                    vec![label("destination", "on_success"), label("result", "error")],
-                    EventCounters::get(&c.on_success_failed) as f64,
-                ),
-                (
-                    vec![label("destination", "on_failure"), label("result", "error")],
-                    EventCounters::get(&c.on_failure_failed) as f64,
-                ),
-            ]
+            let mut v = Vec::new();
+            for k in Kind::ALL {
+                for o in Outcome::ALL {
+                    v.push((
+                        vec![label("destination", k.as_str()), label("result", o.as_str())],
+                        c.deliveries(k, o) as f64,
+                    ));
+                }
+            }
+            v
         },
     );
 }

@@ -10,10 +10,12 @@ pub mod config;
 pub mod counters;
 pub mod dispatcher;
 pub mod metrics;
+pub mod persist;
 pub mod policy;
 pub mod record;
 pub mod runner;
 pub mod sqlite;
+pub mod webhook;
 
 pub use config::{ConfigError, EventConfig};
 
@@ -194,4 +196,11 @@ pub trait EventConfigs: Send + Sync + 'static {
     fn put_config(&self, function: &str, c: &EventConfig) -> Result<(), QueueError>;
     /// Removes it; returns whether there was one.
     fn delete_config(&self, function: &str) -> Result<bool, QueueError>;
+    /// The configurations of functions whose name sorts after `after` (all when
+    /// empty), by name, at most `limit`.
+    fn list_configs(
+        &self,
+        after: &str,
+        limit: u32,
+    ) -> Result<Vec<(String, EventConfig)>, QueueError>;
 }

@@ -54,6 +54,30 @@ pub const SCHEMA: Schema = Schema {
         // Events throttled (waiting for capacity, not for a retry after a function
         // error): a run of their function that ends makes the first of them due.
         "ALTER TABLE events ADD COLUMN for_capacity INTEGER NOT NULL DEFAULT 0;",
+        // 4 (events-db migration 4 after the merge): webhook destinations. Each pending
+        // POST of a destination record is a row of its own (with the event it came
+        // from, so that an undeliverable record can go to the dead-letter queue), and
+        // the dead-letter target of each function's configuration.
+        "CREATE TABLE deliveries (
+            id              INTEGER PRIMARY KEY AUTOINCREMENT,
+            url             TEXT NOT NULL,
+            destination     TEXT NOT NULL,
+            record          BLOB NOT NULL,
+            request_id      TEXT NOT NULL,
+            function        TEXT NOT NULL,
+            qualifier       TEXT NOT NULL,
+            payload         BLOB NOT NULL,
+            client_context  TEXT NOT NULL,
+            enqueued_ms     INTEGER NOT NULL,
+            invokes         INTEGER NOT NULL,
+            attempts        INTEGER NOT NULL DEFAULT 0,
+            next_attempt_ms INTEGER NOT NULL,
+            last_error      TEXT NOT NULL DEFAULT '',
+            state           TEXT NOT NULL DEFAULT 'pending'
+        );
+        CREATE INDEX deliveries_due ON deliveries (next_attempt_ms, id) WHERE state = 'pending';
+        CREATE INDEX deliveries_function ON deliveries (function);
+        ALTER TABLE event_configs ADD COLUMN dead_letter TEXT;",
     ],
 };
 
@@ -115,7 +139,7 @@ impl SqliteQueue {
     }
 
     /// Runs `f` in one transaction committed with `synchronous = FULL`.
-    fn durably<T>(
+    pub(in crate::events) fn durably<T>(
         conn: &mut Connection,
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
     ) -> rusqlite::Result<T> {
@@ -184,11 +208,16 @@ impl SqliteQueue {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
+    /// The database file, for error messages.
+    pub(in crate::events) fn path(&self) -> &str {
+        &self.path
+    }
+
+    pub(in crate::events) fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn err(&self, source: rusqlite::Error) -> QueueError {
+    pub(in crate::events) fn err(&self, source: rusqlite::Error) -> QueueError {
         if let rusqlite::Error::SqliteFailure(f, _) = &source {
             if f.code == ErrorCode::DiskFull {
                 return QueueError::Full {
@@ -277,10 +306,15 @@ impl EventQueue for SqliteQueue {
             ))
             .map_err(|e| self.err(e))?;
         let mut rows = st.query(params![now_ms as i64]).map_err(|e| self.err(e))?;
-        match rows.next().map_err(|e| self.err(e))? {
-            Some(r) => Ok(Some(self.event(r)?)),
-            None => Ok(None),
-        }
+        let leased = match rows.next().map_err(|e| self.err(e))? {
+            Some(r) => Some(self.event(r)?),
+            None => None,
+        };
+        // The change commits when the statement completes, after its RETURNING row:
+        // step it to the end so that a commit that fails (a full disk) is an error
+        // here, not a lease that was never stored (and is leased again).
+        while rows.next().map_err(|e| self.err(e))?.is_some() {}
+        Ok(leased)
     }
 
     fn next_due_ms(&self) -> Result<Option<u64>, QueueError> {
@@ -419,17 +453,9 @@ impl EventConfigs for SqliteQueue {
     fn get_config(&self, function: &str) -> Result<Option<EventConfig>, QueueError> {
         self.lock()
             .query_row(
-                "SELECT max_retries, max_age_s, on_success, on_failure
-                 FROM event_configs WHERE function = ?1",
+                &format!("SELECT {CONFIG_COLUMNS} FROM event_configs WHERE function = ?1"),
                 params![function],
-                |r| {
-                    Ok(EventConfig {
-                        max_retries: r.get(0)?,
-                        max_age_s: r.get(1)?,
-                        on_success: r.get(2)?,
-                        on_failure: r.get(3)?,
-                    })
-                },
+                |r| config(r).map(|(_, c)| c),
             )
             .optional()
             .map_err(|e| self.err(e))
@@ -437,9 +463,17 @@ impl EventConfigs for SqliteQueue {
 
     fn put_config(&self, function: &str, c: &EventConfig) -> Result<(), QueueError> {
         self.update_durably(
-            "INSERT OR REPLACE INTO event_configs (function, max_retries, max_age_s, on_success, on_failure)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![function, c.max_retries, c.max_age_s, c.on_success, c.on_failure],
+            "INSERT OR REPLACE INTO event_configs (function, max_retries, max_age_s, on_success,
+                                                   on_failure, dead_letter)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                function,
+                c.max_retries,
+                c.max_age_s,
+                c.on_success,
+                c.on_failure,
+                c.dead_letter
+            ],
         )
         .map(drop)
     }
@@ -451,6 +485,42 @@ impl EventConfigs for SqliteQueue {
         )
         .map(|n| n > 0)
     }
+
+    fn list_configs(
+        &self,
+        after: &str,
+        limit: u32,
+    ) -> Result<Vec<(String, EventConfig)>, QueueError> {
+        let conn = self.lock();
+        let mut st = conn
+            .prepare_cached(&format!(
+                "SELECT {CONFIG_COLUMNS} FROM event_configs WHERE function > ?1
+                 ORDER BY function LIMIT ?2"
+            ))
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map(params![after, limit], config)
+            .map_err(|e| self.err(e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.err(e));
+        rows
+    }
+}
+
+const CONFIG_COLUMNS: &str =
+    "function, max_retries, max_age_s, on_success, on_failure, dead_letter";
+
+fn config(r: &Row<'_>) -> rusqlite::Result<(String, EventConfig)> {
+    Ok((
+        r.get(0)?,
+        EventConfig {
+            max_retries: r.get(1)?,
+            max_age_s: r.get(2)?,
+            on_success: r.get(3)?,
+            on_failure: r.get(4)?,
+            dead_letter: r.get(5)?,
+        },
+    ))
 }
 
 #[cfg(test)]
@@ -670,9 +740,23 @@ mod tests {
             max_age_s: 120,
             on_success: Some("ok".into()),
             on_failure: None,
+            dead_letter: Some("http://127.0.0.1:9/dlq".into()),
         };
         q.put_config("f", &c).unwrap();
-        assert_eq!(q.get_config("f").unwrap(), Some(c));
+        assert_eq!(q.get_config("f").unwrap(), Some(c.clone()));
+        q.put_config("a", &EventConfig::default()).unwrap();
+        q.put_config("z", &EventConfig::default()).unwrap();
+        let names = |after: &str, n: u32| -> Vec<String> {
+            q.list_configs(after, n)
+                .unwrap()
+                .into_iter()
+                .map(|(f, _)| f)
+                .collect()
+        };
+        assert_eq!(names("", 10), ["a", "f", "z"]);
+        assert_eq!(names("", 2), ["a", "f"]);
+        assert_eq!(names("f", 2), ["z"]);
+        assert_eq!(q.list_configs("e", 1).unwrap()[0].1, c);
         assert!(q.delete_config("f").unwrap());
         assert!(!q.delete_config("f").unwrap());
     }

@@ -25,6 +25,8 @@ pub(crate) struct Admitted {
     /// The limiter's permit (none for DryRun, and none for an Event until it runs).
     pub permit: Option<Permit>,
     pub request_id: String,
+    /// Which run of the request this is: 1, or the attempt of a queued event.
+    pub attempt: u32,
 }
 
 /// Refuses a payload or client context Lambda would refuse; an empty payload is `{}`.
@@ -115,6 +117,7 @@ impl Agent {
             code_pin,
             permit,
             request_id,
+            attempt: 1,
         })
     }
 

@@ -54,13 +54,16 @@ pub(super) async fn enqueue(
 
 impl Agent {
     /// One attempt of a queued event: the synchronous path with the event's own
-    /// request id, taking a permit like any invocation (a throttle leaves it queued).
+    /// request id, taking a permit like any invocation (a throttle leaves it queued);
+    /// metered with its `attempt` number.
     pub(crate) async fn run_queued(
         self: &Arc<Self>,
         input: InvokeInput,
         request_id: String,
+        attempt: u32,
     ) -> Result<InvokeOutput, InvokeError> {
-        let admitted = self.admit_attempt(input, request_id).await?;
+        let mut admitted = self.admit_attempt(input, request_id).await?;
+        admitted.attempt = attempt;
         self.run(admitted).await
     }
 }
@@ -76,7 +79,7 @@ fn response(out: InvokeOutput) -> Response {
 
 /// The dispatcher holds the agent weakly: a dropped agent stops running events.
 impl Runner for Weak<Agent> {
-    fn run<'a>(&'a self, e: &'a Event, _attempt: u32) -> Attempt<'a> {
+    fn run<'a>(&'a self, e: &'a Event, attempt: u32) -> Attempt<'a> {
         Box::pin(async move {
             let Some(agent) = self.upgrade() else {
                 return AttemptResult::SystemError("the agent is stopping".into());
@@ -88,7 +91,7 @@ impl Runner for Weak<Agent> {
                 payload: e.payload.clone(),
                 client_context: e.client_context.clone(),
             };
-            match agent.run_queued(input, e.request_id.clone()).await {
+            match agent.run_queued(input, e.request_id.clone(), attempt).await {
                 Ok(out) if out.function_error.is_some() => {
                     AttemptResult::FunctionError(response(out))
                 }

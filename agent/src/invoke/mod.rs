@@ -160,12 +160,14 @@ impl Agent {
             code_pin: _code_pin,
             permit: _permit,
             request_id,
+            attempt,
         } = admitted;
         let reporting = Reporting {
             function: &f,
             request_id: &request_id,
             log_tail: input.log_tail,
             asynchronous: input.invocation_type == InvocationType::Event,
+            attempt,
             started_unix_ms: unix_ms(SystemTime::now()),
         };
         let mut timings = Timings::default();

@@ -21,6 +21,8 @@ pub(super) struct Reporting<'a> {
     pub log_tail: bool,
     /// An Event invocation.
     pub asynchronous: bool,
+    /// Which run of the request (the attempt of a queued event; else 1).
+    pub attempt: u32,
     pub started_unix_ms: u64,
 }
 
@@ -175,6 +177,7 @@ impl Agent {
             cold_start: timings.cold_start,
             pool_hit: timings.pool_hit,
             asynchronous: r.asynchronous,
+            attempt: r.attempt,
             outcome,
         });
         tracing::info!(
@@ -213,6 +216,7 @@ impl Agent {
             cold_start: true,
             pool_hit: false,
             asynchronous: r.asynchronous,
+            attempt: r.attempt,
             outcome: RecordedOutcome::InitError(error_type.clone()),
         });
         log.extend_from_slice(

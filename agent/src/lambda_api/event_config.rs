@@ -1,6 +1,7 @@
 //! Event invoke configuration: PutFunctionEventInvokeConfig (PUT, replaces),
 //! UpdateFunctionEventInvokeConfig (POST, merges), GetFunctionEventInvokeConfig,
-//! DeleteFunctionEventInvokeConfig at /2019-09-25/functions/NAME/event-invoke-config,
+//! DeleteFunctionEventInvokeConfig at /2019-09-25/functions/NAME/event-invoke-config
+//! and ListFunctionEventInvokeConfigs at .../event-invoke-config/list,
 //! through the same agent calls as gRPC (event_admin.rs).
 
 use super::request::{ApiRequest, ApiResponse, Outcome};
@@ -53,6 +54,7 @@ fn api_error(api: &LambdaApi, e: EventAdminError) -> ApiError {
 
 fn shape(api: &LambdaApi, name: &str, c: &EventConfig) -> Value {
     let dest = |d: &Option<String>| match d {
+        Some(url) if crate::events::webhook::is_url(url) => json!({"Destination": url}),
         Some(f) => json!({"Destination": api.place.arn(f)}),
         None => json!({}),
     };
@@ -70,12 +72,16 @@ pub fn put(api: &LambdaApi, req: &ApiRequest, given: &str, merge: bool) -> Outco
         .place
         .resolve_latest(given, req.param("Qualifier").as_deref())?;
     let b: Body = req.json()?;
+    let current = match api.agent.get_event_config(&name) {
+        Ok(c) => c,
+        Err(EventAdminError::NoConfig(_)) => EventConfig::default(),
+        Err(e) => return Err(api_error(api, e)),
+    };
+    // The dead-letter target is not part of Lambda's event invoke configuration
+    // (it is the function's DeadLetterConfig): a PUT keeps it.
+    let dead_letter = current.dead_letter.clone();
     let base = if merge {
-        match api.agent.get_event_config(&name) {
-            Ok(c) => c,
-            Err(EventAdminError::NoConfig(_)) => EventConfig::default(),
-            Err(e) => return Err(api_error(api, e)),
-        }
+        current
     } else {
         EventConfig::default()
     };
@@ -90,12 +96,37 @@ pub fn put(api: &LambdaApi, req: &ApiRequest, given: &str, merge: bool) -> Outco
         max_age_s: b.maximum_event_age_in_seconds.unwrap_or(base.max_age_s),
         on_success: pick(dc.on_success, base.on_success),
         on_failure: pick(dc.on_failure, base.on_failure),
+        dead_letter,
     };
     let c = api
         .agent
         .put_event_config(&name, wanted)
         .map_err(|e| api_error(api, e))?;
     Ok(ApiResponse::json(200, &shape(api, &name, &c)))
+}
+
+/// ListFunctionEventInvokeConfigs: GET .../event-invoke-config/list with Marker
+/// (the NextMarker of the previous page) and MaxItems (1-50).
+pub fn list(api: &LambdaApi, req: &ApiRequest, given: &str) -> Outcome {
+    let name = api.place.resolve_latest(given, None)?;
+    // Configurations are kept per function (of $LATEST): the list has at most one.
+    if let Some(v) = req.param("MaxItems") {
+        if !matches!(v.parse::<u32>(), Ok(1..=50)) {
+            return Err(ApiError::invalid(format!(
+                "MaxItems {v} is out of range: use 1 to 50"
+            )));
+        }
+    }
+    let marker = req.param("Marker").unwrap_or_default();
+    let configs = match api.agent.get_event_config(&name) {
+        Ok(c) if marker.is_empty() => vec![shape(api, &name, &c)],
+        Ok(_) | Err(EventAdminError::NoConfig(_)) => vec![],
+        Err(e) => return Err(api_error(api, e)),
+    };
+    Ok(ApiResponse::json(
+        200,
+        &json!({"FunctionEventInvokeConfigs": configs, "NextMarker": null}),
+    ))
 }
 
 /// GET

@@ -2,6 +2,7 @@
 //! ListFunctions, UpdateFunctionCode, UpdateFunctionConfiguration, DeleteFunction.
 //! Each calls the agent's own management functions, as the gRPC service does.
 
+use super::dead_letter;
 use super::errors::{function_error, ApiError};
 use super::request::{ApiRequest, ApiResponse, Outcome};
 use super::shapes::{self, configuration, revision_id};
@@ -103,6 +104,7 @@ pub async fn create(api: &LambdaApi, req: &ApiRequest) -> Outcome {
     )?;
     x86_only(b.architectures.as_deref())?;
     no_publish(b.publish)?;
+    dead_letter::check(api, b.dead_letter_config.as_ref())?;
     let zip = decode_zip(b.code.zip_file.as_deref().ok_or_else(|| {
         ApiError::invalid("Code.ZipFile is required: the function's zip, base64-encoded")
     })?)?;
@@ -120,7 +122,8 @@ pub async fn create(api: &LambdaApi, req: &ApiRequest) -> Outcome {
         secret_environment: Default::default(),
     };
     let f = blocking(api, move |a| a.create_function(new)).await?;
-    Ok(ApiResponse::json(201, &configuration(&f, &api.place)))
+    dead_letter::apply(api, &f.name, b.dead_letter_config)?;
+    Ok(ApiResponse::json(201, &shown(api, &f)))
 }
 
 /// GET /2015-03-31/functions/NAME
@@ -130,7 +133,7 @@ pub async fn get(api: &LambdaApi, req: &ApiRequest, given: &str) -> Outcome {
         .resolve_latest(given, req.param("Qualifier").as_deref())?;
     let f = lookup(api, &name).await?;
     let mut out = json!({
-        "Configuration": configuration(&f, &api.place),
+        "Configuration": shown(api, &f),
         "Code": {"RepositoryType": "Flint"},
         "Tags": {},
     });
@@ -146,7 +149,14 @@ pub async fn get_configuration(api: &LambdaApi, req: &ApiRequest, given: &str) -
         .place
         .resolve_latest(given, req.param("Qualifier").as_deref())?;
     let f = lookup(api, &name).await?;
-    Ok(ApiResponse::json(200, &configuration(&f, &api.place)))
+    Ok(ApiResponse::json(200, &shown(api, &f)))
+}
+
+/// The function's configuration with its dead-letter target.
+fn shown(api: &LambdaApi, f: &Function) -> serde_json::Value {
+    let mut c = configuration(f, &api.place);
+    dead_letter::show(api, &f.name, &mut c);
+    c
 }
 
 /// GET /2015-03-31/functions/?Marker=&MaxItems=
@@ -210,6 +220,7 @@ pub async fn update_configuration(api: &LambdaApi, req: &ApiRequest, given: &str
     let name = api.place.resolve_latest(given, None)?;
     let b: shapes::UpdateConfig = req.json()?;
     check_revision(&lookup(api, &name).await?, b.revision_id.as_deref())?;
+    dead_letter::check(api, b.dead_letter_config.as_ref())?;
     let change = ConfigChange {
         runtime: b.runtime,
         handler: b.handler,
@@ -222,7 +233,8 @@ pub async fn update_configuration(api: &LambdaApi, req: &ApiRequest, given: &str
         secret_environment: None,
     };
     let f = blocking(api, move |a| a.update_config(&name, change)).await?;
-    Ok(ApiResponse::json(200, &configuration(&f, &api.place)))
+    dead_letter::apply(api, &f.name, b.dead_letter_config)?;
+    Ok(ApiResponse::json(200, &shown(api, &f)))
 }
 
 /// DELETE /2015-03-31/functions/NAME

@@ -13,6 +13,7 @@
 
 mod auth;
 mod concurrency;
+mod dead_letter;
 pub(crate) mod errors;
 mod event_config;
 mod functions;
@@ -26,7 +27,7 @@ mod router;
 mod server;
 pub(crate) mod shapes;
 pub mod sigv4;
-pub(crate) mod tls;
+pub mod tls;
 
 use crate::core::Agent;
 use std::sync::Arc;

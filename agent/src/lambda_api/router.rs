@@ -67,6 +67,9 @@ fn operation(req: &ApiRequest) -> Result<(&'static str, String), ApiError> {
         ("GET", ["2019-09-30", "functions", name, "concurrency"]) => {
             ("GetFunctionConcurrency", name)
         }
+        ("GET", ["2019-09-25", "functions", name, "event-invoke-config", "list"]) => {
+            ("ListFunctionEventInvokeConfigs", name)
+        }
         (m, ["2019-09-25", "functions", name, "event-invoke-config"]) => match m {
             "PUT" => ("PutFunctionEventInvokeConfig", name),
             "POST" => ("UpdateFunctionEventInvokeConfig", name),
@@ -93,6 +96,7 @@ async fn dispatch(api: &LambdaApi, req: &ApiRequest, operation: &str, name: &str
         "PutFunctionEventInvokeConfig" => event_config::put(api, req, name, false),
         "UpdateFunctionEventInvokeConfig" => event_config::put(api, req, name, true),
         "GetFunctionEventInvokeConfig" => event_config::get(api, req, name),
+        "ListFunctionEventInvokeConfigs" => event_config::list(api, req, name),
         "DeleteFunctionEventInvokeConfig" => event_config::delete(api, req, name),
         _ => concurrency::get(api, name).await,
     }

@@ -57,6 +57,8 @@ pub struct CreateFunction {
     pub publish: bool,
     pub package_type: Option<String>,
     pub architectures: Option<Vec<String>>,
+    /// Kept as the dead-letter target of the event invoke configuration.
+    pub dead_letter_config: Option<super::dead_letter::DeadLetterConfig>,
 }
 
 /// UpdateFunctionCode's body.
@@ -89,6 +91,8 @@ pub struct UpdateConfig {
     pub environment: Option<Environment>,
     pub role: Option<String>,
     pub revision_id: Option<String>,
+    /// Kept as the dead-letter target of the event invoke configuration.
+    pub dead_letter_config: Option<super::dead_letter::DeadLetterConfig>,
 }
 
 /// PutFunctionConcurrency's body.

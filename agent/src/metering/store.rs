@@ -29,6 +29,36 @@ pub const SCHEMA: Schema = Schema {
 );
 CREATE INDEX IF NOT EXISTS invocations_by_time ON invocations(started_unix_ms);
 CREATE INDEX IF NOT EXISTS invocations_by_function ON invocations(function, started_unix_ms);",
+        // 2 (metering migration 2 after the merge): each attempt of a queued event is
+        // a row of its own (Lambda bills every attempt): the attempt number, and a key
+        // of (request_id, attempt). SQLite cannot change a primary key in place: a new
+        // table, copied, swapped in, its indexes made again.
+        "CREATE TABLE invocations_v2 (
+    request_id       TEXT NOT NULL,
+    attempt          INTEGER NOT NULL DEFAULT 1,
+    function         TEXT NOT NULL,
+    started_unix_ms  INTEGER NOT NULL,
+    duration_ns      INTEGER NOT NULL,
+    billed_ms        INTEGER NOT NULL,
+    memory_mb        INTEGER NOT NULL,
+    init_duration_ns INTEGER NOT NULL,
+    cold_start       INTEGER NOT NULL,
+    pool_hit         INTEGER NOT NULL,
+    asynchronous     INTEGER NOT NULL,
+    outcome          TEXT NOT NULL,
+    error_type       TEXT NOT NULL,
+    PRIMARY KEY (request_id, attempt)
+);
+INSERT INTO invocations_v2 (request_id, attempt, function, started_unix_ms, duration_ns,
+    billed_ms, memory_mb, init_duration_ns, cold_start, pool_hit, asynchronous, outcome,
+    error_type)
+SELECT request_id, 1, function, started_unix_ms, duration_ns, billed_ms, memory_mb,
+    init_duration_ns, cold_start, pool_hit, asynchronous, outcome, error_type
+FROM invocations;
+DROP TABLE invocations;
+ALTER TABLE invocations_v2 RENAME TO invocations;
+CREATE INDEX invocations_by_time ON invocations(started_unix_ms);
+CREATE INDEX invocations_by_function ON invocations(function, started_unix_ms);",
     ],
 };
 
@@ -59,15 +89,16 @@ pub fn open(path: &Path) -> Result<Connection, SchemaError> {
     SCHEMA.open(path, std::time::Duration::from_secs(5))
 }
 
-/// Inserts records in one transaction; a request id already stored is kept as it is.
+/// Inserts records in one transaction; an attempt of a request already stored is kept
+/// as it is (each attempt of a queued event is a row of its own).
 pub fn insert(conn: &mut Connection, recs: &[InvocationRecord]) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
     {
         let mut st = tx.prepare_cached(
             "INSERT OR IGNORE INTO invocations (request_id, function, started_unix_ms,
                duration_ns, billed_ms, memory_mb, init_duration_ns, cold_start, pool_hit,
-               asynchronous, outcome, error_type)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+               asynchronous, outcome, error_type, attempt)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         )?;
         for r in recs {
             st.execute(params![
@@ -83,6 +114,7 @@ pub fn insert(conn: &mut Connection, recs: &[InvocationRecord]) -> rusqlite::Res
                 r.asynchronous,
                 r.outcome.label(),
                 r.outcome.error_type(),
+                r.attempt,
             ])?;
         }
     }
@@ -143,6 +175,7 @@ pub(crate) mod tests {
             cold_start: cold,
             pool_hit: false,
             asynchronous: false,
+            attempt: 1,
             outcome,
         }
     }
@@ -203,12 +236,59 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn a_request_id_is_counted_once() {
+    fn a_request_id_is_counted_once_per_attempt() {
         let dir = tempfile::tempdir().unwrap();
         let mut c = open(&dir.path().join("m.db")).unwrap();
         let r = rec("same", "a", 1, 2, 128, false, RecordedOutcome::Success);
         insert(&mut c, std::slice::from_ref(&r)).unwrap();
-        insert(&mut c, &[r]).unwrap();
+        insert(&mut c, std::slice::from_ref(&r)).unwrap();
         assert_eq!(aggregate(&c, None, 0).unwrap()[0].requests, 1);
+        // A retried event: every attempt is a request (Lambda bills each).
+        for attempt in [2, 3] {
+            let again = InvocationRecord {
+                attempt,
+                asynchronous: true,
+                ..r.clone()
+            };
+            insert(&mut c, &[again]).unwrap();
+        }
+        let a = &aggregate(&c, None, 0).unwrap()[0];
+        assert_eq!((a.requests, a.billed_ms), (3, 6));
+    }
+
+    #[test]
+    fn migration_2_keeps_the_rows_of_version_1_as_first_attempts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(SCHEMA.migrations[0]).unwrap();
+            c.execute(
+                "INSERT INTO invocations VALUES ('old', 'a', 5, 1000000, 1, 128, 0, 0, 0, 1, 'success', '')",
+                [],
+            )
+            .unwrap();
+        }
+        let mut c = open(&path).unwrap();
+        let attempt: u32 = c
+            .query_row(
+                "SELECT attempt FROM invocations WHERE request_id = 'old'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(attempt, 1);
+        let mut r = rec("old", "a", 5, 1, 128, false, RecordedOutcome::Success);
+        r.attempt = 2;
+        insert(&mut c, &[r]).unwrap();
+        assert_eq!(aggregate(&c, None, 0).unwrap()[0].requests, 2);
+        let indexes: i64 = c
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'invocations' AND name LIKE 'invocations_by_%'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(indexes, 2);
     }
 }

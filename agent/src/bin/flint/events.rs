@@ -28,16 +28,24 @@ pub enum EventsCmd {
         /// Maximum event age, seconds: 60-21600 (default 21600).
         #[arg(long)]
         max_age: Option<u32>,
-        /// Function (name or ARN) that receives the record of each successful event.
+        /// Function (name or ARN) or http(s):// webhook that receives the record of
+        /// each successful event.
         #[arg(long)]
         on_success: Option<String>,
-        /// Function that receives the record of each failed or expired event.
+        /// Function or webhook that receives the record of each failed or expired event.
         #[arg(long)]
         on_failure: Option<String>,
+        /// Dead-letter target (Lambda's DeadLetterConfig): a function or webhook that
+        /// also receives the record of each event that exhausted its retries or
+        /// expired (the event stays in `flint events dlq` too).
+        #[arg(long)]
+        dead_letter: Option<String>,
         /// Remove the configuration (Lambda's defaults apply again).
-        #[arg(long, conflicts_with_all = ["max_retries", "max_age", "on_success", "on_failure"])]
+        #[arg(long, conflicts_with_all = ["max_retries", "max_age", "on_success", "on_failure", "dead_letter"])]
         delete: bool,
     },
+    /// Every function's event invoke configuration.
+    Configs,
 }
 
 fn parse_state(s: &str) -> Result<EventState, String> {
@@ -74,6 +82,7 @@ fn config_json(c: &EventInvokeConfig) -> serde_json::Value {
         "maximum_retry_attempts": c.maximum_retry_attempts,
         "maximum_event_age_seconds": c.maximum_event_age_seconds,
         "on_success": c.on_success, "on_failure": c.on_failure,
+        "dead_letter": c.dead_letter,
     })
 }
 
@@ -97,6 +106,7 @@ fn print_config(c: &EventInvokeConfig, json: bool) {
     );
     println!("on success:   {}", none(&c.on_success));
     println!("on failure:   {}", none(&c.on_failure));
+    println!("dead letter:  {}", none(&c.dead_letter));
 }
 
 fn print_events(r: &ListEventsResponse, json: bool) {
@@ -115,7 +125,7 @@ fn print_events(r: &ListEventsResponse, json: bool) {
             .collect();
         println!(
             "{}",
-            serde_json::json!({"events": events, "depth": r.depth, "dead": r.dead, "oldest_age_ms": r.oldest_age_ms})
+            serde_json::json!({"events": events, "depth": r.depth, "dead": r.dead, "oldest_age_ms": r.oldest_age_ms, "pending_deliveries": r.pending_deliveries})
         );
         return;
     }
@@ -140,10 +150,11 @@ fn print_events(r: &ListEventsResponse, json: bool) {
         );
     }
     println!(
-        "queue: {} unfinished, {} dead, oldest {:.1} s",
+        "queue: {} unfinished, {} dead, oldest {:.1} s, {} webhook deliveries pending",
         r.depth,
         r.dead,
-        r.oldest_age_ms as f64 / 1e3
+        r.oldest_age_ms as f64 / 1e3,
+        r.pending_deliveries
     );
 }
 
@@ -190,6 +201,36 @@ pub async fn run(c: &Client, cmd: EventsCmd, json: bool) -> anyhow::Result<()> {
                 println!("{} dead events of {name} queued again", r.redriven);
             }
         }
+        EventsCmd::Configs => {
+            let mut marker = String::new();
+            let mut all = Vec::new();
+            loop {
+                let r = ev
+                    .list_event_invoke_configs(ListEventInvokeConfigsRequest {
+                        marker,
+                        max_items: 0,
+                    })
+                    .await
+                    .map_err(st)?
+                    .into_inner();
+                all.extend(r.configs);
+                if r.next_marker.is_empty() {
+                    break;
+                }
+                marker = r.next_marker;
+            }
+            if json {
+                let v: Vec<_> = all.iter().map(config_json).collect();
+                println!("{}", serde_json::Value::Array(v));
+            } else {
+                for (i, c) in all.iter().enumerate() {
+                    if i > 0 {
+                        println!();
+                    }
+                    print_config(c, false);
+                }
+            }
+        }
         EventsCmd::Config {
             name, delete: true, ..
         } => {
@@ -208,6 +249,7 @@ pub async fn run(c: &Client, cmd: EventsCmd, json: bool) -> anyhow::Result<()> {
             max_age: None,
             on_success: None,
             on_failure: None,
+            dead_letter: None,
             ..
         } => {
             let c = ev
@@ -225,6 +267,7 @@ pub async fn run(c: &Client, cmd: EventsCmd, json: bool) -> anyhow::Result<()> {
             max_age,
             on_success,
             on_failure,
+            dead_letter,
             ..
         } => {
             let c = ev
@@ -235,6 +278,7 @@ pub async fn run(c: &Client, cmd: EventsCmd, json: bool) -> anyhow::Result<()> {
                         maximum_event_age_seconds: max_age,
                         on_success: on_success.unwrap_or_default(),
                         on_failure: on_failure.unwrap_or_default(),
+                        dead_letter: dead_letter.unwrap_or_default(),
                     }),
                 })
                 .await

@@ -93,6 +93,7 @@ fn setup(dir: &std::path::Path) -> Arc<Dispatcher> {
     let q = Arc::new(SqliteQueue::open(&dir.join("events.db")).unwrap());
     Dispatcher::new(
         q.clone(),
+        q.clone(),
         q,
         Settings {
             retry_base_ms: 20,
@@ -164,7 +165,7 @@ async fn fails_twice_then_succeeds_runs_three_times_and_reaches_on_success_once(
     assert_eq!(rec["requestContext"]["approximateInvokeCount"], 3);
     assert_eq!(rec["responsePayload"], "done");
     assert_eq!(EventCounters::get(&d.counters.retries), 2);
-    assert_eq!(EventCounters::get(&d.counters.on_success_delivered), 1);
+    assert_eq!(d.counters.deliveries(Kind::OnSuccess, Outcome::Ok), 1);
     until("the queue empties", || {
         d.queue().stats().unwrap().depth == 0
     })
