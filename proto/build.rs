@@ -28,6 +28,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     "flint/v1/events.proto",
                     "flint/v1/triggers.proto",
                     "flint/v1/roles.proto",
+                    "flint/v1/versions.proto",
                 ],
                 &["."],
             )?;

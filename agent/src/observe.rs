@@ -63,6 +63,8 @@ pub struct InvocationRecord {
     /// True for asynchronous (Event) invocations.
     pub asynchronous: bool,
     pub outcome: RecordedOutcome,
+    /// `$LATEST` or the published version that ran.
+    pub version: String,
 }
 
 impl InvocationRecord {
@@ -99,6 +101,7 @@ mod tests {
             pool_hit: false,
             asynchronous: false,
             outcome: RecordedOutcome::Success,
+            version: "$LATEST".into(),
         };
         assert!((r.gb_seconds() - 0.001).abs() < 1e-12);
     }

@@ -81,8 +81,13 @@ fn router(
     let roles = flint_proto::v1::roles_server::RolesServer::new(crate::api::roles::RolesApi {
         agent: agent.clone(),
     });
+    let versions =
+        flint_proto::v1::versions_server::VersionsServer::new(crate::api::versions::VersionsApi {
+            agent: agent.clone(),
+        });
     Ok(tonic::transport::Server::builder()
         .add_service(health)
+        .add_service(InterceptedService::new(versions, gate.clone()))
         .add_service(InterceptedService::new(roles, gate.clone()))
         .add_service(InterceptedService::new(reflection, gate.clone()))
         .add_service(InterceptedService::new(functions, gate.clone()))

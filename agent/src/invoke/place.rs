@@ -21,7 +21,7 @@ pub(super) enum Placed {
     /// An instance, with the output of its init phase (empty when warm) and, for a
     /// cold start, its count as starting (dropped once it counts as busy).
     Ready {
-        session: Session,
+        session: Box<Session>,
         init_log: Vec<u8>,
         starting: Option<Guard>,
     },
@@ -30,15 +30,17 @@ pub(super) enum Placed {
 }
 
 impl Agent {
-    /// An instance of `f` for one invocation; `timings` gets the cold start's phases.
+    /// An instance of `f` (its `version`) for one invocation; `timings` gets the cold
+    /// start's phases.
     pub(super) async fn place(
         self: &Arc<Self>,
         f: &Function,
+        version: &str,
         timings: &mut Timings,
     ) -> Result<Placed, InvokeError> {
-        if let Some(session) = self.idle().take(&f.name, f.revision) {
+        if let Some(session) = self.idle().take(&f.name, version, f.revision) {
             return Ok(Placed::Ready {
-                session,
+                session: Box::new(session),
                 init_log: Vec::new(),
                 starting: None,
             });
@@ -54,7 +56,7 @@ impl Agent {
                 return Err(t.into());
             }
         };
-        match self.start_instance(f).await? {
+        match self.start_instance(f, version).await? {
             Started::Ready(mut session) => {
                 timings.cold_start = true;
                 timings.pool_hit = session.pool_hit();
@@ -62,7 +64,7 @@ impl Agent {
                 timings.init_duration_ns = session.init_duration().as_nanos() as u64;
                 let init_log = session.take_output();
                 Ok(Placed::Ready {
-                    session,
+                    session: Box::new(session),
                     init_log,
                     starting: Some(starting),
                 })
@@ -73,7 +75,11 @@ impl Agent {
 
     /// A new instance of `f`: from the sandbox pool when it has a sandbox ready, else
     /// from a sandbox made now.
-    async fn start_instance(self: &Arc<Self>, f: &Function) -> Result<Started, InvokeError> {
+    async fn start_instance(
+        self: &Arc<Self>,
+        f: &Function,
+        version: &str,
+    ) -> Result<Started, InvokeError> {
         let rt = self.runtime(&f.runtime)?;
         let init_timeout = Duration::from_secs(INIT_TIMEOUT_S);
         let err = |source: StartError| InvokeError::Sandbox {
@@ -96,7 +102,7 @@ impl Agent {
             None
         };
         if let Some(pre) = pool {
-            let binding = self.binding(f, &rt).await?;
+            let binding = self.binding(f, version, &rt).await?;
             match Session::bind(pre, binding, init_timeout).await {
                 Ok(started) => return Ok(started),
                 Err(e) => {
@@ -111,7 +117,7 @@ impl Agent {
             network: f.network,
             ro_binds,
         };
-        let mut binding = self.binding(f, &rt).await?;
+        let mut binding = self.binding(f, version, &rt).await?;
         crate::triggers::files::mounts::add_env(
             &mut binding.configure.environment,
             &sandbox.ro_binds,
@@ -126,6 +132,7 @@ impl Agent {
     async fn binding<'f>(
         self: &Arc<Self>,
         f: &'f Function,
+        version: &str,
         rt: &Runtime,
     ) -> Result<Binding<'f>, InvokeError> {
         let (name, sha) = (f.name.clone(), f.code_sha256.clone());
@@ -146,7 +153,7 @@ impl Agent {
         environment.extend(self.role_keys().open_env(&f.name, &f.secret_environment)?);
         let configure = Configure {
             function_name: f.name.clone(),
-            function_version: flint_proto::lambda::LATEST.into(),
+            function_version: version.to_string(),
             handler: f.handler.clone(),
             memory_mb: f.memory_mb,
             timeout_s: f.timeout_s,
@@ -165,6 +172,7 @@ impl Agent {
         Ok(Binding {
             configure,
             function: &f.name,
+            version: version.to_string(),
             revision: f.revision,
             calls: role.calls,
             retire_at: role.retire_at,

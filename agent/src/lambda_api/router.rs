@@ -4,7 +4,7 @@
 use super::errors::ApiError;
 use super::request::{ApiRequest, Outcome};
 use super::sigv4::percent_decode;
-use super::{concurrency, event_config, functions, invoke, LambdaApi};
+use super::{aliases, concurrency, event_config, functions, invoke, versions, LambdaApi};
 
 /// Runs the operation `req` asks for.
 pub async fn route(api: &LambdaApi, req: ApiRequest) -> Outcome {
@@ -22,6 +22,22 @@ pub async fn route(api: &LambdaApi, req: ApiRequest) -> Outcome {
         ("GET", ["2015-03-31", "functions"] | ["2015-03-31", "functions", ""]) => {
             return functions::list(api, &req).await
         }
+        (m, ["2015-03-31", "functions", name, "versions"]) => match m {
+            "POST" => return versions::publish(api, &req, name).await,
+            "GET" => return versions::list(api, &req, name).await,
+            _ => return Err(ApiError::unknown_operation(m, &req.path)),
+        },
+        (m, ["2015-03-31", "functions", name, "aliases"]) => match m {
+            "POST" => return aliases::create(api, &req, name).await,
+            "GET" => return aliases::list(api, &req, name).await,
+            _ => return Err(ApiError::unknown_operation(m, &req.path)),
+        },
+        (m, ["2015-03-31", "functions", name, "aliases", alias]) => match m {
+            "GET" => return aliases::get(api, name, alias).await,
+            "PUT" => return aliases::update(api, &req, name, alias).await,
+            "DELETE" => return aliases::delete(api, name, alias).await,
+            _ => return Err(ApiError::unknown_operation(m, &req.path)),
+        },
         (m, ["2015-03-31", "functions", name]) => match m {
             "GET" => ("GetFunction", name),
             "DELETE" => ("DeleteFunction", name),
