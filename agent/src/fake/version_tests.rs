@@ -58,6 +58,19 @@ async fn each_version_keeps_its_own_instances_and_code() {
     assert_eq!(versions, ["1", "$LATEST", "1", "1", "$LATEST"]);
 }
 
+#[test]
+fn a_recreated_functions_version_one_is_another_instance_revision() {
+    use crate::invoke::place_revision as rev;
+    let old = crate::store::tests::sample("f");
+    let new = crate::store::Function {
+        last_modified: "2026-12-06T00:00:01.000Z".into(),
+        ..old.clone()
+    };
+    assert_ne!(rev(&old, "1"), rev(&new, "1"));
+    assert_eq!(rev(&old, "1"), rev(&old.clone(), "1"));
+    assert_eq!(rev(&old, "$LATEST"), old.revision);
+}
+
 #[tokio::test]
 async fn a_published_bundle_is_kept_until_its_last_version_goes() {
     let h = Harness::open(Script::echo(), &[]);

@@ -24,6 +24,8 @@ use crate::runtimes::RuntimeError;
 use crate::store::{Function, StoreError};
 use admit::{Admitted, CLIENT_CONTEXT_MAX};
 use flint_proto::init::Invoke;
+#[cfg(test)]
+pub(crate) use place::instance_revision as place_revision;
 use place::Placed;
 use report::{Ran, Reporting};
 use session::{InvokeResult, Session, StartError, StartTimings};

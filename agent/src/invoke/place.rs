@@ -13,6 +13,7 @@ use crate::runtimes::Runtime;
 use crate::sandbox::{new_sandbox_id, SandboxSpec};
 use crate::store::Function;
 use flint_proto::init::Configure;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,7 +39,8 @@ impl Agent {
         version: &str,
         timings: &mut Timings,
     ) -> Result<Placed, InvokeError> {
-        if let Some(session) = self.idle().take(&f.name, version, f.revision) {
+        let revision = instance_revision(f, version);
+        if let Some(session) = self.idle().take(&f.name, version, revision) {
             return Ok(Placed::Ready {
                 session: Box::new(session),
                 init_log: Vec::new(),
@@ -173,9 +175,22 @@ impl Agent {
             configure,
             function: &f.name,
             version: version.to_string(),
-            revision: f.revision,
+            revision: instance_revision(f, version),
             calls: role.calls,
             retire_at: role.retire_at,
         })
     }
+}
+
+/// What an idle instance must have been configured for to serve `f` at `version`:
+/// $LATEST's revision, or a fingerprint of a published version's snapshot (a function
+/// deleted and created again numbers its versions from 1 again: an instance of the old
+/// version 1 still running then must not serve the new one).
+pub(crate) fn instance_revision(f: &Function, version: &str) -> u64 {
+    if version == flint_proto::lambda::LATEST {
+        return f.revision;
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (&f.last_modified, &f.code_sha256, f.revision).hash(&mut h);
+    h.finish()
 }
