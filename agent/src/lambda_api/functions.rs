@@ -148,10 +148,15 @@ pub async fn list(api: &LambdaApi, req: &ApiRequest) -> Outcome {
             }
         },
     };
-    if req.param("FunctionVersion").is_some_and(|v| v != "ALL") {
-        return Err(ApiError::invalid("FunctionVersion must be ALL"));
-    }
+    let every_version = match req.param("FunctionVersion") {
+        None => false,
+        Some(v) if v == "ALL" => true,
+        Some(_) => return Err(ApiError::invalid("FunctionVersion must be ALL")),
+    };
     let all = blocking(api, |a| a.list_functions()).await?;
+    if every_version {
+        return versions::list_all(api, req, all).await;
+    }
     // The marker is the name of the last function of the previous page; the
     // registry lists by name.
     let marker = req.param("Marker").filter(|m| !m.is_empty());

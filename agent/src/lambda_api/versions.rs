@@ -197,6 +197,42 @@ pub async fn publish(api: &LambdaApi, req: &ApiRequest, given: &str) -> Outcome 
     ))
 }
 
+/// ListFunctions with `FunctionVersion=ALL`: each function's $LATEST and then its
+/// published versions; the marker is `NAME:VERSION`.
+pub async fn list_all(api: &LambdaApi, req: &ApiRequest, functions: Vec<Function>) -> Outcome {
+    let names: Vec<String> = functions.iter().map(|f| f.name.clone()).collect();
+    let published = blocking(api, move |a| {
+        names
+            .iter()
+            .map(|n| match a.list_versions(n) {
+                // Deleted since it was listed: nothing published either.
+                Err(VersionError::Store(crate::store::StoreError::NotFound(_))) => Ok(Vec::new()),
+                other => other,
+            })
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await?;
+    let mut all = Vec::new();
+    for (f, versions) in functions.into_iter().zip(published) {
+        all.push((LATEST.to_string(), f));
+        all.extend(
+            versions
+                .into_iter()
+                .map(|v| (v.number.to_string(), v.config)),
+        );
+    }
+    let (page, next) = page(req, all, |(v, f)| format!("{}:{v}", f.name))?;
+    let items: Vec<Value> = page
+        .iter()
+        .map(|(v, f)| version_configuration(f, v, &api.place))
+        .collect();
+    let mut out = json!({ "Functions": items });
+    if let Some(m) = next {
+        out["NextMarker"] = json!(m);
+    }
+    Ok(ApiResponse::json(200, &out))
+}
+
 /// GET /2015-03-31/functions/NAME/versions?Marker=&MaxItems=: $LATEST first.
 pub async fn list(api: &LambdaApi, req: &ApiRequest, given: &str) -> Outcome {
     let name = api.place.resolve_latest(given, None)?;
