@@ -78,7 +78,8 @@ fn role_name(given: Option<&str>) -> Option<String> {
         .map(str::to_string)
 }
 
-fn now_rfc3339() -> String {
+/// Now, RFC 3339 UTC with milliseconds (LastModified).
+pub(crate) fn now_rfc3339() -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
@@ -302,8 +303,9 @@ impl Agent {
         Ok(f)
     }
 
-    /// Removes the bundles no function references (and no writer has pinned).
-    fn collect_code(&self) {
+    /// Removes the bundles no function or version references (and no writer has
+    /// pinned).
+    pub(crate) fn collect_code(&self) {
         let referenced = || match self.store().code_hashes() {
             Ok(keep) => Some(keep),
             Err(e) => {

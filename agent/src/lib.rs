@@ -48,3 +48,4 @@ pub(crate) mod store;
 pub mod timefmt;
 pub(crate) mod triggers;
 pub(crate) mod validate;
+pub(crate) mod versions;

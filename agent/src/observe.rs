@@ -66,6 +66,8 @@ pub struct InvocationRecord {
     /// attempt is metered and billed, as in Lambda).
     pub attempt: u32,
     pub outcome: RecordedOutcome,
+    /// `$LATEST` or the published version that ran.
+    pub version: String,
 }
 
 impl InvocationRecord {
@@ -103,6 +105,7 @@ mod tests {
             asynchronous: false,
             attempt: 1,
             outcome: RecordedOutcome::Success,
+            version: "$LATEST".into(),
         };
         assert!((r.gb_seconds() - 0.001).abs() < 1e-12);
     }

@@ -86,11 +86,16 @@ fn router(
     let roles = flint_proto::v1::roles_server::RolesServer::new(crate::api::roles::RolesApi {
         agent: agent.clone(),
     });
+    let versions =
+        flint_proto::v1::versions_server::VersionsServer::new(crate::api::versions::VersionsApi {
+            agent: agent.clone(),
+        });
     let logs = flint_proto::v1::logs_server::LogsServer::new(crate::api::logs::LogsApi {
         agent: agent.clone(),
     });
     Ok(tonic::transport::Server::builder()
         .add_service(health)
+        .add_service(InterceptedService::new(versions, gate.clone()))
         .add_service(InterceptedService::new(
             roles,
             gate.for_service("flint:Roles"),

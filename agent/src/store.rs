@@ -40,8 +40,11 @@ pub enum StoreError {
     },
 }
 
-/// One function's configuration as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One function's configuration as stored. A published version keeps a copy of it as
+/// one JSON snapshot ([`versions`]): a new setting is a new field here and nothing
+/// more (`#[serde(default)]` lets snapshots from before the field read back).
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Function {
     pub name: String,
     pub runtime: String,
@@ -76,6 +79,8 @@ pub struct Store {
     /// connection lock is released the cache never holds a row older than the
     /// database. flintd is the database's only writer.
     rows: RwLock<HashMap<String, Function>>,
+    /// Published versions and aliases as last read or written, kept as `rows` is.
+    qualified: versions::Cache,
 }
 
 /// The registry's schema. Append a migration to change it; never edit a released one
@@ -132,6 +137,34 @@ CREATE TABLE secrets (
     updated TEXT NOT NULL
 );
 CREATE INDEX functions_by_role ON functions (role);",
+        // 5: published versions and aliases (store/versions.rs). A
+        // version's `config` is the function's row as JSON ([`Function`]), frozen at
+        // publish; `code_sha256` repeats its bundle for code garbage collection.
+        // `version_numbers` keeps each function's last number, so a deleted version's
+        // number is never given again. An alias's `routing` is JSON: null or
+        // {\"version\": \"2\", \"weight\": 0.2}.
+        "CREATE TABLE versions (
+    function    TEXT NOT NULL,
+    version     INTEGER NOT NULL,
+    code_sha256 TEXT NOT NULL,
+    config      TEXT NOT NULL,
+    created     TEXT NOT NULL,
+    PRIMARY KEY (function, version)
+);
+CREATE INDEX versions_by_code ON versions (code_sha256);
+CREATE TABLE version_numbers (
+    function TEXT PRIMARY KEY,
+    last     INTEGER NOT NULL
+);
+CREATE TABLE aliases (
+    function    TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    version     TEXT NOT NULL,
+    routing     TEXT NOT NULL,
+    description TEXT NOT NULL,
+    revision    INTEGER NOT NULL,
+    PRIMARY KEY (function, name)
+);",
     ],
 };
 
@@ -144,6 +177,9 @@ macro_rules! function_columns {
     };
 }
 
+// After the macro: versions read function rows with it.
+pub mod versions;
+
 impl Store {
     /// Opens (creating) the database at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
@@ -151,6 +187,7 @@ impl Store {
         Ok(Self {
             conn: Mutex::new(conn),
             rows: RwLock::new(HashMap::new()),
+            qualified: versions::Cache::default(),
         })
     }
 
@@ -273,7 +310,9 @@ impl Store {
     /// The sha256 of every code bundle some function references.
     pub fn code_hashes(&self) -> Result<HashSet<String>, StoreError> {
         let conn = self.lock();
-        let mut stmt = conn.prepare("SELECT DISTINCT code_sha256 FROM functions")?;
+        // Published versions keep their bundles too.
+        let mut stmt = conn
+            .prepare("SELECT code_sha256 FROM functions UNION SELECT code_sha256 FROM versions")?;
         let rows = stmt.query_map([], |r| r.get::<_, String>("code_sha256"))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -311,8 +350,11 @@ impl Store {
             Some(raw) => raw.into_function()?,
             None => return Err(StoreError::NotFound(name.to_string())),
         };
+        // Its versions and aliases go with it, and its version numbers start again.
+        versions::delete_all(&tx, name)?;
         tx.commit()?;
         self.remember(name, None);
+        self.qualified.forget_function(name);
         Ok(f)
     }
 }
@@ -401,10 +443,10 @@ impl RawRow {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn sample(name: &str) -> Function {
+    pub(crate) fn sample(name: &str) -> Function {
         Function {
             name: name.into(),
             runtime: "python3.11".into(),

@@ -49,6 +49,7 @@ impl Invocations for InvocationsApi {
         let out = self
             .agent
             .invoke(InvokeInput {
+                // NAME or NAME:QUALIFIER: the invocation path resolves it.
                 function_name: r.function_name,
                 invocation_type,
                 log_tail,
@@ -61,7 +62,7 @@ impl Invocations for InvocationsApi {
             payload: out.payload,
             function_error: out.function_error.unwrap_or_default(),
             log_result: out.log_result.unwrap_or_default(),
-            executed_version: "$LATEST".into(),
+            executed_version: out.executed_version,
             request_id: out.request_id,
             timings: Some(flint_proto::v1::InvokeTimings {
                 cold_start: out.timings.cold_start,

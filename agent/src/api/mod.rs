@@ -12,3 +12,4 @@ pub mod roles;
 pub mod status;
 pub mod triggers;
 pub mod usage;
+pub mod versions;

@@ -54,7 +54,7 @@ pub const SCHEMA: Schema = Schema {
         // Events throttled (waiting for capacity, not for a retry after a function
         // error): a run of their function that ends makes the first of them due.
         "ALTER TABLE events ADD COLUMN for_capacity INTEGER NOT NULL DEFAULT 0;",
-        // 4 (events-db migration 4 after the merge): webhook destinations. Each pending
+        // 4: webhook destinations. Each pending
         // POST of a destination record is a row of its own (with the event it came
         // from, so that an undeliverable record can go to the dead-letter queue), and
         // the dead-letter target of each function's configuration.

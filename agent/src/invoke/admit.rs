@@ -8,7 +8,9 @@ use crate::code::CodePin;
 use crate::core::Agent;
 use crate::limiter::Permit;
 use crate::limits::{ASYNC_PAYLOAD_MAX, SYNC_PAYLOAD_MAX};
+use crate::store::versions::LATEST;
 use crate::store::{Function, StoreError};
+use crate::versions::Resolved;
 use std::sync::Arc;
 
 /// Largest client context, as in Lambda.
@@ -17,8 +19,13 @@ pub const CLIENT_CONTEXT_MAX: usize = 3583;
 /// An invocation that passed admission.
 pub(crate) struct Admitted {
     pub input: InvokeInput,
-    /// The function's row as this invocation sees it.
+    /// The function's configuration as this invocation sees it: $LATEST's row or a
+    /// published version's snapshot.
     pub function: Function,
+    /// `$LATEST` or the version number that runs (an alias has drawn it).
+    pub version: String,
+    /// The qualifier the caller named (a version, an alias, `$LATEST`), if any.
+    pub qualifier: Option<String>,
     /// Keeps the function's code bundle until the invocation ends: an update-code or
     /// delete meanwhile cannot collect the bundle this invocation is about to load.
     pub code_pin: CodePin,
@@ -86,19 +93,11 @@ impl Agent {
         request_id: String,
         take_permit: bool,
     ) -> Result<Admitted, InvokeError> {
-        // A function this agent has read or written since it started is in the
-        // registry's row cache: no SQLite, no hop to a blocking thread (the warm path).
-        let name = &input.function_name;
-        let (function, code_pin) = match self
-            .code()
-            .read_pinned(|| self.store().cached(name).ok_or(()), |f| &f.code_sha256)
-        {
-            Ok(read) => read,
-            Err(()) => {
-                let name = name.clone();
-                self.blocking(move |agent| agent.pinned_function(&name))
-                    .await?
-            }
+        let (name, qualifier) = crate::versions::split_qualified(&input.function_name);
+        let (name, qualifier) = (name.to_string(), qualifier.map(str::to_string));
+        let (Resolved { function, version }, code_pin) = match qualifier.as_deref() {
+            None | Some(LATEST) => self.pinned_latest(name).await?,
+            Some(q) => self.pinned_qualified(name, q.to_string()).await?,
         };
         let permit = if take_permit {
             match self.limiter().acquire(&function.name) {
@@ -114,6 +113,8 @@ impl Agent {
         Ok(Admitted {
             input,
             function,
+            version,
+            qualifier,
             code_pin,
             permit,
             request_id,
@@ -121,11 +122,56 @@ impl Agent {
         })
     }
 
-    /// The function's current row with its code bundle pinned, in one read (see
-    /// [`crate::code::CodeStore::read_pinned`]). Blocking: SQLite.
-    fn pinned_function(&self, name: &str) -> Result<(Function, CodePin), StoreError> {
-        self.code()
-            .read_pinned(|| self.store().get(name), |f| &f.code_sha256)
+    /// $LATEST's row with its code pinned. A function this agent has read or written
+    /// since it started is in the registry's row cache: no SQLite, no hop to a blocking
+    /// thread (the warm path).
+    async fn pinned_latest(
+        self: &Arc<Self>,
+        name: String,
+    ) -> Result<(Resolved, CodePin), StoreError> {
+        let latest = |function| Resolved {
+            function,
+            version: LATEST.to_string(),
+        };
+        match self.code().read_pinned(
+            || self.store().cached(&name).map(latest).ok_or(()),
+            |r| &r.function.code_sha256,
+        ) {
+            Ok(read) => Ok(read),
+            Err(()) => {
+                self.blocking(move |agent| {
+                    agent.code().read_pinned(
+                        || agent.store().get(&name).map(latest),
+                        |r| &r.function.code_sha256,
+                    )
+                })
+                .await
+            }
+        }
+    }
+
+    /// The configuration `name:qualifier` runs (an alias draws its version) with its
+    /// code pinned, from the registry's caches when it can, else from SQLite.
+    async fn pinned_qualified(
+        self: &Arc<Self>,
+        name: String,
+        qualifier: String,
+    ) -> Result<(Resolved, CodePin), StoreError> {
+        match self.code().read_pinned(
+            || self.resolve_cached(&name, &qualifier).ok_or(()),
+            |r| &r.function.code_sha256,
+        ) {
+            Ok(read) => Ok(read),
+            Err(()) => {
+                self.blocking(move |agent| {
+                    agent.code().read_pinned(
+                        || agent.resolve_invocation(&name, &qualifier),
+                        |r| &r.function.code_sha256,
+                    )
+                })
+                .await
+            }
+        }
     }
 }
 

@@ -25,6 +25,7 @@ pub(super) async fn enqueue(
         input,
         function,
         request_id,
+        qualifier,
         ..
     } = admitted;
     if agent.limiter().draining() {
@@ -33,7 +34,8 @@ pub(super) async fn enqueue(
     let event = NewEvent {
         request_id: request_id.clone(),
         function: function.name.clone(),
-        qualifier: LATEST.into(),
+        // Each attempt resolves the qualifier again (an alias draws per attempt).
+        qualifier: qualifier.unwrap_or_else(|| LATEST.into()),
         payload: input.payload,
         client_context: input.client_context,
         enqueued_ms: now_ms(),
@@ -73,7 +75,7 @@ fn response(out: InvokeOutput) -> Response {
         status_code: out.status_code,
         payload: out.payload,
         function_error: out.function_error,
-        executed_version: LATEST.into(),
+        executed_version: out.executed_version,
     }
 }
 
@@ -84,8 +86,13 @@ impl Runner for Weak<Agent> {
             let Some(agent) = self.upgrade() else {
                 return AttemptResult::SystemError("the agent is stopping".into());
             };
+            let function_name = if e.qualifier == LATEST || e.qualifier.is_empty() {
+                e.function.clone()
+            } else {
+                format!("{}:{}", e.function, e.qualifier)
+            };
             let input = InvokeInput {
-                function_name: e.function.clone(),
+                function_name,
                 invocation_type: InvocationType::Event,
                 log_tail: false,
                 payload: e.payload.clone(),

@@ -24,6 +24,8 @@ use crate::runtimes::RuntimeError;
 use crate::store::{Function, StoreError};
 use admit::{Admitted, CLIENT_CONTEXT_MAX};
 use flint_proto::init::Invoke;
+#[cfg(test)]
+pub(crate) use place::instance_revision as place_revision;
 use place::Placed;
 use report::{Ran, Reporting};
 use session::{InvokeResult, Session, StartError, StartTimings};
@@ -59,6 +61,9 @@ pub struct InvokeOutput {
     pub log_result: Option<String>,
     pub request_id: String,
     pub timings: Timings,
+    /// The version that ran (`$LATEST` or a number; an alias has drawn it); empty
+    /// when nothing ran.
+    pub executed_version: String,
 }
 
 /// Phase timings of one invocation (nanoseconds); start phases are zero when warm.
@@ -140,12 +145,13 @@ impl Agent {
                 Ok(InvokeOutput {
                     status_code: 204,
                     request_id: admitted.request_id,
+                    executed_version: admitted.version,
                     ..Default::default()
                 })
             }
             InvocationType::Event => events::enqueue(self, admitted).await,
             InvocationType::RequestResponse => {
-                let span = tracing::info_span!("invoke", function = %admitted.function.name, request_id = %admitted.request_id);
+                let span = tracing::info_span!("invoke", function = %admitted.function.name, version = %admitted.version, request_id = %admitted.request_id);
                 self.run(admitted).instrument(span).await
             }
         }
@@ -157,6 +163,8 @@ impl Agent {
         let Admitted {
             input,
             function: f,
+            version,
+            qualifier,
             code_pin: _code_pin,
             permit: _permit,
             request_id,
@@ -164,6 +172,7 @@ impl Agent {
         } = admitted;
         let reporting = Reporting {
             function: &f,
+            version: &version,
             request_id: &request_id,
             log_tail: input.log_tail,
             asynchronous: input.invocation_type == InvocationType::Event,
@@ -171,12 +180,12 @@ impl Agent {
             started_unix_ms: unix_ms(SystemTime::now()),
         };
         let mut timings = Timings::default();
-        let (mut session, mut log, starting) = match self.place(&f, &mut timings).await? {
+        let (mut session, mut log, starting) = match self.place(&f, &version, &mut timings).await? {
             Placed::Ready {
                 session,
                 init_log,
                 starting,
-            } => (session, init_log, starting),
+            } => (*session, init_log, starting),
             Placed::InitFailed(failure) => {
                 return Ok(self.report_init_failure(&reporting, failure).await);
             }
@@ -185,30 +194,44 @@ impl Agent {
         drop(starting);
         // Any output the instance produced while idle belongs before this invocation.
         log.append(&mut session.take_output());
+        // The context's invoked_function_arn is the ARN the caller used.
+        let invoked_arn = match &qualifier {
+            Some(q) => format!("{}:{q}", self.arn(&f.name)),
+            None => self.arn(&f.name),
+        };
         let ran = self
-            .execute(&mut session, &f, request_id.clone(), input, timings, log)
+            .execute(
+                &mut session,
+                (&f, &version, invoked_arn),
+                request_id.clone(),
+                input,
+                timings,
+                log,
+            )
             .await;
         self.release(session, &ran.result);
         Ok(self.report_result(&reporting, ran).await)
     }
 
     /// Sends the invocation to `session` and waits for its end (or its deadline).
+    /// `target` is the configuration, its version and the ARN the caller invoked.
     async fn execute(
         &self,
         session: &mut Session,
-        f: &Function,
+        target: (&Function, &str, String),
         request_id: String,
         input: InvokeInput,
         timings: Timings,
         mut log: Vec<u8>,
     ) -> Ran {
-        log.extend_from_slice(report::start_line(&request_id).as_bytes());
+        let (f, version, invoked_function_arn) = target;
+        log.extend_from_slice(report::start_line(&request_id, version).as_bytes());
         let timeout = Duration::from_secs(u64::from(f.timeout_s));
         let invoke = Invoke {
             request_id,
             payload: input.payload,
             deadline_ms: unix_ms(SystemTime::now() + timeout),
-            invoked_function_arn: self.arn(&f.name),
+            invoked_function_arn,
             trace_id: trace_id(),
             client_context: input.client_context,
             cognito_identity: String::new(),

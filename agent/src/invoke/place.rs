@@ -13,6 +13,7 @@ use crate::runtimes::Runtime;
 use crate::sandbox::{new_sandbox_id, SandboxSpec};
 use crate::store::Function;
 use flint_proto::init::Configure;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +22,7 @@ pub(super) enum Placed {
     /// An instance, with the output of its init phase (empty when warm) and, for a
     /// cold start, its count as starting (dropped once it counts as busy).
     Ready {
-        session: Session,
+        session: Box<Session>,
         init_log: Vec<u8>,
         starting: Option<Guard>,
     },
@@ -30,15 +31,18 @@ pub(super) enum Placed {
 }
 
 impl Agent {
-    /// An instance of `f` for one invocation; `timings` gets the cold start's phases.
+    /// An instance of `f` (its `version`) for one invocation; `timings` gets the cold
+    /// start's phases.
     pub(super) async fn place(
         self: &Arc<Self>,
         f: &Function,
+        version: &str,
         timings: &mut Timings,
     ) -> Result<Placed, InvokeError> {
-        if let Some(session) = self.idle().take(&f.name, f.revision) {
+        let revision = instance_revision(f, version);
+        if let Some(session) = self.idle().take(&f.name, version, revision) {
             return Ok(Placed::Ready {
-                session,
+                session: Box::new(session),
                 init_log: Vec::new(),
                 starting: None,
             });
@@ -54,7 +58,7 @@ impl Agent {
                 return Err(t.into());
             }
         };
-        match self.start_instance(f).await? {
+        match self.start_instance(f, version).await? {
             Started::Ready(mut session) => {
                 timings.cold_start = true;
                 timings.pool_hit = session.pool_hit();
@@ -62,7 +66,7 @@ impl Agent {
                 timings.init_duration_ns = session.init_duration().as_nanos() as u64;
                 let init_log = session.take_output();
                 Ok(Placed::Ready {
-                    session,
+                    session: Box::new(session),
                     init_log,
                     starting: Some(starting),
                 })
@@ -73,7 +77,11 @@ impl Agent {
 
     /// A new instance of `f`: from the sandbox pool when it has a sandbox ready, else
     /// from a sandbox made now.
-    async fn start_instance(self: &Arc<Self>, f: &Function) -> Result<Started, InvokeError> {
+    async fn start_instance(
+        self: &Arc<Self>,
+        f: &Function,
+        version: &str,
+    ) -> Result<Started, InvokeError> {
         let rt = self.runtime(&f.runtime)?;
         let init_timeout = Duration::from_secs(INIT_TIMEOUT_S);
         let err = |source: StartError| InvokeError::Sandbox {
@@ -96,7 +104,7 @@ impl Agent {
             None
         };
         if let Some(pre) = pool {
-            let binding = self.binding(f, &rt).await?;
+            let binding = self.binding(f, version, &rt).await?;
             match Session::bind(pre, binding, init_timeout).await {
                 Ok(started) => return Ok(started),
                 Err(e) => {
@@ -111,7 +119,7 @@ impl Agent {
             network: f.network,
             ro_binds,
         };
-        let mut binding = self.binding(f, &rt).await?;
+        let mut binding = self.binding(f, version, &rt).await?;
         crate::triggers::files::mounts::add_env(
             &mut binding.configure.environment,
             &sandbox.ro_binds,
@@ -126,6 +134,7 @@ impl Agent {
     async fn binding<'f>(
         self: &Arc<Self>,
         f: &'f Function,
+        version: &str,
         rt: &Runtime,
     ) -> Result<Binding<'f>, InvokeError> {
         let (name, sha) = (f.name.clone(), f.code_sha256.clone());
@@ -146,7 +155,7 @@ impl Agent {
         environment.extend(self.role_keys().open_env(&f.name, &f.secret_environment)?);
         let configure = Configure {
             function_name: f.name.clone(),
-            function_version: flint_proto::lambda::LATEST.into(),
+            function_version: version.to_string(),
             handler: f.handler.clone(),
             memory_mb: f.memory_mb,
             timeout_s: f.timeout_s,
@@ -165,9 +174,23 @@ impl Agent {
         Ok(Binding {
             configure,
             function: &f.name,
-            revision: f.revision,
+            version: version.to_string(),
+            revision: instance_revision(f, version),
             calls: role.calls,
             retire_at: role.retire_at,
         })
     }
+}
+
+/// What an idle instance must have been configured for to serve `f` at `version`:
+/// $LATEST's revision, or a fingerprint of a published version's snapshot (a function
+/// deleted and created again numbers its versions from 1 again: an instance of the old
+/// version 1 still running then must not serve the new one).
+pub(crate) fn instance_revision(f: &Function, version: &str) -> u64 {
+    if version == flint_proto::lambda::LATEST {
+        return f.revision;
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (&f.last_modified, &f.code_sha256, f.revision).hash(&mut h);
+    h.finish()
 }

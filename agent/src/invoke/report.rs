@@ -16,6 +16,8 @@ use std::time::{Duration, SystemTime};
 /// What every report of one invocation needs.
 pub(super) struct Reporting<'a> {
     pub function: &'a Function,
+    /// `$LATEST` or the version number that ran.
+    pub version: &'a str,
     pub request_id: &'a str,
     /// The caller asked for the log tail.
     pub log_tail: bool,
@@ -46,11 +48,8 @@ fn billed_ms(d: Duration) -> u64 {
 }
 
 /// The line that opens an invocation's log.
-pub(super) fn start_line(request_id: &str) -> String {
-    format!(
-        "START RequestId: {request_id} Version: {}\n",
-        lambda::LATEST
-    )
+pub(super) fn start_line(request_id: &str, version: &str) -> String {
+    format!("START RequestId: {request_id} Version: {version}\n")
 }
 
 /// The END and REPORT lines that close an invocation's log.
@@ -179,6 +178,7 @@ impl Agent {
             asynchronous: r.asynchronous,
             attempt: r.attempt,
             outcome,
+            version: r.version.to_string(),
         });
         tracing::info!(
             duration_ms = duration.as_secs_f64() * 1e3,
@@ -193,6 +193,7 @@ impl Agent {
             log_result,
             request_id: r.request_id.to_string(),
             timings,
+            executed_version: r.version.to_string(),
         }
     }
 
@@ -218,6 +219,7 @@ impl Agent {
             asynchronous: r.asynchronous,
             attempt: r.attempt,
             outcome: RecordedOutcome::InitError(error_type.clone()),
+            version: r.version.to_string(),
         });
         log.extend_from_slice(
             format!(
@@ -236,6 +238,7 @@ impl Agent {
                 cold_start: true,
                 ..Default::default()
             },
+            executed_version: r.version.to_string(),
         }
     }
 
@@ -276,7 +279,11 @@ mod tests {
 
     #[test]
     fn start_end_and_report_lines() {
-        assert_eq!(start_line("r1"), "START RequestId: r1 Version: $LATEST\n");
+        assert_eq!(
+            start_line("r1", "$LATEST"),
+            "START RequestId: r1 Version: $LATEST\n"
+        );
+        assert_eq!(start_line("r1", "3"), "START RequestId: r1 Version: 3\n");
         let warm = end_lines("r1", 256, Duration::from_micros(1500), 2, None, None);
         assert_eq!(
             warm,

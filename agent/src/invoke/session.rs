@@ -140,6 +140,8 @@ pub(crate) enum Started {
 pub(crate) struct Binding<'a> {
     pub configure: Configure,
     pub function: &'a str,
+    /// `$LATEST` or the published version's number.
+    pub version: String,
     pub revision: u64,
     /// Answers flint-init's calls (an execution role's credentials and API proxy).
     pub calls: Option<Arc<dyn GuestCalls>>,
@@ -469,6 +471,8 @@ impl Prestarted {
 pub(crate) struct Session {
     stream: Stream,
     function: String,
+    /// `$LATEST` or a published version's number: the only version it serves.
+    version: String,
     revision: u64,
     memory_mb: u32,
     /// Time from sandbox creation (or from taking a pool sandbox) to the runtime's
@@ -545,6 +549,7 @@ impl Session {
                     init_duration: t0.elapsed(),
                     stream,
                     function: binding.function.to_string(),
+                    version: binding.version,
                     revision: binding.revision,
                     memory_mb,
                     pool_hit,
@@ -600,6 +605,11 @@ impl Session {
     /// The function this instance runs.
     pub(crate) fn function(&self) -> &str {
         &self.function
+    }
+
+    /// The function version this instance serves.
+    pub(crate) fn version(&self) -> &str {
+        &self.version
     }
 
     /// The function revision this instance was configured for.

@@ -62,6 +62,11 @@ impl ApiError {
         Self::new(412, "PreconditionFailedException", message)
     }
 
+    /// 409 ResourceConflictException.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(409, "ResourceConflictException", message)
+    }
+
     /// 500 ServiceException.
     pub fn service(message: impl Into<String>) -> Self {
         Self::new(500, "ServiceException", message)

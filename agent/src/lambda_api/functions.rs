@@ -6,7 +6,7 @@ use super::dead_letter;
 use super::errors::{function_error, ApiError};
 use super::request::{ApiRequest, ApiResponse, Outcome};
 use super::shapes::{self, configuration, revision_id};
-use super::LambdaApi;
+use super::{versions, LambdaApi};
 use crate::core::Agent;
 use crate::functions::{ConfigChange, FunctionError, NewFunction};
 use crate::store::Function;
@@ -69,15 +69,6 @@ fn x86_only(arch: Option<&[String]>) -> Result<(), ApiError> {
     }
 }
 
-fn no_publish(publish: bool) -> Result<(), ApiError> {
-    if publish {
-        return Err(ApiError::invalid(
-            "Publish is not supported yet: Flint serves $LATEST only (versions are not implemented)",
-        ));
-    }
-    Ok(())
-}
-
 fn check_revision(f: &Function, want: Option<&str>) -> Result<(), ApiError> {
     match want {
         Some(w) if w != revision_id(f) => Err(ApiError::precondition(format!(
@@ -103,7 +94,6 @@ pub async fn create(api: &LambdaApi, req: &ApiRequest) -> Outcome {
         b.package_type.as_deref(),
     )?;
     x86_only(b.architectures.as_deref())?;
-    no_publish(b.publish)?;
     dead_letter::check(api, b.dead_letter_config.as_ref())?;
     let zip = decode_zip(b.code.zip_file.as_deref().ok_or_else(|| {
         ApiError::invalid("Code.ZipFile is required: the function's zip, base64-encoded")
@@ -123,33 +113,29 @@ pub async fn create(api: &LambdaApi, req: &ApiRequest) -> Outcome {
     };
     let f = blocking(api, move |a| a.create_function(new)).await?;
     dead_letter::apply(api, &f.name, b.dead_letter_config)?;
+    if b.publish {
+        return published(api, f.name, 201).await;
+    }
     Ok(ApiResponse::json(201, &shown(api, &f)))
 }
 
-/// GET /2015-03-31/functions/NAME
-pub async fn get(api: &LambdaApi, req: &ApiRequest, given: &str) -> Outcome {
-    let name = api
-        .place
-        .resolve_latest(given, req.param("Qualifier").as_deref())?;
-    let f = lookup(api, &name).await?;
-    let mut out = json!({
-        "Configuration": shown(api, &f),
-        "Code": {"RepositoryType": "Flint"},
-        "Tags": {},
-    });
-    if let Some(n) = f.reserved_concurrency {
-        out["Concurrency"] = json!({"ReservedConcurrentExecutions": n});
-    }
-    Ok(ApiResponse::json(200, &out))
+/// `Publish: true`: the new version's configuration (with `status`).
+async fn published(api: &LambdaApi, name: String, status: u16) -> Outcome {
+    let v = versions::publish_named(api, name, String::new(), None, None).await?;
+    Ok(ApiResponse::json(
+        status,
+        &versions::version_configuration(&v.config, &v.number.to_string(), &api.place),
+    ))
 }
 
-/// GET /2015-03-31/functions/NAME/configuration
+/// GET /2015-03-31/functions/NAME?Qualifier=
+pub async fn get(api: &LambdaApi, req: &ApiRequest, given: &str) -> Outcome {
+    versions::get(api, req, given).await
+}
+
+/// GET /2015-03-31/functions/NAME/configuration?Qualifier=
 pub async fn get_configuration(api: &LambdaApi, req: &ApiRequest, given: &str) -> Outcome {
-    let name = api
-        .place
-        .resolve_latest(given, req.param("Qualifier").as_deref())?;
-    let f = lookup(api, &name).await?;
-    Ok(ApiResponse::json(200, &shown(api, &f)))
+    versions::get_configuration(api, req, given).await
 }
 
 /// The function's configuration with its dead-letter target.
@@ -172,10 +158,15 @@ pub async fn list(api: &LambdaApi, req: &ApiRequest) -> Outcome {
             }
         },
     };
-    if req.param("FunctionVersion").is_some_and(|v| v != "ALL") {
-        return Err(ApiError::invalid("FunctionVersion must be ALL"));
-    }
+    let every_version = match req.param("FunctionVersion") {
+        None => false,
+        Some(v) if v == "ALL" => true,
+        Some(_) => return Err(ApiError::invalid("FunctionVersion must be ALL")),
+    };
     let all = blocking(api, |a| a.list_functions()).await?;
+    if every_version {
+        return versions::list_all(api, req, all).await;
+    }
     // The marker is the name of the last function of the previous page; the
     // registry lists by name.
     let marker = req.param("Marker").filter(|m| !m.is_empty());
@@ -201,7 +192,6 @@ pub async fn update_code(api: &LambdaApi, req: &ApiRequest, given: &str) -> Outc
     let b: shapes::UpdateCode = req.json()?;
     zip_only(b.s3_bucket.is_some(), b.image_uri.is_some(), None)?;
     x86_only(b.architectures.as_deref())?;
-    no_publish(b.publish)?;
     let zip =
         decode_zip(b.zip_file.as_deref().ok_or_else(|| {
             ApiError::invalid("ZipFile is required: the new zip, base64-encoded")
@@ -212,6 +202,9 @@ pub async fn update_code(api: &LambdaApi, req: &ApiRequest, given: &str) -> Outc
     } else {
         blocking(api, move |a| a.update_code(&name, &zip)).await?
     };
+    if b.publish && !b.dry_run {
+        return published(api, f.name, 200).await;
+    }
     Ok(ApiResponse::json(200, &configuration(&f, &api.place)))
 }
 
@@ -237,13 +230,13 @@ pub async fn update_configuration(api: &LambdaApi, req: &ApiRequest, given: &str
     Ok(ApiResponse::json(200, &shown(api, &f)))
 }
 
-/// DELETE /2015-03-31/functions/NAME
+/// DELETE /2015-03-31/functions/NAME?Qualifier=: the function, or one version.
 pub async fn delete(api: &LambdaApi, req: &ApiRequest, given: &str) -> Outcome {
-    let (name, q) = api.place.resolve(given)?;
-    if q.is_some() || req.param("Qualifier").is_some() {
-        return Err(ApiError::invalid(
-            "deleting one version is not supported: Flint serves $LATEST only; omit the qualifier to delete the function",
-        ));
+    let (name, q) = api
+        .place
+        .resolve_qualified(given, req.param("Qualifier").as_deref())?;
+    if let Some(q) = q {
+        return versions::delete_version(api, name, &q).await;
     }
     blocking(api, move |a| a.delete_function(&name, false)).await?;
     Ok(ApiResponse::empty(204))

@@ -3,7 +3,6 @@
 //! X-Amz-Log-Result, X-Amz-Executed-Version out). Runs `Agent::invoke`, as gRPC does.
 
 use super::errors::{invoke_error, ApiError};
-use super::names::LATEST;
 use super::request::{ApiRequest, ApiResponse, Outcome};
 use super::LambdaApi;
 use crate::invoke::{InvocationType, InvokeInput};
@@ -46,7 +45,7 @@ fn client_context(h: Option<&str>) -> Result<String, ApiError> {
 pub async fn invoke(api: &LambdaApi, req: &ApiRequest, given: &str) -> Outcome {
     let name = api
         .place
-        .resolve_latest(given, req.param("Qualifier").as_deref())?;
+        .invocation_name(given, req.param("Qualifier").as_deref())?;
     let input = InvokeInput {
         function_name: name,
         invocation_type: invocation_type(req.header("x-amz-invocation-type"))?,
@@ -69,7 +68,7 @@ pub async fn invoke(api: &LambdaApi, req: &ApiRequest, given: &str) -> Outcome {
         r.headers
             .push(("Content-Type".into(), "application/json".into()));
         r.headers
-            .push(("X-Amz-Executed-Version".into(), LATEST.into()));
+            .push(("X-Amz-Executed-Version".into(), out.executed_version));
     }
     if let Some(e) = out.function_error {
         r.headers.push(("X-Amz-Function-Error".into(), e));

@@ -7,10 +7,12 @@
 //!
 //! Files: `server` (connections), `auth` (SigV4 on a request), `router` (method and
 //! path to operation), `functions`, `invoke`, `concurrency` and `event_config` (one per resource),
+//! `versions` and `aliases` (versions, aliases, qualified reads),
 //! `shapes` (JSON), `names` (names and ARNs), `errors`, `sigv4`, `keys`, `tls`,
 //! `role_auth` (execution roles' temporary credentials and their policy), `key_auth`
 //! (an access key's policy on an operation).
 
+mod aliases;
 mod auth;
 mod concurrency;
 mod dead_letter;
@@ -28,6 +30,7 @@ mod server;
 pub(crate) mod shapes;
 pub mod sigv4;
 pub mod tls;
+mod versions;
 
 use crate::core::Agent;
 use std::sync::Arc;

@@ -4,7 +4,7 @@
 
 use super::errors::ApiError;
 
-/// The only qualifier served until versions exist.
+/// The qualifier of a function's mutable configuration.
 pub const LATEST: &str = "$LATEST";
 
 /// Where this endpoint says it is: the region and account id of its ARNs.
@@ -63,11 +63,15 @@ impl Place {
         Ok((name.to_string(), qualifier))
     }
 
-    /// Resolves `given` with the request's `Qualifier` parameter; both must agree, and
-    /// only `$LATEST` exists (versions and aliases are not served yet).
-    pub fn resolve_latest(&self, given: &str, param: Option<&str>) -> Result<String, ApiError> {
+    /// Resolves `given` with the request's `Qualifier` parameter (a version, an
+    /// alias or `$LATEST`); when both name one, they must agree.
+    pub fn resolve_qualified(
+        &self,
+        given: &str,
+        param: Option<&str>,
+    ) -> Result<(String, Option<String>), ApiError> {
         let (name, q) = self.resolve(given)?;
-        let q = match (q.as_deref(), param) {
+        let q = match (q.as_deref(), param.filter(|p| !p.is_empty())) {
             (Some(a), Some(b)) if a != b => {
                 return Err(ApiError::invalid(format!(
                     "the qualifier in the function name ({a}) differs from the Qualifier parameter ({b})"
@@ -76,13 +80,28 @@ impl Place {
             (Some(a), _) => Some(a.to_string()),
             (None, b) => b.map(str::to_string),
         };
+        Ok((name, q))
+    }
+
+    /// Resolves `given` for an operation on `$LATEST` only (UpdateFunctionCode,
+    /// PublishVersion, ...): any other qualifier is refused.
+    pub fn resolve_latest(&self, given: &str, param: Option<&str>) -> Result<String, ApiError> {
+        let (name, q) = self.resolve_qualified(given, param)?;
         match q.as_deref() {
             None | Some(LATEST) => Ok(name),
-            Some(q) => Err(ApiError::not_found(format!(
-                "Function not found: {}:{q} (versions and aliases are not served yet: use $LATEST)",
+            Some(q) => Err(ApiError::invalid(format!(
+                "{}:{q}: this operation acts on the function ($LATEST) only; omit the qualifier",
                 self.arn(&name)
             ))),
         }
+    }
+
+    /// `NAME:QUALIFIER` for the invocation path (`NAME` without a qualifier).
+    pub fn invocation_name(&self, given: &str, param: Option<&str>) -> Result<String, ApiError> {
+        Ok(match self.resolve_qualified(given, param)? {
+            (name, Some(q)) => format!("{name}:{q}"),
+            (name, None) => name,
+        })
     }
 }
 
@@ -134,7 +153,35 @@ mod tests {
         assert_eq!(p.resolve("arn:aws:s3:::bucket").unwrap_err().status, 400);
         assert_eq!(p.resolve("a:b:c").unwrap_err().status, 400);
         assert_eq!(p.resolve_latest("f", Some("$LATEST")).unwrap(), "f");
-        assert_eq!(p.resolve_latest("f:1", None).unwrap_err().status, 404);
+        assert_eq!(p.resolve_latest("f:1", None).unwrap_err().status, 400);
         assert_eq!(p.resolve_latest("f:1", Some("2")).unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn qualifiers_come_from_the_arn_or_the_parameter() {
+        let p = here();
+        let arn = "arn:aws:lambda:eu-west-3:123456789012:function:f:live";
+        assert_eq!(
+            p.resolve_qualified(arn, None).unwrap(),
+            ("f".into(), Some("live".into()))
+        );
+        assert_eq!(
+            p.resolve_qualified("f", Some("3")).unwrap(),
+            ("f".into(), Some("3".into()))
+        );
+        assert_eq!(
+            p.resolve_qualified("f:3", Some("3")).unwrap().1.unwrap(),
+            "3"
+        );
+        assert_eq!(
+            p.resolve_qualified("f:3", Some("4")).unwrap_err().status,
+            400
+        );
+        assert_eq!(p.invocation_name(arn, None).unwrap(), "f:live");
+        assert_eq!(p.invocation_name("f", Some("")).unwrap(), "f");
+        assert_eq!(
+            p.invocation_name("f", Some("$LATEST")).unwrap(),
+            "f:$LATEST"
+        );
     }
 }

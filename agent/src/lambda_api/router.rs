@@ -4,13 +4,13 @@
 use super::errors::ApiError;
 use super::request::{ApiRequest, Outcome};
 use super::sigv4::percent_decode;
-use super::{concurrency, event_config, functions, invoke, LambdaApi};
+use super::{aliases, concurrency, event_config, functions, invoke, versions, LambdaApi};
 use crate::access_policy::Caller;
 
 /// Runs the operation `req` asks for, if `caller`'s key policy allows it.
 pub async fn route(api: &LambdaApi, req: ApiRequest, caller: Option<&Caller>) -> Outcome {
-    let (operation, name) = match operation(&req)? {
-        (op @ ("CreateFunction" | "ListFunctions"), _) => {
+    let (operation, name, alias) = match operation(&req)? {
+        (op @ ("CreateFunction" | "ListFunctions"), _, _) => {
             if let Some(c) = caller {
                 super::key_auth::authorize(api, c, &req, op, None)?;
             }
@@ -20,18 +20,19 @@ pub async fn route(api: &LambdaApi, req: ApiRequest, caller: Option<&Caller>) ->
                 functions::list(api, &req).await
             };
         }
-        (op, name) => (op, name),
+        (op, name, alias) => (op, name, alias),
     };
     if let Some(c) = caller {
         super::key_auth::authorize(api, c, &req, operation, Some(&name))?;
     }
     tracing::debug!(operation, function = %name, "REST operation");
-    dispatch(api, &req, operation, &name).await
+    dispatch(api, &req, operation, &name, &alias).await
 }
 
-/// The operation `req` names (Lambda's operation name) and the function in its path
-/// (empty for CreateFunction and ListFunctions).
-fn operation(req: &ApiRequest) -> Result<(&'static str, String), ApiError> {
+/// The operation `req` names (Lambda's operation name), the function in its path (empty
+/// for CreateFunction and ListFunctions) and the alias in its path (empty unless the
+/// operation is on one alias).
+fn operation(req: &ApiRequest) -> Result<(&'static str, String, String), ApiError> {
     let segs: Vec<String> = req
         .path
         .trim_start_matches('/')
@@ -39,12 +40,32 @@ fn operation(req: &ApiRequest) -> Result<(&'static str, String), ApiError> {
         .map(|s| String::from_utf8_lossy(&percent_decode(s)).into_owned())
         .collect();
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+    let mut alias = "";
     let op: (&'static str, &str) = match (req.method.as_str(), &segs[..]) {
         ("POST", ["2015-03-31", "functions"] | ["2015-03-31", "functions", ""]) => {
             ("CreateFunction", "")
         }
         ("GET", ["2015-03-31", "functions"] | ["2015-03-31", "functions", ""]) => {
             ("ListFunctions", "")
+        }
+        (m, ["2015-03-31", "functions", name, "versions"]) => match m {
+            "POST" => ("PublishVersion", name),
+            "GET" => ("ListVersionsByFunction", name),
+            _ => return Err(ApiError::unknown_operation(m, &req.path)),
+        },
+        (m, ["2015-03-31", "functions", name, "aliases"]) => match m {
+            "POST" => ("CreateAlias", name),
+            "GET" => ("ListAliases", name),
+            _ => return Err(ApiError::unknown_operation(m, &req.path)),
+        },
+        (m, ["2015-03-31", "functions", name, "aliases", a]) => {
+            alias = a;
+            match m {
+                "GET" => ("GetAlias", name),
+                "PUT" => ("UpdateAlias", name),
+                "DELETE" => ("DeleteAlias", name),
+                _ => return Err(ApiError::unknown_operation(m, &req.path)),
+            }
         }
         (m, ["2015-03-31", "functions", name]) => match m {
             "GET" => ("GetFunction", name),
@@ -79,12 +100,26 @@ fn operation(req: &ApiRequest) -> Result<(&'static str, String), ApiError> {
         },
         (m, _) => return Err(ApiError::unknown_operation(m, &req.path)),
     };
-    Ok((op.0, op.1.to_string()))
+    Ok((op.0, op.1.to_string(), alias.to_string()))
 }
 
-/// Runs `operation` on the function `name`.
-async fn dispatch(api: &LambdaApi, req: &ApiRequest, operation: &str, name: &str) -> Outcome {
+/// Runs `operation` on the function `name` (and its alias `alias`, for the operations
+/// on one alias).
+async fn dispatch(
+    api: &LambdaApi,
+    req: &ApiRequest,
+    operation: &str,
+    name: &str,
+    alias: &str,
+) -> Outcome {
     match operation {
+        "PublishVersion" => versions::publish(api, req, name).await,
+        "ListVersionsByFunction" => versions::list(api, req, name).await,
+        "CreateAlias" => aliases::create(api, req, name).await,
+        "ListAliases" => aliases::list(api, req, name).await,
+        "GetAlias" => aliases::get(api, name, alias).await,
+        "UpdateAlias" => aliases::update(api, req, name, alias).await,
+        "DeleteAlias" => aliases::delete(api, name, alias).await,
         "GetFunction" => functions::get(api, req, name).await,
         "DeleteFunction" => functions::delete(api, req, name).await,
         "GetFunctionConfiguration" => functions::get_configuration(api, req, name).await,

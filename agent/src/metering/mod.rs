@@ -170,6 +170,17 @@ impl Meter {
         Ok(report::build(&rows, &self.prices))
     }
 
+    /// `function`'s invocations summed per version that ran, over everything the
+    /// database holds. Blocks briefly (flush + SQL).
+    pub fn usage_by_version(
+        &self,
+        function: &str,
+    ) -> Result<Vec<store::VersionAggregate>, MeterError> {
+        self.flush()?;
+        let conn = self.reader.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(store::aggregate_versions(&conn, function, 0)?)
+    }
+
     fn lost(&self, why: &str) {
         let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
         if self.warn.allow() {

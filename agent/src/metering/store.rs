@@ -29,7 +29,7 @@ pub const SCHEMA: Schema = Schema {
 );
 CREATE INDEX IF NOT EXISTS invocations_by_time ON invocations(started_unix_ms);
 CREATE INDEX IF NOT EXISTS invocations_by_function ON invocations(function, started_unix_ms);",
-        // 2 (metering migration 2 after the merge): each attempt of a queued event is
+        // 2: each attempt of a queued event is
         // a row of its own (Lambda bills every attempt): the attempt number, and a key
         // of (request_id, attempt). SQLite cannot change a primary key in place: a new
         // table, copied, swapped in, its indexes made again.
@@ -59,6 +59,9 @@ DROP TABLE invocations;
 ALTER TABLE invocations_v2 RENAME TO invocations;
 CREATE INDEX invocations_by_time ON invocations(started_unix_ms);
 CREATE INDEX invocations_by_function ON invocations(function, started_unix_ms);",
+        // 3: the version that ran ($LATEST or a published number);
+        // rows from before versions ran $LATEST.
+        "ALTER TABLE invocations ADD COLUMN version TEXT NOT NULL DEFAULT '$LATEST';",
     ],
 };
 
@@ -97,8 +100,8 @@ pub fn insert(conn: &mut Connection, recs: &[InvocationRecord]) -> rusqlite::Res
         let mut st = tx.prepare_cached(
             "INSERT OR IGNORE INTO invocations (request_id, function, started_unix_ms,
                duration_ns, billed_ms, memory_mb, init_duration_ns, cold_start, pool_hit,
-               asynchronous, outcome, error_type, attempt)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+               asynchronous, outcome, error_type, attempt, version)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
         )?;
         for r in recs {
             st.execute(params![
@@ -115,6 +118,7 @@ pub fn insert(conn: &mut Connection, recs: &[InvocationRecord]) -> rusqlite::Res
                 r.outcome.label(),
                 r.outcome.error_type(),
                 r.attempt,
+                r.version,
             ])?;
         }
     }
@@ -149,6 +153,40 @@ pub fn aggregate(
     rows.collect()
 }
 
+/// One version's sums: (version, requests, errors, billed_ms x memory_mb).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VersionAggregate {
+    pub version: String,
+    pub requests: u64,
+    pub errors: u64,
+    pub billed_ms_x_memory_mb: u64,
+}
+
+/// `function`'s invocations since `since_unix_ms`, summed per version that ran
+/// ($LATEST first, then by number).
+pub fn aggregate_versions(
+    conn: &Connection,
+    function: &str,
+    since_unix_ms: u64,
+) -> rusqlite::Result<Vec<VersionAggregate>> {
+    let mut st = conn.prepare_cached(
+        "SELECT version, COUNT(*) AS requests, SUM(outcome != 'success') AS errors,
+                SUM(billed_ms * memory_mb) AS billed_ms_x_memory_mb
+         FROM invocations WHERE function = ?1 AND started_unix_ms >= ?2
+         GROUP BY version
+         ORDER BY version != '$LATEST', CAST(version AS INTEGER)",
+    )?;
+    let rows = st.query_map(params![function, sql_int(since_unix_ms)], |row| {
+        Ok(VersionAggregate {
+            version: row.get("version")?,
+            requests: from_sql_int(row.get("requests")?),
+            errors: from_sql_int(row.get("errors")?),
+            billed_ms_x_memory_mb: from_sql_int(row.get("billed_ms_x_memory_mb")?),
+        })
+    })?;
+    rows.collect()
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -177,7 +215,28 @@ pub(crate) mod tests {
             asynchronous: false,
             attempt: 1,
             outcome,
+            version: "$LATEST".into(),
         }
+    }
+
+    #[test]
+    fn usage_is_summed_per_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = open(&dir.path().join("m.db")).unwrap();
+        let mut recs = vec![rec("1", "a", 1, 2, 128, false, RecordedOutcome::Success)];
+        for (id, v) in [("2", "10"), ("3", "2"), ("4", "2")] {
+            let mut r = rec(id, "a", 1, 1, 1024, false, RecordedOutcome::Timeout);
+            r.version = v.into();
+            recs.push(r);
+        }
+        insert(&mut c, &recs).unwrap();
+        let by = aggregate_versions(&c, "a", 0).unwrap();
+        let got: Vec<(&str, u64, u64)> = by
+            .iter()
+            .map(|v| (v.version.as_str(), v.requests, v.errors))
+            .collect();
+        assert_eq!(got, [("$LATEST", 1, 0), ("2", 2, 2), ("10", 1, 1)]);
+        assert_eq!(by[1].billed_ms_x_memory_mb, 2048);
     }
 
     #[test]

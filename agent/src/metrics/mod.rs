@@ -34,6 +34,9 @@ struct Sampled {
 /// The agent's metrics.
 pub struct Metrics {
     invocations: CounterVec,
+    /// Invocations of published versions (and aliases) by version: $LATEST's are
+    /// `invocations` alone, so a function without versions costs nothing more.
+    version_invocations: CounterVec,
     errors: CounterVec,
     throttles: CounterVec,
     cold_starts: CounterVec,
@@ -50,6 +53,11 @@ impl Metrics {
                 "flint_invocations_total",
                 "Finished invocations by outcome (success, function_error, init_error, timeout, out_of_memory, crash).",
                 &["function", "outcome"],
+            ),
+            version_invocations: CounterVec::new(
+                "flint_version_invocations_total",
+                "Finished invocations of published versions, by version and outcome ($LATEST's are in flint_invocations_total only).",
+                &["function", "version", "outcome"],
             ),
             errors: CounterVec::new(
                 "flint_errors_total",
@@ -144,6 +152,7 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::new();
         self.invocations.render(&mut out);
+        self.version_invocations.render(&mut out);
         self.errors.render(&mut out);
         self.throttles.render(&mut out);
         self.cold_starts.render(&mut out);
@@ -168,6 +177,10 @@ impl InvocationObserver for Metrics {
     fn invocation(&self, rec: &InvocationRecord) {
         let f = rec.function.as_str();
         self.invocations.inc(&[f, rec.outcome.label()]);
+        if rec.version != flint_proto::lambda::LATEST {
+            self.version_invocations
+                .inc(&[f, &rec.version, rec.outcome.label()]);
+        }
         if rec.outcome != RecordedOutcome::Success {
             self.errors.inc(&[f, rec.outcome.error_type()]);
         }
@@ -218,6 +231,9 @@ mod tests {
             true,
             RecordedOutcome::InitError("Runtime.ImportModuleError".into()),
         ));
+        let mut v2 = rec("5", "f", 0, 1, 128, false, RecordedOutcome::Success);
+        v2.version = "2".into();
+        m.invocation(&v2);
         m.throttled("f", "rate_limit");
         m.gauge("flint_idle_instances", "Idle instances.", || 2.0);
         m.gauge_vec("flint_pool_ready", "Ready sandboxes.", || {
@@ -225,7 +241,8 @@ mod tests {
         });
         let s = m.render();
         for line in [
-            "flint_invocations_total{function=\"f\",outcome=\"success\"} 2",
+            "flint_invocations_total{function=\"f\",outcome=\"success\"} 3",
+            "flint_version_invocations_total{function=\"f\",version=\"2\",outcome=\"success\"} 1",
             "flint_invocations_total{function=\"f\",outcome=\"function_error\"} 1",
             "flint_invocations_total{function=\"g\",outcome=\"init_error\"} 1",
             "flint_errors_total{function=\"f\",error_type=\"ValueError\"} 1",
@@ -233,7 +250,7 @@ mod tests {
             "flint_throttles_total{function=\"f\",limit=\"rate_limit\"} 1",
             "flint_cold_starts_total{function=\"f\",pool_hit=\"false\"} 1",
             "flint_cold_starts_total{function=\"g\",pool_hit=\"false\"} 1",
-            "flint_invocation_duration_seconds_count{function=\"f\"} 3",
+            "flint_invocation_duration_seconds_count{function=\"f\"} 4",
             "flint_init_duration_seconds_count{function=\"f\"} 1",
             "# TYPE flint_idle_instances gauge",
             "flint_idle_instances 2",
@@ -245,6 +262,10 @@ mod tests {
             !s.contains("flint_invocation_duration_seconds_count{function=\"g\"}"),
             "a failed init has no invocation duration"
         );
-        assert_eq!(m.invocations("f", "success"), 2);
+        assert_eq!(m.invocations("f", "success"), 3);
+        assert!(
+            !s.contains("version=\"$LATEST\""),
+            "$LATEST is not counted per version"
+        );
     }
 }

@@ -1,6 +1,8 @@
-//! Idle instances, per function. An invocation takes an idle instance of its function
-//! (a warm start) or starts a new one (a cold start); afterwards it gives the instance
-//! back. Instances of an older revision are retired; idle ones expire after the
+//! Idle instances, per function version. An invocation takes an idle instance of its
+//! function's version (a warm start) or starts a new one (a cold start); afterwards it
+//! gives the instance back. An instance of version 1 never serves version 2 or $LATEST.
+//! Instances of an older revision of $LATEST are retired (a published version never
+//! changes); idle ones expire after the
 //! keep-alive, so an idle function holds no sandbox. An idle instance is frozen (cgroup
 //! freezer) until `take` thaws it: at `put`, or, with a freeze delay
 //! (`--freeze-after-ms`), by the freezer task once it has been idle that long, so that
@@ -13,7 +15,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
-/// Idle instances by function name.
+/// The idle list of `function`'s `version`: the name for $LATEST, else `NAME:VERSION`.
+fn key(function: &str, version: &str) -> String {
+    if version == flint_proto::lambda::LATEST {
+        function.to_string()
+    } else {
+        format!("{function}:{version}")
+    }
+}
+
+/// Idle instances by function name (and version, [`key`]).
 pub struct IdleInstances {
     idle: Mutex<HashMap<String, Vec<Session>>>,
     occupancy: Arc<Occupancy>,
@@ -47,12 +58,12 @@ impl IdleInstances {
         self.idle.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Takes an idle, live instance of `function` at `revision`, if any.
-    pub(crate) fn take(&self, function: &str, revision: u64) -> Option<Session> {
+    /// Takes an idle, live instance of `function`'s `version` at `revision`, if any.
+    pub(crate) fn take(&self, function: &str, version: &str, revision: u64) -> Option<Session> {
         let mut stale = Vec::new();
         let found = {
             let mut idle = self.idle();
-            let list = idle.get_mut(function)?;
+            let list = idle.get_mut(&key(function, version))?;
             let mut found = None;
             while let Some(mut inst) = list.pop() {
                 if inst.revision() == revision && inst.is_alive() && inst.thaw() {
@@ -78,7 +89,14 @@ impl IdleInstances {
             .unwrap_or_else(|p| p.into_inner())
             .get(inst.function())
             .copied();
-        if current.is_some_and(|r| r != inst.revision()) || !inst.is_alive() {
+        // $LATEST's instances must be of its current revision; a version's, of a
+        // function that still exists.
+        let stale = if inst.version() == flint_proto::lambda::LATEST {
+            current.is_some_and(|r| r != inst.revision())
+        } else {
+            current.is_none()
+        };
+        if stale || !inst.is_alive() {
             destroy_all(vec![inst]);
             return;
         }
@@ -88,7 +106,7 @@ impl IdleInstances {
             inst.freeze();
         }
         self.idle()
-            .entry(inst.function().to_string())
+            .entry(key(inst.function(), inst.version()))
             .or_default()
             .push(inst);
         if later {
@@ -143,8 +161,9 @@ impl IdleInstances {
         });
     }
 
-    /// Records `function`'s current revision and destroys its idle instances
-    /// (on a code or configuration change, or deletion with `None`).
+    /// Records `function`'s current revision and destroys the idle instances of its
+    /// $LATEST (on a code or configuration change), or, with `None` (deletion), of
+    /// every version.
     pub fn retire(&self, function: &str, revision: Option<u64>) {
         {
             let mut revs = self.revisions.lock().unwrap_or_else(|p| p.into_inner());
@@ -153,21 +172,46 @@ impl IdleInstances {
                 None => revs.remove(function),
             };
         }
-        let old = self.idle().remove(function).unwrap_or_default();
+        let old: Vec<Session> = {
+            let mut idle = self.idle();
+            match revision {
+                Some(_) => idle.remove(function).unwrap_or_default(),
+                None => {
+                    let prefix = format!("{function}:");
+                    let keys: Vec<String> = idle
+                        .keys()
+                        .filter(|k| *k == function || k.starts_with(&prefix))
+                        .cloned()
+                        .collect();
+                    keys.iter()
+                        .flat_map(|k| idle.remove(k).unwrap_or_default())
+                        .collect()
+                }
+            }
+        };
         destroy_all(old);
     }
 
-    /// Idle instances per function: (count, memory MB).
+    /// Destroys the idle instances of one published version (deleted).
+    pub fn retire_version(&self, function: &str, version: &str) {
+        let old = self
+            .idle()
+            .remove(&key(function, version))
+            .unwrap_or_default();
+        destroy_all(old);
+    }
+
+    /// Idle instances per function, over its versions: (count, memory MB).
     pub fn idle_by_function(&self) -> Vec<(String, u32, u64)> {
-        self.idle()
-            .iter()
-            .map(|(f, l)| {
-                (
-                    f.clone(),
-                    l.len() as u32,
-                    l.iter().map(|i| u64::from(i.memory_mb())).sum(),
-                )
-            })
+        let mut by: HashMap<&str, (u32, u64)> = HashMap::new();
+        let idle = self.idle();
+        for inst in idle.values().flatten() {
+            let e = by.entry(inst.function()).or_default();
+            e.0 += 1;
+            e.1 += u64::from(inst.memory_mb());
+        }
+        by.into_iter()
+            .map(|(f, (n, mb))| (f.to_string(), n, mb))
             .collect()
     }
 

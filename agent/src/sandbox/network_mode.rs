@@ -6,7 +6,20 @@ use std::fmt;
 use std::str::FromStr;
 
 /// What network a function's sandboxes get.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum NetworkMode {
     /// Loopback only.
     #[default]

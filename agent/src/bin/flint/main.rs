@@ -8,6 +8,7 @@ mod since;
 mod table;
 mod triggers;
 mod triggers_files;
+mod versions;
 
 use clap::{Parser, Subcommand};
 use flint_agent::client::{bundle, connect_with_token, Client};
@@ -131,7 +132,25 @@ enum Cmd {
     PutConcurrency { name: String, reserved: u32 },
     /// Remove a function's reserved concurrency.
     DeleteConcurrency { name: String },
-    /// Invoke a function and print its result.
+    /// Publish a function's current configuration and code as a new version.
+    Publish {
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Publish only if the code's sha256 (hex) is this one.
+        #[arg(long, default_value = "")]
+        code_sha256: String,
+    },
+    /// List a function's versions ($LATEST first) with their usage.
+    Versions { name: String },
+    /// Delete one published version (refused while an alias routes to it).
+    DeleteVersion { name: String, version: u64 },
+    /// Aliases: names for a version, with optional weighted routing to a second one.
+    Aliases {
+        #[command(subcommand)]
+        action: versions::AliasesCmd,
+    },
+    /// Invoke a function (NAME, or NAME:VERSION / NAME:ALIAS) and print its result.
     Invoke {
         name: String,
         /// JSON payload (default {}).
@@ -519,6 +538,14 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Cmd::Triggers { action } => return triggers::run(&c, action, cli.json).await,
         Cmd::Roles { action } => return roles::run(&c, action, cli.json).await,
+        Cmd::Publish {
+            name,
+            description,
+            code_sha256,
+        } => return versions::publish(&c, name, description, code_sha256, cli.json).await,
+        Cmd::Versions { name } => return versions::list(&c, name, cli.json).await,
+        Cmd::DeleteVersion { name, version } => return versions::delete(&c, name, version).await,
+        Cmd::Aliases { action } => return versions::aliases(&c, action, cli.json).await,
         Cmd::Secrets { action } => return roles::run_secrets(&c, action, cli.json).await,
         Cmd::Rm { name, force } => {
             c.functions
@@ -588,7 +615,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                     serde_json::json!({
                         "status_code": r.status_code, "request_id": r.request_id,
                         "function_error": r.function_error, "payload": body,
-                        "log_result": r.log_result,
+                        "log_result": r.log_result, "executed_version": r.executed_version,
                     })
                 );
             } else {
