@@ -314,6 +314,12 @@ impl Agent {
         if let Err(e) = self.code().collect_garbage(referenced) {
             tracing::warn!(error = %e, "code garbage collection");
         }
+        // Unpacked directories: the same rule, and a running instance pins its own.
+        match self.unpacked().collect_garbage(referenced) {
+            Ok(n) if n > 0 => tracing::info!(removed = n, "unpacked code directories removed"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "unpacked code garbage collection"),
+        }
     }
 }
 
