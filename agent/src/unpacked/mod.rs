@@ -1,6 +1,6 @@
 //! Unpacked code bundles on the host, one read-only directory per code hash
 //! (`<data>/unpacked/<sha256>/`), shared by every namespace-sandbox instance of that
-//! code (mounted read-only at its /var/task, [`crate::sandbox::namespace::code_mount`]),
+//! code (mounted read-only at its /var/task by the namespace sandbox backend),
 //! so neither the unpack nor the unpacked files count against a function's memory.
 //!
 //! A directory is made on the first start that needs it (unpacked into a temporary
