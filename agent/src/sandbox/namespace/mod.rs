@@ -104,7 +104,7 @@ impl SandboxBackend for NamespaceBackend {
             };
             let tmp = {
                 let (disks, id, mb) = (self.tmp_disks.clone(), spec.id.clone(), spec.tmp_mb);
-                tokio::task::spawn_blocking(move || disks.make(&id, mb))
+                tokio::task::spawn_blocking(move || disks.take(&id, mb))
                     .await
                     .map_err(|e| SandboxError::Io(std::io::Error::other(e)))??
             };

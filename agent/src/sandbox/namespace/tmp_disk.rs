@@ -6,7 +6,9 @@
 //! its size; its files are charged to the host disk, not to its memory cgroup.
 //!
 //! Nothing is left behind: the mount lives only inside the sandbox's mount
-//! namespace, the loop device detaches itself when that goes (auto-clear), and its
+//! namespace (or, for the few disks kept ready ahead ([`STOCK`] per size, so a cold
+//! start takes one instead of paying for it), in flintd's descriptors, which close
+//! when flintd exits), the loop device detaches itself when that goes (auto-clear), and its
 //! backing file has no name. A crash between two steps leaves at most a named image
 //! file, removed by [`TmpDisks::new`] at start-up, which also asks the kernel to
 //! detach any loop device still backed by a file of this directory.
@@ -17,7 +19,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 const LOOP_CTL_GET_FREE: libc::c_ulong = 0x4C82;
 const LOOP_CONFIGURE: libc::c_ulong = 0x4C0A;
@@ -27,6 +29,8 @@ const LO_FLAGS_DIRECT_IO: u32 = 16;
 /// Bytes per inode of the file system: few, large files are the common case.
 const BYTES_PER_INODE: &str = "65536";
 const MIB: u64 = 1024 * 1024;
+/// Disks kept ready per size.
+pub const STOCK: usize = 2;
 
 /// Errors making a sandbox's /tmp.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +58,8 @@ pub struct TmpDisks {
     dir: PathBuf,
     /// Template image per size in MB.
     templates: Mutex<HashMap<u32, PathBuf>>,
+    /// Disks made ahead, per size, and whether a refill runs for that size.
+    stock: Mutex<HashMap<u32, (Vec<OwnedFd>, bool)>>,
 }
 
 #[repr(C)]
@@ -95,7 +101,70 @@ impl TmpDisks {
         Self {
             dir: dir.to_path_buf(),
             templates: Mutex::default(),
+            stock: Mutex::default(),
         }
+    }
+
+    /// A /tmp of `mb` MB for sandbox `id`: one made ahead when there is one, else
+    /// made now; either way the stock of that size is refilled in the background.
+    /// Blocking.
+    pub fn take(self: &Arc<Self>, id: &str, mb: u32) -> Result<OwnedFd, TmpDiskError> {
+        let ready = {
+            let mut stock = self.stock.lock().unwrap_or_else(|p| p.into_inner());
+            let (disks, refilling) = stock.entry(mb).or_default();
+            let ready = disks.pop();
+            let start = !*refilling;
+            *refilling = true;
+            (ready, start)
+        };
+        if ready.1 {
+            let me = self.clone();
+            let spawned = std::thread::Builder::new()
+                .name("flint-tmp-disks".into())
+                .spawn(move || me.refill(mb));
+            if spawned.is_err() {
+                self.set_refilling(mb, false);
+            }
+        }
+        match ready.0 {
+            Some(disk) => Ok(disk),
+            None => self.make(id, mb),
+        }
+    }
+
+    fn set_refilling(&self, mb: u32, on: bool) {
+        let mut stock = self.stock.lock().unwrap_or_else(|p| p.into_inner());
+        stock.entry(mb).or_default().1 = on;
+    }
+
+    /// Makes disks of `mb` MB until [`STOCK`] are ready.
+    fn refill(&self, mb: u32) {
+        loop {
+            let have = {
+                let stock = self.stock.lock().unwrap_or_else(|p| p.into_inner());
+                stock.get(&mb).map_or(0, |(d, _)| d.len())
+            };
+            if have >= STOCK {
+                break;
+            }
+            let id = format!("stock-{}", uuid::Uuid::new_v4().simple());
+            match self.make(&id, mb) {
+                Ok(disk) => {
+                    let mut stock = self.stock.lock().unwrap_or_else(|p| p.into_inner());
+                    stock.entry(mb).or_default().0.push(disk);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "no /tmp disk made ahead");
+                    break;
+                }
+            }
+        }
+        self.set_refilling(mb, false);
+    }
+
+    /// Closes the disks made ahead (their loop devices detach).
+    pub fn drain(&self) {
+        self.stock.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
     /// The image size for a /tmp of `mb` MB usable: the file system's own metadata
@@ -317,6 +386,27 @@ pub fn loop_devices_backed_under(dir: &Path) -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn disks_are_kept_ready_and_closed_on_drain() {
+        let dir = tempfile::tempdir().unwrap();
+        let disks = Arc::new(TmpDisks::new(dir.path()));
+        let first = disks.take("sbx-a", 8).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while loop_devices_backed_under(dir.path()).len() < 1 + STOCK {
+            assert!(std::time::Instant::now() < deadline, "stock not refilled");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        drop(first);
+        disks.drain();
+        while !loop_devices_backed_under(dir.path()).is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "loop devices still attached"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
 
     #[test]
     fn a_tmp_disk_fills_at_its_size_and_leaves_nothing() {
