@@ -172,12 +172,14 @@ impl Agent {
         // a function with the same code must not collect it in between.
         let pin = self.code().pin(&f.code_sha256);
         self.code().put(&pin, &req.code_zip)?;
+        let unpack_pin = self.unpacked().pin(&f.code_sha256);
         let inserted = self.store().insert(&f);
         drop(pin);
         if let Err(e) = inserted {
             self.collect_code();
             return Err(e.into());
         }
+        self.unpack_ahead(&unpack_pin, &req.code_zip);
         self.idle().retire(&f.name, Some(f.revision));
         tracing::info!(function = %f.name, runtime = %f.runtime, "function created");
         Ok(f)
@@ -206,6 +208,7 @@ impl Agent {
         let info = check_bundle(zip)?;
         let pin = self.code().pin(&info.sha256);
         self.code().put(&pin, zip)?;
+        let unpack_pin = self.unpacked().pin(&info.sha256);
         f.code_sha256 = info.sha256;
         f.code_size = info.size;
         f.revision += 1;
@@ -216,6 +219,7 @@ impl Agent {
         // one may now be unreferenced.
         self.collect_code();
         updated?;
+        self.unpack_ahead(&unpack_pin, zip);
         self.idle().retire(&f.name, Some(f.revision));
         tracing::info!(function = %f.name, revision = f.revision, "code updated");
         Ok(f)
@@ -300,6 +304,18 @@ impl Agent {
         self.collect_code();
         tracing::info!(function = %name, "function deleted");
         Ok(f)
+    }
+
+    /// Unpacks newly stored code for the namespace sandbox's /var/task now, so the
+    /// first cold start does not (the pin was taken before the row was written); a
+    /// failure only leaves the unpack to that start.
+    fn unpack_ahead(&self, pin: &crate::unpacked::UnpackPin, zip: &[u8]) {
+        if !self.backend().mounts_code() {
+            return;
+        }
+        if let Err(e) = self.unpacked().ensure(pin, || Ok(zip.to_vec())) {
+            tracing::warn!(error = %e, "code not unpacked ahead");
+        }
     }
 
     /// Removes the bundles no function references (and no writer has pinned).
