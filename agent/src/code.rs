@@ -47,6 +47,9 @@ pub enum CodeError {
     /// A stored bundle is gone
     #[error("code bundle {0} is missing from the store")]
     Missing(String),
+    /// A stored bundle could not be unpacked on the host (namespace sandbox)
+    #[error("the code bundle could not be unpacked: {0}")]
+    Unpack(String),
 }
 
 /// What validation learned about a bundle.
@@ -134,7 +137,7 @@ fn check_real_size(
 }
 
 /// True when `name` stays below the directory it is unpacked into.
-fn is_enclosed(name: &str) -> bool {
+pub(crate) fn is_enclosed(name: &str) -> bool {
     if name.is_empty() || name.contains('\0') || name.starts_with('/') || name.contains('\\') {
         return false;
     }

@@ -66,6 +66,8 @@ pub struct Agent {
     config: Config,
     store: Store,
     code: CodeStore,
+    /// Bundles unpacked once per hash for the namespace sandbox's /var/task.
+    unpacked: crate::unpacked::UnpackCache,
     logs: Logs,
     /// Idle instances per function (warm starts).
     idle: Arc<IdleInstances>,
@@ -113,6 +115,7 @@ impl Agent {
         })?;
         let store = Store::open(&data.join("flint.db"))?;
         let code = CodeStore::open(&data.join("code"))?;
+        let unpacked = crate::unpacked::UnpackCache::open(&data.join("unpacked"))?;
         let logs =
             Logs::open(&data.join("logs"), config.function_log_max_bytes).map_err(|source| {
                 OpenError::DataDir {
@@ -184,6 +187,7 @@ impl Agent {
             config,
             store,
             code,
+            unpacked,
             logs,
             idle,
             backend,
@@ -276,6 +280,10 @@ impl Agent {
 
     pub(crate) fn files_triggers(&self) -> &Arc<crate::triggers::files::state::FilesState> {
         &self.files
+    }
+
+    pub(crate) fn unpacked(&self) -> &crate::unpacked::UnpackCache {
+        &self.unpacked
     }
 
     pub(crate) fn code(&self) -> &CodeStore {
@@ -398,6 +406,7 @@ fn choose_backend(config: &Config) -> Arc<dyn SandboxBackend> {
                 config.network.clone(),
                 &config.data_dir.join("network"),
             ),
+            &config.data_dir.join("ephemeral"),
         ))
     }
 }

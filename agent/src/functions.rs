@@ -173,12 +173,14 @@ impl Agent {
         // a function with the same code must not collect it in between.
         let pin = self.code().pin(&f.code_sha256);
         self.code().put(&pin, &req.code_zip)?;
+        let unpack_pin = self.unpacked().pin(&f.code_sha256);
         let inserted = self.store().insert(&f);
         drop(pin);
         if let Err(e) = inserted {
             self.collect_code();
             return Err(e.into());
         }
+        self.unpack_ahead(&unpack_pin, &req.code_zip);
         self.idle().retire(&f.name, Some(f.revision));
         tracing::info!(function = %f.name, runtime = %f.runtime, "function created");
         Ok(f)
@@ -207,6 +209,7 @@ impl Agent {
         let info = check_bundle(zip)?;
         let pin = self.code().pin(&info.sha256);
         self.code().put(&pin, zip)?;
+        let unpack_pin = self.unpacked().pin(&info.sha256);
         f.code_sha256 = info.sha256;
         f.code_size = info.size;
         f.revision += 1;
@@ -217,6 +220,7 @@ impl Agent {
         // one may now be unreferenced.
         self.collect_code();
         updated?;
+        self.unpack_ahead(&unpack_pin, zip);
         self.idle().retire(&f.name, Some(f.revision));
         tracing::info!(function = %f.name, revision = f.revision, "code updated");
         Ok(f)
@@ -303,6 +307,18 @@ impl Agent {
         Ok(f)
     }
 
+    /// Unpacks newly stored code for the namespace sandbox's /var/task now, so the
+    /// first cold start does not (the pin was taken before the row was written); a
+    /// failure only leaves the unpack to that start.
+    fn unpack_ahead(&self, pin: &crate::unpacked::UnpackPin, zip: &[u8]) {
+        if !self.backend().mounts_code() {
+            return;
+        }
+        if let Err(e) = self.unpacked().ensure(pin, || Ok(zip.to_vec())) {
+            tracing::warn!(error = %e, "code not unpacked ahead");
+        }
+    }
+
     /// Removes the bundles no function or version references (and no writer has
     /// pinned).
     pub(crate) fn collect_code(&self) {
@@ -315,6 +331,12 @@ impl Agent {
         };
         if let Err(e) = self.code().collect_garbage(referenced) {
             tracing::warn!(error = %e, "code garbage collection");
+        }
+        // Unpacked directories: the same rule, and a running instance pins its own.
+        match self.unpacked().collect_garbage(referenced) {
+            Ok(n) if n > 0 => tracing::info!(removed = n, "unpacked code directories removed"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "unpacked code garbage collection"),
         }
     }
 }

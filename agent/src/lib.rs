@@ -47,5 +47,6 @@ pub(crate) mod start_gate;
 pub(crate) mod store;
 pub mod timefmt;
 pub(crate) mod triggers;
+pub(crate) mod unpacked;
 pub(crate) mod validate;
 pub(crate) mod versions;

@@ -4,7 +4,7 @@ use crate::launcher::{SandboxArgs, SandboxNet};
 use std::path::PathBuf;
 
 /// Usage text.
-pub const USAGE: &str = "usage: flint-init sandbox --rootfs DIR --fd N [--cgroup PATH]... [--hostname NAME] [--uid-base UID] [--netns-fd N --resolv-conf FILE] [--ro-bind HOST:/mnt/...]...\n       flint-init            (as PID 1 of a microVM guest)";
+pub const USAGE: &str = "usage: flint-init sandbox --rootfs DIR --fd N [--cgroup PATH]... [--hostname NAME] [--uid-base UID] [--netns-fd N --resolv-conf FILE] [--ro-bind HOST:/mnt/...]... [--tmp-fd N]\n       flint-init            (as PID 1 of a microVM guest)";
 
 /// Hostname inside a sandbox when none is given.
 pub const DEFAULT_HOSTNAME: &str = "flint";
@@ -52,6 +52,9 @@ pub enum ArgsError {
         "--ro-bind must be HOST:GUEST, both absolute, GUEST under /mnt/ without '..', got {0:?}"
     )]
     BadBind(String),
+    /// The --tmp-fd value is not a descriptor number above 2
+    #[error("--tmp-fd must be a descriptor number above 2, got {0:?}")]
+    BadTmpFd(String),
     /// The --uid-base value is not a host uid with 65,536 uids above it
     #[error("--uid-base must be a uid from 1 to 4294901759 (65,536 uids follow it), got {0:?}")]
     BadUidBase(String),
@@ -84,6 +87,7 @@ fn parse_sandbox(argv: &[String]) -> Result<SandboxArgs, ArgsError> {
     let mut netns_fd = None;
     let mut resolv_conf = None;
     let mut ro_binds = Vec::new();
+    let mut tmp_fd = None;
     let mut it = argv.iter();
     while let Some(flag) = it.next() {
         let mut value = || {
@@ -111,6 +115,13 @@ fn parse_sandbox(argv: &[String]) -> Result<SandboxArgs, ArgsError> {
             }
             "--resolv-conf" => resolv_conf = Some(PathBuf::from(value()?)),
             "--ro-bind" => ro_binds.push(parse_bind(&value()?)?),
+            "--tmp-fd" => {
+                let v = value()?;
+                match v.parse::<i32>() {
+                    Ok(n) if n > 2 => tmp_fd = Some(n),
+                    _ => return Err(ArgsError::BadTmpFd(v)),
+                }
+            }
             "--uid-base" => {
                 let v = value()?;
                 match v.parse::<u32>() {
@@ -139,6 +150,7 @@ fn parse_sandbox(argv: &[String]) -> Result<SandboxArgs, ArgsError> {
         uid_base,
         net,
         ro_binds,
+        tmp_fd,
     })
 }
 
@@ -195,6 +207,7 @@ mod tests {
                 uid_base: Some(1 << 30),
                 net: None,
                 ro_binds: vec![],
+                tmp_fd: None,
             })
         );
         let c = parse(

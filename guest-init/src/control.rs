@@ -2,15 +2,18 @@
 //! wait for Configure, prepare /tmp and /var/task, start the Runtime API and the
 //! runtime, then feed host invocations to the runtime until Shutdown or end of stream.
 
+use crate::fd_stream::FdStream;
 use crate::host_calls::HostCalls;
 use crate::host_link::HostLink;
 use crate::state::{error_doc, report_init_error, Shared};
-use crate::{aws_local, env, logs, mounts, process, reaper, runtime_api, seccomp, unpack};
+use crate::{
+    aws_local, env, host_mount, logs, mounts, process, reaper, runtime_api, seccomp, unpack,
+};
 use flint_proto::frame::{read_frame, FrameError};
 use flint_proto::init::{guest_message::Msg, host_message, Configure, Hello, HostMessage, Prepare};
 use std::fs::File;
 use std::net::{SocketAddr, TcpListener};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
@@ -41,6 +44,9 @@ pub struct Paths {
     pub task: PathBuf,
     /// Runtime API address.
     pub api: SocketAddr,
+    /// A detached disk-backed file system flintd made for /tmp (namespace sandbox),
+    /// attached instead of a tmpfs; owned by the process, used once.
+    pub tmp_fd: Option<RawFd>,
 }
 
 impl Default for Paths {
@@ -49,6 +55,7 @@ impl Default for Paths {
             tmp: PathBuf::from("/tmp"),
             task: PathBuf::from("/var/task"),
             api: SocketAddr::from(([127, 0, 0, 1], 9001)),
+            tmp_fd: None,
         }
     }
 }
@@ -69,8 +76,9 @@ pub enum ControlError {
 
 /// Runs the loop on `stream`; returns the process exit code (0 on Shutdown or end of
 /// stream, 1 on a malformed frame or a broken stream).
-pub fn run(mut stream: File, started: Instant, paths: &Paths) -> Result<i32, ControlError> {
+pub fn run(stream: File, started: Instant, paths: &Paths) -> Result<i32, ControlError> {
     let writer = stream.try_clone().map_err(ControlError::Dup)?;
+    let mut stream = FdStream::new(stream);
     let shared = Arc::new(Shared::new(HostLink::new(Box::new(writer))));
     reaper::spawn(shared.clone()).map_err(ControlError::Reaper)?;
     shared
@@ -103,7 +111,12 @@ pub fn run(mut stream: File, started: Instant, paths: &Paths) -> Result<i32, Con
             }
             Some(host_message::Msg::Configure(cfg)) if !configured => {
                 configured = true;
-                configure(cfg, prepared.as_ref(), &shared, &calls, paths);
+                let code_mount = if cfg.code_mount {
+                    stream.take_fd()
+                } else {
+                    None
+                };
+                configure(cfg, code_mount, prepared.as_ref(), &shared, &calls, paths);
             }
             Some(host_message::Msg::Configure(_)) => {
                 eprintln!("flint-init: ignoring a second Configure");
@@ -152,6 +165,7 @@ fn warm_up(p: &Prepare, shared: &Arc<Shared>, paths: &Paths) {
 /// Handles Configure; every failure is reported to the host as InitError.
 fn configure(
     cfg: Configure,
+    code_mount: Option<OwnedFd>,
     prepared: Option<&Prepare>,
     shared: &Arc<Shared>,
     calls: &Arc<HostCalls>,
@@ -164,9 +178,9 @@ fn configure(
     }
     let result = match prepared {
         None => setup_sandbox(cfg.tmp_mb, shared, paths)
-            .and_then(|()| install_code(&cfg, shared, paths, at))
+            .and_then(|()| install_code(&cfg, code_mount, shared, paths, at))
             .and_then(|()| start_runtime(&cfg.bootstrap, &env::compose(&cfg), shared, paths)),
-        Some(p) => install_code(&cfg, shared, paths, at).and_then(|()| {
+        Some(p) => install_code(&cfg, code_mount, shared, paths, at).and_then(|()| {
             if p.start_runtime {
                 let vars: std::collections::BTreeMap<_, _> =
                     env::compose(&cfg).into_iter().collect();
@@ -218,7 +232,15 @@ fn setup_failure(e: &dyn std::fmt::Display) -> Failure {
 
 /// Mounts /tmp and an empty, writable /var/task and starts the Runtime API.
 fn setup_sandbox(tmp_mb: u32, shared: &Arc<Shared>, paths: &Paths) -> Result<(), Failure> {
-    mounts::tmp(&paths.tmp, tmp_mb).map_err(|e| setup_failure(&e))?;
+    match paths.tmp_fd {
+        Some(fd) => {
+            // SAFETY: the launcher was handed this descriptor to own and passes it
+            // here once; setup_sandbox runs at most once.
+            let tree = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+            host_mount::attach(tree, &paths.tmp).map_err(|e| setup_failure(&e))?;
+        }
+        None => mounts::tmp(&paths.tmp, tmp_mb).map_err(|e| setup_failure(&e))?,
+    }
     mounts::task(&paths.task).map_err(|e| setup_failure(&e))?;
     let listener = TcpListener::bind(paths.api).map_err(|e| {
         (
@@ -229,13 +251,24 @@ fn setup_sandbox(tmp_mb: u32, shared: &Arc<Shared>, paths: &Paths) -> Result<(),
     runtime_api::spawn(listener, shared.clone()).map_err(|e| setup_failure(&e))
 }
 
-/// Unpacks the code into /var/task and makes it read-only.
+/// Unpacks the code into /var/task and makes it read-only; or, when flintd sent the
+/// code as a read-only mount, attaches that over the (now read-only) empty /var/task.
 fn install_code(
     cfg: &Configure,
+    code_mount: Option<OwnedFd>,
     shared: &Arc<Shared>,
     paths: &Paths,
     at: Instant,
 ) -> Result<(), Failure> {
+    if cfg.code_mount {
+        mounts::remount_readonly(&paths.task).map_err(|e| setup_failure(&e))?;
+        let tree = code_mount.ok_or_else(|| {
+            setup_failure(&"Configure announced a code mount but no descriptor came with it")
+        })?;
+        host_mount::attach(tree, &paths.task).map_err(|e| setup_failure(&e))?;
+        shared.mark_configured(at, at.elapsed().as_nanos() as u64);
+        return Ok(());
+    }
     let unpacked = unpack::unpack(&cfg.code_zip, &paths.task);
     let unpack_ns = at.elapsed().as_nanos() as u64;
     // Read-only even when unpacking failed half-way.

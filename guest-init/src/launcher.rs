@@ -34,6 +34,8 @@ pub struct SandboxArgs {
     pub net: Option<SandboxNet>,
     /// Host directories mounted read-only at the second path (under /mnt).
     pub ro_binds: Vec<(PathBuf, PathBuf)>,
+    /// A detached disk-backed file system (made by flintd) to attach at /tmp.
+    pub tmp_fd: Option<RawFd>,
 }
 
 /// A network namespace made and configured by flintd, joined before the other
@@ -118,6 +120,9 @@ pub fn run(args: &SandboxArgs) -> Result<i32, LaunchError> {
     match unsafe { fork() }.map_err(sys("fork"))? {
         ForkResult::Parent { child } => {
             let _ = nix::unistd::close(args.fd);
+            if let Some(fd) = args.tmp_fd {
+                let _ = nix::unistd::close(fd);
+            }
             supervise(child, &forwarded)
         }
         ForkResult::Child => {
@@ -203,5 +208,16 @@ fn sandbox_child(args: &SandboxArgs, old: &SigSet, started: Instant) -> Result<i
     .map_err(|e| LaunchError::BadFd(args.fd, e))?;
     // SAFETY: `fd` was checked to be open and is handed to us by flintd to own.
     let stream = unsafe { File::from_raw_fd(args.fd) };
-    Ok(control::run(stream, started, &Paths::default())?)
+    if let Some(fd) = args.tmp_fd {
+        nix::fcntl::fcntl(
+            fd,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        )
+        .map_err(|e| LaunchError::BadFd(fd, e))?;
+    }
+    let paths = Paths {
+        tmp_fd: args.tmp_fd,
+        ..Paths::default()
+    };
+    Ok(control::run(stream, started, &paths)?)
 }

@@ -14,6 +14,7 @@ mod admit;
 mod events;
 mod place;
 mod report;
+mod send_fd;
 pub(crate) mod session;
 
 use crate::code::CodeError;

@@ -2,7 +2,7 @@
 //! start); else, once the start scheduler admits a cold start, a pre-started sandbox
 //! from the sandbox pool bound to the function; else a new sandbox.
 
-use super::session::{Binding, Session, StartError, Started};
+use super::session::{Binding, CodeMount, Session, StartError, Started};
 use super::{InvokeError, Timings};
 use crate::code::CodeError;
 use crate::core::Agent;
@@ -116,6 +116,7 @@ impl Agent {
             id: new_sandbox_id(),
             rootfs: rt.rootfs.clone(),
             memory_mb: f.memory_mb,
+            tmp_mb: TMP_MB,
             network: f.network,
             ro_binds,
         };
@@ -138,16 +139,37 @@ impl Agent {
         rt: &Runtime,
     ) -> Result<Binding<'f>, InvokeError> {
         let (name, sha) = (f.name.clone(), f.code_sha256.clone());
-        let code_zip = self
-            .blocking(move |agent| match agent.code().get(&sha) {
-                Ok(z) => Ok(z),
-                // Deleted (or its code replaced) since this invocation read it: a
-                // deleted function is NOT_FOUND, as if the call had come a moment later.
-                Err(CodeError::Missing(sha)) => {
-                    agent.store().get(&name)?;
-                    Err(CodeError::Missing(sha).into())
+        let mounts_code = self.backend().mounts_code();
+        let (code_zip, code_mount) = self
+            .blocking(move |agent| {
+                let read = || match agent.code().get(&sha) {
+                    Ok(z) => Ok(z),
+                    // Deleted (or its code replaced) since this invocation read it: a
+                    // deleted function is NOT_FOUND, as if the call had come a moment
+                    // later.
+                    Err(CodeError::Missing(sha)) => match agent.store().get(&name) {
+                        Ok(_) => Err(InvokeError::from(CodeError::Missing(sha))),
+                        Err(e) => Err(InvokeError::from(e)),
+                    },
+                    Err(e) => Err(InvokeError::from(e)),
+                };
+                if !mounts_code {
+                    return Ok((read()?, None));
                 }
-                Err(e) => Err(InvokeError::from(e)),
+                // Pinned before it is looked at: a collection cannot remove it between.
+                let pin = agent.unpacked().pin(&sha);
+                let mut failed = None;
+                let dir = agent.unpacked().ensure(&pin, || {
+                    read().map_err(|e| {
+                        failed = Some(e);
+                        CodeError::Missing(sha.clone())
+                    })
+                });
+                match (dir, failed) {
+                    (Ok(dir), _) => Ok((Vec::new(), Some(CodeMount { dir, pin }))),
+                    (Err(_), Some(e)) => Err(e),
+                    (Err(e), None) => Err(InvokeError::from(e)),
+                }
             })
             .await?;
         let role = self.role_binding(f)?;
@@ -161,6 +183,7 @@ impl Agent {
             timeout_s: f.timeout_s,
             environment,
             code_zip,
+            code_mount: code_mount.is_some(),
             bootstrap: rt.manifest.bootstrap.clone(),
             runtime: rt.manifest.name.clone(),
             function_arn: self.arn(&f.name),
@@ -178,6 +201,7 @@ impl Agent {
             revision: instance_revision(f, version),
             calls: role.calls,
             retire_at: role.retire_at,
+            code_mount,
         })
     }
 }

@@ -21,6 +21,7 @@ use flint_proto::init::{
     PROTOCOL_VERSION,
 };
 use flint_proto::lambda::{self, error_doc, exit_message};
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::unix::OwnedWriteHalf;
@@ -148,6 +149,15 @@ pub(crate) struct Binding<'a> {
     /// When the instance must stop taking invocations (its environment's role
     /// credentials expire soon after).
     pub retire_at: Option<Instant>,
+    /// The code as a host directory to mount read-only at /var/task (namespace
+    /// sandbox; Configure's `code_mount` is set), pinned for the instance's life.
+    pub code_mount: Option<CodeMount>,
+}
+
+/// The unpacked bundle an instance mounts, and its pin.
+pub(crate) struct CodeMount {
+    pub dir: std::path::PathBuf,
+    pub pin: crate::unpacked::UnpackPin,
 }
 
 /// What the reader task (or a call's task) delivers.
@@ -186,6 +196,8 @@ struct GuestLink {
     calls: Option<Arc<dyn GuestCalls>>,
     /// See [`Binding::retire_at`].
     retire_at: Option<Instant>,
+    /// Keeps the instance's unpacked code directory while the instance lives.
+    code_pin: Option<crate::unpacked::UnpackPin>,
 }
 
 impl Stream {
@@ -213,6 +225,7 @@ impl Stream {
                 replies,
                 calls: None,
                 retire_at: None,
+                code_pin: None,
             }),
         };
         if let Err(e) = s.hello().await {
@@ -260,6 +273,19 @@ impl Stream {
     /// Sends one message.
     async fn send(&mut self, msg: H) -> Result<(), FrameError> {
         tokio_io::write_frame(&mut self.writer, &HostMessage { msg: Some(msg) }).await
+    }
+
+    /// Sends Configure with a read-only mount of `dir` for /var/task attached.
+    async fn send_with_code(
+        &mut self,
+        configure: Configure,
+        dir: &std::path::Path,
+    ) -> Result<(), FrameError> {
+        let tree = crate::sandbox::namespace::code_mount::read_only_tree(dir)?;
+        let msg = HostMessage {
+            msg: Some(H::Configure(configure)),
+        };
+        super::send_fd::send_with_fd(&mut self.writer, &msg, tree.as_fd()).await
     }
 
     /// Answers a call of flint-init on a task of its own; the reply comes back as
@@ -526,7 +552,13 @@ impl Session {
             stream.timings.sandbox_ns = 0;
             stream.timings.init_boot_ns = 0;
         }
-        let sent = stream.send(H::Configure(binding.configure)).await;
+        let sent = match binding.code_mount {
+            None => stream.send(H::Configure(binding.configure)).await,
+            Some(code) => {
+                stream.guest.code_pin = Some(code.pin);
+                stream.send_with_code(binding.configure, &code.dir).await
+            }
+        };
         let waited = match sent {
             Ok(()) => {
                 stream

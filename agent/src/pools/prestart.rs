@@ -253,6 +253,7 @@ impl SandboxPool {
             id: new_sandbox_id(),
             rootfs: rt.rootfs.clone(),
             memory_mb: key.memory_mb,
+            tmp_mb: self.config.tmp_mb,
             network: key.network,
             ro_binds: Vec::new(),
         };

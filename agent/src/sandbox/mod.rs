@@ -44,6 +44,9 @@ pub enum SandboxError {
     /// Every host uid range is held by a live sandbox
     #[error("all {0} host uid ranges are in use: too many sandboxes at once")]
     NoUidRange(u32),
+    /// The sandbox's disk-backed /tmp could not be made
+    #[error(transparent)]
+    TmpDisk(#[from] namespace::tmp_disk::TmpDiskError),
     /// Other I/O
     #[error("sandbox I/O: {0}")]
     Io(#[from] std::io::Error),
@@ -69,6 +72,8 @@ pub struct SandboxSpec {
     pub rootfs: PathBuf,
     /// Memory cap for everything in the sandbox, in MB.
     pub memory_mb: u32,
+    /// Size of /tmp in MB (Lambda's ephemeral storage), on disk where the backend can.
+    pub tmp_mb: u32,
     /// Loopback only, or an interface with outbound access under the egress policy.
     pub network: NetworkMode,
     /// Host directories mounted read-only inside (file-event triggers); empty for
@@ -95,6 +100,12 @@ pub trait SandboxBackend: Send + Sync {
     }
     /// True when sandboxes can be given outbound networking.
     fn outbound_network(&self) -> bool {
+        false
+    }
+    /// True when the code reaches the sandbox as a read-only mount of the bundle
+    /// unpacked once on the host ([`crate::unpacked`]); false when flint-init unpacks
+    /// the zip itself (the microVM: its memory is the VM's own).
+    fn mounts_code(&self) -> bool {
         false
     }
     /// Starts a sandbox; returns once its flint-init stream is connected.

@@ -5,8 +5,11 @@
 //! one end of a Unix socketpair. For hosts without hardware virtualisation.
 
 pub mod cgroup;
+pub mod code_mount;
 pub mod cpu;
+pub mod mount_api;
 pub mod sweep;
+pub mod tmp_disk;
 pub mod uids;
 
 use super::net::{Network, SandboxNet};
@@ -15,10 +18,11 @@ use super::{BoxFuture, NetworkMode, Sandbox, SandboxBackend, SandboxError, Sandb
 use crate::limits::PIDS_MAX;
 use cgroup::SandboxCgroup;
 use cpu::CpuQuota;
-use std::os::fd::AsRawFd;
-use std::path::PathBuf;
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
+use tmp_disk::TmpDisks;
 use tokio::io::AsyncBufReadExt;
 use uids::{UidLease, UidRanges};
 
@@ -28,12 +32,19 @@ pub struct NamespaceBackend {
     cgroup_parent: String,
     uids: Arc<UidRanges>,
     network: Arc<Network>,
+    tmp_disks: Arc<TmpDisks>,
 }
 
 impl NamespaceBackend {
-    /// A backend running `init_path` under cgroup `cgroup_parent`; removes sandboxes
-    /// a previous agent left behind (cgroups, sandbox links, the nftables table).
-    pub fn new(init_path: PathBuf, cgroup_parent: String, network: Network) -> Self {
+    /// A backend running `init_path` under cgroup `cgroup_parent`, with /tmp images
+    /// in `ephemeral_dir`; removes sandboxes a previous agent left behind (cgroups,
+    /// sandbox links, the nftables table, /tmp images and their loop devices).
+    pub fn new(
+        init_path: PathBuf,
+        cgroup_parent: String,
+        network: Network,
+        ephemeral_dir: &Path,
+    ) -> Self {
         let stale = sweep::remove_stale(&cgroup_parent);
         if stale > 0 {
             tracing::info!(stale, "removed sandboxes left by an earlier run");
@@ -45,11 +56,14 @@ impl NamespaceBackend {
                 "removed sandbox links and the nftables table left by an earlier run"
             );
         }
+        // After the stale sandboxes are gone: their /tmp loop devices clear themselves.
+        let tmp_disks = Arc::new(TmpDisks::new(ephemeral_dir));
         Self {
             init_path,
             cgroup_parent,
             uids: UidRanges::new(),
             network: Arc::new(network),
+            tmp_disks,
         }
     }
 }
@@ -60,6 +74,10 @@ impl SandboxBackend for NamespaceBackend {
     }
 
     fn outbound_network(&self) -> bool {
+        true
+    }
+
+    fn mounts_code(&self) -> bool {
         true
     }
 
@@ -84,6 +102,12 @@ impl SandboxBackend for NamespaceBackend {
                     )
                 }
             };
+            let tmp = {
+                let (disks, id, mb) = (self.tmp_disks.clone(), spec.id.clone(), spec.tmp_mb);
+                tokio::task::spawn_blocking(move || disks.take(&id, mb))
+                    .await
+                    .map_err(|e| SandboxError::Io(std::io::Error::other(e)))??
+            };
             let cg = SandboxCgroup::create(
                 &self.cgroup_parent,
                 &spec.id,
@@ -95,7 +119,16 @@ impl SandboxBackend for NamespaceBackend {
                 netns_fd: n.netns_fd(),
                 resolv: self.network.resolv_conf().to_path_buf(),
             });
-            let result = spawn(&self.init_path, spec, &cg, lease.base(), guest_net.as_ref());
+            let result = spawn(
+                &self.init_path,
+                spec,
+                &cg,
+                lease.base(),
+                guest_net.as_ref(),
+                tmp.as_raw_fd(),
+            );
+            // flint-init inherited the /tmp mount; the sandbox alone holds it now.
+            drop(tmp);
             let mut sandbox = ProcessSandbox::new(&spec.id, cg);
             match result {
                 Ok((child, stream)) => {
@@ -128,6 +161,7 @@ fn spawn(
     cg: &SandboxCgroup,
     uid_base: u32,
     net: Option<&GuestNet>,
+    tmp_fd: RawFd,
 ) -> Result<(tokio::process::Child, tokio::net::UnixStream), SandboxError> {
     let (host, guest) = std::os::unix::net::UnixStream::pair()?;
     let guest_fd = guest.as_raw_fd();
@@ -140,7 +174,9 @@ fn spawn(
         .arg("--hostname")
         .arg("flint")
         .arg("--uid-base")
-        .arg(uid_base.to_string());
+        .arg(uid_base.to_string())
+        .arg("--tmp-fd")
+        .arg(tmp_fd.to_string());
     for f in cg.procs_files() {
         cmd.arg("--cgroup").arg(f);
     }
@@ -162,11 +198,11 @@ fn spawn(
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     // SAFETY: the closure runs in the forked child before exec and only calls fcntl,
-    // which is async-signal-safe; guest_fd and netns_fd are open in the child
+    // which is async-signal-safe; guest_fd, tmp_fd and netns_fd are open in the child
     // (inherited: the sandbox holds them until the child has started).
     unsafe {
         cmd.pre_exec(move || {
-            for fd in std::iter::once(guest_fd).chain(netns_fd) {
+            for fd in [guest_fd, tmp_fd].into_iter().chain(netns_fd) {
                 if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
                     return Err(std::io::Error::last_os_error());
                 }

@@ -1,0 +1,156 @@
+//! Unpacks a code bundle into a directory on the host, with the checks flint-init's
+//! own unpacker makes (and the create-time check in [`crate::code`]): entry names
+//! that stay below the directory, no symbolic links, no entry that holds more than
+//! its header declares, at most Lambda's 250 MB unzipped and 20,000 entries in all.
+//! Files get their Unix permission bits without setuid/setgid/sticky, plus read for
+//! everyone (the runtime's uid reads them); directories are 0755.
+
+use crate::code::is_enclosed;
+use crate::limits::{CODE_ENTRIES_MAX, CODE_UNZIPPED_MAX};
+use std::fs::{self, OpenOptions};
+use std::io::{self, Cursor, Read};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+
+const S_IFMT: u32 = 0o170_000;
+const S_IFLNK: u32 = 0o120_000;
+
+/// A bundle that cannot be unpacked, or an I/O failure.
+#[derive(Debug, thiserror::Error)]
+pub enum UnzipError {
+    /// Not a zip archive
+    #[error("the code bundle is not a valid zip archive: {0}")]
+    Zip(#[from] zip::result::ZipError),
+    /// Too many entries
+    #[error("the code bundle has {0} entries: at most {CODE_ENTRIES_MAX} allowed")]
+    TooManyEntries(usize),
+    /// An entry escapes the directory
+    #[error("zip entry {0:?} escapes /var/task: use relative paths without '..'")]
+    Escape(String),
+    /// A symbolic link
+    #[error("zip entry {0:?} is a symbolic link: replace it with the file it points to")]
+    Symlink(String),
+    /// An entry holds more than its header declares
+    #[error("zip entry {0:?} unpacks to more bytes than its header declares")]
+    Oversized(String),
+    /// The whole bundle unpacks to more than Lambda's limit
+    #[error("the code bundle unpacks to more than {CODE_UNZIPPED_MAX} bytes (250 MB)")]
+    TooLarge,
+    /// Writing failed
+    #[error("unpacking {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+}
+
+/// Unpacks `bundle` into the existing, empty directory `dest`; returns the bytes
+/// written.
+pub fn unzip(bundle: &[u8], dest: &Path) -> Result<u64, UnzipError> {
+    let mut archive = zip::ZipArchive::new(Cursor::new(bundle))?;
+    if archive.len() > CODE_ENTRIES_MAX {
+        return Err(UnzipError::TooManyEntries(archive.len()));
+    }
+    let mut total: u64 = 0;
+    for i in 0..archive.len() {
+        let mut entry = archive.by_index(i)?;
+        let name = entry.name().to_string();
+        if entry.is_symlink() || entry.unix_mode().is_some_and(|m| m & S_IFMT == S_IFLNK) {
+            return Err(UnzipError::Symlink(name));
+        }
+        if !is_enclosed(&name) {
+            return Err(UnzipError::Escape(name));
+        }
+        let rel: PathBuf = Path::new(&name)
+            .components()
+            .filter(|c| matches!(c, Component::Normal(_)))
+            .collect();
+        let path = dest.join(&rel);
+        let io_err = |source| UnzipError::Io {
+            path: path.clone(),
+            source,
+        };
+        if entry.is_dir() {
+            make_dirs(dest, &rel).map_err(io_err)?;
+            continue;
+        }
+        if let Some(parent) = rel.parent() {
+            make_dirs(dest, parent).map_err(io_err)?;
+        }
+        let declared = entry.size();
+        total = total.saturating_add(declared);
+        if total > CODE_UNZIPPED_MAX {
+            return Err(UnzipError::TooLarge);
+        }
+        let mode = file_mode(entry.unix_mode());
+        let mut out = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&path)
+            .map_err(io_err)?;
+        let written = io::copy(&mut (&mut entry).take(declared), &mut out).map_err(io_err)?;
+        let mut probe = [0u8; 1];
+        if written == declared && entry.read(&mut probe).map_err(io_err)? > 0 {
+            return Err(UnzipError::Oversized(name));
+        }
+        // The mode given to open() is filtered by the umask; set it exactly.
+        out.set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(io_err)?;
+    }
+    Ok(total)
+}
+
+/// A file's permission bits: its own without setuid/setgid/sticky, plus read for
+/// all; 0644 when the archive has no Unix mode.
+fn file_mode(unix_mode: Option<u32>) -> u32 {
+    match unix_mode {
+        Some(m) if m & 0o777 != 0 => (m & 0o777) | 0o444,
+        _ => 0o644,
+    }
+}
+
+/// Creates `dest/rel` and its parents with mode 0755.
+fn make_dirs(dest: &Path, rel: &Path) -> io::Result<()> {
+    let mut cur = dest.to_path_buf();
+    for c in rel.components() {
+        cur.push(c);
+        match fs::create_dir(&cur) {
+            Ok(()) => fs::set_permissions(&cur, fs::Permissions::from_mode(0o755))?,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && cur.is_dir() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::code::tests::make_zip;
+
+    #[test]
+    fn unpacks_files_with_their_modes() {
+        let dir = tempfile::tempdir().unwrap();
+        let z = make_zip(&[
+            ("bootstrap", b"#!/bin/sh\n", Some(0o4755)),
+            ("lib/a.py", b"x = 1\n", Some(0o600)),
+        ]);
+        assert_eq!(unzip(&z, dir.path()).unwrap(), 16);
+        let mode = |p: &str| {
+            fs::metadata(dir.path().join(p))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o7777
+        };
+        assert_eq!(mode("bootstrap"), 0o755);
+        assert_eq!(mode("lib/a.py"), 0o644);
+        assert_eq!(mode("lib"), 0o755);
+    }
+
+    #[test]
+    fn refuses_escaping_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let z = make_zip(&[("../x", b"1", None)]);
+        assert!(matches!(unzip(&z, dir.path()), Err(UnzipError::Escape(_))));
+        assert!(!dir.path().parent().unwrap().join("x").exists());
+    }
+}
