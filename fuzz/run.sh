@@ -15,12 +15,15 @@ shift || true
 "$here/install-cargo-fuzz.sh"
 export PATH="$cache/cargo-fuzz/bin:$PATH"
 cd "$here"
+# The build is kept in the cache, so a fresh clone does not rebuild the instrumented
+# dependencies (cargo rebuilds what changed).
+target_dir="$cache/fuzz-target"
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   mapfile -t targets < <(cargo +nightly fuzz list)
 fi
 start=$(date +%s)
-cargo +nightly fuzz build
+cargo +nightly fuzz build --target-dir "$target_dir"
 echo "fuzz: built ${#targets[@]} targets in $(( $(date +%s) - start )) s"
 for t in "${targets[@]}"; do
   corpus="$cache/fuzz-corpus/$t"
@@ -28,7 +31,7 @@ for t in "${targets[@]}"; do
   t0=$(date +%s)
   # -malloc_limit_mb: no input (a few KB) may make a parser allocate more than 64 MB
   # at once (a length field is not a promise); -timeout: nor take more than 10 s.
-  if ! cargo +nightly fuzz run "$t" "$corpus" "seeds/$t" -- \
+  if ! cargo +nightly fuzz run --target-dir "$target_dir" "$t" "$corpus" "seeds/$t" -- \
       -max_total_time="$secs" -rss_limit_mb=1024 -malloc_limit_mb=64 -timeout=10 \
       -print_final_stats=1 >"artifacts/$t/last-run.log" 2>&1; then
     tail -60 "artifacts/$t/last-run.log" >&2
