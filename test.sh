@@ -39,4 +39,6 @@ step "images tests (Python bootstrap, image layout)"
 
 step "cargo test"
 cargo test --workspace --locked
+step "fuzz targets, 5 s each (fuzz/README.md; cargo-fuzz is installed into the cache)"
+./fuzz/run.sh 5
 step "all tests passed"

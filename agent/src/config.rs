@@ -215,6 +215,15 @@ pub struct RawConfig {
     /// available (MemAvailable) than this many MB.
     #[arg(long, env = "FLINT_START_MIN_FREE_MB", default_value_t = 256)]
     pub start_min_free_mb: u64,
+    /// CreateFunction, UpdateFunctionCode and Event invocations are refused
+    /// (RESOURCE_EXHAUSTED) while the data directory's file system has less free space
+    /// than this many MB; 0: never refused.
+    #[arg(long, env = "FLINT_MIN_FREE_DISK_MB", default_value_t = crate::disk::MIN_FREE_DEFAULT_MB)]
+    pub min_free_disk_mb: u64,
+    /// Invocation records older than this many days are deleted from the metering
+    /// database (hourly); 0 keeps them for ever.
+    #[arg(long, env = "FLINT_METERING_RETENTION_DAYS", default_value_t = 90)]
+    pub metering_retention_days: u32,
     /// Backoff base of asynchronous (Event) retries, milliseconds: retry k after a
     /// function error waits base*k; throttled events back off from base/60 to base*5.
     /// Lambda's is about a minute; tests set a few hundred ms.
@@ -345,6 +354,10 @@ pub struct Config {
     pub start_queue_wait: Duration,
     /// Cold starts wait while the host has less memory available (MB).
     pub start_min_free_mb: u64,
+    /// New code and events are refused below this much free disk (MB; 0: never).
+    pub min_free_disk_mb: u64,
+    /// Metering records are kept this long; None: for ever.
+    pub metering_retention: Option<Duration>,
     /// The event dispatcher's backoff base and workers.
     pub events: crate::events::dispatcher::Settings,
     /// Schedule triggers accept rate(N seconds) (the hidden --schedule-seconds).
@@ -529,6 +542,11 @@ impl TryFrom<RawConfig> for Config {
             },
             start_queue_wait: Duration::from_millis(raw.start_queue_ms),
             start_min_free_mb: raw.start_min_free_mb,
+            min_free_disk_mb: raw.min_free_disk_mb,
+            metering_retention: match raw.metering_retention_days {
+                0 => None,
+                d => Some(Duration::from_secs(u64::from(d) * 86_400)),
+            },
             events: crate::events::dispatcher::Settings {
                 retry_base_ms: raw.event_retry_base_ms,
                 workers: raw.event_workers.max(1) as usize,

@@ -92,6 +92,8 @@ pub struct Agent {
     files: Arc<crate::triggers::files::state::FilesState>,
     /// Role credentials' signing key and the secrets' operator key.
     role_keys: crate::roles::keys::RoleKeys,
+    /// The data directory's free-space floor and use (`disk/`).
+    disk: Arc<crate::disk::Disk>,
 }
 
 impl Agent {
@@ -144,6 +146,10 @@ impl Agent {
         idle.spawn_freezer();
         let limiter = Limiter::new(config.concurrency_limit, config.function_rate_limit);
         let meter = Meter::open(&data.join("metering.db"), config.prices)?;
+        if let Some(keep) = config.metering_retention {
+            meter.keep_for(&data.join("metering.db"), keep)?;
+        }
+        let disk = Arc::new(crate::disk::Disk::new(data, config.min_free_disk_mb));
         let metrics = Metrics::new();
         let trigger_state = TriggerState::new(&metrics);
         let files = crate::triggers::files::state::FilesState::new(&metrics);
@@ -202,6 +208,7 @@ impl Agent {
             runtimes: RwLock::new(runtimes),
             trigger_state,
             files,
+            disk,
         });
         let weak = Arc::downgrade(&agent);
         let catalogue: std::sync::Weak<dyn crate::pools::prestart::Catalogue> = weak.clone();
@@ -214,6 +221,7 @@ impl Agent {
         agent.observe(agent.metrics.clone());
         crate::metrics::gauges::register(&agent.metrics, &agent);
         crate::events::metrics::register(&agent.metrics, &agent.events);
+        crate::disk::metrics::register(&agent.metrics, &agent.disk);
         for f in agent.store.list()? {
             agent.idle.retire(&f.name, Some(f.revision));
             agent
@@ -322,6 +330,11 @@ impl Agent {
 
     pub(crate) fn occupancy(&self) -> &Arc<Occupancy> {
         &self.occupancy
+    }
+
+    /// The data directory's free-space floor (`--min-free-disk-mb`).
+    pub(crate) fn disk(&self) -> &crate::disk::Disk {
+        &self.disk
     }
 
     pub(crate) fn start_gate(&self) -> &StartGate {

@@ -30,6 +30,9 @@ pub enum FunctionError {
     /// Unknown role, or secrets without an operator key
     #[error(transparent)]
     Role(#[from] crate::roles::RoleError),
+    /// The data directory's disk is below `--min-free-disk-mb`
+    #[error(transparent)]
+    LowDisk(#[from] crate::disk::LowDisk),
 }
 
 /// A new function, as requested.
@@ -166,6 +169,7 @@ impl Agent {
             Err(StoreError::NotFound(_)) => {}
             Err(e) => return Err(e.into()),
         }
+        self.disk().check("CreateFunction")?;
         let info = check_bundle(&req.code_zip)?;
         f.code_sha256 = info.sha256;
         f.code_size = info.size;
@@ -206,6 +210,7 @@ impl Agent {
     /// Replaces a function's code.
     pub fn update_code(&self, name: &str, zip: &[u8]) -> Result<Function, FunctionError> {
         let mut f = self.store().get(name)?;
+        self.disk().check("UpdateFunctionCode")?;
         let info = check_bundle(zip)?;
         let pin = self.code().pin(&info.sha256);
         self.code().put(&pin, zip)?;

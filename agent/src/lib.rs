@@ -15,6 +15,7 @@ pub(crate) mod code;
 pub mod config;
 pub mod config_file;
 pub mod core;
+pub(crate) mod disk;
 pub(crate) mod event_admin;
 pub(crate) mod events;
 #[cfg(test)]

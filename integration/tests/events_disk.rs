@@ -53,8 +53,14 @@ async fn try_event(
 
 #[tokio::test]
 async fn a_full_disk_refuses_events_and_keeps_every_accepted_one() {
-    let agent =
-        TestAgent::start_wrapped(on_small_tmpfs, 300, &["--event-retry-base-ms", BASE_MS]).await;
+    let agent = TestAgent::start_wrapped(
+        on_small_tmpfs,
+        300,
+        // The free-space floor off: this test is about a disk that really fills
+        // (integration/tests/disk_floor.rs tests the floor).
+        &["--event-retry-base-ms", BASE_MS, "--min-free-disk-mb", "0"],
+    )
+    .await;
     let pid = agent.pid();
     let data = agent.data_dir.display().to_string();
     // The tmpfs is flintd's alone: mounted in its namespace, not in the host's.

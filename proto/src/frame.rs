@@ -58,9 +58,29 @@ pub fn read_frame<R: Read, M: Message + Default>(r: &mut R) -> Result<M, FrameEr
     if len > MAX_FRAME {
         return Err(FrameError::TooLarge(len));
     }
-    let mut body = vec![0u8; len];
-    r.read_exact(&mut body)?;
+    let body = read_body(r, len)?;
     Ok(M::decode(body.as_slice())?)
+}
+
+/// Bytes reserved before a frame's body arrives: the announced length only up to this,
+/// so a peer announcing 80 MB and sending nothing costs no 80 MB allocation.
+const RESERVE_MAX: usize = 1 << 20;
+
+/// Reads exactly `len` body bytes, growing the buffer as they arrive.
+fn read_body<R: Read>(r: &mut R, len: usize) -> Result<Vec<u8>, FrameError> {
+    let mut body = Vec::with_capacity(len.min(RESERVE_MAX));
+    r.take(len as u64).read_to_end(&mut body)?;
+    if body.len() != len {
+        return Err(short_body(body.len(), len));
+    }
+    Ok(body)
+}
+
+fn short_body(got: usize, len: usize) -> FrameError {
+    FrameError::Io(std::io::Error::new(
+        std::io::ErrorKind::UnexpectedEof,
+        format!("the stream ended after {got} of the frame's {len} bytes"),
+    ))
 }
 
 /// Async variants for the host side (tokio).
@@ -97,8 +117,11 @@ pub mod tokio_io {
         if len > MAX_FRAME {
             return Err(FrameError::TooLarge(len));
         }
-        let mut body = vec![0u8; len];
-        r.read_exact(&mut body).await?;
+        let mut body = Vec::with_capacity(len.min(super::RESERVE_MAX));
+        r.take(len as u64).read_to_end(&mut body).await?;
+        if body.len() != len {
+            return Err(super::short_body(body.len(), len));
+        }
         Ok(M::decode(body.as_slice())?)
     }
 }
@@ -153,5 +176,42 @@ mod tests {
         buf.extend_from_slice(&[0xff, 0xff, 0xff]);
         let r: Result<GuestMessage, _> = read_frame(&mut buf.as_slice());
         assert!(matches!(r, Err(FrameError::Decode(_))));
+    }
+
+    /// A reader that records the largest buffer it was asked to fill.
+    struct Probe<'a> {
+        data: &'a [u8],
+        largest: usize,
+    }
+
+    impl Read for Probe<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            self.largest = self.largest.max(buf.len());
+            self.data.read(buf)
+        }
+    }
+
+    /// Found by the frame_decoder fuzz target (fuzz/): a frame announcing MAX_FRAME
+    /// bytes and sending three made the reader allocate and zero the whole 80 MB
+    /// before reading anything, on every such frame.
+    #[test]
+    fn a_frame_announcing_80_mb_and_sending_3_bytes_allocates_no_80_mb() {
+        let mut data = (MAX_FRAME as u32).to_be_bytes().to_vec();
+        data.extend_from_slice(b"abc");
+        let mut probe = Probe {
+            data: &data,
+            largest: 0,
+        };
+        let err = read_frame::<_, GuestMessage>(&mut probe).unwrap_err();
+        assert!(
+            matches!(&err, FrameError::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof),
+            "{err}"
+        );
+        assert!(err.to_string().contains("after 3 of the frame's"), "{err}");
+        assert!(
+            probe.largest <= RESERVE_MAX,
+            "asked to fill {} bytes at once",
+            probe.largest
+        );
     }
 }

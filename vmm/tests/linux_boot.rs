@@ -1,7 +1,10 @@
 //! The real guest kernel (built by images/kernel/build.sh) boots on flint-vmm with its root
 //! file system on our virtio-blk (and a vsock device beside it): an ext4 image made here from a static busybox. Takes
 //! minutes on a nested host (the guest runs about 100x slower); fails, never skips, when
-//! the kernel or the tools are missing.
+//! the kernel or the tools are missing. Every boot runs under stall detection
+//! (`common::stall`): a try whose serial log stops growing for 120 s is killed and retried,
+//! at most three tries within 25 minutes, and the test fails with the serial log's tail
+//! when every try stalls.
 
 mod common;
 
@@ -9,9 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{run_vmm, vmm_bin};
-
-const DEADLINE: Duration = Duration::from_secs(900);
+use common::stall::{self, with_retries, Patience, Try, Watched};
+use common::{run_vmm_watched, vmm_bin, Run};
 
 fn kernel_path() -> PathBuf {
     let cache = std::env::var_os("FLINT_CACHE_DIR").unwrap_or_else(|| "/var/cache/flint".into());
@@ -66,24 +68,28 @@ fn linux_boots_to_init_with_ext4_root_on_virtio_blk() {
     );
     let dir = tempfile::tempdir().expect("tempdir");
     let rootfs = make_rootfs(dir.path());
-    let serial = dir.path().join("serial.log");
-    let vsock = dir.path().join("vsock.sock");
-    let run = run_vmm(
-        &[
-            "--kernel",
-            kernel.to_str().expect("utf8"),
-            "--mem-mib",
-            "128",
-            "--rootfs",
-            rootfs.to_str().expect("utf8"),
-            "--vsock-uds",
-            vsock.to_str().expect("utf8"),
-            "--serial-log",
-            serial.to_str().expect("utf8"),
-        ],
-        Some(&serial),
-        DEADLINE,
-    );
+    let patience = Patience::kernel_boot();
+    let run = with_retries("linux boot", patience, |n, until| {
+        let serial = dir.path().join(format!("serial-{n}.log"));
+        let vsock = dir.path().join(format!("vsock-{n}.sock"));
+        run_vmm_watched(
+            &[
+                "--kernel",
+                kernel.to_str().expect("utf8"),
+                "--mem-mib",
+                "128",
+                "--rootfs",
+                rootfs.to_str().expect("utf8"),
+                "--vsock-uds",
+                vsock.to_str().expect("utf8"),
+                "--serial-log",
+                serial.to_str().expect("utf8"),
+            ],
+            &serial,
+            patience.stall,
+            until,
+        )
+    });
     let log = &run.serial;
     let keep = std::env::temp_dir().join("flint-vmm-linux-boot-serial.log");
     let _ = std::fs::write(&keep, log);
@@ -142,64 +148,16 @@ fn linux_snapshotted_mid_boot_mounts_its_root_and_runs_init_after_restore() {
     );
     let dir = tempfile::tempdir().expect("tempdir");
     let rootfs = make_rootfs(dir.path());
-    let before_log = dir.path().join("before.serial");
-    let snap = dir.path().join("snap");
-    let mut child = Command::new(vmm_bin())
-        .arg("--kernel")
-        .arg(&kernel)
-        .args(["--mem-mib", "128", "--rootfs"])
-        .arg(&rootfs)
-        .arg("--vsock-uds")
-        .arg(dir.path().join("before.sock"))
-        .arg("--serial-log")
-        .arg(&before_log)
-        .arg("--snapshot-to")
-        .arg(&snap)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("flint-vmm starts");
-    let started = Instant::now();
-    loop {
-        let log = std::fs::read_to_string(&before_log).unwrap_or_default();
-        if log.contains(SNAPSHOT_MARKER) {
-            break;
-        }
-        if let Some(status) = child.try_wait().expect("wait") {
-            panic!("the guest ended ({status}) before {SNAPSHOT_MARKER:?}; serial log:\n{log}");
-        }
-        if started.elapsed() > DEADLINE {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("no {SNAPSHOT_MARKER:?} within {DEADLINE:?}; serial log:\n{log}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let pid = libc::pid_t::try_from(child.id()).expect("pid");
-    // SAFETY: plain kill(2) of our own child process, which has not been reaped yet.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGUSR1) }, 0, "kill");
-    let status = child.wait().expect("wait");
-    assert_eq!(
-        status.code(),
-        Some(5),
-        "a snapshot ends the VM with status 5"
-    );
-    let before = std::fs::read_to_string(&before_log).expect("serial log");
-
-    let after_log = dir.path().join("after.serial");
-    let new_sock = dir.path().join("after.sock");
-    let run = run_vmm(
-        &[
-            "--restore-from",
-            snap.to_str().expect("utf8"),
-            "--vsock-uds",
-            new_sock.to_str().expect("utf8"),
-            "--serial-log",
-            after_log.to_str().expect("utf8"),
-        ],
-        Some(&after_log),
-        DEADLINE,
-    );
+    let patience = Patience::kernel_boot();
+    let (before, run) = with_retries("linux snapshot mid-boot", patience, |n, until| {
+        snapshot_then_restore(
+            &kernel,
+            &rootfs,
+            &dir.path().join(format!("try-{n}")),
+            patience,
+            until,
+        )
+    });
     let keep = std::env::temp_dir().join("flint-vmm-linux-restore-serial.log");
     let _ = std::fs::write(&keep, format!("{before}{}", run.serial));
     let context = format!(
@@ -221,4 +179,157 @@ fn linux_snapshotted_mid_boot_mounts_its_root_and_runs_init_after_restore() {
         "init not started after the restore; {context}"
     );
     assert_eq!(run.status, Some(2), "{context}\nstdout: {}", run.stdout);
+}
+
+/// One try of the snapshot test: boots until [`SNAPSHOT_MARKER`], snapshots (SIGUSR1),
+/// restores in a new process and runs it to its end; both runs under stall detection.
+/// Returns the serial log before the snapshot and the restored run.
+fn snapshot_then_restore(
+    kernel: &Path,
+    rootfs: &Path,
+    dir: &Path,
+    patience: Patience,
+    until: std::time::Instant,
+) -> Try<(String, Run)> {
+    std::fs::create_dir_all(dir).expect("mkdir");
+    let before_log = dir.join("before.serial");
+    let snap = dir.join("snap");
+    let mut child = Command::new(vmm_bin())
+        .arg("--kernel")
+        .arg(kernel)
+        .args(["--mem-mib", "128", "--rootfs"])
+        .arg(rootfs)
+        .arg("--vsock-uds")
+        .arg(dir.join("before.sock"))
+        .arg("--serial-log")
+        .arg(&before_log)
+        .arg("--snapshot-to")
+        .arg(&snap)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("flint-vmm starts");
+    let watched = stall::watch(
+        &mut child,
+        &before_log,
+        Some(SNAPSHOT_MARKER),
+        patience.stall,
+        until,
+    );
+    let log = std::fs::read_to_string(&before_log).unwrap_or_default();
+    if let Some(why) = stall::stall_reason(&watched, patience.stall) {
+        return Try::Stalled {
+            why: format!("before {SNAPSHOT_MARKER:?}: {why}"),
+            serial: log,
+        };
+    }
+    if let Watched::Exited(status) = watched {
+        panic!("the guest ended ({status}) before {SNAPSHOT_MARKER:?}; serial log:\n{log}");
+    }
+    let pid = libc::pid_t::try_from(child.id()).expect("pid");
+    // SAFETY: plain kill(2) of our own child process, which has not been reaped yet.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGUSR1) }, 0, "kill");
+    let status = child.wait().expect("wait");
+    assert_eq!(
+        status.code(),
+        Some(5),
+        "a snapshot ends the VM with status 5"
+    );
+    let before = std::fs::read_to_string(&before_log).expect("serial log");
+
+    let after_log = dir.join("after.serial");
+    let new_sock = dir.join("after.sock");
+    let run = run_vmm_watched(
+        &[
+            "--restore-from",
+            snap.to_str().expect("utf8"),
+            "--vsock-uds",
+            new_sock.to_str().expect("utf8"),
+            "--serial-log",
+            after_log.to_str().expect("utf8"),
+        ],
+        &after_log,
+        patience.stall,
+        until,
+    );
+    match run {
+        Try::Done(run) => Try::Done((before, run)),
+        Try::Stalled { why, serial } => Try::Stalled {
+            why: format!("after the restore: {why}"),
+            serial: format!("{before}{serial}"),
+        },
+    }
+}
+
+/// The stall detection itself, on a stand-in for the VMM (a shell that writes a "serial
+/// log"): a run that stops printing is killed after the stall limit and retried, and the
+/// failure names every try and shows the log's tail; a run that keeps printing for longer
+/// than the stall limit is not cut. Seconds, no kernel needed.
+#[test]
+fn stall_detection_kills_a_silent_run_retries_and_fails_with_the_log_tail() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let patience = Patience {
+        stall: Duration::from_secs(1),
+        tries: 2,
+        budget: Duration::from_secs(30),
+    };
+    let started = Instant::now();
+    let mut tries = 0;
+    let failure = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        with_retries("stand-in boot", patience, |n, until| {
+            tries += 1;
+            let log = dir.path().join(format!("silent-{n}.log"));
+            let mut child = Command::new("sh")
+                .arg("-c")
+                .arg(format!(
+                    "echo 'NET: Registered PF_NETLINK/PF_ROUTE protocol family (try {n})' > {}; exec sleep 600",
+                    log.display()
+                ))
+                .spawn()
+                .expect("sh starts");
+            let w = stall::watch(&mut child, &log, None, patience.stall, until);
+            match stall::stall_reason(&w, patience.stall) {
+                Some(why) => Try::Stalled {
+                    why,
+                    serial: std::fs::read_to_string(&log).unwrap_or_default(),
+                },
+                None => Try::Done(()),
+            }
+        })
+    }))
+    .expect_err("every try stalls");
+    let message = failure
+        .downcast_ref::<String>()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(tries, 2, "two tries: {message}");
+    assert!(started.elapsed() < Duration::from_secs(10), "{message}");
+    assert!(message.contains("every try stalled"), "{message}");
+    assert!(message.contains("try 1: no new serial output"), "{message}");
+    assert!(
+        message.contains("PF_ROUTE protocol family (try 2)"),
+        "the last try's serial tail is in the failure: {message}"
+    );
+
+    // A run that prints every 0.2 s for 2.5 s (longer than the 1 s stall limit) finishes.
+    let log = dir.path().join("busy.log");
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "for i in 1 2 3 4 5 6 7 8 9 10 11 12; do echo line $i >> {}; sleep 0.2; done",
+            log.display()
+        ))
+        .spawn()
+        .expect("sh starts");
+    let w = stall::watch(
+        &mut child,
+        &log,
+        None,
+        patience.stall,
+        Instant::now() + patience.budget,
+    );
+    assert!(
+        matches!(w, Watched::Exited(s) if s.success()),
+        "a printing run is not a stall: {w:?}"
+    );
 }

@@ -85,6 +85,7 @@ impl From<FunctionError> for Status {
             FunctionError::Store(s) => store_code(s),
             FunctionError::Reserve(_) => Code::ResourceExhausted,
             FunctionError::Role(r) => role_code(r),
+            FunctionError::LowDisk(_) => Code::ResourceExhausted,
         };
         if names_host_path(&e) {
             return hidden(&e);
@@ -110,6 +111,7 @@ impl From<InvokeError> for Status {
             InvokeError::Queue(crate::events::QueueError::Full { .. }) => Code::ResourceExhausted,
             InvokeError::Queue(_) => Code::Unavailable,
             InvokeError::Role(r) => role_code(r),
+            InvokeError::LowDisk(_) => Code::ResourceExhausted,
         };
         if matches!(
             e,

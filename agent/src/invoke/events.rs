@@ -31,6 +31,7 @@ pub(super) async fn enqueue(
     if agent.limiter().draining() {
         return Err(Throttle::Draining.into());
     }
+    agent.disk().check("an Event invocation")?;
     let event = NewEvent {
         request_id: request_id.clone(),
         function: function.name.clone(),

@@ -119,6 +119,9 @@ pub enum InvokeError {
     /// The function's role credentials or secret environment could not be prepared
     #[error("could not prepare the function's credentials or secrets: {0}")]
     Role(#[from] crate::roles::RoleError),
+    /// An Event refused: the data directory's disk is below `--min-free-disk-mb`
+    #[error(transparent)]
+    LowDisk(#[from] crate::disk::LowDisk),
 }
 
 fn unix_ms(t: SystemTime) -> u64 {

@@ -187,6 +187,10 @@ pub fn function_error(e: FunctionError, arn: &dyn Fn(&str) -> String) -> ApiErro
         FunctionError::Store(s) => store_error(s, arn),
         FunctionError::Reserve(r) => ApiError::invalid(r.to_string()),
         FunctionError::Role(r) => role_error(r),
+        // Lambda's answer when code storage is exhausted.
+        e @ FunctionError::LowDisk(_) => {
+            ApiError::new(400, "CodeStorageExceededException", e.to_string())
+        }
     }
 }
 
@@ -224,6 +228,10 @@ pub fn invoke_error(e: InvokeError, arn: &dyn Fn(&str) -> String) -> ApiError {
         InvokeError::Role(r) => {
             tracing::error!(error = %r, "credentials or secrets not prepared");
             ApiError::service("the function's credentials or secrets could not be prepared; flintd's log has the cause")
+        }
+        // An SDK retries a 429 with backoff: right for space that may come back.
+        e @ InvokeError::LowDisk(_) => {
+            ApiError::new(429, "TooManyRequestsException", e.to_string())
         }
         InvokeError::Throttled(t) => {
             let reason = match &t {

@@ -6,6 +6,7 @@
 pub(crate) mod history;
 pub(crate) mod pricing;
 pub(crate) mod report;
+pub(crate) mod retention;
 pub(crate) mod store;
 pub(crate) mod writer;
 
@@ -80,6 +81,8 @@ pub struct Meter {
     prices: Prices,
     dropped: Arc<AtomicU64>,
     warn: Arc<WarnLimiter>,
+    /// The compaction thread (`retention.rs`) and what stops it.
+    compactor: Mutex<Option<(SyncSender<()>, JoinHandle<()>)>>,
 }
 
 impl Meter {
@@ -94,6 +97,7 @@ impl Meter {
         prices: Prices,
         capacity: usize,
     ) -> Result<Arc<Self>, MeterError> {
+        retention::make_incremental(path)?;
         let write_conn = store::open(path)?;
         let reader = store::open(path)?;
         let (tx, rx) = sync_channel(capacity.max(1));
@@ -111,7 +115,21 @@ impl Meter {
             prices,
             dropped,
             warn,
+            compactor: Mutex::new(None),
         }))
+    }
+
+    /// Starts deleting invocation records older than `retention` from the database
+    /// at `path` (the one this meter opened), hourly (`retention.rs`).
+    pub fn keep_for(&self, path: &Path, retention: Duration) -> Result<(), MeterError> {
+        let conn = store::open(path)?;
+        let (stop, stopped) = sync_channel(1);
+        let handle = std::thread::Builder::new()
+            .name("flint-metering-compact".into())
+            .spawn(move || retention::run(conn, retention, stopped))
+            .map_err(MeterError::Thread)?;
+        *self.compactor.lock().unwrap_or_else(|p| p.into_inner()) = Some((stop, handle));
+        Ok(())
     }
 
     /// The prices reports are computed with.
@@ -146,6 +164,15 @@ impl Meter {
     /// Commits what is queued and stops the writer; later records are dropped.
     /// Blocks: call it from a blocking context.
     pub fn shutdown(&self) {
+        let compactor = self
+            .compactor
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some((stop, handle)) = compactor {
+            let _ = stop.send(());
+            let _ = handle.join();
+        }
         drop(self.tx.lock().unwrap_or_else(|p| p.into_inner()).take());
         let handle = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(h) = handle {

@@ -4,10 +4,11 @@
 #![allow(dead_code)]
 
 pub mod snapshot_guests;
+pub mod stall;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// Where tiny guests are linked and entered.
@@ -107,16 +108,21 @@ pub fn vmm_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_flint-vmm"))
 }
 
-/// Runs flint-vmm with `args`, killing it after `deadline`; the serial log is read from
-/// `serial_log` if given.
-pub fn run_vmm(args: &[&str], serial_log: Option<&Path>, deadline: Duration) -> Run {
-    let mut child = Command::new(vmm_bin())
+/// Starts flint-vmm with `args`, stdout and stderr piped.
+pub fn spawn_vmm(args: &[&str]) -> Child {
+    Command::new(vmm_bin())
         .args(args)
         .env("FLINT_VMM_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("flint-vmm starts");
+        .expect("flint-vmm starts")
+}
+
+/// Runs flint-vmm with `args`, killing it after `deadline`; the serial log is read from
+/// `serial_log` if given.
+pub fn run_vmm(args: &[&str], serial_log: Option<&Path>, deadline: Duration) -> Run {
+    let mut child = spawn_vmm(args);
     let started = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().expect("wait") {
@@ -135,6 +141,32 @@ pub fn run_vmm(args: &[&str], serial_log: Option<&Path>, deadline: Duration) -> 
         }
         std::thread::sleep(Duration::from_millis(20));
     };
+    collect(child, status, serial_log)
+}
+
+/// Runs flint-vmm with `args` under stall detection ([`stall::watch`]): a run whose
+/// `serial_log` stops growing for `stall`, or that is still going at `until`, is killed
+/// and reported as [`stall::Try::Stalled`] with its serial log.
+pub fn run_vmm_watched(
+    args: &[&str],
+    serial_log: &Path,
+    stall: Duration,
+    until: Instant,
+) -> stall::Try<Run> {
+    let mut child = spawn_vmm(args);
+    let watched = stall::watch(&mut child, serial_log, None, stall, until);
+    if let Some(why) = stall::stall_reason(&watched, stall) {
+        let serial = std::fs::read_to_string(serial_log).unwrap_or_default();
+        return stall::Try::Stalled { why, serial };
+    }
+    let stall::Watched::Exited(status) = watched else {
+        unreachable!("no marker was asked for")
+    };
+    stall::Try::Done(collect(child, status, Some(serial_log)))
+}
+
+/// Reads what an exited flint-vmm left: its output, serial log and JSON summary.
+pub fn collect(mut child: Child, status: ExitStatus, serial_log: Option<&Path>) -> Run {
     let mut stdout = String::new();
     let mut stderr = String::new();
     child
