@@ -14,8 +14,9 @@ use flint_proto::v1::*;
 use std::io::Write;
 use std::path::Path;
 
-/// flintd under `unshare`: a private mount namespace with an 8 MB tmpfs on its data
-/// directory.
+/// flintd under `unshare`: a private mount namespace with a 32 MB tmpfs on its data
+/// directory (room for the databases and the sandboxes' /tmp disks, which live there
+/// too, once the filler is gone).
 fn on_small_tmpfs(data: &Path) -> Vec<String> {
     [
         "unshare",
@@ -24,7 +25,7 @@ fn on_small_tmpfs(data: &Path) -> Vec<String> {
         "private",
         "sh",
         "-c",
-        r#"mkdir -p "$0" && mount -t tmpfs -o size=8m flint-test-disk "$0" && exec "$@""#,
+        r#"mkdir -p "$0" && mount -t tmpfs -o size=32m flint-test-disk "$0" && exec "$@""#,
     ]
     .iter()
     .map(|s| s.to_string())
@@ -113,7 +114,7 @@ async fn a_full_disk_refuses_events_and_keeps_every_accepted_one() {
             Ok(()) => written += chunk.len(),
             Err(e) => break e,
         }
-        assert!(written < 16 << 20, "an 8 MB tmpfs took 16 MB");
+        assert!(written < 64 << 20, "a 32 MB tmpfs took 64 MB");
     };
     assert_eq!(
         full.raw_os_error(),
