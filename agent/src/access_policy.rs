@@ -35,6 +35,16 @@ pub const ACTIONS: &[&str] = &[
     "lambda:UpdateAlias",
     "lambda:DeleteAlias",
     "lambda:ListAliases",
+    "lambda:CreateFunctionUrlConfig",
+    "lambda:GetFunctionUrlConfig",
+    "lambda:UpdateFunctionUrlConfig",
+    "lambda:DeleteFunctionUrlConfig",
+    "lambda:ListFunctionUrlConfigs",
+    "lambda:CreateEventSourceMapping",
+    "lambda:GetEventSourceMapping",
+    "lambda:UpdateEventSourceMapping",
+    "lambda:DeleteEventSourceMapping",
+    "lambda:ListEventSourceMappings",
     // Flint's own: function logs and invocation history (per function), and whole
     // gRPC services that act on no single function.
     "flint:GetLogs",

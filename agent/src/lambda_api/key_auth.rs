@@ -26,7 +26,8 @@ fn function(
 ) -> Option<String> {
     let given = match (operation, in_path) {
         ("ListFunctions", _) => return None,
-        ("CreateFunction", _) => req
+        ("ListEventSourceMappings", None) => return None,
+        ("CreateFunction" | "CreateEventSourceMapping", _) => req
             .json::<serde_json::Value>()
             .ok()?
             .get("FunctionName")?

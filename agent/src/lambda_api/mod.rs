@@ -6,7 +6,8 @@
 //! in Lambda's shapes ([`errors`]).
 //!
 //! Files: `server` (connections), `auth` (SigV4 on a request), `router` (method and
-//! path to operation), `functions`, `invoke`, `concurrency` and `event_config` (one per resource),
+//! path to operation), `functions`, `invoke`, `concurrency`, `event_config`, `function_urls` (on http
+//! triggers) and `event_sources` (on queue triggers) (one per resource),
 //! `versions` and `aliases` (versions, aliases, qualified reads),
 //! `shapes` (JSON), `names` (names and ARNs), `errors`, `sigv4`, `keys`, `tls`,
 //! `role_auth` (execution roles' temporary credentials and their policy), `key_auth`
@@ -18,6 +19,8 @@ mod concurrency;
 mod dead_letter;
 pub(crate) mod errors;
 mod event_config;
+mod event_sources;
+mod function_urls;
 mod functions;
 mod invoke;
 mod key_auth;

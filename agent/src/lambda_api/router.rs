@@ -4,7 +4,8 @@
 use super::errors::ApiError;
 use super::request::{ApiRequest, Outcome};
 use super::sigv4::percent_decode;
-use super::{aliases, concurrency, event_config, functions, invoke, versions, LambdaApi};
+use super::{aliases, concurrency, event_config, event_sources, function_urls};
+use super::{functions, invoke, versions, LambdaApi};
 use crate::access_policy::Caller;
 
 /// Runs the operation `req` asks for, if `caller`'s key policy allows it.
@@ -18,6 +19,34 @@ pub async fn route(api: &LambdaApi, req: ApiRequest, caller: Option<&Caller>) ->
                 functions::create(api, &req).await
             } else {
                 functions::list(api, &req).await
+            };
+        }
+        (op @ ("CreateEventSourceMapping" | "ListEventSourceMappings"), _, _) => {
+            if let Some(c) = caller {
+                let f = req.param("FunctionName");
+                super::key_auth::authorize(api, c, &req, op, f.as_deref())?;
+            }
+            return if op == "CreateEventSourceMapping" {
+                event_sources::create(api, &req)
+            } else {
+                event_sources::list(api, &req)
+            };
+        }
+        (
+            op
+            @ ("GetEventSourceMapping" | "UpdateEventSourceMapping" | "DeleteEventSourceMapping"),
+            uuid,
+            _,
+        ) => {
+            // The mapping's function is the resource a key policy checks.
+            let t = event_sources::find(api, &uuid)?;
+            if let Some(c) = caller {
+                super::key_auth::authorize(api, c, &req, op, Some(&t.function))?;
+            }
+            return match op {
+                "GetEventSourceMapping" => event_sources::get(api, &uuid),
+                "UpdateEventSourceMapping" => event_sources::update(api, &req, &uuid),
+                _ => event_sources::delete(api, &uuid),
             };
         }
         (op, name, alias) => (op, name, alias),
@@ -98,6 +127,29 @@ fn operation(req: &ApiRequest) -> Result<(&'static str, String, String), ApiErro
             "DELETE" => ("DeleteFunctionEventInvokeConfig", name),
             _ => return Err(ApiError::unknown_operation(m, &req.path)),
         },
+        (m, ["2021-10-31", "functions", name, "url"]) => match m {
+            "POST" => ("CreateFunctionUrlConfig", name),
+            "GET" => ("GetFunctionUrlConfig", name),
+            "PUT" => ("UpdateFunctionUrlConfig", name),
+            "DELETE" => ("DeleteFunctionUrlConfig", name),
+            _ => return Err(ApiError::unknown_operation(m, &req.path)),
+        },
+        ("GET", ["2021-10-31", "functions", name, "urls"]) => ("ListFunctionUrlConfigs", name),
+        (
+            m,
+            ["2015-03-31", "event-source-mappings"] | ["2015-03-31", "event-source-mappings", ""],
+        ) => match m {
+            "POST" => ("CreateEventSourceMapping", ""),
+            "GET" => ("ListEventSourceMappings", ""),
+            _ => return Err(ApiError::unknown_operation(m, &req.path)),
+        },
+        // The mapping's UUID stands where other operations have the function.
+        (m, ["2015-03-31", "event-source-mappings", uuid]) => match m {
+            "GET" => ("GetEventSourceMapping", uuid),
+            "PUT" => ("UpdateEventSourceMapping", uuid),
+            "DELETE" => ("DeleteEventSourceMapping", uuid),
+            _ => return Err(ApiError::unknown_operation(m, &req.path)),
+        },
         (m, _) => return Err(ApiError::unknown_operation(m, &req.path)),
     };
     Ok((op.0, op.1.to_string(), alias.to_string()))
@@ -133,6 +185,11 @@ async fn dispatch(
         "GetFunctionEventInvokeConfig" => event_config::get(api, req, name),
         "ListFunctionEventInvokeConfigs" => event_config::list(api, req, name),
         "DeleteFunctionEventInvokeConfig" => event_config::delete(api, req, name),
+        "CreateFunctionUrlConfig" => function_urls::create(api, req, name),
+        "GetFunctionUrlConfig" => function_urls::get(api, req, name),
+        "UpdateFunctionUrlConfig" => function_urls::update(api, req, name),
+        "DeleteFunctionUrlConfig" => function_urls::delete(api, req, name),
+        "ListFunctionUrlConfigs" => function_urls::list(api, req, name),
         _ => concurrency::get(api, name).await,
     }
 }
