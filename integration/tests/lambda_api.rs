@@ -804,3 +804,30 @@ async fn the_aws_cli_manages_event_invoke_configs() {
     ));
     assert_eq!(listed["FunctionEventInvokeConfigs"], serde_json::json!([]));
 }
+
+/// Function URLs (on http triggers) and event source mappings (on queue triggers)
+/// with boto3, and curl on the URL: integration/fixtures/lambda_api/boto3_triggers.py.
+#[tokio::test]
+async fn boto3_function_urls_and_event_source_mappings() {
+    let http = format!("127.0.0.1:{}", free_port());
+    let a = start_with(&["--http-listen", &http], "http").await;
+    let mut cmd = Command::new(PYTHON);
+    cmd.arg(fixture("boto3_triggers.py"))
+        .env("FLINT_API", &a.endpoint)
+        .env("FLINT_HTTP", &http)
+        .env("FLINT_REGION", REGION)
+        .env("FLINT_ACCOUNT", ACCOUNT)
+        .env("FLINT_KEY_ID", &a.key_id)
+        .env("FLINT_KEY_SECRET", &a.secret)
+        .env("AWS_CONFIG_FILE", "/nonexistent")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent");
+    let out = run_within(cmd, Duration::from_secs(60));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.trim_end().ends_with("ALL PASSED"),
+        "boto3 triggers scenario failed ({})\nstdout:\n{stdout}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(a.agent);
+}
