@@ -3,7 +3,8 @@
 //! `INIT_REPORT RequestId: ID` for a failed init), with any lines before a START (an
 //! instance's init output) belonging to the block they precede. A filter keeps the
 //! blocks of one request id, or of a set of request ids (those metering saw start
-//! since a time). Pure: the files are read by log_tail.rs.
+//! since a time); a version, if given, keeps only the blocks whose START line
+//! (`START RequestId: ID Version: V`) names it. Pure: the files are read by log_tail.rs.
 
 use std::collections::HashSet;
 
@@ -35,6 +36,13 @@ pub fn start_id(line: &str) -> Option<&str> {
     Some(rest.split([' ', '\t']).next().unwrap_or(rest).trim_end())
 }
 
+/// The version a START line names (`... Version: V`).
+pub fn start_version(line: &str) -> Option<&str> {
+    line.strip_prefix("START RequestId: ")?;
+    let rest = line.split_once(" Version: ")?.1;
+    Some(rest.split([' ', '\t']).next().unwrap_or(rest).trim_end())
+}
+
 /// The request id a REPORT or INIT_REPORT line closes.
 pub fn end_id(line: &str) -> Option<&str> {
     let rest = line
@@ -55,6 +63,8 @@ pub struct BlockFilter {
     open: Option<(String, bool)>,
     /// Set once the single request asked for has ended.
     done: bool,
+    /// Only the blocks of this version.
+    version: Option<String>,
 }
 
 impl BlockFilter {
@@ -66,6 +76,12 @@ impl BlockFilter {
         }
     }
 
+    /// Keeps only the blocks whose START line names `version` (None: every version).
+    pub fn with_version(mut self, version: Option<String>) -> Self {
+        self.version = version.filter(|v| !v.is_empty());
+        self
+    }
+
     /// True once a `Request` filter's invocation has ended (nothing more can match).
     pub fn done(&self) -> bool {
         self.done
@@ -75,7 +91,11 @@ impl BlockFilter {
     pub fn push(&mut self, line: &str) -> Vec<String> {
         let mut out = Vec::new();
         if let Some(id) = start_id(line) {
-            let keep = self.filter.keeps(id);
+            let keep = self.filter.keeps(id)
+                && self
+                    .version
+                    .as_deref()
+                    .is_none_or(|v| start_version(line) == Some(v));
             self.open = Some((id.to_string(), keep));
             if keep {
                 out.append(&mut self.pending);
@@ -97,8 +117,9 @@ impl BlockFilter {
             }
             None if end_id(line).is_some() => {
                 // An INIT_REPORT without a START: its init output is pending.
+                // (It names no version: a version filter drops it.)
                 let id = end_id(line).unwrap_or_default().to_string();
-                if self.filter.keeps(&id) {
+                if self.filter.keeps(&id) && self.version.is_none() {
                     out.append(&mut self.pending);
                     out.push(line.to_string());
                     if matches!(self.filter, LogFilter::Request(_)) {
@@ -107,7 +128,9 @@ impl BlockFilter {
                 }
                 self.pending.clear();
             }
-            None if self.filter == LogFilter::All => out.push(line.to_string()),
+            None if self.filter == LogFilter::All && self.version.is_none() => {
+                out.push(line.to_string())
+            }
             None => {
                 // Bounded: init output is capped per invocation (logs.rs).
                 if self.pending.len() < 10_000 {
@@ -143,6 +166,31 @@ END RequestId: b\n\
 REPORT RequestId: b\tDuration: 1.00 ms\tBilled Duration: 1 ms\tMemory Size: 128 MB\n\
 boom at init\n\
 INIT_REPORT RequestId: c Status: error\tError Type: Runtime.ExitError\n";
+
+    #[test]
+    fn a_version_keeps_the_blocks_its_start_lines_name() {
+        let log = LOG.replace("RequestId: b Version: $LATEST", "RequestId: b Version: 2");
+        assert_eq!(start_version("START RequestId: b Version: 2\n"), Some("2"));
+        assert_eq!(start_version("hello Version: 2"), None);
+        let only = |f: LogFilter, v: &str| {
+            let mut bf = BlockFilter::new(f).with_version(Some(v.to_string()));
+            log.split_inclusive('\n')
+                .flat_map(|l| bf.push(l))
+                .collect::<String>()
+        };
+        let two = only(LogFilter::All, "2");
+        assert!(two.starts_with("START RequestId: b Version: 2"), "{two}");
+        assert!(two.ends_with("Memory Size: 128 MB\n"), "{two}");
+        assert!(!two.contains("hello a") && !two.contains("boom"), "{two}");
+        let latest = only(LogFilter::All, "$LATEST");
+        assert!(
+            latest.starts_with("init output\nSTART RequestId: a"),
+            "{latest}"
+        );
+        assert!(!latest.contains("hello b"), "{latest}");
+        assert_eq!(only(LogFilter::Request("a".into()), "2"), "");
+        assert_eq!(only(LogFilter::All, "7"), "");
+    }
 
     #[test]
     fn ids_are_read_from_start_and_report_lines() {

@@ -60,10 +60,16 @@ async fn poll(reader: LogReader) -> (LogReader, std::io::Result<Vec<String>>) {
 
 /// Streams the selected lines of `function`'s log; with `follow`, new ones as they
 /// come, until the client leaves (or the single request asked for has ended).
-async fn stream(mut reader: LogReader, filter: LogFilter, follow: bool, tx: Sender) {
+async fn stream(
+    mut reader: LogReader,
+    filter: LogFilter,
+    version: Option<String>,
+    follow: bool,
+    tx: Sender,
+) {
     let single = matches!(filter, LogFilter::Request(_));
     let since = matches!(filter, LogFilter::Requests(_));
-    let mut blocks = BlockFilter::new(filter);
+    let mut blocks = BlockFilter::new(filter).with_version(version.clone());
     let mut first = true;
     loop {
         let (r, lines) = poll(reader).await;
@@ -85,7 +91,7 @@ async fn stream(mut reader: LogReader, filter: LogFilter, follow: bool, tx: Send
         }
         if first && since {
             // Everything written from now on started after `since`.
-            blocks = BlockFilter::new(LogFilter::All);
+            blocks = BlockFilter::new(LogFilter::All).with_version(version.clone());
         }
         first = false;
         tokio::select! {
@@ -155,10 +161,11 @@ impl Logs for LogsApi {
         } else {
             LogFilter::All
         };
-        tracing::debug!(function = %r.function_name, follow = r.follow, ?filter, "streaming function log");
+        let version = Some(r.version).filter(|v| !v.is_empty());
+        tracing::debug!(function = %r.function_name, follow = r.follow, ?filter, ?version, "streaming function log");
         let reader = LogReader::new(&self.agent.config().data_dir.join("logs"), &r.function_name);
         let (tx, rx) = tokio::sync::mpsc::channel(4);
-        tokio::spawn(stream(reader, filter, r.follow, tx));
+        tokio::spawn(stream(reader, filter, version, r.follow, tx));
         Ok(Response::new(Box::pin(
             tokio_stream::wrappers::ReceiverStream::new(rx),
         )))

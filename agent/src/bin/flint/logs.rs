@@ -29,6 +29,7 @@ pub async fn logs(
     follow: bool,
     since: Option<String>,
     request_id: Option<String>,
+    version: Option<String>,
 ) -> anyhow::Result<i32> {
     let mut stream = c
         .logs()
@@ -37,6 +38,7 @@ pub async fn logs(
             follow,
             since_unix_ms: since_ms(since.as_deref())?,
             request_id: request_id.unwrap_or_default(),
+            version: version.unwrap_or_default(),
         })
         .await
         .map_err(status_err)?

@@ -216,6 +216,10 @@ enum Cmd {
         /// Only this invocation's lines, START through REPORT.
         #[arg(long)]
         request_id: Option<String>,
+        /// Only the invocations of this version (`$LATEST`, `1`, ...), as their
+        /// START lines name it.
+        #[arg(long)]
+        version: Option<String>,
     },
     /// A function's finished invocations, newest first (request id, start, duration,
     /// outcome, error type, cold start), from the metering database.
@@ -639,7 +643,8 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             follow,
             since,
             request_id,
-        } => return logs::logs(&c, name, follow, since, request_id).await,
+            version,
+        } => return logs::logs(&c, name, follow, since, request_id, version).await,
         Cmd::History { name, since, limit } => {
             return logs::history(&c, name, since, limit, cli.json).await
         }
