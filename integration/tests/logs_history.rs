@@ -1,8 +1,9 @@
 //! `flint logs` and `flint history` against a real flintd: a function's log lines from
 //! its log files (all, one invocation's with --request-id, those since a time), --follow
 //! seeing a new invocation within a second and across a rotation, the invocation
-//! history from the metering database newest first, and log files past
-//! --function-log-retention-days removed.
+//! history from the metering database newest first, log files past
+//! --function-log-retention-days removed, and --version keeping one version's
+//! invocations.
 
 use flint_integration::*;
 use std::io::BufRead;
@@ -268,4 +269,30 @@ async fn logs_past_the_retention_are_removed_at_start() {
     }
     assert!(young.exists(), "a log within the retention is kept");
     assert!(logs.join("kept.log").exists());
+}
+
+#[tokio::test]
+async fn logs_by_version_keep_the_invocations_of_that_version() {
+    let agent = TestAgent::start().await;
+    let mut c = agent.client().await;
+    c.functions
+        .create_function(python_function("vlog", APP))
+        .await
+        .expect("create");
+    let published = text(&flint(&agent, &["publish", "vlog"]));
+    assert!(published.contains("version 1"), "{published}");
+    let one = invoke_ok(&mut c, "vlog:1", r#"{"n": 1}"#).await.request_id;
+    let latest = invoke_ok(&mut c, "vlog", r#"{"n": 2}"#).await.request_id;
+
+    let v1 = text(&flint(&agent, &["logs", "vlog", "--version", "1"]));
+    assert!(
+        v1.contains(&format!("START RequestId: {one} Version: 1")) && v1.contains("said 1"),
+        "{v1}"
+    );
+    assert!(!v1.contains(&latest) && !v1.contains("said 2"), "{v1}");
+    let l = text(&flint(&agent, &["logs", "vlog", "--version", "$LATEST"]));
+    assert!(l.contains(&latest) && l.contains("said 2"), "{l}");
+    assert!(!l.contains(&one) && !l.contains("said 1"), "{l}");
+    let none = text(&flint(&agent, &["logs", "vlog", "--version", "7"]));
+    assert_eq!(none, "", "no invocation of version 7");
 }
