@@ -2,8 +2,9 @@
 //! flintd with the namespace sandbox: a 128 MB function with a 1024 MB /tmp writes
 //! more than 700 MB into it without an OOM and gets ENOSPC just past 1024 MB, while
 //! one with the default gets ENOSPC just past 512 MB; Lambda's REST API (Debian's
-//! python3-boto3, signed with a `flint keys create` key) reports the size and refuses
-//! sizes outside 512-10240 MB, as the gRPC API does.
+//! python3-boto3, signed with a `flint keys create` key) reports the size (of
+//! `$LATEST` and of a published version) and refuses sizes outside 512-10240 MB, as
+//! the gRPC API does; `flint get` shows it.
 
 use flint_agent::client::Client;
 use flint_integration::*;
@@ -98,6 +99,8 @@ for size in (511, 10241):
         print("accepted", size)
     except botocore.exceptions.ClientError as e:
         print("refused", size, e.response["Error"]["Code"], e.response["Error"]["Message"])
+v = c.publish_version(FunctionName="big")["Version"]
+print("version", c.get_function_configuration(FunctionName="big", Qualifier=v)["EphemeralStorage"]["Size"])
 u = c.update_function_configuration(FunctionName="default", EphemeralStorage={"Size": 2048})
 print("updated", u["EphemeralStorage"]["Size"])
 "#;
@@ -158,7 +161,8 @@ async fn tmp_has_the_functions_ephemeral_storage_size() {
             && lines[3].contains("less than or equal to 10240"),
         "{stdout}"
     );
-    assert_eq!(lines[4], "updated 2048", "{stdout}");
+    assert_eq!(lines[4], "version 1024", "{stdout}");
+    assert_eq!(lines[5], "updated 2048", "{stdout}");
 
     // The change is stored and retires the idle instance; the next one has 2048 MB.
     let f = c
@@ -170,6 +174,13 @@ async fn tmp_has_the_functions_ephemeral_storage_size() {
         .unwrap()
         .into_inner();
     assert_eq!(f.ephemeral_storage_mb, 2048);
+    let out = Command::new(binary("flint"))
+        .args(["get", "default", "--endpoint"])
+        .arg(&agent.socket)
+        .output()
+        .expect("run flint get");
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(shown.contains("/tmp:          2048 MB"), "{shown}");
     let t0 = Instant::now();
     while agent.instances_of("default").await != 0 {
         assert!(
