@@ -54,6 +54,8 @@ pub struct NewFunction {
     pub role: Option<String>,
     /// Secret environment variables (sealed before they are stored).
     pub secret_environment: HashMap<String, String>,
+    /// /tmp size in MB; 0 means the default.
+    pub ephemeral_storage_mb: u32,
 }
 
 /// A configuration change; `None` keeps the current value.
@@ -71,6 +73,8 @@ pub struct ConfigChange {
     pub role: Option<String>,
     /// Replaces every secret environment variable.
     pub secret_environment: Option<HashMap<String, String>>,
+    /// /tmp size in MB.
+    pub ephemeral_storage_mb: Option<u32>,
 }
 
 /// The role a request names: a name or an IAM role ARN; empty means none.
@@ -99,6 +103,10 @@ impl Agent {
         validate::name(&f.name)?;
         validate::memory_on(f.memory_mb, &self.backend().limits())?;
         validate::timeout(f.timeout_s)?;
+        validate::ephemeral_storage(f.ephemeral_storage_mb)?;
+        if f.ephemeral_storage_mb != crate::limits::TMP_MB && !self.backend().sized_tmp() {
+            return Err(ValidationError::NoEphemeralSize(self.backend().kind()).into());
+        }
         validate::handler(&f.handler)?;
         if f.network == crate::sandbox::NetworkMode::Outbound && !self.backend().outbound_network()
         {
@@ -160,6 +168,11 @@ impl Agent {
             },
             role: role_name(req.role.as_deref()),
             secret_environment: BTreeMap::new(),
+            ephemeral_storage_mb: if req.ephemeral_storage_mb == 0 {
+                crate::limits::TMP_MB
+            } else {
+                req.ephemeral_storage_mb
+            },
         };
         self.check_settings(&f)?;
         f.secret_environment =
@@ -257,6 +270,9 @@ impl Agent {
         }
         if let Some(v) = ch.role {
             f.role = role_name(Some(&v));
+        }
+        if let Some(v) = ch.ephemeral_storage_mb {
+            f.ephemeral_storage_mb = v;
         }
         self.check_settings(&f)?;
         if let Some(v) = ch.secret_environment {

@@ -36,6 +36,8 @@ pub const LOG_TAIL: usize = 4 * 1024;
 pub const PIDS_MAX: u64 = 1024;
 /// Size of the writable /tmp of an instance, in MB (Lambda's default ephemeral storage).
 pub const TMP_MB: u32 = 512;
+/// Largest ephemeral storage (/tmp) a function may ask for, in MB (Lambda's).
+pub const TMP_MAX_MB: u32 = 10240;
 /// How long an instance may take to start its runtime before the invocation fails.
 pub const INIT_TIMEOUT_S: u64 = 10;
 /// gRPC messages the server accepts: the largest code bundle plus headroom. Larger

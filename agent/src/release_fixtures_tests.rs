@@ -55,6 +55,8 @@ fn release_functions() -> Vec<Function> {
             network: crate::sandbox::NetworkMode::None,
             role: None,
             secret_environment: Default::default(),
+            // Migration 6: rows from before it keep Lambda's default /tmp size.
+            ephemeral_storage_mb: 512,
         },
         Function {
             name: "fixture-b".into(),
@@ -72,6 +74,8 @@ fn release_functions() -> Vec<Function> {
             network: crate::sandbox::NetworkMode::None,
             role: None,
             secret_environment: Default::default(),
+            // Migration 6: rows from before it keep Lambda's default /tmp size.
+            ephemeral_storage_mb: 512,
         },
     ]
 }

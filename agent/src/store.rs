@@ -43,7 +43,7 @@ pub enum StoreError {
 /// One function's configuration as stored. A published version keeps a copy of it as
 /// one JSON snapshot ([`versions`]): a new setting is a new field here and nothing
 /// more (`#[serde(default)]` lets snapshots from before the field read back).
-#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct Function {
     pub name: String,
@@ -68,6 +68,37 @@ pub struct Function {
     /// Secret environment variables, each sealed with the operator key
     /// ([`crate::secrets::seal`]); opened only to build the sandbox's environment.
     pub secret_environment: BTreeMap<String, String>,
+    /// Size of the instance's /tmp in MB (Lambda's ephemeral storage); snapshots from
+    /// before the setting read back as the default.
+    #[serde(default = "default_ephemeral_mb")]
+    pub ephemeral_storage_mb: u32,
+}
+
+fn default_ephemeral_mb() -> u32 {
+    crate::limits::TMP_MB
+}
+
+impl Default for Function {
+    fn default() -> Self {
+        Function {
+            name: String::new(),
+            runtime: String::new(),
+            handler: String::new(),
+            memory_mb: 0,
+            timeout_s: 0,
+            environment: HashMap::new(),
+            description: String::new(),
+            code_sha256: String::new(),
+            code_size: 0,
+            last_modified: String::new(),
+            revision: 0,
+            reserved_concurrency: None,
+            network: NetworkMode::default(),
+            role: None,
+            secret_environment: BTreeMap::new(),
+            ephemeral_storage_mb: default_ephemeral_mb(),
+        }
+    }
 }
 
 /// The SQLite-backed registry.
@@ -165,6 +196,9 @@ CREATE TABLE aliases (
     revision    INTEGER NOT NULL,
     PRIMARY KEY (function, name)
 );",
+        // 6: the instance's /tmp size (ephemeral storage); functions
+        // from before it keep Lambda's default.
+        "ALTER TABLE functions ADD COLUMN ephemeral_storage_mb INTEGER NOT NULL DEFAULT 512;",
     ],
 };
 
@@ -173,7 +207,7 @@ macro_rules! function_columns {
     () => {
         "name, runtime, handler, memory_mb, timeout_s, environment, description, \
          code_sha256, code_size, last_modified, revision, reserved_concurrency, network, role, \
-         secret_environment"
+         secret_environment, ephemeral_storage_mb"
     };
 }
 
@@ -227,7 +261,8 @@ impl Store {
                 function_columns!(),
                 ") VALUES (:name, :runtime, :handler, :memory_mb, :timeout_s, :environment, \
                  :description, :code_sha256, :code_size, :last_modified, :revision, \
-                 :reserved_concurrency, :network, :role, :secret_environment)"
+                 :reserved_concurrency, :network, :role, :secret_environment, \
+                 :ephemeral_storage_mb)"
             ),
             named(&values).as_slice(),
         );
@@ -255,7 +290,8 @@ impl Store {
              description = :description, code_sha256 = :code_sha256, code_size = :code_size, \
              last_modified = :last_modified, revision = :revision, \
              reserved_concurrency = :reserved_concurrency, network = :network, role = :role, \
-             secret_environment = :secret_environment WHERE name = :name",
+             secret_environment = :secret_environment, \
+             ephemeral_storage_mb = :ephemeral_storage_mb WHERE name = :name",
             named(&values).as_slice(),
         )?;
         if n == 0 {
@@ -363,7 +399,7 @@ impl Store {
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A function's values by parameter name.
-fn bind(f: &Function) -> Result<[(&'static str, Value); 15], StoreError> {
+fn bind(f: &Function) -> Result<[(&'static str, Value); 16], StoreError> {
     let env =
         serde_json::to_string(&f.environment).map_err(|_| StoreError::Corrupt(f.name.clone()))?;
     let secret_env = serde_json::to_string(&f.secret_environment)
@@ -388,6 +424,10 @@ fn bind(f: &Function) -> Result<[(&'static str, Value); 15], StoreError> {
         (":network", Value::Text(f.network.as_str().to_string())),
         (":role", f.role.clone().map_or(Value::Null, Value::Text)),
         (":secret_environment", Value::Text(secret_env)),
+        (
+            ":ephemeral_storage_mb",
+            Value::Integer(i64::from(f.ephemeral_storage_mb)),
+        ),
     ])
 }
 
@@ -420,6 +460,7 @@ fn row_to_raw(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
             network: NetworkMode::None,
             role: r.get("role")?,
             secret_environment: BTreeMap::new(),
+            ephemeral_storage_mb: r.get("ephemeral_storage_mb")?,
         },
         env: r.get("environment")?,
         network: r.get("network")?,
@@ -463,7 +504,28 @@ pub(crate) mod tests {
             network: NetworkMode::Outbound,
             role: Some("reader".into()),
             secret_environment: [("K".to_string(), "fsv1:sealed".to_string())].into(),
+            ephemeral_storage_mb: 1024,
         }
+    }
+
+    #[test]
+    fn ephemeral_storage_is_stored_and_old_snapshots_read_back_as_the_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("f.db")).unwrap();
+        let mut f = sample("e");
+        s.insert(&f).unwrap();
+        assert_eq!(s.get("e").unwrap().ephemeral_storage_mb, 1024);
+        f.ephemeral_storage_mb = 10240;
+        s.update(&f).unwrap();
+        drop(s);
+        let s = Store::open(&dir.path().join("f.db")).unwrap();
+        assert_eq!(s.get("e").unwrap().ephemeral_storage_mb, 10240);
+        // A version snapshot published before the setting existed has no such field.
+        let mut old = serde_json::to_value(sample("e")).unwrap();
+        old.as_object_mut().unwrap().remove("ephemeral_storage_mb");
+        let back: Function = serde_json::from_value(old).unwrap();
+        assert_eq!(back.ephemeral_storage_mb, crate::limits::TMP_MB);
+        assert_eq!(Function::default().ephemeral_storage_mb, 512);
     }
 
     #[test]

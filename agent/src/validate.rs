@@ -21,6 +21,12 @@ pub enum ValidationError {
     /// Memory out of range
     #[error("memory size {0} MB is out of range: choose {MEMORY_MIN_MB}-{MEMORY_MAX_MB} MB")]
     Memory(u32),
+    /// Ephemeral storage (/tmp) out of range
+    #[error("ephemeral storage size {0} MB is out of range: choose {TMP_MB}-{TMP_MAX_MB} MB")]
+    EphemeralStorage(u32),
+    /// A /tmp size other than the default on a backend that cannot size it
+    #[error("the {0} sandbox backend's /tmp is fixed at {TMP_MB} MB: use ephemeral storage {TMP_MB} MB, or run flintd with --sandbox namespace")]
+    NoEphemeralSize(&'static str),
     /// Memory beyond what the sandbox backend can run
     #[error("memory size {memory_mb} MB exceeds the {backend} sandbox backend's limit of {max_mb} MB: choose at most {max_mb} MB (this agent runs functions with --sandbox {backend})")]
     BackendMemory {
@@ -80,6 +86,15 @@ pub fn memory(mb: u32) -> Result<(), ValidationError> {
         Ok(())
     } else {
         Err(ValidationError::Memory(mb))
+    }
+}
+
+/// Checks an ephemeral storage (/tmp) size in MB.
+pub fn ephemeral_storage(mb: u32) -> Result<(), ValidationError> {
+    if (TMP_MB..=TMP_MAX_MB).contains(&mb) {
+        Ok(())
+    } else {
+        Err(ValidationError::EphemeralStorage(mb))
     }
 }
 
@@ -198,6 +213,17 @@ mod tests {
         assert!(memory(10241).is_err());
         assert!(timeout(1).is_ok() && timeout(900).is_ok());
         assert!(timeout(0).is_err() && timeout(901).is_err());
+    }
+
+    #[test]
+    fn ephemeral_storage_bounds() {
+        assert!(ephemeral_storage(512).is_ok() && ephemeral_storage(10240).is_ok());
+        assert_eq!(
+            ephemeral_storage(511),
+            Err(ValidationError::EphemeralStorage(511))
+        );
+        let e = ephemeral_storage(10241).unwrap_err().to_string();
+        assert!(e.contains("10241 MB") && e.contains("512-10240 MB"), "{e}");
     }
 
     #[test]

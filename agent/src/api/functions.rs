@@ -32,6 +32,7 @@ pub fn to_proto(agent: &Agent, f: Function) -> FunctionConfiguration {
         network: f.network.as_str().to_string(),
         role: f.role.unwrap_or_default(),
         secret_environment_keys: f.secret_environment.into_keys().collect(),
+        ephemeral_storage_mb: f.ephemeral_storage_mb,
     }
 }
 
@@ -72,6 +73,7 @@ impl Functions for FunctionsApi {
                     network: (!r.network.is_empty()).then_some(r.network),
                     role: Some(r.role),
                     secret_environment: r.secret_environment,
+                    ephemeral_storage_mb: r.ephemeral_storage_mb,
                 })
                 .map_err(Status::from)
         })
@@ -126,6 +128,7 @@ impl Functions for FunctionsApi {
                         network: r.network,
                         role: r.role,
                         secret_environment: r.secret_environment.map(|e| e.variables),
+                        ephemeral_storage_mb: r.ephemeral_storage_mb,
                     },
                 )
                 .map_err(Status::from)

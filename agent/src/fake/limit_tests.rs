@@ -1,7 +1,7 @@
 //! Limits: the agent-wide concurrency limit, reserved concurrency, the per-function
 //! rate, the start queue, and draining (new invocations refused, running ones
 //! finish, the warm pool emptied), each refusal with its message and its throttle
-//! record.
+//! record; and a /tmp size the sandbox backend cannot give.
 
 use super::guest::{Answer, Script};
 use super::harness::{json, until, Harness, RUNTIME};
@@ -201,4 +201,31 @@ async fn drain_refuses_new_invocations_waits_for_running_ones_and_empties_the_po
     assert!(!h.agent.capacity().draining);
     gate.add_permits(1);
     assert_eq!(json(&h.invoke_ok("f", "{}").await)["served"], 2);
+}
+
+#[tokio::test]
+async fn a_tmp_size_other_than_512_mb_is_refused_by_a_backend_that_cannot_size_tmp() {
+    let h = Harness::open(Script::answering(Answer::Echo), &[]);
+    h.create("f", "v1");
+    let change = |mb| crate::functions::ConfigChange {
+        ephemeral_storage_mb: Some(mb),
+        ..Default::default()
+    };
+    let e = h
+        .agent
+        .update_config("f", change(1024))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("the fake sandbox backend's /tmp is fixed at 512 MB"),
+        "{e}"
+    );
+    let e = h
+        .agent
+        .update_config("f", change(100))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("512-10240 MB"), "{e}");
+    let f = h.agent.update_config("f", change(512)).unwrap();
+    assert_eq!(f.ephemeral_storage_mb, 512);
 }

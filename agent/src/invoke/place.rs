@@ -93,12 +93,13 @@ impl Agent {
             memory_mb: f.memory_mb,
             network: f.network,
         };
-        // A function with mounts (file-event triggers) needs a sandbox made for it.
+        // A function with mounts (file-event triggers) or a /tmp size other than the
+        // pool's needs a sandbox made for it.
         let name = f.name.clone();
         let ro_binds = self
             .blocking(move |a| a.files_mounts(&name).map_err(InvokeError::from))
             .await?;
-        let pool = if ro_binds.is_empty() {
+        let pool = if ro_binds.is_empty() && f.ephemeral_storage_mb == TMP_MB {
             self.sandbox_pool().take(&key)
         } else {
             None
@@ -116,7 +117,7 @@ impl Agent {
             id: new_sandbox_id(),
             rootfs: rt.rootfs.clone(),
             memory_mb: f.memory_mb,
-            tmp_mb: TMP_MB,
+            tmp_mb: f.ephemeral_storage_mb,
             network: f.network,
             ro_binds,
         };
@@ -187,7 +188,7 @@ impl Agent {
             bootstrap: rt.manifest.bootstrap.clone(),
             runtime: rt.manifest.name.clone(),
             function_arn: self.arn(&f.name),
-            tmp_mb: TMP_MB,
+            tmp_mb: f.ephemeral_storage_mb,
             log_group: format!("/flint/lambda/{}", f.name),
             log_stream: String::new(),
             region: self.config().region.clone(),

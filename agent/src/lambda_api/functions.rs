@@ -98,6 +98,7 @@ pub async fn create(api: &LambdaApi, req: &ApiRequest) -> Outcome {
     let zip = decode_zip(b.code.zip_file.as_deref().ok_or_else(|| {
         ApiError::invalid("Code.ZipFile is required: the function's zip, base64-encoded")
     })?)?;
+    let ephemeral = shapes::EphemeralStorage::checked(b.ephemeral_storage)?;
     let new = NewFunction {
         name,
         runtime: b.runtime.unwrap_or_default(),
@@ -110,6 +111,7 @@ pub async fn create(api: &LambdaApi, req: &ApiRequest) -> Outcome {
         network: b.flint_network,
         role: b.role,
         secret_environment: Default::default(),
+        ephemeral_storage_mb: ephemeral.unwrap_or(0),
     };
     let f = blocking(api, move |a| a.create_function(new)).await?;
     dead_letter::apply(api, &f.name, b.dead_letter_config)?;
@@ -224,6 +226,7 @@ pub async fn update_configuration(api: &LambdaApi, req: &ApiRequest, given: &str
         network: b.flint_network,
         role: b.role,
         secret_environment: None,
+        ephemeral_storage_mb: shapes::EphemeralStorage::checked(b.ephemeral_storage)?,
     };
     let f = blocking(api, move |a| a.update_config(&name, change)).await?;
     dead_letter::apply(api, &f.name, b.dead_letter_config)?;

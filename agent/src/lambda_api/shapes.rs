@@ -59,6 +59,35 @@ pub struct CreateFunction {
     pub architectures: Option<Vec<String>>,
     /// Kept as the dead-letter target of the event invoke configuration.
     pub dead_letter_config: Option<super::dead_letter::DeadLetterConfig>,
+    pub ephemeral_storage: Option<EphemeralStorage>,
+}
+
+/// `EphemeralStorage`: the /tmp size in MB.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct EphemeralStorage {
+    pub size: u32,
+}
+
+impl EphemeralStorage {
+    /// The size, checked as Lambda checks it.
+    pub fn checked(o: Option<Self>) -> Result<Option<u32>, super::errors::ApiError> {
+        use crate::limits::{TMP_MAX_MB, TMP_MB};
+        let Some(EphemeralStorage { size }) = o else {
+            return Ok(None);
+        };
+        let bound = if size < TMP_MB {
+            format!("greater than or equal to {TMP_MB}")
+        } else if size > TMP_MAX_MB {
+            format!("less than or equal to {TMP_MAX_MB}")
+        } else {
+            return Ok(Some(size));
+        };
+        Err(super::errors::ApiError::invalid(format!(
+            "1 validation error detected: Value '{size}' at 'ephemeralStorage.size' failed to \
+             satisfy constraint: Member must have value {bound}"
+        )))
+    }
 }
 
 /// UpdateFunctionCode's body.
@@ -93,6 +122,7 @@ pub struct UpdateConfig {
     pub revision_id: Option<String>,
     /// Kept as the dead-letter target of the event invoke configuration.
     pub dead_letter_config: Option<super::dead_letter::DeadLetterConfig>,
+    pub ephemeral_storage: Option<EphemeralStorage>,
 }
 
 /// PutFunctionConcurrency's body.
@@ -150,7 +180,7 @@ pub fn configuration(f: &Function, place: &Place) -> Value {
         "LastUpdateStatus": "Successful",
         "PackageType": "Zip",
         "Architectures": ["x86_64"],
-        "EphemeralStorage": {"Size": crate::limits::TMP_MB},
+        "EphemeralStorage": {"Size": f.ephemeral_storage_mb},
         "FlintNetwork": f.network.as_str(),
     })
 }
@@ -177,6 +207,7 @@ mod tests {
             network: crate::sandbox::NetworkMode::None,
             role: None,
             secret_environment: Default::default(),
+            ephemeral_storage_mb: 2048,
         };
         let place = Place {
             region: "us-east-1".into(),
@@ -194,6 +225,7 @@ mod tests {
             "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
         );
         assert_eq!(c["MemorySize"], 256);
+        assert_eq!(c["EphemeralStorage"]["Size"], 2048);
         assert_eq!(c["Environment"]["Variables"]["A"], "1");
         assert_eq!(c["Version"], "$LATEST");
         let created: CreateFunction = serde_json::from_value(json!({
@@ -203,5 +235,18 @@ mod tests {
         .unwrap();
         assert_eq!(created.code.zip_file.as_deref(), Some("UEs="));
         assert_eq!(created.memory_size, Some(128));
+        let sized = |n: u32| EphemeralStorage::checked(Some(EphemeralStorage { size: n }));
+        assert_eq!(sized(1024).unwrap(), Some(1024));
+        assert_eq!(EphemeralStorage::checked(None).unwrap(), None);
+        for (n, bound) in [
+            (511, "greater than or equal to 512"),
+            (10241, "less than or equal to 10240"),
+        ] {
+            let e = format!("{:?}", sized(n).unwrap_err());
+            assert!(
+                e.contains("InvalidParameterValueException") && e.contains(bound),
+                "{e}"
+            );
+        }
     }
 }

@@ -102,6 +102,11 @@ pub trait SandboxBackend: Send + Sync {
     fn outbound_network(&self) -> bool {
         false
     }
+    /// True when a sandbox's /tmp can be any ephemeral storage size
+    /// ([`SandboxSpec::tmp_mb`]); false when it is fixed at [`crate::limits::TMP_MB`].
+    fn sized_tmp(&self) -> bool {
+        false
+    }
     /// True when the code reaches the sandbox as a read-only mount of the bundle
     /// unpacked once on the host ([`crate::unpacked`]); false when flint-init unpacks
     /// the zip itself (the microVM: its memory is the VM's own).

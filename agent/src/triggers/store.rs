@@ -247,6 +247,7 @@ mod tests {
             network: crate::sandbox::NetworkMode::None,
             role: None,
             secret_environment: Default::default(),
+            ephemeral_storage_mb: 512,
         }
     }
 

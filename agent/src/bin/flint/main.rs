@@ -60,6 +60,9 @@ enum Cmd {
         /// Timeout in seconds (1-900); unset: flintd's default.
         #[arg(long)]
         timeout: Option<u32>,
+        /// Size of /tmp in MB (512-10240, on disk, not memory); unset: 512.
+        #[arg(long)]
+        ephemeral_storage_mb: Option<u32>,
         /// Environment variable KEY=VALUE (repeatable).
         #[arg(long = "env", value_parser = parse_kv)]
         env: Vec<(String, String)>,
@@ -95,6 +98,9 @@ enum Cmd {
         memory: Option<u32>,
         #[arg(long)]
         timeout: Option<u32>,
+        /// Size of /tmp in MB (512-10240); retires the function's idle instances.
+        #[arg(long)]
+        ephemeral_storage_mb: Option<u32>,
         /// Replaces all environment variables (repeatable KEY=VALUE).
         #[arg(long = "env", value_parser = parse_kv)]
         env: Vec<(String, String)>,
@@ -353,7 +359,7 @@ fn function_json(f: &FunctionConfiguration) -> serde_json::Value {
         "description": f.description, "code_sha256": f.code_sha256, "code_size": f.code_size,
         "last_modified": f.last_modified, "revision": f.revision, "function_arn": f.function_arn,
         "reserved_concurrency": f.reserved_concurrency, "network": f.network,
-        "role": f.role,
+        "role": f.role, "ephemeral_storage_mb": f.ephemeral_storage_mb,
         "secret_environment": masked(&f.secret_environment_keys),
     })
 }
@@ -377,6 +383,7 @@ fn print_function(f: &FunctionConfiguration, json: bool) {
     println!("handler:       {}", f.handler);
     println!("memory:        {} MB", f.memory_mb);
     println!("timeout:       {} s", f.timeout_s);
+    println!("/tmp:          {} MB", f.ephemeral_storage_mb);
     println!("network:       {}", f.network);
     if !f.description.is_empty() {
         println!("description:   {}", f.description);
@@ -418,6 +425,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             code,
             memory,
             timeout,
+            ephemeral_storage_mb,
             env,
             description,
             network,
@@ -441,6 +449,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                     network: network.unwrap_or_default(),
                     role: role.unwrap_or_default(),
                     secret_environment: secret_env.into_iter().collect(),
+                    ephemeral_storage_mb: ephemeral_storage_mb.unwrap_or(0),
                 })
                 .await
                 .map_err(status_err)?
@@ -464,6 +473,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             handler,
             memory,
             timeout,
+            ephemeral_storage_mb,
             env,
             clear_env,
             description,
@@ -499,6 +509,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                     network,
                     role,
                     secret_environment,
+                    ephemeral_storage_mb,
                 })
                 .await
                 .map_err(status_err)?

@@ -77,6 +77,10 @@ impl SandboxBackend for NamespaceBackend {
         true
     }
 
+    fn sized_tmp(&self) -> bool {
+        true
+    }
+
     fn mounts_code(&self) -> bool {
         true
     }

@@ -77,6 +77,7 @@ fn host(dir: &std::path::Path, db: &std::path::Path) -> Arc<Recorder> {
             network: crate::sandbox::NetworkMode::None,
             role: None,
             secret_environment: Default::default(),
+            ephemeral_storage_mb: 512,
         })
         .unwrap();
     store
