@@ -148,6 +148,11 @@ async fn warm_times(c: &mut Client, name: &str, n: usize) -> Vec<Duration> {
     times
 }
 
+/// The tests that time CPU work take turns: run side by side on a 2-core machine, one's
+/// spinners and thawed controls were another's noise (a victim's p50 measured 1.65x in a
+/// full-suite run, with the spinner within its quota).
+static CPU_TIMING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The median.
 fn p50<T: PartialOrd + Copy>(mut v: Vec<T>) -> T {
     v.sort_by(|a, b| a.partial_cmp(b).expect("comparable"));
@@ -173,6 +178,7 @@ fn give_the_agent_the_host(agent: &TestAgent) {
 
 #[tokio::test]
 async fn a_spinning_neighbour_leaves_warm_latency_within_1_5x() {
+    let _turn = CPU_TIMING.lock().await;
     // No warm pool: every sandbox is a function instance.
     let agent = TestAgent::start_args(300, &["--pool-max", "0"]).await;
     let mut c = agent.client().await;
@@ -233,6 +239,7 @@ async fn a_spinning_neighbour_leaves_warm_latency_within_1_5x() {
 
 #[tokio::test]
 async fn what_a_handler_leaves_running_uses_no_cpu_between_invocations() {
+    let _turn = CPU_TIMING.lock().await;
     // No warm pool: every sandbox is a function instance.
     let agent = TestAgent::start_args(300, &["--pool-max", "0"]).await;
     let mut c = agent.client().await;
@@ -279,6 +286,7 @@ async fn what_a_handler_leaves_running_uses_no_cpu_between_invocations() {
 /// finds it running), interleaved in one run.
 #[tokio::test]
 async fn thawing_adds_no_measurable_warm_latency() {
+    let _turn = CPU_TIMING.lock().await;
     // No warm pool: every sandbox is a function instance; frozen as soon as it is idle
     // (no freeze delay), so that every round's invocation thaws it.
     let agent = TestAgent::start_args(300, &["--pool-max", "0", "--freeze-after-ms", "0"]).await;
