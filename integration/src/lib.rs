@@ -12,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod client_run;
 pub mod rabbitmq;
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);

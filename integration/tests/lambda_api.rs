@@ -5,9 +5,10 @@
 //! runs the same kind of calls from the command line. Both sign with a key made by
 //! `flint keys create`. Installed by images/host-deps.sh.
 
+use flint_integration::client_run::run_within;
 use flint_integration::*;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 const REGION: &str = "eu-west-3";
@@ -86,29 +87,6 @@ async fn start_with(extra: &[&str], scheme: &str) -> RestAgent {
         secret: k["secret_access_key"].as_str().unwrap().to_string(),
         agent,
     }
-}
-
-/// Runs `cmd` with a deadline; the output of a stalled or failed run is printed.
-fn run_within(mut cmd: Command, limit: Duration) -> Output {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn client");
-    let t0 = Instant::now();
-    while child.try_wait().expect("wait").is_none() {
-        if t0.elapsed() > limit {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("output");
-            panic!(
-                "client stalled for {limit:?}\nstdout:\n{}\nstderr:\n{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().expect("output")
 }
 
 fn fixture(name: &str) -> PathBuf {

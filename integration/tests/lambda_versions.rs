@@ -5,9 +5,10 @@
 //! qualifier; and the gRPC API with the `flint` CLI does the same through
 //! `flint publish`, `flint aliases` and `flint invoke NAME:QUALIFIER`.
 
+use flint_integration::client_run::run_within;
 use flint_integration::*;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const REGION: &str = "eu-west-3";
@@ -85,29 +86,6 @@ async fn start() -> RestAgent {
         secret: k["secret_access_key"].as_str().unwrap().to_string(),
         agent,
     }
-}
-
-/// Runs `cmd` with a deadline; the output of a stalled run is printed.
-fn run_within(mut cmd: Command, limit: Duration) -> Output {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn client");
-    let t0 = Instant::now();
-    while child.try_wait().expect("wait").is_none() {
-        if t0.elapsed() > limit {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("output");
-            panic!(
-                "client stalled for {limit:?}\nstdout:\n{}\nstderr:\n{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().expect("output")
 }
 
 fn fixture(name: &str) -> PathBuf {
