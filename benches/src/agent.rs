@@ -69,9 +69,9 @@ pub struct StartOptions {
     pub images_dir: PathBuf,
     /// Pass `--pool-max 0` (no warm pool) when flintd has the flag.
     pub pool_off: bool,
-    /// `--pool-warm` value (e.g. `python3.11:128=2`) when the pool is on and flintd has
-    /// the flag: keeps that many generic sandboxes ready whatever the demand.
-    pub pool_warm: Option<String>,
+    /// `--pool-warm` values (e.g. `python3.11:128=2`) when the pool is on and flintd has
+    /// the flag: each keeps that many generic sandboxes ready whatever the demand.
+    pub pool_warm: Vec<String>,
     pub keep_alive_s: u64,
 }
 
@@ -167,12 +167,10 @@ impl Agent {
             .stderr(log_file);
         if pool_off {
             cmd.args(["--pool-max", "0"]);
-        } else if let Some(w) = o
-            .pool_warm
-            .as_ref()
-            .filter(|_| has_flag(&o.flintd, "--pool-warm"))
-        {
-            cmd.arg("--pool-warm").arg(w);
+        } else if !o.pool_warm.is_empty() && has_flag(&o.flintd, "--pool-warm") {
+            for w in &o.pool_warm {
+                cmd.arg("--pool-warm").arg(w);
+            }
         }
         let rest = if has_flag(&o.flintd, "--api-listen") {
             let addr = std::net::TcpListener::bind("127.0.0.1:0")
@@ -358,11 +356,22 @@ pub async fn deploy_sized(
     code: &[u8],
     memory_mb: u32,
 ) -> Result<(), AgentError> {
+    deploy_on(c, name, ("python3.11", "app.handler"), code, memory_mb).await
+}
+
+/// Creates a function of `memory_mb` MB on `runtime` with `handler`.
+pub async fn deploy_on(
+    c: &mut Client,
+    name: &str,
+    (runtime, handler): (&str, &str),
+    code: &[u8],
+    memory_mb: u32,
+) -> Result<(), AgentError> {
     c.functions
         .create_function(CreateFunctionRequest {
             name: name.into(),
-            runtime: "python3.11".into(),
-            handler: "app.handler".into(),
+            runtime: runtime.into(),
+            handler: handler.into(),
             memory_mb,
             timeout_s: 30,
             code_zip: code.to_vec(),

@@ -15,7 +15,9 @@ pub const SCENARIOS: &[&str] = &[
     "events",
     "density",
     "cold_pool",
+    "cold_runtimes",
     "microvm",
+    "microvm_snapshot",
 ];
 
 /// Errors in the flags.
@@ -39,6 +41,10 @@ pub struct Args {
     /// Quick mode: few samples, small budgets; finishes in under a minute.
     #[arg(long)]
     pub quick: bool,
+    /// CI's smoke run: quick mode with the per-runtime and snapshot scenarios cut to
+    /// their minimum (one sample per runtime, two restores, a handful of VMs sharing).
+    #[arg(long)]
+    pub smoke: bool,
     /// Seed for payload contents, function names and measurement order.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
@@ -79,6 +85,8 @@ pub struct Args {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub quick: bool,
+    /// CI's smoke run (quick, with the heaviest scenarios cut down).
+    pub smoke: bool,
     pub seed: u64,
     pub out: PathBuf,
     pub endpoint: Option<String>,
@@ -100,6 +108,12 @@ pub struct Config {
     pub density_time_cap: Duration,
     pub density_peers: usize,
     pub vmm_runs: usize,
+    /// cold_runtimes: samples of each kind (empty pool, pool hit, floor) per runtime.
+    pub runtime_samples: usize,
+    /// microvm_snapshot: fresh boots and restores (each) of the counting guest.
+    pub snapshot_runs: usize,
+    /// microvm_snapshot: VMs run at once for the shared-memory measurement.
+    pub share_vms: usize,
 }
 
 impl Config {
@@ -132,20 +146,26 @@ impl TryFrom<Args> for Config {
         };
         let budget = a
             .density_budget_mb
-            .unwrap_or(if a.quick { 512 } else { 8192 });
+            .unwrap_or(if a.quick || a.smoke { 512 } else { 8192 });
         if budget == 0 {
             return Err(CliError::Budget);
         }
         let out = a.out.unwrap_or_else(|| {
             let day = crate::machine::today();
-            let name = if a.quick { format!("{day}-quick") } else { day };
+            let name = if a.quick || a.smoke {
+                format!("{day}-quick")
+            } else {
+                day
+            };
             PathBuf::from(env!("CARGO_MANIFEST_DIR"))
                 .join("results")
                 .join(name)
         });
-        let q = a.quick;
+        let q = a.quick || a.smoke;
+        let (smoke, full) = (a.smoke, !q);
         Ok(Config {
             quick: q,
+            smoke,
             warm_memory_mb: a.warm_memory_mb,
             seed: a.seed,
             out,
@@ -171,6 +191,27 @@ impl TryFrom<Args> for Config {
             density_time_cap: Duration::from_secs(if q { 15 } else { 900 }),
             density_peers: if q { 8 } else { 50 },
             vmm_runs: if q { 5 } else { 20 },
+            runtime_samples: if smoke {
+                1
+            } else if full {
+                30
+            } else {
+                5
+            },
+            snapshot_runs: if smoke {
+                2
+            } else if full {
+                20
+            } else {
+                5
+            },
+            share_vms: if smoke {
+                4
+            } else if full {
+                100
+            } else {
+                20
+            },
         })
     }
 }
@@ -196,6 +237,11 @@ mod tests {
             .out
             .ends_with(format!("{}-quick", crate::machine::today())));
         assert_eq!(q.scenarios.len(), SCENARIOS.len());
+        let s = cfg(&["--smoke"]).unwrap();
+        assert!(s.quick, "smoke is quick mode");
+        assert!(s.runtime_samples < q.runtime_samples && q.runtime_samples < f.runtime_samples);
+        assert!(s.share_vms < q.share_vms && q.share_vms < f.share_vms);
+        assert_eq!(f.share_vms, 100);
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod report;
 mod rest;
 mod rng;
 mod run;
+mod runtime_cases;
 mod scenarios;
 mod stats;
 mod svg;

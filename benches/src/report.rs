@@ -52,6 +52,26 @@ pub struct Ratio {
     pub value: f64,
 }
 
+/// A compact table a scenario adds above its series (one row per case, e.g. per
+/// runtime), built from the same samples as its series.
+#[derive(Debug, Clone, Serialize)]
+pub struct Table {
+    pub headers: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    fn markdown(&self) -> String {
+        let mut o = format!("| {} |\n|", self.headers.join(" | "));
+        o.push_str(&"---|".repeat(self.headers.len()));
+        o.push('\n');
+        for r in &self.rows {
+            o.push_str(&format!("| {} |\n", r.join(" | ")));
+        }
+        o
+    }
+}
+
 /// How a scenario is charted.
 #[derive(Debug, Clone, Default)]
 pub enum ChartKind {
@@ -78,6 +98,9 @@ pub struct Scenario {
     pub values: BTreeMap<String, f64>,
     pub ratios: Vec<Ratio>,
     pub notes: Vec<String>,
+    /// A per-case summary table (rendered above the series in summary.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table: Option<Table>,
     /// The chart file next to results.json.
     pub chart: Option<String>,
     #[serde(skip)]
@@ -96,6 +119,7 @@ impl Scenario {
             values: BTreeMap::new(),
             ratios: Vec::new(),
             notes: Vec::new(),
+            table: None,
             chart: None,
             chart_kind: ChartKind::Bars,
         }
@@ -245,6 +269,10 @@ impl Results {
                 (Some(r), _) => o.push_str(&format!("Not available: {r}\n")),
                 _ => {}
             }
+            if let Some(t) = &s.table {
+                o.push_str(&t.markdown());
+                o.push('\n');
+            }
             if !s.series.is_empty() {
                 o.push_str("| series | unit | n | p50 | p90 | p99 | max |\n|---|---|---|---|---|---|---|\n");
                 for x in &s.series {
@@ -307,6 +335,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Scenario::new("warm", "Warm");
         s.add("flint", "ms", false, &[1.0, 2.0]);
+        s.table = Some(Table {
+            headers: vec!["runtime".into(), "p50".into()],
+            rows: vec![vec!["node".into(), "9".into()]],
+        });
         let mut r = Results {
             tool: "t".into(),
             machine: Machine::detect(),
@@ -327,5 +359,9 @@ mod tests {
         assert!(!dir.path().join("pool.svg").exists());
         let md = std::fs::read_to_string(dir.path().join("summary.md")).unwrap();
         assert!(md.contains("Not available: no pool"));
+        assert!(
+            md.contains("| runtime | p50 |\n|---|---|\n| node | 9 |\n"),
+            "{md}"
+        );
     }
 }

@@ -30,8 +30,16 @@ const TITLES: &[(&str, &str)] = &[
     ("density", "Density of idle warm instances (128 MB hello)"),
     ("cold_pool", "Cold start, pool hit"),
     (
+        "cold_runtimes",
+        "Cold start per runtime, empty pool and pool hit",
+    ),
+    (
         "microvm",
         "microVM: flint-vmm start to first guest instruction",
+    ),
+    (
+        "microvm_snapshot",
+        "microVM: snapshot restore vs fresh boot, memory shared between restored VMs",
     ),
 ];
 
@@ -47,6 +55,19 @@ fn settle(id: &str, r: Result<Scenario, ScenarioError>) -> Scenario {
 }
 
 async fn agent(cfg: &Config, pool_off: bool) -> Result<Agent, AgentError> {
+    let warm = if pool_off {
+        vec![]
+    } else {
+        vec!["python3.11:128=2".to_string()]
+    };
+    agent_with(cfg, pool_off, warm).await
+}
+
+async fn agent_with(
+    cfg: &Config,
+    pool_off: bool,
+    pool_warm: Vec<String>,
+) -> Result<Agent, AgentError> {
     match &cfg.endpoint {
         Some(ep) => Agent::existing(ep).await,
         None => {
@@ -55,10 +76,31 @@ async fn agent(cfg: &Config, pool_off: bool) -> Result<Agent, AgentError> {
                 init: cfg.bin_dir.join("flint-init"),
                 images_dir: cfg.images_dir.clone(),
                 pool_off,
-                pool_warm: (!pool_off).then(|| "python3.11:128=2".to_string()),
+                pool_warm,
                 keep_alive_s: 3600,
             })
             .await
+        }
+    }
+}
+
+/// The per-runtime cold starts: a flintd with the pool off and one whose pool keeps a
+/// sandbox of each prestarted runtime ready, both up while the cases run.
+async fn cold_runtimes(cfg: &Config, ctx: &mut Ctx) -> Scenario {
+    use scenarios::cold_runtimes as cr;
+    let cases = crate::runtime_cases::all(&cfg.images_dir);
+    let warm = cr::pool_warm(&cases);
+    let agents = match agent(cfg, true).await {
+        Ok(e) => agent_with(cfg, false, warm).await.map(|p| (e, p)),
+        Err(e) => Err(e),
+    };
+    match agents {
+        Err(e) => Scenario::failed(cr::ID, cr::TITLE, e.to_string()),
+        Ok((mut e, mut p)) => {
+            let r = cr::run(ctx, cases, &e, &p).await;
+            e.stop();
+            p.stop();
+            settle(cr::ID, r)
         }
     }
 }
@@ -154,15 +196,29 @@ pub async fn run(cfg: Config, command: String) -> Result<Results, RunError> {
         };
         out.push(s);
     }
+    if cfg.wants("cold_runtimes") {
+        out.push(cold_runtimes(&cfg, &mut ctx).await);
+    }
     if cfg.wants("microvm") {
         out.push(settle("microvm", scenarios::microvm::run(&mut ctx)));
+    }
+    if cfg.wants("microvm_snapshot") {
+        let r = scenarios::microvm_snapshot::run(&mut ctx);
+        out.push(settle("microvm_snapshot", r));
     }
 
     let mut results = Results {
         tool: format!("flint-bench {}", env!("CARGO_PKG_VERSION")),
         machine,
         seed: cfg.seed,
-        mode: if cfg.quick { "quick" } else { "full" }.into(),
+        mode: if cfg.smoke {
+            "smoke"
+        } else if cfg.quick {
+            "quick"
+        } else {
+            "full"
+        }
+        .into(),
         profile: if cfg!(debug_assertions) {
             "debug"
         } else {

@@ -1,6 +1,8 @@
-//! CI smoke test: `flint-bench --quick` against a real flintd (needs root, the built
-//! workspace binaries and the python3.11 image) must write results.json where every
-//! scenario produced numbers, with a chart each. Speed is not judged here.
+//! CI smoke test: `flint-bench --smoke` (quick mode, with the per-runtime and snapshot
+//! scenarios cut to their minimum) against a real flintd (needs root, the built workspace
+//! binaries, the runtime images and the Go and Rust fixtures of integration/fixtures) must
+//! write results.json where every scenario produced numbers, with a chart each, and a
+//! cold-start row for every runtime. Speed is not judged here.
 
 use std::io::Read;
 use std::process::{Command, Stdio};
@@ -9,7 +11,7 @@ use std::time::{Duration, Instant};
 /// Hang guard only; quick mode itself takes well under a minute.
 const DEADLINE: Duration = Duration::from_secs(180);
 
-const SCENARIOS: [&str; 9] = [
+const SCENARIOS: [&str; 11] = [
     "cold_empty",
     "breakdown",
     "warm",
@@ -18,12 +20,24 @@ const SCENARIOS: [&str; 9] = [
     "events",
     "density",
     "cold_pool",
+    "cold_runtimes",
     "microvm",
+    "microvm_snapshot",
+];
+
+/// The rows cold_runtimes must have, each with numbers.
+const RUNTIMES: [&str; 6] = [
+    "python3.11",
+    "nodejs18.x",
+    "ruby3.2",
+    "java17",
+    "provided (Go)",
+    "provided (Rust)",
 ];
 
 fn run_quick(out: &std::path::Path) -> (Option<i32>, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_flint-bench"))
-        .args(["--quick", "--seed", "7", "--out"])
+        .args(["--smoke", "--seed", "7", "--out"])
         .arg(out)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -38,7 +52,7 @@ fn run_quick(out: &std::path::Path) -> (Option<i32>, String) {
         if t0.elapsed() > DEADLINE {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("flint-bench --quick did not finish within {DEADLINE:?}");
+            panic!("flint-bench --smoke did not finish within {DEADLINE:?}");
         }
         std::thread::sleep(Duration::from_millis(100));
     };
@@ -67,7 +81,7 @@ fn quick_run_gives_every_scenario_numbers_and_a_chart() {
         "machine description missing"
     );
     assert_eq!(v["seed"], 7);
-    assert_eq!(v["mode"], "quick");
+    assert_eq!(v["mode"], "smoke");
     let scenarios = v["scenarios"].as_array().expect("scenarios array");
     let mut problems = Vec::new();
     for id in SCENARIOS {
@@ -105,11 +119,36 @@ fn quick_run_gives_every_scenario_numbers_and_a_chart() {
             other => problems.push(format!("{id}: no SVG chart ({other:?})")),
         }
     }
+    if let Some(s) = scenarios.iter().find(|s| s["id"] == "cold_runtimes") {
+        problems.extend(runtime_rows(s));
+    }
     assert!(
         problems.is_empty(),
-        "flint-bench --quick (exit {code:?}) left scenarios without numbers:\n  {}\nits stderr:\n{stderr}",
+        "flint-bench --smoke (exit {code:?}) left scenarios without numbers:\n  {}\nits stderr:\n{stderr}",
         problems.join("\n  ")
     );
     assert_eq!(code, Some(0), "flint-bench failed:\n{stderr}");
     assert!(dir.path().join("summary.md").is_file());
+}
+
+/// Every runtime has an empty-pool p50 and a floor in cold_runtimes' table, and a pool-hit
+/// p50 exactly when its prestart column says true.
+fn runtime_rows(s: &serde_json::Value) -> Vec<String> {
+    let rows = s["table"]["rows"].as_array().cloned().unwrap_or_default();
+    let mut problems = Vec::new();
+    for rt in RUNTIMES {
+        let Some(row) = rows.iter().find(|r| r[0] == rt) else {
+            problems.push(format!("cold_runtimes: no row for {rt}"));
+            continue;
+        };
+        let num = |i: usize| row[i].as_str().is_some_and(|c| c.parse::<f64>().is_ok());
+        let prestart = row[1] == "true";
+        if !num(2) || !num(6) || num(4) != prestart {
+            problems.push(format!(
+                "cold_runtimes: {rt} lacks numbers (empty pool p50, floor p50, and a pool hit \
+                 p50 exactly when prestart): {row}"
+            ));
+        }
+    }
+    problems
 }

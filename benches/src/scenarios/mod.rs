@@ -4,10 +4,12 @@
 
 pub mod breakdown;
 pub mod cold;
+pub mod cold_runtimes;
 pub mod density;
 pub mod events;
 pub mod http;
 pub mod microvm;
+pub mod microvm_snapshot;
 pub mod rest;
 pub mod throughput;
 pub mod warm;
