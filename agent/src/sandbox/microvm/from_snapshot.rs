@@ -37,6 +37,10 @@ pub enum FromSnapshotError {
     /// An earlier build of this key failed
     #[error("building the snapshot {0} failed before; booting until its inputs change")]
     FailedBefore(String),
+    /// The VM to snapshot did not boot to Hello: booting again would fail the same way,
+    /// so this is the start's error
+    #[error(transparent)]
+    BootFailed(SandboxError),
     /// Building the snapshot failed
     #[error("building the snapshot {dir}: {message}")]
     Build { dir: PathBuf, message: String },
@@ -97,18 +101,24 @@ async fn build(
         disk,
         snapshot_to: Some(&tmp),
     };
+    let failed = || {
+        let _ = std::fs::remove_dir_all(&tmp);
+        StartCounts::bump(&STARTS.snapshot_build_failures);
+        store.mark_failed(key);
+    };
     let result = match backend.start(&id, spec, launch).await {
         Ok(mut vm) => {
             let r = snapshot_at_hello(&mut vm, backend.cfg.boot_timeout).await;
             let _ = vm.destroy().await;
             r
         }
-        Err(e) => Err(e.to_string()),
+        Err(e) => {
+            failed();
+            return Err(FromSnapshotError::BootFailed(e));
+        }
     };
     let fail = |message: String| {
-        let _ = std::fs::remove_dir_all(&tmp);
-        StartCounts::bump(&STARTS.snapshot_build_failures);
-        store.mark_failed(key);
+        failed();
         FromSnapshotError::Build {
             dir: store.dir(key),
             message,

@@ -213,6 +213,7 @@ impl SandboxBackend for MicroVmBackend {
             if let Some(store) = &self.snapshots {
                 match from_snapshot::restore(self, store, spec, &disk).await {
                     Ok(vm) => return Ok(Box::new(vm) as Box<dyn Sandbox>),
+                    Err(from_snapshot::FromSnapshotError::BootFailed(e)) => return Err(e),
                     Err(e) => {
                         tracing::warn!(sandbox = %spec.id, error = %e, "microVM not restored from a snapshot; booting it");
                     }
