@@ -393,4 +393,54 @@ mod tests {
         assert!(!is_reset(&FrameError::Closed));
         assert!(!is_reset(&FrameError::TooLarge(1)));
     }
+
+    fn pair() -> (File, std::os::unix::net::UnixStream) {
+        let (guest, host) = std::os::unix::net::UnixStream::pair().unwrap();
+        (File::from(OwnedFd::from(guest)), host)
+    }
+
+    /// A restored microVM: the old stream reads ECONNRESET (here a Unix socket whose
+    /// peer closed with a frame unread, as the VMM's reset does to a vsock one), a new
+    /// stream replaces it, Hello goes out again on it, later reports follow it and the
+    /// host's messages arrive on it.
+    #[test]
+    fn a_reset_stream_is_opened_again_and_hello_said_again() {
+        use flint_proto::frame::write_frame;
+        use flint_proto::init::{GuestMessage, Prepared, Shutdown};
+        let (old_guest, old_host) = pair();
+        let shared = Shared::new(HostLink::new(Box::new(old_guest.try_clone().unwrap())));
+        shared.link.send(hello(Instant::now())).unwrap();
+        drop(old_host);
+        let mut old = FdStream::new(old_guest);
+        let e = read_frame::<_, HostMessage>(&mut old).unwrap_err();
+        assert!(is_reset(&e), "{e}");
+
+        let (new_guest, mut new_host) = pair();
+        let slot = std::sync::Mutex::new(Some(new_guest));
+        let reconnect = || {
+            slot.lock()
+                .unwrap()
+                .take()
+                .ok_or_else(|| "no more streams".to_string())
+        };
+        let mut stream = reopen(Some(&reconnect), &shared, Instant::now()).unwrap();
+        let m: GuestMessage = read_frame(&mut new_host).unwrap();
+        assert!(matches!(m.msg, Some(Msg::Hello(_))), "{m:?}");
+        shared
+            .link
+            .send(Msg::Prepared(Prepared { prepare_ns: 7 }))
+            .unwrap();
+        let m: GuestMessage = read_frame(&mut new_host).unwrap();
+        assert!(matches!(m.msg, Some(Msg::Prepared(_))), "{m:?}");
+        let shutdown = HostMessage {
+            msg: Some(host_message::Msg::Shutdown(Shutdown {})),
+        };
+        write_frame(&mut new_host, &shutdown).unwrap();
+        let m: HostMessage = read_frame(&mut stream).unwrap();
+        assert_eq!(m, shutdown);
+
+        let e = reopen(Some(&reconnect), &shared, Instant::now()).err();
+        assert_eq!(e.as_deref(), Some("no more streams"));
+        assert!(reopen(None, &shared, Instant::now()).is_err());
+    }
 }
