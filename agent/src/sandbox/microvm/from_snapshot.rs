@@ -37,8 +37,8 @@ pub enum FromSnapshotError {
     /// An earlier build of this key failed
     #[error("building the snapshot {0} failed before; booting until its inputs change")]
     FailedBefore(String),
-    /// The VM to snapshot did not boot to Hello: booting again would fail the same way,
-    /// so this is the start's error
+    /// The VM could not be set up, or the VM to snapshot did not boot to Hello: booting
+    /// instead would fail the same way, so this is the start's error
     #[error(transparent)]
     BootFailed(SandboxError),
     /// Building the snapshot failed
@@ -72,7 +72,19 @@ pub async fn restore(
             }
         }
     };
-    match backend.start(&spec.id, spec, Launch::Restore(&dir)).await {
+    // A VM that cannot even be set up (cgroup, uid range) would not boot either: that
+    // is the start's error, and says nothing about the snapshot.
+    let mut vm = backend
+        .new_vm(&spec.id, spec.memory_mb)
+        .map_err(FromSnapshotError::BootFailed)?;
+    let restored = match vm.boot(&backend.cfg, spec, Launch::Restore(&dir)).await {
+        Ok(()) => Ok(vm),
+        Err(e) => {
+            let _ = vm.destroy().await;
+            Err(e)
+        }
+    };
+    match restored {
         Ok(vm) => {
             StartCounts::bump(&STARTS.restores);
             tracing::info!(sandbox = %spec.id, snapshot = %key.dir_name(), "microVM restored from its snapshot");
