@@ -513,3 +513,46 @@ async fn the_microvm_pool_is_filled_by_restoring_one_snapshot() {
     );
     drop(agent);
 }
+
+#[tokio::test]
+async fn with_vm_snapshots_off_every_microvm_boots() {
+    let tmp = tempfile::tempdir().unwrap();
+    let kernel = tmp.path().join("hello-guest.elf");
+    std::fs::write(&kernel, guest_image(&payload("tiny-off"))).unwrap();
+    let vm_dir = tmp.path().join("vm");
+    let metrics = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let agent = TestAgent::start_args(
+        300,
+        &[
+            "--sandbox",
+            "microvm",
+            "--kernel",
+            kernel.to_str().unwrap(),
+            "--vm-run-dir",
+            vm_dir.to_str().unwrap(),
+            "--vm-boot-timeout",
+            "10",
+            "--vm-snapshots",
+            "false",
+            "--pool-warm",
+            "python3.11:128=2",
+            "--metrics-listen",
+            &metrics,
+        ],
+    )
+    .await;
+    wait_pool(&agent, 2, &vm_dir, &metrics).await;
+    let s = starts(&metrics);
+    assert_eq!(
+        (s["boot"], s["snapshot_build"], s["restore"]),
+        (2, 0, 0),
+        "{s:?}"
+    );
+    for log in serial_logs(&vm_dir) {
+        assert_eq!(log, "CH", "a booted VM connects once");
+    }
+    assert!(snapshot_dirs(&agent.data_dir).is_empty());
+}
