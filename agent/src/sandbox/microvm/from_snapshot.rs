@@ -35,7 +35,7 @@ pub enum FromSnapshotError {
     #[error(transparent)]
     Store(#[from] snapshots::StoreError),
     /// An earlier build of this key failed
-    #[error("building the snapshot {0} failed before; booting until its inputs change")]
+    #[error("building the snapshot {0} failed less than {retry} s ago; booting instead", retry = snapshots::BUILD_RETRY_AFTER.as_secs())]
     FailedBefore(String),
     /// The VM could not be set up, or the VM to snapshot did not boot to Hello: booting
     /// instead would fail the same way, so this is the start's error

@@ -3,19 +3,22 @@
 //! ([`SnapshotKey`]). A snapshot is built in `<name>.building` and renamed into place
 //! once complete, so a directory with the final name is always whole; building one
 //! deletes the family's snapshots of older inputs. One build at a time per key; a key
-//! whose build failed is not tried again until its inputs change (each start boots
-//! instead). Counters of how microVMs started feed the agent's metrics.
+//! whose build failed is tried again only after [`BUILD_RETRY_AFTER`] (starts boot
+//! meanwhile). Counters of how microVMs started feed the agent's metrics.
 
 use super::snapshot_key::SnapshotKey;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// The file in a snapshot directory naming its inputs.
 pub const KEY_FILE: &str = "flint-snapshot-key.txt";
 const BUILDING: &str = ".building";
+/// How long after a failed build starts of that key boot instead of building again.
+pub const BUILD_RETRY_AFTER: Duration = Duration::from_secs(300);
 
 /// How microVMs started, since the agent started (`flint_microvm_starts_total`).
 #[derive(Debug, Default)]
@@ -82,7 +85,8 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
 pub struct Snapshots {
     root: PathBuf,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    failed: Mutex<HashSet<String>>,
+    /// Keys whose build failed, and when.
+    failed: Mutex<HashMap<String, Instant>>,
 }
 
 impl Snapshots {
@@ -99,7 +103,7 @@ impl Snapshots {
         Ok(Snapshots {
             root: root.to_path_buf(),
             locks: Mutex::new(HashMap::new()),
-            failed: Mutex::new(HashSet::new()),
+            failed: Mutex::new(HashMap::new()),
         })
     }
 
@@ -114,12 +118,13 @@ impl Snapshots {
         dir.join(KEY_FILE).is_file().then_some(dir)
     }
 
-    /// True when building `key` failed before (its inputs have not changed since).
+    /// True when building `key` failed less than [`BUILD_RETRY_AFTER`] ago.
     pub fn failed_before(&self, key: &SnapshotKey) -> bool {
         self.failed
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .contains(&key.hash)
+            .get(&key.hash)
+            .is_some_and(|at| at.elapsed() < BUILD_RETRY_AFTER)
     }
 
     /// Remembers that building `key` failed.
@@ -127,7 +132,7 @@ impl Snapshots {
         self.failed
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(key.hash.clone());
+            .insert(key.hash.clone(), Instant::now());
     }
 
     /// The lock that serialises builds of `key`.
@@ -247,6 +252,9 @@ mod tests {
         assert_eq!(mode & 0o777, 0o444);
         s.discard(&new);
         assert!(s.ready(&new).is_none());
+        assert!(!s.failed_before(&new));
+        s.mark_failed(&new);
+        assert!(s.failed_before(&new) && !s.failed_before(&old));
         // A half-built snapshot left by a crash is removed when the store opens.
         let tmp = s.start_build(&old).unwrap();
         drop(s);
