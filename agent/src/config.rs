@@ -122,6 +122,11 @@ pub struct RawConfig {
     /// an unprivileged uid of its own, seccomp); `false` only to debug a VMM.
     #[arg(long, env = "FLINT_VM_JAIL", default_value_t = true, action = clap::ArgAction::Set)]
     pub vm_jail: bool,
+    /// Start microVMs by restoring a snapshot of one booted to flint-init's Hello, kept
+    /// per runtime and memory size under <data dir>/vm-snapshots (rebuilt when the
+    /// kernel, root disk or flint-vmm change); `false` boots every microVM.
+    #[arg(long, env = "FLINT_VM_SNAPSHOTS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub vm_snapshots: bool,
     /// Seconds an idle instance is kept warm before it is destroyed.
     #[arg(long, env = "FLINT_KEEP_ALIVE", default_value_t = 300)]
     pub keep_alive: u64,
@@ -337,6 +342,7 @@ pub struct Config {
     pub vm_run_dir: PathBuf,
     pub vm_boot_timeout: Duration,
     pub vm_jail: bool,
+    pub vm_snapshots: bool,
     pub keep_alive: Duration,
     /// An idle instance is frozen after this long (zero: at once).
     pub freeze_after: Duration,
@@ -517,6 +523,7 @@ impl TryFrom<RawConfig> for Config {
             vm_run_dir: raw.vm_run_dir,
             vm_boot_timeout: Duration::from_secs(raw.vm_boot_timeout.max(1)),
             vm_jail: raw.vm_jail,
+            vm_snapshots: raw.vm_snapshots,
             keep_alive: Duration::from_secs(raw.keep_alive),
             freeze_after: Duration::from_millis(raw.freeze_after_ms),
             cgroup_parent: raw.cgroup_parent,

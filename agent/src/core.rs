@@ -222,6 +222,7 @@ impl Agent {
         crate::metrics::gauges::register(&agent.metrics, &agent);
         crate::events::metrics::register(&agent.metrics, &agent.events);
         crate::disk::metrics::register(&agent.metrics, &agent.disk);
+        crate::metrics::vm_starts::register(&agent.metrics);
         for f in agent.store.list()? {
             agent.idle.retire(&f.name, Some(f.revision));
             agent
@@ -410,6 +411,9 @@ fn choose_backend(config: &Config) -> Arc<dyn SandboxBackend> {
             boot_timeout: config.vm_boot_timeout,
             overhead_mb: 64,
             jail: config.vm_jail,
+            snapshots: config
+                .vm_snapshots
+                .then(|| config.data_dir.join("vm-snapshots")),
         }))
     } else {
         Arc::new(NamespaceBackend::new(

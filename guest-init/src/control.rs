@@ -7,7 +7,7 @@ use crate::host_calls::HostCalls;
 use crate::host_link::HostLink;
 use crate::state::{error_doc, report_init_error, Shared};
 use crate::{
-    aws_local, env, host_mount, logs, mounts, process, reaper, runtime_api, seccomp, unpack,
+    aws_local, env, host_mount, logs, mounts, process, reaper, resume, runtime_api, seccomp, unpack,
 };
 use flint_proto::frame::{read_frame, FrameError};
 use flint_proto::init::{guest_message::Msg, host_message, Configure, Hello, HostMessage, Prepare};
@@ -74,20 +74,42 @@ pub enum ControlError {
     Hello(FrameError),
 }
 
+/// Opens the host stream again after the host reset it (a microVM restored from a
+/// snapshot: the VMM resets every vsock connection). `None` where a reset is final.
+pub type Reconnect<'a> = Option<&'a dyn Fn() -> Result<File, String>>;
+
+/// True for the read errors a reset connection gives (ECONNRESET, ENOTCONN).
+pub fn is_reset(e: &FrameError) -> bool {
+    matches!(e, FrameError::Io(io) if matches!(
+        io.kind(),
+        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::NotConnected
+    ))
+}
+
+fn hello(started: Instant) -> Msg {
+    Msg::Hello(Hello {
+        protocol_version: flint_proto::init::PROTOCOL_VERSION,
+        init_version: INIT_VERSION.into(),
+        boot_ns: started.elapsed().as_nanos() as u64,
+    })
+}
+
 /// Runs the loop on `stream`; returns the process exit code (0 on Shutdown or end of
-/// stream, 1 on a malformed frame or a broken stream).
-pub fn run(stream: File, started: Instant, paths: &Paths) -> Result<i32, ControlError> {
+/// stream, 1 on a malformed frame or a broken stream). With `reconnect`, a reset
+/// stream is opened again and Hello said again, the state kept (a restored microVM).
+pub fn run(
+    stream: File,
+    started: Instant,
+    paths: &Paths,
+    reconnect: Reconnect<'_>,
+) -> Result<i32, ControlError> {
     let writer = stream.try_clone().map_err(ControlError::Dup)?;
     let mut stream = FdStream::new(stream);
     let shared = Arc::new(Shared::new(HostLink::new(Box::new(writer))));
     reaper::spawn(shared.clone()).map_err(ControlError::Reaper)?;
     shared
         .link
-        .send(Msg::Hello(Hello {
-            protocol_version: flint_proto::init::PROTOCOL_VERSION,
-            init_version: INIT_VERSION.into(),
-            boot_ns: started.elapsed().as_nanos() as u64,
-        }))
+        .send(hello(started))
         .map_err(ControlError::Hello)?;
     let calls = Arc::new(HostCalls::default());
     let mut prepared: Option<Prepare> = None;
@@ -96,6 +118,18 @@ pub fn run(stream: File, started: Instant, paths: &Paths) -> Result<i32, Control
         let msg: HostMessage = match read_frame(&mut stream) {
             Ok(m) => m,
             Err(FrameError::Closed) => break 0,
+            Err(e) if is_reset(&e) && reconnect.is_some() => {
+                match reopen(reconnect, &shared, started) {
+                    Ok(again) => {
+                        stream = again;
+                        continue;
+                    }
+                    Err(e) => {
+                        eprintln!("flint-init: the host reset the stream; reconnecting: {e}");
+                        break 1;
+                    }
+                }
+            }
             Err(e) => {
                 eprintln!("flint-init: host stream: {e}");
                 break 1;
@@ -124,12 +158,32 @@ pub fn run(stream: File, started: Instant, paths: &Paths) -> Result<i32, Control
             Some(host_message::Msg::Invoke(inv)) => shared.push_invoke(inv),
             Some(host_message::Msg::Reply(r)) => calls.deliver(r),
             Some(host_message::Msg::Shutdown(_)) => break 0,
+            Some(host_message::Msg::Resume(r)) => {
+                // Siblings restored from one snapshot must not share random state:
+                // power off rather than serve with it.
+                if let Err(e) = resume::apply(&r, &mut resume::Live) {
+                    eprintln!("flint-init: {e}");
+                    break 1;
+                }
+            }
             None => eprintln!("flint-init: ignoring an empty or unknown host message"),
         }
     };
     shared.begin_shutdown();
     kill_runtime();
     Ok(code)
+}
+
+/// Opens the host stream again, points the shared link at it and says Hello again.
+fn reopen(reconnect: Reconnect<'_>, shared: &Shared, started: Instant) -> Result<FdStream, String> {
+    let f = reconnect.ok_or("no way to reconnect")?()?;
+    let w = f.try_clone().map_err(|e| e.to_string())?;
+    shared.link.replace(Box::new(w));
+    shared
+        .link
+        .send(hello(started))
+        .map_err(|e| e.to_string())?;
+    Ok(FdStream::new(f))
 }
 
 /// SIGKILLs the runtime's whole process group, if one is running.
@@ -324,4 +378,69 @@ fn start_runtime(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_reset_stream_is_opened_again() {
+        let io = |k| FrameError::Io(std::io::Error::from(k));
+        assert!(is_reset(&io(std::io::ErrorKind::ConnectionReset)));
+        assert!(is_reset(&io(std::io::ErrorKind::NotConnected)));
+        assert!(!is_reset(&io(std::io::ErrorKind::BrokenPipe)));
+        assert!(!is_reset(&FrameError::Closed));
+        assert!(!is_reset(&FrameError::TooLarge(1)));
+    }
+
+    fn pair() -> (File, std::os::unix::net::UnixStream) {
+        let (guest, host) = std::os::unix::net::UnixStream::pair().unwrap();
+        (File::from(OwnedFd::from(guest)), host)
+    }
+
+    /// A restored microVM: the old stream reads ECONNRESET (here a Unix socket whose
+    /// peer closed with a frame unread, as the VMM's reset does to a vsock one), a new
+    /// stream replaces it, Hello goes out again on it, later reports follow it and the
+    /// host's messages arrive on it.
+    #[test]
+    fn a_reset_stream_is_opened_again_and_hello_said_again() {
+        use flint_proto::frame::write_frame;
+        use flint_proto::init::{GuestMessage, Prepared, Shutdown};
+        let (old_guest, old_host) = pair();
+        let shared = Shared::new(HostLink::new(Box::new(old_guest.try_clone().unwrap())));
+        shared.link.send(hello(Instant::now())).unwrap();
+        drop(old_host);
+        let mut old = FdStream::new(old_guest);
+        let e = read_frame::<_, HostMessage>(&mut old).unwrap_err();
+        assert!(is_reset(&e), "{e}");
+
+        let (new_guest, mut new_host) = pair();
+        let slot = std::sync::Mutex::new(Some(new_guest));
+        let reconnect = || {
+            slot.lock()
+                .unwrap()
+                .take()
+                .ok_or_else(|| "no more streams".to_string())
+        };
+        let mut stream = reopen(Some(&reconnect), &shared, Instant::now()).unwrap();
+        let m: GuestMessage = read_frame(&mut new_host).unwrap();
+        assert!(matches!(m.msg, Some(Msg::Hello(_))), "{m:?}");
+        shared
+            .link
+            .send(Msg::Prepared(Prepared { prepare_ns: 7 }))
+            .unwrap();
+        let m: GuestMessage = read_frame(&mut new_host).unwrap();
+        assert!(matches!(m.msg, Some(Msg::Prepared(_))), "{m:?}");
+        let shutdown = HostMessage {
+            msg: Some(host_message::Msg::Shutdown(Shutdown {})),
+        };
+        write_frame(&mut new_host, &shutdown).unwrap();
+        let m: HostMessage = read_frame(&mut stream).unwrap();
+        assert_eq!(m, shutdown);
+
+        let e = reopen(Some(&reconnect), &shared, Instant::now()).err();
+        assert_eq!(e.as_deref(), Some("no more streams"));
+        assert!(reopen(None, &shared, Instant::now()).is_err());
+    }
 }

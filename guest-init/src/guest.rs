@@ -27,8 +27,12 @@ pub fn run() -> ! {
     }
     let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
     let port = vsock::port_from_cmdline(&cmdline);
+    // After a snapshot restore the VMM resets the connection: dial again (Hello again).
+    let reconnect = move || {
+        vsock::connect_host(port, 200, Duration::from_millis(10)).map_err(|e| e.to_string())
+    };
     match vsock::connect_host(port, 200, Duration::from_millis(10)) {
-        Ok(stream) => match control::run(stream, started, &Paths::default()) {
+        Ok(stream) => match control::run(stream, started, &Paths::default(), Some(&reconnect)) {
             Ok(_) => {}
             Err(e) => eprintln!("flint-init: {e}"),
         },

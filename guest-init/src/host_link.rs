@@ -41,6 +41,14 @@ impl HostLink {
         res
     }
 
+    /// Replaces the write side after the stream was opened again (a restored microVM)
+    /// and clears the broken mark.
+    pub fn replace(&self, writer: Box<dyn Write + Send>) {
+        let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        *w = writer;
+        self.broken.store(false, Ordering::Relaxed);
+    }
+
     /// Sends one message; a failure is already logged by `send` and is otherwise
     /// ignored here because the read side of the stream decides when to stop.
     pub fn report(&self, msg: Msg) {

@@ -219,5 +219,5 @@ fn sandbox_child(args: &SandboxArgs, old: &SigSet, started: Instant) -> Result<i
         tmp_fd: args.tmp_fd,
         ..Paths::default()
     };
-    Ok(control::run(stream, started, &paths)?)
+    Ok(control::run(stream, started, &paths, None)?)
 }

@@ -18,6 +18,7 @@ mod mounts;
 mod net;
 mod process;
 mod reaper;
+mod resume;
 mod runtime_api;
 mod sandbox_fs;
 mod sandbox_mask;

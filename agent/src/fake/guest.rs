@@ -172,6 +172,7 @@ pub(crate) async fn run(stream: UnixStream, ctx: GuestCtx) {
             H::Invoke(_) => "Invoke",
             H::Shutdown(_) => "Shutdown",
             H::Reply(_) => "Reply",
+            H::Resume(_) => "Resume",
         };
         g.ctx
             .journal
@@ -185,6 +186,8 @@ pub(crate) async fn run(stream: UnixStream, ctx: GuestCtx) {
             H::Shutdown(_) => return,
             // The fake guest makes no calls, so it gets no replies.
             H::Reply(_) => continue,
+            // Only restored microVMs get Resume; the fake guest has no state to refresh.
+            H::Resume(_) => continue,
         };
         if step.is_err() {
             return;

@@ -9,6 +9,7 @@
 pub mod family;
 pub mod gauges;
 pub mod http;
+pub mod vm_starts;
 
 use crate::observe::{InvocationObserver, InvocationRecord, RecordedOutcome};
 use family::{header, sample, CounterVec, HistogramVec, Labels};

@@ -5,9 +5,13 @@
 //! listens. The whole VMM process sits in the sandbox's cgroup, so guest memory,
 //! device threads and all are capped together. Unless disabled, each flint-vmm runs in
 //! its jail (`--jail`) as the first uid of a range leased for it alone, so two VMMs never
-//! share a uid.
+//! share a uid. With snapshots on (`--vm-snapshots`, from_snapshot.rs) a VM is restored
+//! from a snapshot of one that already booted to flint-init's Hello, instead of booted.
 
+pub mod from_snapshot;
 pub mod select;
+pub mod snapshot_key;
+pub mod snapshots;
 pub mod stderr_tail;
 
 use super::namespace::cgroup::SandboxCgroup;
@@ -43,12 +47,16 @@ pub struct MicroVmConfig {
     pub overhead_mb: u32,
     /// Jail every flint-vmm (`--jail`, an unprivileged uid of its own).
     pub jail: bool,
+    /// Start VMs by restoring snapshots kept in this directory (`--vm-snapshots`);
+    /// `None` boots every VM.
+    pub snapshots: Option<PathBuf>,
 }
 
 /// Makes microVM sandboxes.
 pub struct MicroVmBackend {
     cfg: MicroVmConfig,
     uids: std::sync::Arc<UidRanges>,
+    snapshots: Option<snapshots::Snapshots>,
 }
 
 impl MicroVmBackend {
@@ -66,11 +74,88 @@ impl MicroVmBackend {
         if !cfg.jail {
             tracing::warn!("flint-vmm runs without its jail (--vm-jail false)");
         }
+        let snapshots = cfg
+            .snapshots
+            .as_deref()
+            .and_then(|root| match snapshots::Snapshots::open(root) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::warn!(error = %e, "microVM snapshots are off: their directory cannot be used");
+                    None
+                }
+            });
         Self {
             cfg,
             uids: UidRanges::new(),
+            snapshots,
         }
     }
+
+    /// A VM not started yet: its directory, cgroup and (jailed) uid range.
+    fn new_vm(&self, id: &str, memory_mb: u32) -> Result<MicroVm, SandboxError> {
+        let dir = self.cfg.run_dir.join(id);
+        std::fs::create_dir_all(&dir)?;
+        let cg = match SandboxCgroup::create(
+            &self.cfg.cgroup_parent,
+            id,
+            memory_mb + self.cfg.overhead_mb,
+            PIDS_MAX,
+            // The function's share; the VMM's own overhead buys no CPU.
+            CpuQuota::for_memory(memory_mb),
+        ) {
+            Ok(cg) => cg,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(e);
+            }
+        };
+        let uid = if self.cfg.jail {
+            match self.uids.lease() {
+                Some(lease) => Some(lease),
+                None => {
+                    let _ = std::fs::remove_dir_all(&dir);
+                    return Err(SandboxError::NoUidRange(super::namespace::uids::SLOTS));
+                }
+            }
+        } else {
+            None
+        };
+        Ok(MicroVm {
+            proc: ProcessSandbox::new(id, cg),
+            dir,
+            uid,
+        })
+    }
+
+    /// Starts `launch` in a new VM for `spec`; the VM is removed when it fails.
+    async fn start(
+        &self,
+        id: &str,
+        spec: &SandboxSpec,
+        launch: Launch<'_>,
+    ) -> Result<MicroVm, SandboxError> {
+        let mut vm = self.new_vm(id, spec.memory_mb)?;
+        match vm.boot(&self.cfg, spec, launch).await {
+            Ok(()) => Ok(vm),
+            Err(e) => {
+                let _ = vm.destroy().await;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// How a VM starts.
+#[derive(Debug, Clone, Copy)]
+pub enum Launch<'a> {
+    /// Boot the kernel with `disk` as root; with `snapshot_to`, flint-vmm writes a
+    /// snapshot there on SIGUSR1 and exits.
+    Boot {
+        disk: &'a Path,
+        snapshot_to: Option<&'a Path>,
+    },
+    /// Restore the snapshot in this directory.
+    Restore(&'a Path),
 }
 
 /// The ext4 root disk that images/build-ext4.sh makes next to a runtime's tree.
@@ -125,45 +210,22 @@ impl SandboxBackend for MicroVmBackend {
                     ),
                 )));
             }
-            let dir = self.cfg.run_dir.join(&spec.id);
-            std::fs::create_dir_all(&dir)?;
-            let cg = match SandboxCgroup::create(
-                &self.cfg.cgroup_parent,
-                &spec.id,
-                spec.memory_mb + self.cfg.overhead_mb,
-                PIDS_MAX,
-                // The function's share; the VMM's own overhead buys no CPU.
-                CpuQuota::for_memory(spec.memory_mb),
-            ) {
-                Ok(cg) => cg,
-                Err(e) => {
-                    let _ = std::fs::remove_dir_all(&dir);
-                    return Err(e);
-                }
-            };
-            let uid = if self.cfg.jail {
-                match self.uids.lease() {
-                    Some(lease) => Some(lease),
-                    None => {
-                        let _ = std::fs::remove_dir_all(&dir);
-                        return Err(SandboxError::NoUidRange(super::namespace::uids::SLOTS));
+            if let Some(store) = &self.snapshots {
+                match from_snapshot::restore(self, store, spec, &disk).await {
+                    Ok(vm) => return Ok(Box::new(vm) as Box<dyn Sandbox>),
+                    Err(from_snapshot::FromSnapshotError::BootFailed(e)) => return Err(e),
+                    Err(e) => {
+                        tracing::warn!(sandbox = %spec.id, error = %e, "microVM not restored from a snapshot; booting it");
                     }
                 }
-            } else {
-                None
-            };
-            let mut vm = MicroVm {
-                proc: ProcessSandbox::new(&spec.id, cg),
-                dir,
-                uid,
-            };
-            match vm.boot(&self.cfg, spec, &disk).await {
-                Ok(()) => Ok(Box::new(vm) as Box<dyn Sandbox>),
-                Err(e) => {
-                    let _ = vm.destroy().await;
-                    Err(e)
-                }
             }
+            let launch = Launch::Boot {
+                disk: &disk,
+                snapshot_to: None,
+            };
+            let vm = self.start(&spec.id, spec, launch).await?;
+            snapshots::StartCounts::bump(&snapshots::STARTS.boots);
+            Ok(Box::new(vm) as Box<dyn Sandbox>)
         })
     }
 }
@@ -181,7 +243,7 @@ impl MicroVm {
         &mut self,
         cfg: &MicroVmConfig,
         spec: &SandboxSpec,
-        disk: &Path,
+        launch: Launch<'_>,
     ) -> Result<(), SandboxError> {
         let uds = self.dir.join("vsock.sock");
         let mut listen_path = uds.clone().into_os_string();
@@ -197,6 +259,13 @@ impl MicroVm {
             std::fs::create_dir(&jail)?;
             std::os::unix::fs::chown(&self.dir, Some(id), Some(id))?;
             std::os::unix::fs::chown(&listen_path, Some(id), Some(id))?;
+            if let Launch::Boot {
+                snapshot_to: Some(to),
+                ..
+            } = launch
+            {
+                std::os::unix::fs::chown(to, Some(id), Some(id))?;
+            }
             cmd.arg("--jail")
                 .arg(&jail)
                 .arg("--jail-uid")
@@ -204,13 +273,28 @@ impl MicroVm {
                 .arg("--jail-gid")
                 .arg(id.to_string());
         }
-        cmd.arg("--kernel")
-            .arg(&cfg.kernel)
-            .arg("--rootfs")
-            .arg(disk)
-            .arg("--mem-mib")
-            .arg(spec.memory_mb.to_string())
-            .arg("--vsock-uds")
+        match launch {
+            Launch::Boot { disk, snapshot_to } => {
+                cmd.arg("--kernel")
+                    .arg(&cfg.kernel)
+                    .arg("--rootfs")
+                    .arg(disk)
+                    .arg("--mem-mib")
+                    .arg(spec.memory_mb.to_string());
+                if let Some(to) = snapshot_to {
+                    cmd.arg("--snapshot-to").arg(to);
+                }
+            }
+            // The machine (memory, vCPUs, disk, vsock CID) comes from the snapshot; the
+            // host side below (vsock socket, serial log, timings) is this VM's own.
+            Launch::Restore(dir) => {
+                cmd.arg("--restore-from").arg(dir);
+            }
+        }
+        // microVM networking hook: a VM with a network gets its own TAP here, as
+        // `--net-tap NAME`, for a boot and a restore alike (flint-vmm takes --net-tap
+        // with --restore-from and gives the restored virtio-net that TAP).
+        cmd.arg("--vsock-uds")
             .arg(&uds)
             .arg("--serial-log")
             .arg(&serial)
@@ -293,7 +377,12 @@ impl MicroVm {
         if result.is_err() {
             keep_failed_log(&cfg.run_dir, &self.proc.id, &serial);
         }
-        self.proc.stream = Some(result?);
+        let mut stream = result?;
+        if let Launch::Restore(_) = launch {
+            // The first message after a restore: fresh entropy and the time.
+            from_snapshot::send_resume(&mut stream).await?;
+        }
+        self.proc.stream = Some(stream);
         Ok(())
     }
 }
