@@ -455,23 +455,27 @@ async fn java17_timeout_heap_exhaustion_and_cgroup_out_of_memory() {
     );
 
     // The Java heap is full: the handler's OutOfMemoryError is the error document, as
-    // Lambda's Java runtime reports it (the JVM then halts: a VirtualMachineError is
-    // fatal). 512 MB: the heap (85%) fills before the JVM's resident memory reaches the
-    // cgroup's limit.
+    // Lambda's Java runtime reports it, and the JVM then halts (a VirtualMachineError is
+    // fatal), so the next invocation gets a new instance. 512 MB: the heap (85%) fills
+    // before the JVM's resident memory reaches the cgroup's limit.
     let mut req = java_function("heap", "example.Limits::heap", &code);
     req.memory_mb = 512;
     req.timeout_s = 30;
     c.functions.create_function(req).await.unwrap();
-    let r = invoke(&mut c, "heap", "{}").await;
-    assert_eq!(r.function_error, "Unhandled", "{}", r.log_result);
-    let v = json(&r);
-    assert_eq!(
-        v["errorType"], "java.lang.OutOfMemoryError",
-        "{v}\n{}",
-        r.log_result
-    );
-    assert_eq!(v["errorMessage"], "Java heap space", "{v}");
-    assert!(v["stackTrace"].is_array(), "{v}");
+    for attempt in 1..=2 {
+        let r = invoke(&mut c, "heap", "{}").await;
+        assert_eq!(r.function_error, "Unhandled", "{}", r.log_result);
+        let v = json(&r);
+        assert_eq!(
+            v["errorType"], "java.lang.OutOfMemoryError",
+            "attempt {attempt}: {v}\n{}",
+            r.log_result
+        );
+        assert_eq!(v["errorMessage"], "Java heap space", "{v}");
+        assert!(v["stackTrace"].is_array(), "{v}");
+        // The JVM halted after the first: the second runs on a new instance.
+        assert!(r.timings.unwrap().cold_start, "attempt {attempt}");
+    }
 
     // Memory outside the heap: the cgroup's limit kills the JVM, Runtime.OutOfMemory.
     let mut req = java_function("offheap", "example.Limits::offHeap", &code);
