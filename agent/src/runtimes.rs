@@ -196,7 +196,7 @@ mod tests {
         assert_eq!(prestart.get("python3.11"), Some(&true), "{prestart:?}");
         assert_eq!(prestart.get("provided"), Some(&false), "{prestart:?}");
         assert_eq!(prestart.get("ruby3.2"), Some(&true), "{prestart:?}");
-        // A JVM cannot take on a new environment (System.getenv is fixed at start).
-        assert_eq!(prestart.get("java17"), Some(&false), "{prestart:?}");
+        // The JVM takes on its function's environment at hand-over (Environment.java).
+        assert_eq!(prestart.get("java17"), Some(&true), "{prestart:?}");
     }
 }

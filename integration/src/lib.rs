@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 pub mod client_run;
+pub mod provided_binary;
 pub mod rabbitmq;
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);

@@ -1,30 +1,18 @@
 //! A Go function built with Debian's Go toolchain (integration/fixtures/build-go-lambda.sh)
 //! that speaks the Runtime API itself, deployed on the `provided` runtime as the bundle's
-//! `bootstrap` executable.
+//! `bootstrap` executable; its timeout, out-of-memory, init exit and missing bootstrap
+//! (integration/src/provided_binary.rs).
 
 use flint_integration::*;
 use flint_proto::v1::*;
-use std::io::Write;
 use std::path::PathBuf;
 
 fn function_binary() -> PathBuf {
-    let cache = std::env::var("FLINT_CACHE_DIR").unwrap_or_else(|_| "/var/cache/flint".into());
-    let path = PathBuf::from(cache).join("go-lambda/bootstrap");
-    assert!(
-        path.is_file(),
-        "{} is missing: run integration/fixtures/build-go-lambda.sh first",
-        path.display()
-    );
-    path
+    provided_binary::fixture_binary("go-lambda", "build-go-lambda.sh")
 }
 
 fn bundle() -> Vec<u8> {
-    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let opts = zip::write::SimpleFileOptions::default().unix_permissions(0o755);
-    w.start_file("bootstrap", opts).unwrap();
-    w.write_all(&std::fs::read(function_binary()).unwrap())
-        .unwrap();
-    w.finish().unwrap().into_inner()
+    provided_binary::bundle_as(&function_binary(), "bootstrap")
 }
 
 #[tokio::test]
@@ -70,4 +58,12 @@ async fn go_function_speaking_the_runtime_api_runs_on_provided() {
     assert_eq!(v["errorMessage"], "the event asked for a failure", "{v}");
     let r = invoke(&mut c, "gopher", "{}").await;
     assert_eq!(json(&r)["calls"], 3, "a handler error is not a crash");
+}
+
+#[tokio::test]
+async fn go_timeout_out_of_memory_init_exit_and_missing_bootstrap() {
+    let agent = TestAgent::start().await;
+    let mut c = agent.client().await;
+    provided_binary::failures_are_reported_as_lambda_does(&agent, &mut c, "go", &function_binary())
+        .await;
 }

@@ -2,13 +2,14 @@
 //! image's own runtime.jar (Lambda's com.amazonaws.services.lambda.runtime interfaces),
 //! bundled as a zip of classes + lib/*.jar, run by a real flintd: a RequestHandler<Map,
 //! String>, a Class::method returning a Map, a RequestStreamHandler, a thrown exception's
-//! error document and a missing class's init error.
+//! error document, init errors, a timeout, a heap OutOfMemoryError and a cgroup
+//! out-of-memory kill, and the warm pool's pre-started JVM taking on its function.
 
 use flint_integration::*;
 use flint_proto::v1::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const RUNTIME: &str = "java17";
 
@@ -47,6 +48,19 @@ public class Hello implements RequestHandler<Map<String, Object>, String> {
         m.put("maxHeapMB", Runtime.getRuntime().maxMemory() / 1048576);
         m.put("java", System.getProperty("java.specification.version"));
         m.put("greeting", System.getenv("GREETING"));
+        m.put("envName", System.getenv("AWS_LAMBDA_FUNCTION_NAME"));
+        m.put("envMemory", System.getenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"));
+        m.put("prestart", System.getenv("FLINT_PRESTART"));
+        m.put("prop", System.getProperty("flint.test"));
+        String child;
+        try {
+            Process p = new ProcessBuilder("/bin/sh", "-c", "printf %s \"$GREETING\"").start();
+            child = new String(p.getInputStream().readAllBytes());
+            p.waitFor();
+        } catch (Exception e) {
+            child = "error: " + e;
+        }
+        m.put("childGreeting", child);
         m.put("ok", true);
         return m;
     }
@@ -90,6 +104,39 @@ public class Upper implements RequestStreamHandler {
         String s = new String(in.readAllBytes(), StandardCharsets.UTF_8);
         out.write(("{\"upper\":" + s.toUpperCase() + ",\"fn\":\"" + context.getFunctionName() + "\"}")
             .getBytes(StandardCharsets.UTF_8));
+    }
+}
+"#;
+
+const LIMITS: &str = r#"
+package example;
+import java.lang.reflect.Field;
+import java.lang.reflect.Method;
+import java.util.ArrayList;
+import java.util.List;
+public class Limits {
+    public static String sleep(Object event) throws InterruptedException {
+        Thread.sleep(30_000);
+        return "woke";
+    }
+    /** Fills the Java heap: an OutOfMemoryError the handler does not catch. */
+    public static int heap(Object event) {
+        List<long[]> keep = new ArrayList<>();
+        while (true) keep.add(new long[1 << 20]);
+    }
+    /** Memory outside the heap (and outside -XX:MaxDirectMemorySize): only the cgroup stops it. */
+    public static int offHeap(Object event) throws Exception {
+        Class<?> unsafeClass = Class.forName("sun.misc.Unsafe");
+        Field f = unsafeClass.getDeclaredField("theUnsafe");
+        f.setAccessible(true);
+        Object unsafe = f.get(null);
+        Method allocate = unsafeClass.getMethod("allocateMemory", long.class);
+        Method set = unsafeClass.getMethod("setMemory", long.class, long.class, byte.class);
+        long chunk = 16L << 20;
+        while (true) {
+            long at = (Long) allocate.invoke(unsafe, chunk);
+            set.invoke(unsafe, at, chunk, (byte) 1);
+        }
     }
 }
 "#;
@@ -143,6 +190,7 @@ fn java_bundle() -> Vec<u8> {
     std::fs::write(src.join("example/Hello.java"), HELLO).unwrap();
     std::fs::write(src.join("example/Upper.java"), UPPER).unwrap();
     std::fs::write(src.join("example/Orders.java"), ORDERS).unwrap();
+    std::fs::write(src.join("example/Limits.java"), LIMITS).unwrap();
     let libc = t.path().join("libclasses");
     run(Command::new("javac")
         .args(["--release", "17", "-d"])
@@ -163,7 +211,8 @@ fn java_bundle() -> Vec<u8> {
         .arg(t.path().join("bundle"))
         .arg(src.join("example/Hello.java"))
         .arg(src.join("example/Upper.java"))
-        .arg(src.join("example/Orders.java")));
+        .arg(src.join("example/Orders.java"))
+        .arg(src.join("example/Limits.java")));
     let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     for (name, body) in files_under(&t.path().join("bundle")) {
         assert!(!name.contains("Helper.class") || name.starts_with("lib/"));
@@ -253,6 +302,7 @@ async fn java17_handlers_errors_and_init_errors() {
     );
     assert_eq!(v["java"], "17");
     assert_eq!(v["greeting"], "hi");
+    assert_eq!(v["childGreeting"], "hi", "a child process's environment");
     assert_eq!(v["ok"], true);
 
     // POJOs: an event into a class with setters and a public field, a record back.
@@ -370,4 +420,152 @@ async fn java17_handlers_errors_and_init_errors() {
     for (name, ..) in cases {
         assert_eq!(agent.instances_of(name).await, 0, "{name} kept an instance");
     }
+}
+
+#[tokio::test]
+async fn java17_timeout_heap_exhaustion_and_cgroup_out_of_memory() {
+    let code = java_bundle();
+    let agent = TestAgent::start().await;
+    let mut c = agent.client().await;
+
+    // A timeout: Lambda's message, and the JVM is torn down.
+    let mut req = java_function("sleepy", "example.Limits::sleep", &code);
+    req.timeout_s = 1;
+    c.functions.create_function(req).await.unwrap();
+    let t0 = Instant::now();
+    let r = invoke(&mut c, "sleepy", "{}").await;
+    assert!(
+        t0.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        t0.elapsed()
+    );
+    assert_eq!(r.function_error, "Unhandled", "{}", r.log_result);
+    let v = json(&r);
+    assert!(
+        v["errorMessage"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Task timed out after 1.00 seconds"),
+        "{v}"
+    );
+    assert_eq!(
+        agent.instances_of("sleepy").await,
+        0,
+        "timed-out instance kept"
+    );
+
+    // The Java heap is full: the handler's OutOfMemoryError is the error document, as
+    // Lambda's Java runtime reports it, and the JVM then halts (a VirtualMachineError is
+    // fatal), so the next invocation gets a new instance. 512 MB: the heap (85%) fills
+    // before the JVM's resident memory reaches the cgroup's limit.
+    let mut req = java_function("heap", "example.Limits::heap", &code);
+    req.memory_mb = 512;
+    req.timeout_s = 30;
+    c.functions.create_function(req).await.unwrap();
+    for attempt in 1..=2 {
+        let r = invoke(&mut c, "heap", "{}").await;
+        assert_eq!(r.function_error, "Unhandled", "{}", r.log_result);
+        let v = json(&r);
+        assert_eq!(
+            v["errorType"], "java.lang.OutOfMemoryError",
+            "attempt {attempt}: {v}\n{}",
+            r.log_result
+        );
+        assert_eq!(v["errorMessage"], "Java heap space", "{v}");
+        assert!(v["stackTrace"].is_array(), "{v}");
+        // The JVM halted after the first: the second runs on a new instance.
+        assert!(r.timings.unwrap().cold_start, "attempt {attempt}");
+    }
+
+    // Memory outside the heap: the cgroup's limit kills the JVM, Runtime.OutOfMemory.
+    let mut req = java_function("offheap", "example.Limits::offHeap", &code);
+    req.memory_mb = 128;
+    req.timeout_s = 30;
+    c.functions.create_function(req).await.unwrap();
+    let r = invoke(&mut c, "offheap", "{}").await;
+    assert_eq!(r.function_error, "Unhandled", "{}", r.log_result);
+    assert_eq!(
+        json(&r)["errorType"],
+        "Runtime.OutOfMemory",
+        "{}\n{}",
+        String::from_utf8_lossy(&r.payload),
+        r.log_result
+    );
+    // The function recovers with a new instance.
+    c.functions
+        .create_function(java_function("after", "example.Hello", &code))
+        .await
+        .unwrap();
+    assert_eq!(
+        json(&invoke_ok(&mut c, "after", r#"{"name":"x"}"#).await),
+        "HI X! #1"
+    );
+    let leaked = agent.wait_all_accounted(Duration::from_secs(10)).await;
+    assert_eq!(leaked, 0, "ended instances not destroyed");
+}
+
+/// Waits until the java17 pool for `memory_mb` has a sandbox ready.
+async fn wait_java_pool_ready(agent: &TestAgent, memory_mb: u32) {
+    let t0 = Instant::now();
+    loop {
+        let cap = agent.capacity().await;
+        let ready = cap
+            .pools
+            .iter()
+            .find(|p| p.runtime == RUNTIME && p.memory_mb == memory_mb)
+            .map_or(0, |p| p.ready);
+        if ready >= 1 {
+            return;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "the {RUNTIME} pool never had a sandbox ready: {cap:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn warm_pool_prestarts_the_jvm_and_hands_it_the_function() {
+    let code = java_bundle();
+    let agent = TestAgent::start_args(300, &["--pool-warm", "java17:256=1"]).await;
+    let mut c = agent.client().await;
+    // Two functions on the same pool key, each with its own environment.
+    for (name, greeting) in [("pooled-a", "hello a"), ("pooled-b", "hello b")] {
+        let mut req = java_function(name, "example.Hello::info", &code);
+        req.environment.insert("GREETING".into(), greeting.into());
+        c.functions.create_function(req).await.unwrap();
+        wait_java_pool_ready(&agent, 256).await;
+        let r = invoke_ok(&mut c, name, "[]").await;
+        let t = r.timings.unwrap();
+        assert!(t.cold_start && t.pool_hit, "expected a pool hit: {t:?}");
+        assert_eq!(t.sandbox_ns, 0, "a pool hit creates no sandbox");
+        let v = json(&r);
+        assert_eq!(
+            v["greeting"], greeting,
+            "System.getenv after hand-over: {v}"
+        );
+        assert_eq!(v["envName"], name, "{v}");
+        assert_eq!(v["functionName"], name, "{v}");
+        assert_eq!(v["envMemory"], "256", "{v}");
+        assert_eq!(v["memory"], 256, "{v}");
+        assert_eq!(v["prestart"], serde_json::Value::Null, "{v}");
+        let heap = v["maxHeapMB"].as_i64().unwrap();
+        assert!(
+            (150..=220).contains(&heap),
+            "-Xmx must be ~85% of the pool's (= the function's) 256 MB: {heap} MB"
+        );
+        assert_eq!(v["user"], "sbx_user1051");
+    }
+    // JVM options in the function's environment are read at JVM start only: such a
+    // function gets a JVM started for it, with its options.
+    let mut req = java_function("options", "example.Hello::info", &code);
+    req.environment
+        .insert("JAVA_TOOL_OPTIONS".into(), "-Dflint.test=yes".into());
+    c.functions.create_function(req).await.unwrap();
+    wait_java_pool_ready(&agent, 256).await;
+    let r = invoke_ok(&mut c, "options", "[]").await;
+    let t = r.timings.unwrap();
+    assert!(t.cold_start && !t.pool_hit, "JAVA_TOOL_OPTIONS: {t:?}");
+    assert_eq!(json(&r)["prop"], "yes");
 }

@@ -5,27 +5,14 @@
 
 use flint_integration::*;
 use flint_proto::v1::*;
-use std::io::Write;
 use std::path::PathBuf;
 
 fn function_binary() -> PathBuf {
-    let cache = std::env::var("FLINT_CACHE_DIR").unwrap_or_else(|_| "/var/cache/flint".into());
-    let path = PathBuf::from(cache).join("rust-lambda/bootstrap");
-    assert!(
-        path.is_file(),
-        "{} is missing: run integration/fixtures/build-rust-lambda.sh first",
-        path.display()
-    );
-    path
+    provided_binary::fixture_binary("rust-lambda", "build-rust-lambda.sh")
 }
 
 fn bundle() -> Vec<u8> {
-    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let opts = zip::write::SimpleFileOptions::default().unix_permissions(0o755);
-    w.start_file("bootstrap", opts).unwrap();
-    w.write_all(&std::fs::read(function_binary()).unwrap())
-        .unwrap();
-    w.finish().unwrap().into_inner()
+    provided_binary::bundle_as(&function_binary(), "bootstrap")
 }
 
 #[tokio::test]
@@ -69,4 +56,17 @@ async fn lambda_runtime_crate_function_runs_on_provided() {
     // A handler error is not a crash: the instance carries on.
     let r = invoke(&mut c, "rusty", "{}").await;
     assert_eq!(json(&r)["calls"], 4);
+}
+
+#[tokio::test]
+async fn rust_timeout_out_of_memory_init_exit_and_missing_bootstrap() {
+    let agent = TestAgent::start().await;
+    let mut c = agent.client().await;
+    provided_binary::failures_are_reported_as_lambda_does(
+        &agent,
+        &mut c,
+        "rust",
+        &function_binary(),
+    )
+    .await;
 }

@@ -183,38 +183,55 @@ impl Agent {
             attempt,
             started_unix_ms: unix_ms(SystemTime::now()),
         };
-        let mut timings = Timings::default();
-        let (mut session, mut log, starting) = match self.place(&f, &version, &mut timings).await? {
-            Placed::Ready {
-                session,
-                init_log,
-                starting,
-            } => (*session, init_log, starting),
-            Placed::InitFailed(failure) => {
-                return Ok(self.report_init_failure(&reporting, failure).await);
-            }
-        };
-        let _busy = self.occupancy().enter(&f.name, Phase::Busy, f.memory_mb);
-        drop(starting);
-        // Any output the instance produced while idle belongs before this invocation.
-        log.append(&mut session.take_output());
         // The context's invoked_function_arn is the ARN the caller used.
         let invoked_arn = match &qualifier {
             Some(q) => format!("{}:{q}", self.arn(&f.name)),
             None => self.arn(&f.name),
         };
-        let ran = self
-            .execute(
-                &mut session,
-                (&f, &version, invoked_arn),
-                request_id.clone(),
-                input,
-                timings,
-                log,
-            )
-            .await;
-        self.release(session, &ran.result);
-        Ok(self.report_result(&reporting, ran).await)
+        let mut input = input;
+        let mut retried = false;
+        loop {
+            let mut timings = Timings::default();
+            let (mut session, mut log, starting) =
+                match self.place(&f, &version, &mut timings).await? {
+                    Placed::Ready {
+                        session,
+                        init_log,
+                        starting,
+                    } => (*session, init_log, starting),
+                    Placed::InitFailed(failure) => {
+                        return Ok(self.report_init_failure(&reporting, failure).await);
+                    }
+                };
+            let _busy = self.occupancy().enter(&f.name, Phase::Busy, f.memory_mb);
+            // A warm instance's runtime may have exited right after its last result,
+            // before flintd saw the exit: the invocation then goes to a new instance,
+            // once, so a copy is kept.
+            let again = (starting.is_none() && !retried).then(|| input.clone());
+            drop(starting);
+            // Any output the instance produced while idle belongs before this invocation.
+            log.append(&mut session.take_output());
+            let ran = self
+                .execute(
+                    &mut session,
+                    (&f, &version, invoked_arn.clone()),
+                    request_id.clone(),
+                    input,
+                    timings,
+                    log,
+                )
+                .await;
+            self.release(session, &ran.result);
+            if let (InvokeResult::ExitedIdle { .. }, Some(again)) = (&ran.result, again) {
+                tracing::info!(
+                    "the warm instance's runtime had exited; a new instance takes the invocation"
+                );
+                input = again;
+                retried = true;
+                continue;
+            }
+            return Ok(self.report_result(&reporting, ran).await);
+        }
     }
 
     /// Sends the invocation to `session` and waits for its end (or its deadline).

@@ -93,13 +93,17 @@ impl Agent {
             memory_mb: f.memory_mb,
             network: f.network,
         };
-        // A function with mounts (file-event triggers) or a /tmp size other than the
-        // pool's needs a sandbox made for it.
+        // A function with mounts (file-event triggers), a /tmp size other than the
+        // pool's or interpreter start options (JAVA_TOOL_OPTIONS...) needs a sandbox
+        // made for it.
         let name = f.name.clone();
         let ro_binds = self
             .blocking(move |a| a.files_mounts(&name).map_err(InvokeError::from))
             .await?;
-        let pool = if ro_binds.is_empty() && f.ephemeral_storage_mb == TMP_MB {
+        let start_options = crate::pools::key::sets_start_options(
+            f.environment.keys().chain(f.secret_environment.keys()),
+        );
+        let pool = if ro_binds.is_empty() && f.ephemeral_storage_mb == TMP_MB && !start_options {
             self.sandbox_pool().take(&key)
         } else {
             None

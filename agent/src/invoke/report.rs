@@ -92,6 +92,11 @@ fn respond(
             exit_code,
             signal,
             oom,
+        }
+        | InvokeResult::ExitedIdle {
+            exit_code,
+            signal,
+            oom,
         } => {
             let (t, m, recorded) = if oom {
                 (

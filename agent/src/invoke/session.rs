@@ -74,6 +74,13 @@ pub(crate) enum InvokeResult {
         signal: i32,
         oom: bool,
     },
+    /// The runtime had exited before it took the invocation (it ended right after its
+    /// previous result, before flintd saw the exit): the function never ran.
+    ExitedIdle {
+        exit_code: i32,
+        signal: i32,
+        oom: bool,
+    },
     /// The deadline passed; the instance must be destroyed.
     TimedOut,
 }
@@ -734,6 +741,13 @@ impl Session {
                     while let Ok(Event::Msg(G::Log(l))) = self.stream.events.try_recv() {
                         push_capped(log, &l.data);
                     }
+                    if x.request_id.is_empty() {
+                        return InvokeResult::ExitedIdle {
+                            exit_code: x.exit_code,
+                            signal: x.signal,
+                            oom: self.stream.sandbox.oom_killed(),
+                        };
+                    }
                     return self.crash(x.exit_code, x.signal);
                 }
                 Event::Closed(_) => {
@@ -815,5 +829,11 @@ mod tests {
             oom: false,
         };
         assert!(!crash.reusable());
+        let gone = InvokeResult::ExitedIdle {
+            exit_code: 1,
+            signal: 0,
+            oom: false,
+        };
+        assert!(!gone.reusable());
     }
 }

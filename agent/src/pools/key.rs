@@ -36,3 +36,36 @@ pub struct PoolStatus {
     pub starting: u32,
     pub target: u32,
 }
+
+/// Variables an interpreter reads only when it starts (JVM, Node and Ruby options): a
+/// runtime pre-started without them cannot take them on, so a function that sets one
+/// gets a sandbox and a runtime started for it instead of a pool hit.
+pub const START_OPTION_VARIABLES: [&str; 5] = [
+    "JAVA_TOOL_OPTIONS",
+    "JDK_JAVA_OPTIONS",
+    "_JAVA_OPTIONS",
+    "NODE_OPTIONS",
+    "RUBYOPT",
+];
+
+/// True when `names` (a function's environment variable names, plain and secret)
+/// include one of [`START_OPTION_VARIABLES`].
+pub fn sets_start_options<'a>(mut names: impl Iterator<Item = &'a String>) -> bool {
+    names.any(|n| START_OPTION_VARIABLES.contains(&n.as_str()))
+}
+
+#[cfg(test)]
+mod start_option_tests {
+    use super::sets_start_options;
+
+    #[test]
+    fn only_start_time_option_variables_rule_out_a_pool_hit() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(sets_start_options(
+            names(&["COLOR", "JAVA_TOOL_OPTIONS"]).iter()
+        ));
+        assert!(sets_start_options(names(&["NODE_OPTIONS"]).iter()));
+        assert!(!sets_start_options(names(&["COLOR", "JAVA_HOME"]).iter()));
+        assert!(!sets_start_options(names(&[]).iter()));
+    }
+}

@@ -20,6 +20,7 @@ public final class Main {
             System.exit(2);
         }
         RuntimeApi client = new RuntimeApi(api);
+        if ("1".equals(System.getenv("FLINT_PRESTART"))) takeOnFunction(client);
         String taskRoot = System.getenv().getOrDefault("LAMBDA_TASK_ROOT", "/var/task");
         Handler handler;
         try {
@@ -50,12 +51,40 @@ public final class Main {
             } catch (Handler.MappingException e) {
                 report(client, inv, ErrorDoc.of(e.errorType, e.getMessage()));
                 continue;
+            } catch (VirtualMachineError t) {
+                // Out of memory (or stack): any thread may have met it, the HTTP client's
+                // own included, so the error goes out on a new client. The JVM is not
+                // trusted again and ends at once (no shutdown hooks, which could fail too).
+                try {
+                    report(new RuntimeApi(api), inv, ErrorDoc.of(t));
+                } finally {
+                    System.out.flush();
+                    Runtime.getRuntime().halt(1);
+                }
+                continue;
             } catch (Throwable t) {
                 report(client, inv, ErrorDoc.of(t));
-                if (t instanceof VirtualMachineError) System.exit(1);
                 continue;
             }
             client.respond(inv.requestId(), body);
+        }
+    }
+
+    /**
+     * Warm pool: started before the function was known, the JVM has loaded the runtime's
+     * own classes; it now waits for the function and takes on its environment. A failure
+     * ends the JVM (flint-init reports it as the runtime's exit).
+     */
+    private static void takeOnFunction(RuntimeApi client) throws Exception {
+        // Classes every invocation needs, loaded while the sandbox waits in the pool.
+        for (Class<?> c : new Class<?>[] {Handler.class, LambdaContext.class, ErrorDoc.class, Pojo.class}) {
+            Class.forName(c.getName(), true, Main.class.getClassLoader());
+        }
+        try {
+            Environment.replace(Environment.fromAnswer(client.waitForFunction()));
+        } catch (Environment.HandOverException e) {
+            System.err.println("flint java17 runtime: " + e.getMessage());
+            System.exit(2);
         }
     }
 

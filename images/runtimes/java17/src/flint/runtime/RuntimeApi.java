@@ -13,9 +13,22 @@ final class RuntimeApi {
 
     private final HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).build();
     private final String base;
+    private final String functionUri;
 
     RuntimeApi(String hostPort) {
         this.base = "http://" + hostPort + "/2018-06-01/runtime";
+        this.functionUri = "http://" + hostPort + "/flint/v1/function";
+    }
+
+    /**
+     * Warm pool: blocks until flint-init knows the function this pre-started JVM is for;
+     * returns its answer, {"environment": {...}}.
+     */
+    String waitForFunction() throws IOException, InterruptedException {
+        HttpResponse<String> r = http.send(HttpRequest.newBuilder(URI.create(functionUri)).GET().build(),
+                HttpResponse.BodyHandlers.ofString(java.nio.charset.StandardCharsets.UTF_8));
+        if (r.statusCode() != 200) throw new IOException("GET /flint/v1/function: HTTP " + r.statusCode());
+        return r.body();
     }
 
     Invocation next() throws IOException, InterruptedException {
