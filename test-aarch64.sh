@@ -55,7 +55,7 @@ done
 say "flint-init unit tests under qemu-aarch64-static (guest-init/tests/sandbox.rs needs namespaces: not run)"
 cargo test --target "$target" --locked -p flint-init --bins -- "${skip_args[@]}"
 say "namespace sandbox unit tests (flint-agent sandbox::namespace, sandbox::net) under qemu-aarch64-static"
-cargo test --target "$target" --locked -p flint-agent --lib -- sandbox::namespace:: sandbox::net::
+cargo test --target "$target" --locked -p flint-agent --lib -- sandbox::namespace:: sandbox::net:: "${skip_args[@]}"
 say "flint-vmm aarch64 machine (memory map, device tree, Image loader) and jail filters under qemu-aarch64-static"
-cargo test --target "$target" --locked -p flint-vmm --lib -- arch::aarch64:: jail::filters:: memory::
+cargo test --target "$target" --locked -p flint-vmm --lib -- arch::aarch64:: jail::filters:: memory:: exit:: "${skip_args[@]}"
 say "done"
