@@ -34,6 +34,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo build (binaries the end-to-end tests run)"
 cargo build --workspace --locked
 
+step "aarch64: cross-check and lints, unit tests under qemu-user (test-aarch64.sh)"
+./test-aarch64.sh
+
 step "images tests (Python bootstrap, image layout)"
 ./images/tests/run.sh all
 

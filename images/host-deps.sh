@@ -21,6 +21,9 @@ packages=(
   chromium
   curl
   rabbitmq-server
+  # aarch64 cross-check (test-aarch64.sh): cross gcc + arm64 libc for the bundled
+  # SQLite and linking, qemu-user to run the aarch64 unit tests
+  gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static
 )
 missing=()
 for p in "${packages[@]}"; do

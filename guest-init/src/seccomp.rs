@@ -210,6 +210,16 @@ mod tests {
         unsafe { *libc::__errno_location() }
     }
 
+    /// The filters compile for the architecture this test runs on (x86_64 natively,
+    /// aarch64 under qemu-user in test-aarch64.sh, which cannot install them).
+    #[test]
+    fn the_filters_compile_for_this_architecture() {
+        let filters = Filters::build().expect("build");
+        // One check per syscall at least, plus the architecture check.
+        assert!(filters.deny.len() > DENIED.len(), "{}", filters.deny.len());
+        assert!(!filters.no_clone3.is_empty());
+    }
+
     #[test]
     fn denied_calls_fail_with_eperm_and_clone3_with_enosys() {
         assert_eq!(

@@ -45,6 +45,21 @@ pub enum VmExit {
 }
 
 impl VmExit {
+    /// The VM's end for a KVM_EXIT_SYSTEM_EVENT of `kind`: on x86_64 an ACPI-less guest
+    /// rarely raises one; on aarch64 it is how PSCI SYSTEM_OFF (shutdown), SYSTEM_RESET
+    /// (reset) and a crash reach the VMM, KVM handling PSCI in the kernel.
+    pub fn from_system_event(kind: u32) -> Self {
+        use kvm_bindings::{
+            KVM_SYSTEM_EVENT_CRASH, KVM_SYSTEM_EVENT_RESET, KVM_SYSTEM_EVENT_SHUTDOWN,
+        };
+        match kind {
+            KVM_SYSTEM_EVENT_SHUTDOWN => VmExit::PowerOff("KVM system event: shutdown".into()),
+            KVM_SYSTEM_EVENT_RESET => VmExit::Reset("KVM system event: reset".into()),
+            KVM_SYSTEM_EVENT_CRASH => VmExit::Crash("KVM system event: crash".into()),
+            other => VmExit::KvmFailure(format!("unknown KVM system event {other}")),
+        }
+    }
+
     /// flint-vmm's exit status for this reason.
     pub fn exit_code(&self) -> i32 {
         match self {

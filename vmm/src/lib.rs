@@ -4,6 +4,10 @@
 //! the machine (guest memory, KVM VM, kernel, devices, vCPUs) and runs it until the guest
 //! powers off, resets or fails, reported as an [`exit::VmExit`]. [`snapshot`] writes a
 //! running VM to a directory and [`vmm::Vmm::restore`] brings it back in a new process.
+//!
+//! The run loop (`kvm`, `vcpu`, `vmm`, `loader`, `legacy`, `snapshot`) is built for x86_64
+//! hosts; on aarch64 the crate builds the shared devices and [`arch::aarch64`]'s machine
+//! pieces (vmm/README.md, "aarch64").
 
 pub mod arch;
 pub mod bus;
@@ -12,12 +16,18 @@ pub mod devices;
 pub mod exit;
 pub mod hostfix;
 pub mod jail;
+#[cfg(target_arch = "x86_64")]
 pub mod kvm;
+#[cfg(target_arch = "x86_64")]
 pub mod legacy;
+#[cfg(target_arch = "x86_64")]
 pub mod loader;
 pub mod memory;
 pub mod pause;
+#[cfg(target_arch = "x86_64")]
 pub mod snapshot;
 pub mod timing;
+#[cfg(target_arch = "x86_64")]
 pub mod vcpu;
+#[cfg(target_arch = "x86_64")]
 pub mod vmm;

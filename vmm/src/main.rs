@@ -2,20 +2,32 @@
 //! snapshot) and exits when the guest does, with the reason in the exit status and a
 //! one-line JSON summary on stdout.
 
+#[cfg(target_arch = "x86_64")]
 use std::path::PathBuf;
+#[cfg(target_arch = "x86_64")]
 use std::sync::Arc;
 use std::time::Instant;
 
+#[cfg(target_arch = "x86_64")]
 use anyhow::Context;
+#[cfg(target_arch = "x86_64")]
 use clap::Parser;
 
+#[cfg(target_arch = "x86_64")]
 use flint_vmm::config::{self, RawVmConfig, RestoreConfig, VmConfig};
-use flint_vmm::exit::{ExitSummary, EXIT_VMM_ERROR};
+#[cfg(target_arch = "x86_64")]
+use flint_vmm::exit::ExitSummary;
+use flint_vmm::exit::EXIT_VMM_ERROR;
+#[cfg(target_arch = "x86_64")]
 use flint_vmm::hostfix;
+#[cfg(target_arch = "x86_64")]
 use flint_vmm::jail::{self, JailConfig, Plan};
+#[cfg(target_arch = "x86_64")]
 use flint_vmm::timing::BootTimes;
+#[cfg(target_arch = "x86_64")]
 use flint_vmm::vmm::Vmm;
 
+#[cfg(target_arch = "x86_64")]
 /// Flint's microVM monitor. Exit status: 0 power-off, 1 flint-vmm error, 2 guest reset,
 /// 3 guest crash, 4 KVM failure, 5 snapshot written, n = byte n written to the exit port
 /// 0xf4.
@@ -48,6 +60,7 @@ struct Cli {
     vm: RawVmConfig,
 }
 
+#[cfg(target_arch = "x86_64")]
 fn run(start: Instant) -> anyhow::Result<i32> {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -134,6 +147,7 @@ fn run(start: Instant) -> anyhow::Result<i32> {
 }
 
 /// Builds a VM that boots `config`'s kernel.
+#[cfg(target_arch = "x86_64")]
 fn boot(config: &VmConfig, times: Arc<BootTimes>, pvm: bool) -> anyhow::Result<Vmm> {
     let vmm = Vmm::build(config, times, pvm).context("cannot build the VM")?;
     if vmm.workaround_applied() {
@@ -146,6 +160,18 @@ fn boot(config: &VmConfig, times: Arc<BootTimes>, pvm: bool) -> anyhow::Result<V
     }
     tracing::info!(cmdline = vmm.cmdline(), entry = ?vmm.entry(), "booting");
     Ok(vmm)
+}
+
+/// The VMM's run loop (KVM VM, vCPUs, devices, snapshots) is built for x86_64 hosts; the
+/// aarch64 build has the arm64 machine pieces (`flint_vmm::arch::aarch64`) but does not
+/// yet boot a guest, and says so instead of pretending.
+#[cfg(not(target_arch = "x86_64"))]
+fn run(_start: Instant) -> anyhow::Result<i32> {
+    anyhow::bail!(
+        "this flint-vmm was built for {}: booting a microVM needs the x86_64 build \
+         (vmm/README.md, \"aarch64\", says what the aarch64 build has)",
+        std::env::consts::ARCH
+    )
 }
 
 fn main() {

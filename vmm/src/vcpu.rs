@@ -6,7 +6,6 @@ use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use kvm_bindings::{KVM_SYSTEM_EVENT_CRASH, KVM_SYSTEM_EVENT_RESET, KVM_SYSTEM_EVENT_SHUTDOWN};
 use kvm_ioctls::{VcpuExit, VcpuFd};
 
 use crate::arch::current::vcpu_state::{self, SaveCaps, VcpuState, VcpuStateError};
@@ -98,12 +97,7 @@ fn dispatch(exit: VcpuExit<'_>, ctx: &VcpuContext) -> Step {
         }
         VcpuExit::Hlt => Step::Stop(VmExit::PowerOff("guest halted".into())),
         VcpuExit::Shutdown => Step::Shutdown,
-        VcpuExit::SystemEvent(kind, _) => Step::Stop(match kind {
-            KVM_SYSTEM_EVENT_SHUTDOWN => VmExit::PowerOff("KVM system event: shutdown".into()),
-            KVM_SYSTEM_EVENT_RESET => VmExit::Reset("KVM system event: reset".into()),
-            KVM_SYSTEM_EVENT_CRASH => VmExit::Crash("KVM system event: crash".into()),
-            other => VmExit::KvmFailure(format!("unknown KVM system event {other}")),
-        }),
+        VcpuExit::SystemEvent(kind, _) => Step::Stop(VmExit::from_system_event(kind)),
         VcpuExit::FailEntry(reason, cpu) => Step::Stop(VmExit::KvmFailure(format!(
             "KVM_EXIT_FAIL_ENTRY: hardware entry failure reason {reason:#x} on cpu {cpu}"
         ))),
@@ -216,6 +210,7 @@ mod tests {
     use super::*;
     use crate::devices::IrqLine;
     use crate::legacy::serial::SerialPort;
+    use kvm_bindings::{KVM_SYSTEM_EVENT_CRASH, KVM_SYSTEM_EVENT_RESET, KVM_SYSTEM_EVENT_SHUTDOWN};
 
     struct NoIrq;
     impl IrqLine for NoIrq {

@@ -1,8 +1,22 @@
-//! Architecture-specific machine setup. Only x86_64 exists today; an `aarch64` module
-//! with the same surface (layout, vCPU setup, boot information) can sit beside it.
+//! Architecture-specific machine setup, one module per host architecture with the same
+//! surface (`layout`, vCPU setup, boot information); `current` is the one this build
+//! runs. Everything outside `arch` is shared: the virtio devices, the MMIO bus, guest
+//! memory, the configuration and the jail.
+//!
+//! The x86_64 module drives the whole VMM today (PVH/bzImage loading, CPUID, MSRs, the
+//! legacy PIO devices, snapshots). The aarch64 module has the arm64 machine pieces (GICv3,
+//! the device tree, PSCI, the arm64 `Image` loader, the memory map); vmm/README.md
+//! ("aarch64") says what of it runs where.
 
 #[cfg(target_arch = "x86_64")]
 pub mod x86_64;
 
 #[cfg(target_arch = "x86_64")]
 pub use self::x86_64 as current;
+
+// Compiled everywhere: its device tree, Image loader and memory map are plain data, so
+// their unit tests run on x86_64 hosts too; its KVM parts are gated inside.
+pub mod aarch64;
+
+#[cfg(target_arch = "aarch64")]
+pub use self::aarch64 as current;

@@ -76,10 +76,8 @@ const COMMON: &[libc::c_long] = &[
     libc::SYS_getrandom,
     libc::SYS_epoll_create1,
     libc::SYS_epoll_ctl,
-    libc::SYS_epoll_wait,
     libc::SYS_epoll_pwait,
     libc::SYS_eventfd2,
-    libc::SYS_poll,
     libc::SYS_ppoll,
     libc::SYS_connect,
     libc::SYS_accept4,
@@ -94,15 +92,25 @@ const COMMON: &[libc::c_long] = &[
     libc::SYS_getpeername,
 ];
 
+/// The legacy system calls that only x86_64 has (aarch64's kernel ABI has only the
+/// `*at`/`p*` forms, already in the lists): glibc and std still use some of them there.
+#[cfg(target_arch = "x86_64")]
+const COMMON_X86_64: &[libc::c_long] = &[libc::SYS_epoll_wait, libc::SYS_poll];
+#[cfg(not(target_arch = "x86_64"))]
+const COMMON_X86_64: &[libc::c_long] = &[];
+
+/// As [`COMMON_X86_64`], for the main thread's snapshot files.
+#[cfg(target_arch = "x86_64")]
+const PROCESS_ONLY_X86_64: &[libc::c_long] = &[libc::SYS_mkdir, libc::SYS_unlink, libc::SYS_rename];
+#[cfg(not(target_arch = "x86_64"))]
+const PROCESS_ONLY_X86_64: &[libc::c_long] = &[];
+
 /// What only the main thread needs: the snapshot's files and directories (by name),
 /// signals to its own vCPU threads, waiting for SIGUSR1, and installing the vCPU filter.
 const PROCESS_ONLY: &[libc::c_long] = &[
     libc::SYS_openat,
     libc::SYS_mkdirat,
-    libc::SYS_mkdir,
     libc::SYS_unlinkat,
-    libc::SYS_unlink,
-    libc::SYS_rename,
     libc::SYS_renameat,
     libc::SYS_renameat2,
     libc::SYS_ftruncate,
@@ -123,7 +131,7 @@ const KVM_IOCTL_TYPE: u64 = 0xAE;
 fn rules(kind: Kind) -> Result<BTreeMap<i64, Vec<SeccompRule>>, JailError> {
     let err = |e: seccompiler::BackendError| JailError::Seccomp(e.to_string());
     let mut map: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
-    for &nr in COMMON {
+    for &nr in COMMON.iter().chain(COMMON_X86_64) {
         map.insert(nr, vec![]);
     }
     // Sockets: only Unix ones (the vsock device's host side).
@@ -140,7 +148,7 @@ fn rules(kind: Kind) -> Result<BTreeMap<i64, Vec<SeccompRule>>, JailError> {
     );
     match kind {
         Kind::Process => {
-            for &nr in PROCESS_ONLY {
+            for &nr in PROCESS_ONLY.iter().chain(PROCESS_ONLY_X86_64) {
                 map.insert(nr, vec![]);
             }
         }

@@ -66,5 +66,7 @@ pub const I8042_CMD_PORT: u16 = 0x64;
 /// Flint debug exit port: a byte written here ends the VM with that exit status.
 pub const EXIT_PORT: u16 = 0xf4;
 
+/// Guest RAM starts at guest physical address 0.
+pub const RAM_START: u64 = 0;
 /// Largest guest RAM size: one region below the MMIO gap.
 pub const MAX_MEM_BYTES: u64 = MMIO_GAP_START;

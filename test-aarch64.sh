@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Keeps Flint building for aarch64 hosts on this x86_64 machine (test.sh runs it as a
+# step; it also runs alone): adds the Rust target, checks and lints the whole workspace
+# for aarch64-unknown-linux-gnu, then runs the aarch64 unit tests of flint-init, the
+# namespace sandbox and flint-vmm's aarch64 machine under Debian's qemu-user-static.
+# Debian's cross gcc (images/host-deps.sh) compiles the bundled SQLite and links;
+# .cargo/config.toml names it and the qemu runner, for this target only.
+#
+# qemu-user runs aarch64 code on this host's kernel, translating system calls. What it
+# cannot emulate is skipped BY NAME below, and the skipped tests are printed with the
+# reason: installing seccomp filters (qemu's own x86_64 system calls would meet an
+# aarch64 filter) and reading the test's own /proc/self (it is the emulator's).
+# Nor are the tests that make mounts or loop devices on the host. The namespace
+# sandbox's tests that run here are its pure ones (cgroup files parsed, CPU shares, uid
+# ranges, sweeping directories, addresses, nft rules).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+target=aarch64-unknown-linux-gnu
+start=$(date +%s)
+say() { printf -- '--> [%ds] aarch64: %s\n' "$(( $(date +%s) - start ))" "$*"; }
+
+if ! rustup target list --installed | grep -qx "$target"; then
+  say "adding the Rust target $target"
+  rustup target add "$target" || {
+    echo "test-aarch64: 'rustup target add $target' failed (no network to the Rust" \
+      "distribution?): the aarch64 cross-check cannot run on this machine" >&2
+    exit 1
+  }
+fi
+for tool in aarch64-linux-gnu-gcc qemu-aarch64-static; do
+  command -v "$tool" >/dev/null || {
+    echo "test-aarch64: $tool is missing: run images/host-deps.sh (as root)" >&2
+    exit 1
+  }
+done
+
+say "cargo clippy --workspace --all-targets (check + lints for aarch64)"
+cargo clippy --target "$target" --workspace --all-targets --locked -- -D warnings
+
+# name|why, for every test skipped under qemu-user.
+skipped=(
+  "seccomp::tests::denied_calls_fail_with_eperm_and_clone3_with_enosys|installs a seccomp filter, which qemu-user cannot emulate"
+  "seccomp::tests::clone_without_namespace_flags_and_ordinary_calls_still_work|installs a seccomp filter, which qemu-user cannot emulate"
+  "sandbox_mask::tests::finds_the_argument_area_in_proc_stat|reads /proc/self/stat, which under qemu-user is the emulator's"
+  "sandbox::namespace::mount_api::tests::|makes mounts (the x86_64 run of test.sh covers them)"
+  "sandbox::namespace::tmp_disk::tests::|attaches loop devices and runs mkfs.ext4 (the x86_64 run covers them)"
+  "sandbox::namespace::uids::tests::leases_are_distinct_and_returned_on_drop|leases all 16,384 uid ranges, a linear search each: over 2 minutes in an emulated debug build (the x86_64 run covers it)"
+)
+skip_args=()
+for s in "${skipped[@]}"; do
+  say "SKIPPED under qemu-user: ${s%%|*} (${s#*|})"
+  skip_args+=(--skip "${s%%|*}")
+done
+
+say "flint-init unit tests under qemu-aarch64-static (guest-init/tests/sandbox.rs needs namespaces: not run)"
+cargo test --target "$target" --locked -p flint-init --bins -- "${skip_args[@]}"
+say "namespace sandbox unit tests (flint-agent sandbox::namespace, sandbox::net) under qemu-aarch64-static"
+cargo test --target "$target" --locked -p flint-agent --lib -- sandbox::namespace:: sandbox::net:: "${skip_args[@]}"
+say "flint-vmm aarch64 machine (memory map, device tree, Image loader) and jail filters under qemu-aarch64-static"
+cargo test --target "$target" --locked -p flint-vmm --lib -- arch::aarch64:: jail::filters:: memory:: exit:: "${skip_args[@]}"
+say "done"
