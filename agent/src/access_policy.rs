@@ -45,6 +45,11 @@ pub const ACTIONS: &[&str] = &[
     "lambda:UpdateEventSourceMapping",
     "lambda:DeleteEventSourceMapping",
     "lambda:ListEventSourceMappings",
+    "lambda:PublishLayerVersion",
+    "lambda:ListLayers",
+    "lambda:ListLayerVersions",
+    "lambda:GetLayerVersion",
+    "lambda:DeleteLayerVersion",
     // Flint's own: function logs and invocation history (per function), and whole
     // gRPC services that act on no single function.
     "flint:GetLogs",
@@ -62,6 +67,11 @@ pub fn is_unscoped(action: &str) -> bool {
     matches!(
         action,
         "lambda:ListFunctions"
+            | "lambda:PublishLayerVersion"
+            | "lambda:ListLayers"
+            | "lambda:ListLayerVersions"
+            | "lambda:GetLayerVersion"
+            | "lambda:DeleteLayerVersion"
             | "flint:Events"
             | "flint:Triggers"
             | "flint:Roles"
