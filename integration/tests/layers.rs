@@ -484,3 +484,318 @@ async fn the_cli_publishes_lists_attaches_and_deletes_layers() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+const GREETING_JAVA: &str = r#"package layerlib;
+public final class Greeting {
+    public static String hello() { return "java-layer"; }
+}
+"#;
+
+const USES_LAYER_JAVA: &str = r#"package example;
+import com.amazonaws.services.lambda.runtime.Context;
+import com.amazonaws.services.lambda.runtime.RequestHandler;
+import java.util.Map;
+public class UsesLayer implements RequestHandler<Map<String, Object>, String> {
+    public String handleRequest(Map<String, Object> event, Context context) {
+        return layerlib.Greeting.hello();
+    }
+}
+"#;
+
+const GEMSPEC: &str = r#"Gem::Specification.new do |s|
+  s.name = "gemmy"
+  s.version = "1.0"
+  s.summary = "a gem from a layer"
+  s.authors = ["flint"]
+  s.files = ["lib/gemmy.rb"]
+  s.require_paths = ["lib"]
+end
+"#;
+
+fn run_ok(cmd: &mut Command) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e} (openjdk-17-jdk-headless: images/host-deps.sh)"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A zip of raw files (path, bytes).
+fn zip_bytes(files: &[(&str, Vec<u8>)]) -> Vec<u8> {
+    use std::io::Write;
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, body) in files {
+        w.start_file(
+            *name,
+            zip::write::SimpleFileOptions::default().unix_permissions(0o644),
+        )
+        .unwrap();
+        w.write_all(body).unwrap();
+    }
+    w.finish().unwrap().into_inner()
+}
+
+/// The layer (java/lib/greeting.jar) and the function (example/UsesLayer.class),
+/// compiled with the host's javac against the image's runtime.jar and the layer's jar.
+fn java_layer_and_code() -> (Vec<u8>, Vec<u8>) {
+    let api_jar = images_dir().join("java17/rootfs/var/runtime/runtime.jar");
+    assert!(api_jar.is_file(), "{} missing", api_jar.display());
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    std::fs::create_dir_all(src.join("layerlib")).unwrap();
+    std::fs::create_dir_all(src.join("example")).unwrap();
+    std::fs::write(src.join("layerlib/Greeting.java"), GREETING_JAVA).unwrap();
+    std::fs::write(src.join("example/UsesLayer.java"), USES_LAYER_JAVA).unwrap();
+    let lib_classes = t.path().join("libclasses");
+    run_ok(
+        Command::new("javac")
+            .args(["--release", "17", "-d"])
+            .arg(&lib_classes)
+            .arg(src.join("layerlib/Greeting.java")),
+    );
+    let jar = t.path().join("greeting.jar");
+    run_ok(
+        Command::new("jar")
+            .arg("--create")
+            .arg("--file")
+            .arg(&jar)
+            .arg("-C")
+            .arg(&lib_classes)
+            .arg("."),
+    );
+    let classes = t.path().join("classes");
+    let cp = format!("{}:{}", api_jar.display(), jar.display());
+    run_ok(
+        Command::new("javac")
+            .args(["--release", "17", "-cp", &cp, "-d"])
+            .arg(&classes)
+            .arg(src.join("example/UsesLayer.java")),
+    );
+    let layer = zip_bytes(&[("java/lib/greeting.jar", std::fs::read(&jar).unwrap())]);
+    let code = zip_bytes(&[(
+        "example/UsesLayer.class",
+        std::fs::read(classes.join("example/UsesLayer.class")).unwrap(),
+    )]);
+    (layer, code)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn node_ruby_and_java_load_modules_from_their_layer_paths() {
+    let agent = TestAgent::start().await;
+    let mut c = agent.client().await;
+    let node = publish(
+        &c,
+        "node-mods",
+        zip_files(&[
+            (
+                "nodejs/node_modules/greet/index.js",
+                "module.exports = { hello: () => 'node-layer' };\n",
+            ),
+            (
+                "nodejs/node18/node_modules/greet18/index.js",
+                "module.exports = { hello: () => 'node18-layer' };\n",
+            ),
+        ]),
+    )
+    .await;
+    let ruby = publish(
+        &c,
+        "ruby-libs",
+        zip_files(&[
+            (
+                "ruby/lib/greet.rb",
+                "module Greet\n  def self.hello\n    'ruby-layer'\n  end\nend\n",
+            ),
+            (
+                "ruby/gems/3.2.0/gems/gemmy-1.0/lib/gemmy.rb",
+                "module Gemmy\n  HELLO = 'ruby-gem-layer'\nend\n",
+            ),
+            ("ruby/gems/3.2.0/specifications/gemmy-1.0.gemspec", GEMSPEC),
+        ]),
+    )
+    .await;
+    let (java_layer, java_code) = java_layer_and_code();
+    let java = publish(&c, "java-libs", java_layer).await;
+    let create = |name: &str, runtime: &str, handler: &str, code: Vec<u8>, layer: &str| {
+        CreateFunctionRequest {
+            name: name.into(),
+            runtime: runtime.into(),
+            handler: handler.into(),
+            memory_mb: 256,
+            timeout_s: 15,
+            code_zip: code,
+            layers: vec![layer.to_string()],
+            ..Default::default()
+        }
+    };
+    let reqs = [
+        create(
+            "node-fn",
+            "nodejs18.x",
+            "index.handler",
+            zip_files(&[(
+                "index.js",
+                "const g = require('greet'), g18 = require('greet18');\n\
+                 exports.handler = async () => [g.hello(), g18.hello()];\n",
+            )]),
+            &node.layer_version_arn,
+        ),
+        create(
+            "ruby-fn",
+            "ruby3.2",
+            "app.handler",
+            zip_files(&[(
+                "app.rb",
+                "require 'greet'\nrequire 'gemmy'\n\
+                 def handler(event:, context:)\n  [Greet.hello, Gemmy::HELLO]\nend\n",
+            )]),
+            &ruby.layer_version_arn,
+        ),
+        create(
+            "java-fn",
+            "java17",
+            "example.UsesLayer::handleRequest",
+            java_code,
+            &java.layer_version_arn,
+        ),
+    ];
+    for req in reqs {
+        c.functions
+            .create_function(req)
+            .await
+            .expect("create with a layer");
+    }
+    let v = json(&invoke_ok(&mut c, "node-fn", "{}").await);
+    assert_eq!(v, serde_json::json!(["node-layer", "node18-layer"]));
+    let v = json(&invoke_ok(&mut c, "ruby-fn", "{}").await);
+    assert_eq!(v, serde_json::json!(["ruby-layer", "ruby-gem-layer"]));
+    let v = json(&invoke_ok(&mut c, "java-fn", "{}").await);
+    assert_eq!(v, "java-layer");
+}
+
+/// Lambda's layer operations and a function's `Layers` with boto3 (Debian's
+/// python3-boto3), signed with a `flint keys create` key.
+const BOTO3_SCRIPT: &str = r#"
+import io, json, os, zipfile, boto3, botocore
+from botocore.config import Config
+c = boto3.client("lambda", endpoint_url=os.environ["EP"], region_name="us-east-1",
+                 aws_access_key_id=os.environ["K"], aws_secret_access_key=os.environ["S"],
+                 config=Config(retries={"max_attempts": 1}, connect_timeout=5, read_timeout=30))
+def zipped(files):
+    b = io.BytesIO()
+    with zipfile.ZipFile(b, "w") as z:
+        for name, body in files.items():
+            z.writestr(name, body)
+    return b.getvalue()
+p1 = c.publish_layer_version(LayerName="boto", Description="one",
+                             Content={"ZipFile": zipped({"python/boto_layer.py": "WHO = 'v1'\n"})},
+                             CompatibleRuntimes=["python3.11"])
+p2 = c.publish_layer_version(LayerName="boto",
+                             Content={"ZipFile": zipped({"python/boto_layer.py": "WHO = 'v2'\n"})})
+print("published", p1["Version"], p2["Version"], p1["LayerVersionArn"], p1["LayerArn"],
+      p1["Content"]["CodeSize"] > 0, p1["Description"], p1["CompatibleRuntimes"])
+layers = c.list_layers()["Layers"]
+print("layers", [(l["LayerName"], l["LatestMatchingVersion"]["Version"]) for l in layers])
+print("python layers", [l["LayerName"] for l in c.list_layers(CompatibleRuntime="python3.11")["Layers"]])
+print("versions", [v["Version"] for v in c.list_layer_versions(LayerName="boto")["LayerVersions"]])
+g = c.get_layer_version(LayerName="boto", VersionNumber=1)
+print("get", g["Version"], g["Description"], g["Content"]["CodeSha256"] == p1["Content"]["CodeSha256"])
+print("by arn", c.get_layer_version_by_arn(Arn=p2["LayerVersionArn"])["Version"])
+app = zipped({"app.py": "import boto_layer\ndef handler(e, c):\n    return boto_layer.WHO\n"})
+f = c.create_function(FunctionName="boto-fn", Runtime="python3.11", Role="arn:aws:iam::000000000000:role/r",
+                      Handler="app.handler", Code={"ZipFile": app}, Layers=[p2["LayerVersionArn"]])
+print("created", [(l["Arn"], l["CodeSize"] > 0) for l in f["Layers"]])
+out = c.invoke(FunctionName="boto-fn")
+print("invoked", json.loads(out["Payload"].read()))
+u = c.update_function_configuration(FunctionName="boto-fn", Layers=[p1["LayerVersionArn"]])
+print("updated", [l["Arn"] for l in u["Layers"]])
+print("get function", [l["Arn"] for l in c.get_function(FunctionName="boto-fn")["Configuration"]["Layers"]])
+c.delete_layer_version(LayerName="boto", VersionNumber=2)
+print("after delete", [v["Version"] for v in c.list_layer_versions(LayerName="boto")["LayerVersions"]])
+for call in (lambda: c.get_layer_version(LayerName="boto", VersionNumber=2),
+             lambda: c.update_function_configuration(FunctionName="boto-fn", Layers=[p2["LayerVersionArn"]]),
+             lambda: c.update_function_configuration(FunctionName="boto-fn", Layers=[p1["LayerVersionArn"]] * 6)):
+    try:
+        call()
+        print("accepted")
+    except botocore.exceptions.ClientError as e:
+        print("refused", e.response["Error"]["Code"], e.response["Error"]["Message"])
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn boto3_publishes_lists_gets_deletes_and_attaches_layers() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let agent = TestAgent::start_args(300, &["--api-listen", &addr]).await;
+    let t0 = std::time::Instant::now();
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(10),
+            "no REST listener"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let out = Command::new(binary("flint"))
+        .args(["--json", "keys", "create", "--description", "tests"])
+        .arg("--data-dir")
+        .arg(&agent.data_dir)
+        .output()
+        .expect("run flint keys create");
+    let key: serde_json::Value = serde_json::from_str(&ok_stdout(&out)).unwrap();
+    // CreateFunction names an execution role, as Lambda requires.
+    ok_stdout(&flint(&agent, &["roles", "create", "r"]));
+    let mut cmd = Command::new("/usr/bin/python3");
+    cmd.args(["-c", BOTO3_SCRIPT])
+        .env("EP", format!("http://{addr}"))
+        .env("K", key["access_key_id"].as_str().unwrap())
+        .env("S", key["secret_access_key"].as_str().unwrap())
+        .env("AWS_CONFIG_FILE", "/nonexistent");
+    let out = flint_integration::client_run::run_within(cmd, std::time::Duration::from_secs(60));
+    let stdout = ok_stdout(&out);
+    let lines: Vec<&str> = stdout.lines().collect();
+    let arn = |v: u32| format!("arn:aws:lambda:us-east-1:000000000000:layer:boto:{v}");
+    assert_eq!(
+        lines[0],
+        format!(
+            "published 1 2 {} {} True one ['python3.11']",
+            arn(1),
+            arn(1).trim_end_matches(":1")
+        ),
+        "{stdout}"
+    );
+    assert_eq!(lines[1], "layers [('boto', 2)]", "{stdout}");
+    assert_eq!(lines[2], "python layers []", "{stdout}");
+    assert_eq!(lines[3], "versions [2, 1]", "{stdout}");
+    assert_eq!(lines[4], "get 1 one True", "{stdout}");
+    assert_eq!(lines[5], "by arn 2", "{stdout}");
+    assert_eq!(
+        lines[6],
+        format!("created [('{}', True)]", arn(2)),
+        "{stdout}"
+    );
+    assert_eq!(lines[7], "invoked v2", "{stdout}");
+    assert_eq!(lines[8], format!("updated ['{}']", arn(1)), "{stdout}");
+    assert_eq!(lines[9], format!("get function ['{}']", arn(1)), "{stdout}");
+    assert_eq!(lines[10], "after delete [1]", "{stdout}");
+    assert!(
+        lines[11].starts_with("refused ResourceNotFoundException"),
+        "{stdout}"
+    );
+    assert!(
+        lines[12].starts_with("refused InvalidParameterValueException")
+            && lines[12].contains(&format!("Layer version {} does not exist", arn(2))),
+        "{stdout}"
+    );
+    assert!(
+        lines[13].starts_with("refused InvalidParameterValueException")
+            && lines[13].contains("less than or equal to 5"),
+        "{stdout}"
+    );
+}

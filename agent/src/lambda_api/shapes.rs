@@ -137,7 +137,7 @@ pub struct PutConcurrency {
 }
 
 /// Lambda's `LastModified`: `2026-12-06T04:52:55.123+0000`.
-fn last_modified(rfc3339: &str) -> String {
+pub(super) fn last_modified(rfc3339: &str) -> String {
     match rfc3339.strip_suffix('Z') {
         Some(s) => format!("{s}+0000"),
         None => rfc3339.to_string(),

@@ -69,6 +69,14 @@ pub struct NewLayer {
     pub compatible_runtimes: Vec<String>,
 }
 
+/// Now, RFC 3339 UTC with milliseconds (Lambda's CreatedDate).
+fn now() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    crate::timefmt::rfc3339_millis(now.as_secs(), now.subsec_millis())
+}
+
 impl Agent {
     /// The ARN of one layer version on this agent.
     pub fn layer_version_arn(&self, name: &str, version: u64) -> String {
@@ -114,7 +122,7 @@ impl Agent {
             unpacked_size: info.unzipped,
             description: new.description,
             compatible_runtimes: new.compatible_runtimes,
-            created: crate::functions::now_rfc3339(),
+            created: now(),
         });
         drop(pin);
         let l = published?;
