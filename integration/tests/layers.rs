@@ -336,6 +336,70 @@ async fn a_deleted_version_keeps_running_but_cannot_be_attached() {
     let e = c.functions.create_function(req).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::InvalidArgument);
     assert!(e.message().contains("does not exist"), "{e}");
+    // The /opt tree and the deleted layer's zip go with the last function naming them.
+    let unpacked = agent.data_dir.join("unpacked");
+    let trees = || {
+        std::fs::read_dir(&unpacked)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("opt-")
+            })
+            .count()
+    };
+    assert_eq!(trees(), 1, "the function's /opt tree on the host");
+    let zips = || {
+        let mut n = 0;
+        for e in walk(&agent.data_dir) {
+            if e.to_string_lossy().contains(&l.code_sha256) {
+                n += 1;
+            }
+        }
+        n
+    };
+    assert!(
+        zips() > 0,
+        "the deleted layer's zip is kept while a function names it"
+    );
+    c.functions
+        .delete_function(DeleteFunctionRequest {
+            name: "keeps".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("delete");
+    let t0 = std::time::Instant::now();
+    while trees() > 0 || zips() > 0 {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(10),
+            "the /opt tree ({}) or the layer's zip ({}) outlived the function",
+            trees(),
+            zips()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Every path under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p.clone());
+            }
+            out.push(p);
+        }
+    }
+    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
