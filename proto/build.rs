@@ -30,6 +30,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     "flint/v1/roles.proto",
                     "flint/v1/logs.proto",
                     "flint/v1/versions.proto",
+                    "flint/v1/layers.proto",
                 ],
                 &["."],
             )?;

@@ -45,6 +45,11 @@ pub const ACTIONS: &[&str] = &[
     "lambda:UpdateEventSourceMapping",
     "lambda:DeleteEventSourceMapping",
     "lambda:ListEventSourceMappings",
+    "lambda:PublishLayerVersion",
+    "lambda:ListLayers",
+    "lambda:ListLayerVersions",
+    "lambda:GetLayerVersion",
+    "lambda:DeleteLayerVersion",
     // Flint's own: function logs and invocation history (per function), and whole
     // gRPC services that act on no single function.
     "flint:GetLogs",
@@ -67,6 +72,19 @@ pub fn is_unscoped(action: &str) -> bool {
             | "flint:Roles"
             | "flint:Node"
             | "flint:Usage"
+    )
+}
+
+/// Layer actions: they name a layer, not a function, so only a grant for every
+/// function (pattern `*`) reaches them; `lambda:Get*:orders-*` does not read layers.
+pub fn is_layer_action(action: &str) -> bool {
+    matches!(
+        action,
+        "lambda:PublishLayerVersion"
+            | "lambda:ListLayers"
+            | "lambda:ListLayerVersions"
+            | "lambda:GetLayerVersion"
+            | "lambda:DeleteLayerVersion"
     )
 }
 
@@ -135,6 +153,9 @@ impl Grant {
 
     /// Whether this grant allows `action` on `function` (`None`: an unscoped action).
     pub fn allows(&self, action: &str, function: Option<&str>) -> bool {
+        if is_layer_action(action) {
+            return matches(&self.action, action) && self.functions == "*";
+        }
         matches(&self.action, action)
             && (is_unscoped(action) || function.is_none_or(|f| matches(&self.functions, f)))
     }
@@ -270,6 +291,21 @@ mod tests {
         let reads = KeyPolicy::parse(&["lambda:Get*:orders-*"]).unwrap();
         assert!(reads.allows("lambda:GetFunctionConfiguration", Some("orders-1")));
         assert!(!reads.allows("lambda:GetFunction", Some("billing")));
+    }
+
+    #[test]
+    fn layer_actions_need_a_grant_for_every_function() {
+        let p = KeyPolicy::parse(&["lambda:GetLayerVersion", "lambda:Get*:orders-*"]).unwrap();
+        assert!(p.allows("lambda:GetLayerVersion", None));
+        assert!(!p.allows("lambda:DeleteLayerVersion", None));
+        let scoped = KeyPolicy::parse(&["lambda:*:orders-*"]).unwrap();
+        assert!(!scoped.allows("lambda:ListLayers", None));
+        assert!(scoped.allows("lambda:GetFunction", Some("orders-1")));
+        let all = KeyPolicy::parse(&["lambda:*Layer*"]).unwrap();
+        for a in ACTIONS.iter().filter(|a| is_layer_action(a)) {
+            assert!(all.allows(a, None), "{a}");
+        }
+        assert!(Grant::parse("lambda:PublishLayerVersion").is_ok());
     }
 
     #[test]

@@ -103,6 +103,16 @@ impl Client {
         TriggersClient::with_interceptor(self.channel.clone(), self.bearer.clone())
     }
 
+    /// A layer management client sending the same token.
+    pub fn layers(&self) -> flint_proto::v1::layers_client::LayersClient<Authed> {
+        flint_proto::v1::layers_client::LayersClient::with_interceptor(
+            self.channel.clone(),
+            self.bearer.clone(),
+        )
+        .max_decoding_message_size(GRPC_MESSAGE_MAX)
+        .max_encoding_message_size(GRPC_MESSAGE_MAX)
+    }
+
     /// A role and secret management client sending the same token.
     pub fn roles(&self) -> flint_proto::v1::roles_client::RolesClient<Authed> {
         flint_proto::v1::roles_client::RolesClient::with_interceptor(

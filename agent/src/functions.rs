@@ -33,6 +33,9 @@ pub enum FunctionError {
     /// The data directory's disk is below `--min-free-disk-mb`
     #[error(transparent)]
     LowDisk(#[from] crate::disk::LowDisk),
+    /// A bad layer list
+    #[error(transparent)]
+    Layer(#[from] crate::layers::LayerError),
 }
 
 /// A new function, as requested.
@@ -56,6 +59,8 @@ pub struct NewFunction {
     pub secret_environment: HashMap<String, String>,
     /// /tmp size in MB; 0 means the default.
     pub ephemeral_storage_mb: u32,
+    /// Layer version ARNs, in order (at most five).
+    pub layers: Vec<String>,
 }
 
 /// A configuration change; `None` keeps the current value.
@@ -75,6 +80,8 @@ pub struct ConfigChange {
     pub secret_environment: Option<HashMap<String, String>>,
     /// /tmp size in MB.
     pub ephemeral_storage_mb: Option<u32>,
+    /// Replaces the layer list (version ARNs, in order); empty removes every layer.
+    pub layers: Option<Vec<String>>,
 }
 
 /// The role a request names: a name or an IAM role ARN; empty means none.
@@ -173,8 +180,10 @@ impl Agent {
             } else {
                 req.ephemeral_storage_mb
             },
+            layers: Vec::new(),
         };
         self.check_settings(&f)?;
+        f.layers = self.resolve_layers(&req.layers, &[])?;
         f.secret_environment =
             self.seal_secret_env(&f.name, &f.environment, &req.secret_environment)?;
         match self.store().get(&f.name) {
@@ -184,6 +193,7 @@ impl Agent {
         }
         self.disk().check("CreateFunction")?;
         let info = check_bundle(&req.code_zip)?;
+        crate::layers::tree::check_total(info.unzipped, &f.layers)?;
         f.code_sha256 = info.sha256;
         f.code_size = info.size;
         // Pinned until the row referencing it is committed: a concurrent delete of
@@ -225,6 +235,7 @@ impl Agent {
         let mut f = self.store().get(name)?;
         self.disk().check("UpdateFunctionCode")?;
         let info = check_bundle(zip)?;
+        crate::layers::tree::check_total(info.unzipped, &f.layers)?;
         let pin = self.code().pin(&info.sha256);
         self.code().put(&pin, zip)?;
         let unpack_pin = self.unpacked().pin(&info.sha256);
@@ -275,6 +286,15 @@ impl Agent {
             f.ephemeral_storage_mb = v;
         }
         self.check_settings(&f)?;
+        let layers_changed = ch.layers.is_some();
+        if let Some(arns) = ch.layers {
+            f.layers = self.resolve_layers(&arns, &f.layers)?;
+            if !f.layers.is_empty() {
+                // The stored code's unpacked size, for the 250 MB rule.
+                let unzipped = check_bundle(&self.code().get(&f.code_sha256)?)?.unzipped;
+                crate::layers::tree::check_total(unzipped, &f.layers)?;
+            }
+        }
         if let Some(v) = ch.secret_environment {
             f.secret_environment = self.seal_secret_env(&f.name, &f.environment, &v)?;
         } else if let Some(k) = f
@@ -287,7 +307,12 @@ impl Agent {
         f.revision += 1;
         f.last_modified = now_rfc3339();
         self.store().update(&f)?;
+        // Instances of the old revision (and so of the old /opt) are retired.
         self.idle().retire(&f.name, Some(f.revision));
+        if layers_changed {
+            // A deleted layer version or an /opt tree may have lost its last user.
+            self.collect_code();
+        }
         tracing::info!(function = %f.name, revision = f.revision, "configuration updated");
         Ok(f)
     }
@@ -353,8 +378,20 @@ impl Agent {
         if let Err(e) = self.code().collect_garbage(referenced) {
             tracing::warn!(error = %e, "code garbage collection");
         }
-        // Unpacked directories: the same rule, and a running instance pins its own.
-        match self.unpacked().collect_garbage(referenced) {
+        // Unpacked directories: the same rule (plus the /opt trees of layer lists),
+        // and a running instance pins its own.
+        let unpacked = || {
+            let mut keep = referenced()?;
+            match self.layer_tree_keys() {
+                Ok(trees) => keep.extend(trees),
+                Err(e) => {
+                    tracing::warn!(error = %e, "code garbage collection: registry unreadable");
+                    return None;
+                }
+            }
+            Some(keep)
+        };
+        match self.unpacked().collect_garbage(unpacked) {
             Ok(n) if n > 0 => tracing::info!(removed = n, "unpacked code directories removed"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "unpacked code garbage collection"),

@@ -23,6 +23,7 @@ mod fake;
 pub(crate) mod functions;
 pub(crate) mod invoke;
 pub mod lambda_api;
+pub(crate) mod layers;
 pub(crate) mod limiter;
 pub(crate) mod limits;
 pub(crate) mod log_query;

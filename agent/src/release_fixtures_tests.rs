@@ -57,6 +57,7 @@ fn release_functions() -> Vec<Function> {
             secret_environment: Default::default(),
             // Migration 6: rows from before it keep Lambda's default /tmp size.
             ephemeral_storage_mb: 512,
+            layers: Vec::new(),
         },
         Function {
             name: "fixture-b".into(),
@@ -76,6 +77,7 @@ fn release_functions() -> Vec<Function> {
             secret_environment: Default::default(),
             // Migration 6: rows from before it keep Lambda's default /tmp size.
             ephemeral_storage_mb: 512,
+            layers: Vec::new(),
         },
     ]
 }

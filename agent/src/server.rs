@@ -93,9 +93,14 @@ fn router(
     let logs = flint_proto::v1::logs_server::LogsServer::new(crate::api::logs::LogsApi {
         agent: agent.clone(),
     });
+    let layers = flint_proto::v1::layers_server::LayersServer::new(crate::api::layers::LayersApi {
+        agent: agent.clone(),
+    })
+    .max_decoding_message_size(crate::limits::GRPC_MESSAGE_MAX);
     Ok(tonic::transport::Server::builder()
         .add_service(health)
         .add_service(InterceptedService::new(versions, gate.clone()))
+        .add_service(InterceptedService::new(layers, gate.clone()))
         .add_service(InterceptedService::new(
             roles,
             gate.for_service("flint:Roles"),
@@ -182,6 +187,10 @@ pub async fn serve(agent: Arc<Agent>) -> Result<(), ServeError> {
         .await;
     reporter
         .set_serving::<flint_proto::v1::logs_server::LogsServer<crate::api::logs::LogsApi>>()
+        .await;
+    reporter
+        .set_serving::<flint_proto::v1::layers_server::LayersServer<crate::api::layers::LayersApi>>(
+        )
         .await;
 
     let sock = agent.config().socket.clone();

@@ -72,6 +72,9 @@ pub struct Function {
     /// before the setting read back as the default.
     #[serde(default = "default_ephemeral_mb")]
     pub ephemeral_storage_mb: u32,
+    /// The layer versions extracted under /opt, in order ([`layers`]); snapshots
+    /// from before layers read back as none.
+    pub layers: Vec<layers::LayerRef>,
 }
 
 fn default_ephemeral_mb() -> u32 {
@@ -97,6 +100,7 @@ impl Default for Function {
             role: None,
             secret_environment: BTreeMap::new(),
             ephemeral_storage_mb: default_ephemeral_mb(),
+            layers: Vec::new(),
         }
     }
 }
@@ -199,6 +203,24 @@ CREATE TABLE aliases (
         // 6: the instance's /tmp size (ephemeral storage); functions
         // from before it keep Lambda's default.
         "ALTER TABLE functions ADD COLUMN ephemeral_storage_mb INTEGER NOT NULL DEFAULT 512;",
+        // 7 (after the merge): layers (store/layers.rs). A layer version's row stays
+        // after DeleteLayerVersion (`deleted` = 1), so its number is never given again
+        // and functions that name it keep running; `compatible_runtimes` is a JSON
+        // array. A function's `layers` is its ordered list as JSON ([`layers::LayerRef`]),
+        // each entry with the bundle's sha256 (code garbage collection reads it).
+        "CREATE TABLE layers (
+    name                TEXT NOT NULL,
+    version             INTEGER NOT NULL,
+    code_sha256         TEXT NOT NULL,
+    code_size           INTEGER NOT NULL,
+    unpacked_size       INTEGER NOT NULL,
+    description         TEXT NOT NULL,
+    compatible_runtimes TEXT NOT NULL,
+    created             TEXT NOT NULL,
+    deleted             INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (name, version)
+);
+ALTER TABLE functions ADD COLUMN layers TEXT NOT NULL DEFAULT '[]';",
     ],
 };
 
@@ -207,11 +229,12 @@ macro_rules! function_columns {
     () => {
         "name, runtime, handler, memory_mb, timeout_s, environment, description, \
          code_sha256, code_size, last_modified, revision, reserved_concurrency, network, role, \
-         secret_environment, ephemeral_storage_mb"
+         secret_environment, ephemeral_storage_mb, layers"
     };
 }
 
 // After the macro: versions read function rows with it.
+pub mod layers;
 pub mod versions;
 
 impl Store {
@@ -262,7 +285,7 @@ impl Store {
                 ") VALUES (:name, :runtime, :handler, :memory_mb, :timeout_s, :environment, \
                  :description, :code_sha256, :code_size, :last_modified, :revision, \
                  :reserved_concurrency, :network, :role, :secret_environment, \
-                 :ephemeral_storage_mb)"
+                 :ephemeral_storage_mb, :layers)"
             ),
             named(&values).as_slice(),
         );
@@ -291,7 +314,7 @@ impl Store {
              last_modified = :last_modified, revision = :revision, \
              reserved_concurrency = :reserved_concurrency, network = :network, role = :role, \
              secret_environment = :secret_environment, \
-             ephemeral_storage_mb = :ephemeral_storage_mb WHERE name = :name",
+             ephemeral_storage_mb = :ephemeral_storage_mb, layers = :layers WHERE name = :name",
             named(&values).as_slice(),
         )?;
         if n == 0 {
@@ -343,13 +366,20 @@ impl Store {
         Ok(out)
     }
 
-    /// The sha256 of every code bundle some function references.
+    /// The sha256 of every code bundle some function references, and every layer
+    /// bundle a live layer version or a function names.
     pub fn code_hashes(&self) -> Result<HashSet<String>, StoreError> {
         let conn = self.lock();
-        // Published versions keep their bundles too.
-        let mut stmt = conn
-            .prepare("SELECT code_sha256 FROM functions UNION SELECT code_sha256 FROM versions")?;
-        let rows = stmt.query_map([], |r| r.get::<_, String>("code_sha256"))?;
+        // Published versions keep their bundles too, and the layers they name.
+        let mut stmt = conn.prepare(
+            "SELECT code_sha256 FROM functions UNION SELECT code_sha256 FROM versions \
+             UNION SELECT code_sha256 FROM layers WHERE deleted = 0 \
+             UNION SELECT json_extract(l.value, '$.sha256') FROM functions, \
+                   json_each(functions.layers) AS l \
+             UNION SELECT json_extract(l.value, '$.sha256') FROM versions, \
+                   json_each(versions.config, '$.layers') AS l",
+        )?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -399,11 +429,13 @@ impl Store {
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A function's values by parameter name.
-fn bind(f: &Function) -> Result<[(&'static str, Value); 16], StoreError> {
+fn bind(f: &Function) -> Result<[(&'static str, Value); 17], StoreError> {
     let env =
         serde_json::to_string(&f.environment).map_err(|_| StoreError::Corrupt(f.name.clone()))?;
     let secret_env = serde_json::to_string(&f.secret_environment)
         .map_err(|_| StoreError::Corrupt(f.name.clone()))?;
+    let layers =
+        serde_json::to_string(&f.layers).map_err(|_| StoreError::Corrupt(f.name.clone()))?;
     Ok([
         (":name", Value::Text(f.name.clone())),
         (":runtime", Value::Text(f.runtime.clone())),
@@ -428,6 +460,7 @@ fn bind(f: &Function) -> Result<[(&'static str, Value); 16], StoreError> {
             ":ephemeral_storage_mb",
             Value::Integer(i64::from(f.ephemeral_storage_mb)),
         ),
+        (":layers", Value::Text(layers)),
     ])
 }
 
@@ -440,6 +473,7 @@ struct RawRow {
     env: String,
     network: String,
     secret_env: String,
+    layers: String,
 }
 
 fn row_to_raw(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
@@ -461,10 +495,12 @@ fn row_to_raw(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
             role: r.get("role")?,
             secret_environment: BTreeMap::new(),
             ephemeral_storage_mb: r.get("ephemeral_storage_mb")?,
+            layers: Vec::new(),
         },
         env: r.get("environment")?,
         network: r.get("network")?,
         secret_env: r.get("secret_environment")?,
+        layers: r.get("layers")?,
     })
 }
 
@@ -479,6 +515,8 @@ impl RawRow {
             .map_err(|_| StoreError::Corrupt(f.name.clone()))?;
         f.secret_environment = serde_json::from_str(&self.secret_env)
             .map_err(|_| StoreError::Corrupt(f.name.clone()))?;
+        f.layers =
+            serde_json::from_str(&self.layers).map_err(|_| StoreError::Corrupt(f.name.clone()))?;
         Ok(f)
     }
 }
@@ -505,6 +543,7 @@ pub(crate) mod tests {
             role: Some("reader".into()),
             secret_environment: [("K".to_string(), "fsv1:sealed".to_string())].into(),
             ephemeral_storage_mb: 1024,
+            layers: Vec::new(),
         }
     }
 

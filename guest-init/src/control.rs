@@ -42,6 +42,8 @@ pub struct Paths {
     pub tmp: PathBuf,
     /// The function's code.
     pub task: PathBuf,
+    /// The function's layers (read-only, namespace sandbox).
+    pub opt: PathBuf,
     /// Runtime API address.
     pub api: SocketAddr,
     /// A detached disk-backed file system flintd made for /tmp (namespace sandbox),
@@ -54,6 +56,7 @@ impl Default for Paths {
         Paths {
             tmp: PathBuf::from("/tmp"),
             task: PathBuf::from("/var/task"),
+            opt: PathBuf::from("/opt"),
             api: SocketAddr::from(([127, 0, 0, 1], 9001)),
             tmp_fd: None,
         }
@@ -145,12 +148,22 @@ pub fn run(
             }
             Some(host_message::Msg::Configure(cfg)) if !configured => {
                 configured = true;
+                // The descriptors come in order: the code's, then the layers'.
                 let code_mount = if cfg.code_mount {
                     stream.take_fd()
                 } else {
                     None
                 };
-                configure(cfg, code_mount, prepared.as_ref(), &shared, &calls, paths);
+                let opt_mount = if cfg.opt_mount {
+                    stream.take_fd()
+                } else {
+                    None
+                };
+                let mounts = HostMounts {
+                    code: code_mount,
+                    opt: opt_mount,
+                };
+                configure(cfg, mounts, prepared.as_ref(), &shared, &calls, paths);
             }
             Some(host_message::Msg::Configure(_)) => {
                 eprintln!("flint-init: ignoring a second Configure");
@@ -216,10 +229,18 @@ fn warm_up(p: &Prepare, shared: &Arc<Shared>, paths: &Paths) {
     }
 }
 
+/// The read-only mounts flintd sent with Configure (namespace sandbox).
+struct HostMounts {
+    /// The code, for /var/task.
+    code: Option<OwnedFd>,
+    /// The function's layers, for /opt.
+    opt: Option<OwnedFd>,
+}
+
 /// Handles Configure; every failure is reported to the host as InitError.
 fn configure(
     cfg: Configure,
-    code_mount: Option<OwnedFd>,
+    host_mounts: HostMounts,
     prepared: Option<&Prepare>,
     shared: &Arc<Shared>,
     calls: &Arc<HostCalls>,
@@ -232,9 +253,9 @@ fn configure(
     }
     let result = match prepared {
         None => setup_sandbox(cfg.tmp_mb, shared, paths)
-            .and_then(|()| install_code(&cfg, code_mount, shared, paths, at))
+            .and_then(|()| install_code(&cfg, host_mounts, shared, paths, at))
             .and_then(|()| start_runtime(&cfg.bootstrap, &env::compose(&cfg), shared, paths)),
-        Some(p) => install_code(&cfg, code_mount, shared, paths, at).and_then(|()| {
+        Some(p) => install_code(&cfg, host_mounts, shared, paths, at).and_then(|()| {
             if p.start_runtime {
                 let vars: std::collections::BTreeMap<_, _> =
                     env::compose(&cfg).into_iter().collect();
@@ -306,20 +327,27 @@ fn setup_sandbox(tmp_mb: u32, shared: &Arc<Shared>, paths: &Paths) -> Result<(),
 }
 
 /// Unpacks the code into /var/task and makes it read-only; or, when flintd sent the
-/// code as a read-only mount, attaches that over the (now read-only) empty /var/task.
+/// code as a read-only mount, attaches that over the (now read-only) empty /var/task,
+/// and the layers' read-only mount (if any) over the image's /opt.
 fn install_code(
     cfg: &Configure,
-    code_mount: Option<OwnedFd>,
+    host_mounts: HostMounts,
     shared: &Arc<Shared>,
     paths: &Paths,
     at: Instant,
 ) -> Result<(), Failure> {
     if cfg.code_mount {
         mounts::remount_readonly(&paths.task).map_err(|e| setup_failure(&e))?;
-        let tree = code_mount.ok_or_else(|| {
+        let tree = host_mounts.code.ok_or_else(|| {
             setup_failure(&"Configure announced a code mount but no descriptor came with it")
         })?;
         host_mount::attach(tree, &paths.task).map_err(|e| setup_failure(&e))?;
+        if cfg.opt_mount {
+            let opt = host_mounts.opt.ok_or_else(|| {
+                setup_failure(&"Configure announced a layers mount but no descriptor came with it")
+            })?;
+            host_mount::attach(opt, &paths.opt).map_err(|e| setup_failure(&e))?;
+        }
         shared.mark_configured(at, at.elapsed().as_nanos() as u64);
         return Ok(());
     }

@@ -18,6 +18,7 @@ const SERVICES: &[&str] = &[
     "flint.v1.Triggers",
     "flint.v1.Roles",
     "flint.v1.Logs",
+    "flint.v1.Layers",
 ];
 
 fn venv_python() -> PathBuf {

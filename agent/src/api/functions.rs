@@ -33,6 +33,14 @@ pub fn to_proto(agent: &Agent, f: Function) -> FunctionConfiguration {
         role: f.role.unwrap_or_default(),
         secret_environment_keys: f.secret_environment.into_keys().collect(),
         ephemeral_storage_mb: f.ephemeral_storage_mb,
+        layers: f
+            .layers
+            .iter()
+            .map(|l| FunctionLayer {
+                arn: agent.layer_version_arn(&l.name, l.version),
+                code_size: l.code_size,
+            })
+            .collect(),
     }
 }
 
@@ -74,6 +82,7 @@ impl Functions for FunctionsApi {
                     role: Some(r.role),
                     secret_environment: r.secret_environment,
                     ephemeral_storage_mb: r.ephemeral_storage_mb,
+                    layers: r.layers,
                 })
                 .map_err(Status::from)
         })
@@ -129,6 +138,7 @@ impl Functions for FunctionsApi {
                         role: r.role,
                         secret_environment: r.secret_environment.map(|e| e.variables),
                         ephemeral_storage_mb: r.ephemeral_storage_mb,
+                        layers: r.layers.map(|l| l.arns),
                     },
                 )
                 .map_err(Status::from)

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod events;
 pub mod functions;
 pub mod invocations;
+pub mod layers;
 pub mod logs;
 pub mod node;
 pub mod roles;

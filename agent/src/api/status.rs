@@ -6,6 +6,7 @@
 use crate::code::CodeError;
 use crate::functions::FunctionError;
 use crate::invoke::InvokeError;
+use crate::layers::LayerError;
 use crate::roles::RoleError;
 use crate::runtimes::RuntimeError;
 use crate::store::StoreError;
@@ -63,7 +64,25 @@ fn names_host_path(e: &FunctionError) -> bool {
         FunctionError::Code(CodeError::Io { .. })
             | FunctionError::Runtime(RuntimeError::Io { .. })
             | FunctionError::Role(RoleError::Token(_))
+            | FunctionError::Layer(LayerError::Code(CodeError::Io { .. }))
     )
+}
+
+fn layer_code(e: &LayerError) -> Code {
+    match e {
+        LayerError::NotFound(_) => Code::NotFound,
+        LayerError::NoBackend(_) => Code::FailedPrecondition,
+        LayerError::LowDisk(_) => Code::ResourceExhausted,
+        LayerError::Code(c) => code_code(c),
+        LayerError::Store(s) => store_code(s),
+        _ => Code::InvalidArgument,
+    }
+}
+
+impl From<LayerError> for Status {
+    fn from(e: LayerError) -> Status {
+        FunctionError::Layer(e).into()
+    }
 }
 
 /// An INTERNAL status that hides `e`'s text from the client and logs it.
@@ -86,6 +105,7 @@ impl From<FunctionError> for Status {
             FunctionError::Reserve(_) => Code::ResourceExhausted,
             FunctionError::Role(r) => role_code(r),
             FunctionError::LowDisk(_) => Code::ResourceExhausted,
+            FunctionError::Layer(l) => layer_code(l),
         };
         if names_host_path(&e) {
             return hidden(&e);

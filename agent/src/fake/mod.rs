@@ -10,6 +10,7 @@ pub(crate) mod harness;
 
 mod admission_tests;
 mod failure_tests;
+mod layer_tests;
 mod limit_tests;
 mod log_tests;
 mod placement_tests;

@@ -145,6 +145,16 @@ impl Agent {
     ) -> Result<Binding<'f>, InvokeError> {
         let (name, sha) = (f.name.clone(), f.code_sha256.clone());
         let mounts_code = self.backend().mounts_code();
+        let layers = f.layers.clone();
+        let opt_mount = self
+            .blocking(move |agent| {
+                if layers.is_empty() || !mounts_code {
+                    return Ok::<_, InvokeError>(None);
+                }
+                let (dir, pin) = agent.opt_tree(&layers).map_err(InvokeError::from)?;
+                Ok(Some(CodeMount { dir, pin }))
+            })
+            .await?;
         let (code_zip, code_mount) = self
             .blocking(move |agent| {
                 let read = || match agent.code().get(&sha) {
@@ -189,6 +199,7 @@ impl Agent {
             environment,
             code_zip,
             code_mount: code_mount.is_some(),
+            opt_mount: opt_mount.is_some(),
             bootstrap: rt.manifest.bootstrap.clone(),
             runtime: rt.manifest.name.clone(),
             function_arn: self.arn(&f.name),
@@ -207,6 +218,7 @@ impl Agent {
             calls: role.calls,
             retire_at: role.retire_at,
             code_mount,
+            opt_mount,
         })
     }
 }

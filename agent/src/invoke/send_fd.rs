@@ -1,5 +1,6 @@
-//! Sends a frame to flint-init with a descriptor attached to its first byte
-//! (SCM_RIGHTS): how the namespace sandbox's Configure carries its code mount.
+//! Sends a frame to flint-init with descriptors attached to its first byte
+//! (SCM_RIGHTS): how the namespace sandbox's Configure carries its code mount (and
+//! its layers' /opt mount).
 
 use flint_proto::frame::{encode, FrameError};
 use flint_proto::init::HostMessage;
@@ -9,15 +10,15 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::unix::OwnedWriteHalf;
 
-/// Writes `msg` as one frame; the kernel delivers `fd` with the bytes of the first
-/// `sendmsg`, the rest follows as plain stream data.
-pub(super) async fn send_with_fd(
+/// Writes `msg` as one frame; the kernel delivers `fds` (in order) with the bytes of
+/// the first `sendmsg`, the rest follows as plain stream data.
+pub(super) async fn send_with_fds(
     writer: &mut OwnedWriteHalf,
     msg: &HostMessage,
-    fd: BorrowedFd<'_>,
+    fds: &[BorrowedFd<'_>],
 ) -> Result<(), FrameError> {
     let buf = encode(msg)?;
-    let fds = [fd.as_raw_fd()];
+    let fds: Vec<_> = fds.iter().map(|f| f.as_raw_fd()).collect();
     let sock: &tokio::net::UnixStream = writer.as_ref();
     let sent = loop {
         sock.writable().await?;

@@ -159,6 +159,10 @@ pub(crate) struct Binding<'a> {
     /// The code as a host directory to mount read-only at /var/task (namespace
     /// sandbox; Configure's `code_mount` is set), pinned for the instance's life.
     pub code_mount: Option<CodeMount>,
+    /// The function's layers as one host directory to mount read-only at /opt
+    /// (namespace sandbox; Configure's `opt_mount` is set), pinned for the
+    /// instance's life.
+    pub opt_mount: Option<CodeMount>,
 }
 
 /// The unpacked bundle an instance mounts, and its pin.
@@ -205,6 +209,8 @@ struct GuestLink {
     retire_at: Option<Instant>,
     /// Keeps the instance's unpacked code directory while the instance lives.
     code_pin: Option<crate::unpacked::UnpackPin>,
+    /// Keeps the instance's /opt tree (its layers) on the host while it lives.
+    opt_pin: Option<crate::unpacked::UnpackPin>,
 }
 
 impl Stream {
@@ -233,6 +239,7 @@ impl Stream {
                 calls: None,
                 retire_at: None,
                 code_pin: None,
+                opt_pin: None,
             }),
         };
         if let Err(e) = s.hello().await {
@@ -282,17 +289,22 @@ impl Stream {
         tokio_io::write_frame(&mut self.writer, &HostMessage { msg: Some(msg) }).await
     }
 
-    /// Sends Configure with a read-only mount of `dir` for /var/task attached.
+    /// Sends Configure with read-only mounts of `dirs` attached, in order (the code
+    /// for /var/task, then the layers for /opt when the function has any).
     async fn send_with_code(
         &mut self,
         configure: Configure,
-        dir: &std::path::Path,
+        dirs: &[&std::path::Path],
     ) -> Result<(), FrameError> {
-        let tree = crate::sandbox::namespace::code_mount::read_only_tree(dir)?;
+        let mut trees = Vec::with_capacity(dirs.len());
+        for dir in dirs {
+            trees.push(crate::sandbox::namespace::code_mount::read_only_tree(dir)?);
+        }
+        let fds: Vec<_> = trees.iter().map(|t| t.as_fd()).collect();
         let msg = HostMessage {
             msg: Some(H::Configure(configure)),
         };
-        super::send_fd::send_with_fd(&mut self.writer, &msg, tree.as_fd()).await
+        super::send_fd::send_with_fds(&mut self.writer, &msg, &fds).await
     }
 
     /// Answers a call of flint-init on a task of its own; the reply comes back as
@@ -559,11 +571,17 @@ impl Session {
             stream.timings.sandbox_ns = 0;
             stream.timings.init_boot_ns = 0;
         }
-        let sent = match binding.code_mount {
-            None => stream.send(H::Configure(binding.configure)).await,
-            Some(code) => {
+        let sent = match (binding.code_mount, binding.opt_mount) {
+            (None, _) => stream.send(H::Configure(binding.configure)).await,
+            (Some(code), opt) => {
+                let mut dirs = vec![code.dir.as_path()];
+                if let Some(opt) = &opt {
+                    dirs.push(opt.dir.as_path());
+                }
+                let sent = stream.send_with_code(binding.configure, &dirs).await;
                 stream.guest.code_pin = Some(code.pin);
-                stream.send_with_code(binding.configure, &code.dir).await
+                stream.guest.opt_pin = opt.map(|o| o.pin);
+                sent
             }
         };
         let waited = match sent {

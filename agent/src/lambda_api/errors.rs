@@ -191,6 +191,19 @@ pub fn function_error(e: FunctionError, arn: &dyn Fn(&str) -> String) -> ApiErro
         e @ FunctionError::LowDisk(_) => {
             ApiError::new(400, "CodeStorageExceededException", e.to_string())
         }
+        FunctionError::Layer(l) => layer_error(l),
+    }
+}
+
+/// A layer operation's error, as Lambda reports it.
+pub fn layer_error(e: crate::layers::LayerError) -> ApiError {
+    use crate::layers::LayerError as L;
+    match e {
+        e @ L::NotFound(_) => ApiError::not_found(e.to_string()),
+        L::Code(c) => code_error(c),
+        L::Store(s) => ApiError::service(s.to_string()),
+        e @ L::LowDisk(_) => ApiError::new(400, "CodeStorageExceededException", e.to_string()),
+        e => ApiError::invalid(e.to_string()),
     }
 }
 

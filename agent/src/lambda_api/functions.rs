@@ -112,6 +112,7 @@ pub async fn create(api: &LambdaApi, req: &ApiRequest) -> Outcome {
         role: b.role,
         secret_environment: Default::default(),
         ephemeral_storage_mb: ephemeral.unwrap_or(0),
+        layers: b.layers.unwrap_or_default(),
     };
     let f = blocking(api, move |a| a.create_function(new)).await?;
     dead_letter::apply(api, &f.name, b.dead_letter_config)?;
@@ -227,6 +228,7 @@ pub async fn update_configuration(api: &LambdaApi, req: &ApiRequest, given: &str
         role: b.role,
         secret_environment: None,
         ephemeral_storage_mb: shapes::EphemeralStorage::checked(b.ephemeral_storage)?,
+        layers: b.layers,
     };
     let f = blocking(api, move |a| a.update_config(&name, change)).await?;
     dead_letter::apply(api, &f.name, b.dead_letter_config)?;

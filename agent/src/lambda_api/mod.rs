@@ -25,6 +25,7 @@ mod functions;
 mod invoke;
 mod key_auth;
 pub mod keys;
+mod layers;
 pub(crate) mod names;
 mod request;
 mod role_auth;

@@ -10,6 +10,9 @@ use crate::access_policy::Caller;
 
 /// Runs the operation `req` asks for, if `caller`'s key policy allows it.
 pub async fn route(api: &LambdaApi, req: ApiRequest, caller: Option<&Caller>) -> Outcome {
+    if req.path.starts_with(super::layers::PREFIX) {
+        return super::layers::route(api, &req, caller).await;
+    }
     let (operation, name, alias) = match operation(&req)? {
         (op @ ("CreateFunction" | "ListFunctions"), _, _) => {
             if let Some(c) = caller {

@@ -60,6 +60,8 @@ pub struct CreateFunction {
     /// Kept as the dead-letter target of the event invoke configuration.
     pub dead_letter_config: Option<super::dead_letter::DeadLetterConfig>,
     pub ephemeral_storage: Option<EphemeralStorage>,
+    /// Layer version ARNs, in order.
+    pub layers: Option<Vec<String>>,
 }
 
 /// `EphemeralStorage`: the /tmp size in MB.
@@ -123,6 +125,8 @@ pub struct UpdateConfig {
     /// Kept as the dead-letter target of the event invoke configuration.
     pub dead_letter_config: Option<super::dead_letter::DeadLetterConfig>,
     pub ephemeral_storage: Option<EphemeralStorage>,
+    /// Replaces the layer list (version ARNs, in order).
+    pub layers: Option<Vec<String>>,
 }
 
 /// PutFunctionConcurrency's body.
@@ -133,7 +137,7 @@ pub struct PutConcurrency {
 }
 
 /// Lambda's `LastModified`: `2026-12-06T04:52:55.123+0000`.
-fn last_modified(rfc3339: &str) -> String {
+pub(super) fn last_modified(rfc3339: &str) -> String {
     match rfc3339.strip_suffix('Z') {
         Some(s) => format!("{s}+0000"),
         None => rfc3339.to_string(),
@@ -182,6 +186,10 @@ pub fn configuration(f: &Function, place: &Place) -> Value {
         "Architectures": ["x86_64"],
         "EphemeralStorage": {"Size": f.ephemeral_storage_mb},
         "FlintNetwork": f.network.as_str(),
+        "Layers": f.layers.iter().map(|l| json!({
+            "Arn": crate::layers::arn::version_arn(&place.region, &place.account, &l.name, l.version),
+            "CodeSize": l.code_size,
+        })).collect::<Vec<_>>(),
     })
 }
 
@@ -208,6 +216,7 @@ mod tests {
             role: None,
             secret_environment: Default::default(),
             ephemeral_storage_mb: 2048,
+            layers: Vec::new(),
         };
         let place = Place {
             region: "us-east-1".into(),

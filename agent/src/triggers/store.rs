@@ -248,6 +248,7 @@ mod tests {
             role: None,
             secret_environment: Default::default(),
             ephemeral_storage_mb: 512,
+            layers: Vec::new(),
         }
     }
 

@@ -88,6 +88,14 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
     state.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// A bundle that cannot be unpacked, as a code error.
+pub fn unzip_error(e: unzip::UnzipError) -> CodeError {
+    match e {
+        unzip::UnzipError::Io { path, source } => CodeError::Io { path, source },
+        other => CodeError::Unpack(other.to_string()),
+    }
+}
+
 fn io_at(path: &Path) -> impl Fn(std::io::Error) -> CodeError + '_ {
     move |source| CodeError::Io {
         path: path.to_path_buf(),
@@ -140,6 +148,20 @@ impl UnpackCache {
         pin: &UnpackPin,
         read: impl FnOnce() -> Result<Vec<u8>, CodeError>,
     ) -> Result<PathBuf, CodeError> {
+        self.ensure_with(pin, |dir| {
+            let zip = read()?;
+            unzip::unzip(&zip, dir).map(|_| ()).map_err(unzip_error)
+        })
+    }
+
+    /// The pinned directory, made first by `fill` (given an empty directory) when it
+    /// is not there yet: a bundle, or the layers of an /opt tree one over the other.
+    /// Blocking.
+    pub fn ensure_with(
+        &self,
+        pin: &UnpackPin,
+        fill: impl FnOnce(&Path) -> Result<(), CodeError>,
+    ) -> Result<PathBuf, CodeError> {
         let path = self.path_of(&pin.sha256);
         if path.is_dir() {
             return Ok(path);
@@ -154,7 +176,7 @@ impl UnpackCache {
             if path.is_dir() {
                 Ok(path.clone())
             } else {
-                self.unpack(&path, read)
+                self.unpack(&path, fill)
             }
         };
         let mut st = lock(&self.state);
@@ -167,9 +189,8 @@ impl UnpackCache {
     fn unpack(
         &self,
         path: &Path,
-        read: impl FnOnce() -> Result<Vec<u8>, CodeError>,
+        fill: impl FnOnce(&Path) -> Result<(), CodeError>,
     ) -> Result<PathBuf, CodeError> {
-        let zip = read()?;
         let tmp = tempfile::Builder::new()
             .prefix(TMP_PREFIX)
             .tempdir_in(&self.dir)
@@ -177,10 +198,7 @@ impl UnpackCache {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755))
             .map_err(io_at(tmp.path()))?;
-        unzip::unzip(&zip, tmp.path()).map_err(|e| match e {
-            unzip::UnzipError::Io { path, source } => CodeError::Io { path, source },
-            other => CodeError::Unpack(other.to_string()),
-        })?;
+        fill(tmp.path())?;
         // Renamed whole: a reader sees every file or no directory.
         let made = tmp.keep();
         std::fs::rename(&made, path).map_err(|e| {

@@ -44,6 +44,17 @@ pub enum UnzipError {
 /// Unpacks `bundle` into the existing, empty directory `dest`; returns the bytes
 /// written.
 pub fn unzip(bundle: &[u8], dest: &Path) -> Result<u64, UnzipError> {
+    unzip_into(bundle, dest, false)
+}
+
+/// Unpacks `bundle` over what `dest` already holds (a later layer over earlier
+/// ones): a file of the bundle replaces the file or directory at its path, and a
+/// directory replaces a file. Returns the bytes written.
+pub fn unzip_over(bundle: &[u8], dest: &Path) -> Result<u64, UnzipError> {
+    unzip_into(bundle, dest, true)
+}
+
+fn unzip_into(bundle: &[u8], dest: &Path, over: bool) -> Result<u64, UnzipError> {
     let mut archive = zip::ZipArchive::new(Cursor::new(bundle))?;
     if archive.len() > CODE_ENTRIES_MAX {
         return Err(UnzipError::TooManyEntries(archive.len()));
@@ -68,11 +79,14 @@ pub fn unzip(bundle: &[u8], dest: &Path) -> Result<u64, UnzipError> {
             source,
         };
         if entry.is_dir() {
-            make_dirs(dest, &rel).map_err(io_err)?;
+            make_dirs(dest, &rel, over).map_err(io_err)?;
             continue;
         }
         if let Some(parent) = rel.parent() {
-            make_dirs(dest, parent).map_err(io_err)?;
+            make_dirs(dest, parent, over).map_err(io_err)?;
+        }
+        if over {
+            remove_any(&path).map_err(io_err)?;
         }
         let declared = entry.size();
         total = total.saturating_add(declared);
@@ -107,11 +121,15 @@ fn file_mode(unix_mode: Option<u32>) -> u32 {
     }
 }
 
-/// Creates `dest/rel` and its parents with mode 0755.
-fn make_dirs(dest: &Path, rel: &Path) -> io::Result<()> {
+/// Creates `dest/rel` and its parents with mode 0755; with `over`, a file in the
+/// way is replaced by the directory.
+fn make_dirs(dest: &Path, rel: &Path, over: bool) -> io::Result<()> {
     let mut cur = dest.to_path_buf();
     for c in rel.components() {
         cur.push(c);
+        if over && fs::symlink_metadata(&cur).is_ok_and(|m| !m.is_dir()) {
+            fs::remove_file(&cur)?;
+        }
         match fs::create_dir(&cur) {
             Ok(()) => fs::set_permissions(&cur, fs::Permissions::from_mode(0o755))?,
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists && cur.is_dir() => {}
@@ -119,6 +137,16 @@ fn make_dirs(dest: &Path, rel: &Path) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Removes the file or directory tree at `path`, if any.
+fn remove_any(path: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => fs::remove_dir_all(path),
+        Ok(_) => fs::remove_file(path),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]
@@ -144,6 +172,30 @@ mod tests {
         assert_eq!(mode("bootstrap"), 0o755);
         assert_eq!(mode("lib/a.py"), 0o644);
         assert_eq!(mode("lib"), 0o755);
+    }
+
+    #[test]
+    fn a_later_bundle_overrides_files_of_an_earlier_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = make_zip(&[
+            ("python/shared.py", b"who = 'first'\n", None),
+            ("python/only_first.py", b"x = 1\n", None),
+            ("bin", b"a file\n", None),
+        ]);
+        let second = make_zip(&[
+            ("python/shared.py", b"who = 'second'\n", None),
+            ("bin/tool", b"#!/bin/sh\n", Some(0o755)),
+        ]);
+        unzip_over(&first, dir.path()).unwrap();
+        unzip_over(&second, dir.path()).unwrap();
+        let read = |p: &str| fs::read_to_string(dir.path().join(p)).unwrap();
+        assert_eq!(read("python/shared.py"), "who = 'second'\n");
+        assert_eq!(read("python/only_first.py"), "x = 1\n");
+        assert_eq!(read("bin/tool"), "#!/bin/sh\n");
+        // Without `over`, a second bundle never replaces a file.
+        let plain = tempfile::tempdir().unwrap();
+        unzip(&first, plain.path()).unwrap();
+        assert!(unzip(&second, plain.path()).is_err());
     }
 
     #[test]

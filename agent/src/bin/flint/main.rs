@@ -1,6 +1,7 @@
 //! flint: the command-line client of flintd.
 
 mod events;
+mod layers;
 mod logs;
 mod queue_args;
 mod roles;
@@ -79,6 +80,10 @@ enum Cmd {
         /// flintd's operator key, shown masked.
         #[arg(long = "secret-env", value_parser = parse_kv)]
         secret_env: Vec<(String, String)>,
+        /// A layer version ARN (or NAME:VERSION) to unpack under /opt (repeatable, at
+        /// most 5, in order: later layers win).
+        #[arg(long = "layer")]
+        layer: Vec<String>,
     },
     /// Replace a function's code.
     UpdateCode {
@@ -121,6 +126,12 @@ enum Cmd {
         /// Remove all secret environment variables.
         #[arg(long, conflicts_with = "secret_env")]
         clear_secret_env: bool,
+        /// Replaces the layer list (repeatable ARN or NAME:VERSION, in order).
+        #[arg(long = "layer")]
+        layer: Vec<String>,
+        /// Remove all layers.
+        #[arg(long, conflicts_with = "layer")]
+        clear_layers: bool,
     },
     /// Show one function.
     Get { name: String },
@@ -192,6 +203,11 @@ enum Cmd {
     Events {
         #[command(subcommand)]
         action: events::EventsCmd,
+    },
+    /// Layers: zip bundles unpacked under a function's read-only /opt.
+    Layers {
+        #[command(subcommand)]
+        action: layers::LayersCmd,
     },
     /// Execution roles: what a function's temporary credentials may do.
     Roles {
@@ -361,6 +377,9 @@ fn function_json(f: &FunctionConfiguration) -> serde_json::Value {
         "reserved_concurrency": f.reserved_concurrency, "network": f.network,
         "role": f.role, "ephemeral_storage_mb": f.ephemeral_storage_mb,
         "secret_environment": masked(&f.secret_environment_keys),
+        "layers": f.layers.iter().map(|l| serde_json::json!({
+            "arn": l.arn, "code_size": l.code_size,
+        })).collect::<Vec<_>>(),
     })
 }
 
@@ -399,6 +418,9 @@ fn print_function(f: &FunctionConfiguration, json: bool) {
     if !f.role.is_empty() {
         println!("role:          {}", f.role);
     }
+    for l in &f.layers {
+        println!("layer:         {} ({} bytes)", l.arn, l.code_size);
+    }
     println!(
         "code:          {} bytes, sha256 {}",
         f.code_size, f.code_sha256
@@ -431,6 +453,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             network,
             role,
             secret_env,
+            layer,
         } => {
             let code_zip = bundle(&code)
                 .map_err(|e| anyhow::anyhow!("reading code {}: {e}", code.display()))?;
@@ -450,6 +473,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                     role: role.unwrap_or_default(),
                     secret_environment: secret_env.into_iter().collect(),
                     ephemeral_storage_mb: ephemeral_storage_mb.unwrap_or(0),
+                    layers: layer,
                 })
                 .await
                 .map_err(status_err)?
@@ -481,7 +505,10 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             role,
             secret_env,
             clear_secret_env,
+            layer,
+            clear_layers,
         } => {
+            let layers = (clear_layers || !layer.is_empty()).then_some(LayerList { arns: layer });
             let secret_environment = if clear_secret_env || !secret_env.is_empty() {
                 Some(Environment {
                     variables: secret_env.into_iter().collect::<HashMap<_, _>>(),
@@ -510,6 +537,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                     role,
                     secret_environment,
                     ephemeral_storage_mb,
+                    layers,
                 })
                 .await
                 .map_err(status_err)?
@@ -553,6 +581,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Cmd::Triggers { action } => return triggers::run(&c, action, cli.json).await,
         Cmd::Roles { action } => return roles::run(&c, action, cli.json).await,
+        Cmd::Layers { action } => return layers::run(&c, action, cli.json).await,
         Cmd::Publish {
             name,
             description,

@@ -78,6 +78,7 @@ fn host(dir: &std::path::Path, db: &std::path::Path) -> Arc<Recorder> {
             role: None,
             secret_environment: Default::default(),
             ephemeral_storage_mb: 512,
+            layers: Vec::new(),
         })
         .unwrap();
     store

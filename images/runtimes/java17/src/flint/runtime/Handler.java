@@ -61,21 +61,29 @@ final class Handler {
         this.inputType = inputType;
     }
 
-    /** The class loader of the function's code: taskRoot itself and every taskRoot/lib/*.jar. */
+    /** Where Lambda's Java runtimes find the jars of the function's layers. */
+    static final File LAYER_LIB = new File("/opt/java/lib");
+
+    /**
+     * The class loader of the function's code: taskRoot itself, every taskRoot/lib/*.jar and
+     * taskRoot/*.jar, then every jar of the layers in /opt/java/lib (Lambda's class path order).
+     */
     static ClassLoader codeLoader(File taskRoot) throws MalformedURLException {
         List<URL> urls = new ArrayList<>();
         urls.add(taskRoot.toURI().toURL());
-        File[] jars = new File(taskRoot, "lib").listFiles((d, n) -> n.endsWith(".jar"));
+        addJars(urls, new File(taskRoot, "lib"));
+        addJars(urls, taskRoot);
+        addJars(urls, LAYER_LIB);
+        return new URLClassLoader(urls.toArray(new URL[0]), Handler.class.getClassLoader());
+    }
+
+    /** Adds the jars directly in dir (if it exists), sorted by name. */
+    private static void addJars(List<URL> urls, File dir) throws MalformedURLException {
+        File[] jars = dir.listFiles((d, n) -> n.endsWith(".jar"));
         if (jars != null) {
             Arrays.sort(jars);
             for (File j : jars) urls.add(j.toURI().toURL());
         }
-        File[] topJars = taskRoot.listFiles((d, n) -> n.endsWith(".jar"));
-        if (topJars != null) {
-            Arrays.sort(topJars);
-            for (File j : topJars) urls.add(j.toURI().toURL());
-        }
-        return new URLClassLoader(urls.toArray(new URL[0]), Handler.class.getClassLoader());
     }
 
     static Handler load(String spec, ClassLoader loader) throws InitException {
