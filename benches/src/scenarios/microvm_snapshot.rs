@@ -15,6 +15,7 @@
 //! its first pass; `/proc/PID/smaps_rollup` gives each one's RSS and PSS (shared pages
 //! divided among their users).
 
+use super::vm_fleet::{mem_available_mib, run_together, Rollup};
 use super::{ms, Ctx, ScenarioError};
 use crate::elf;
 use crate::procs;
@@ -22,7 +23,7 @@ use crate::progress::Progress;
 use crate::report::Scenario;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub const ID: &str = "microvm_snapshot";
@@ -186,103 +187,6 @@ impl Runs {
         self.cpu.push(r.cpu_ms);
         self.rss.extend(r.rss_mib);
     }
-}
-
-/// VMs that are killed and reaped on drop.
-struct Fleet(Vec<Child>);
-
-impl Drop for Fleet {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-        }
-        for c in &mut self.0 {
-            let _ = c.wait();
-        }
-    }
-}
-
-/// One VM's smaps_rollup figures (KiB).
-#[derive(Default, Clone, Copy)]
-struct Rollup {
-    rss: u64,
-    pss: u64,
-    private_dirty: u64,
-}
-
-fn rollup(pid: u32) -> Result<Rollup, ScenarioError> {
-    let path = format!("/proc/{pid}/smaps_rollup");
-    let text = std::fs::read_to_string(&path).map_err(|e| err(format!("{path}: {e}")))?;
-    let mut r = Rollup::default();
-    for line in text.lines() {
-        let mut it = line.split_whitespace();
-        let (Some(k), Some(v)) = (it.next(), it.next()) else {
-            continue;
-        };
-        let v: u64 = v.parse().unwrap_or(0);
-        match k {
-            "Rss:" => r.rss = v,
-            "Pss:" => r.pss = v,
-            "Private_Dirty:" => r.private_dirty = v,
-            _ => {}
-        }
-    }
-    Ok(r)
-}
-
-/// Starts one VM per argument list, waits until each serial log has two bytes (two passes
-/// over its data), and reads every VM's smaps_rollup while all still run.
-fn run_together(
-    vmm: &Path,
-    runs: &[(Vec<OsString>, PathBuf)],
-) -> Result<Vec<Rollup>, ScenarioError> {
-    let mut fleet = Fleet(Vec::new());
-    for (args, _) in runs {
-        let c = vmm_cmd(vmm, args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| err(format!("start {}: {e}", vmm.display())))?;
-        fleet.0.push(c);
-    }
-    let t0 = Instant::now();
-    let deadline = DEADLINE * 2;
-    loop {
-        let done = runs
-            .iter()
-            .filter(|(_, log)| std::fs::metadata(log).is_ok_and(|m| m.len() >= 2))
-            .count();
-        if done == runs.len() {
-            break;
-        }
-        if let Some(i) = fleet
-            .0
-            .iter_mut()
-            .position(|c| c.try_wait().ok().flatten().is_some())
-        {
-            return Err(err(format!(
-                "VM {i} of {} ended before two passes",
-                runs.len()
-            )));
-        }
-        if t0.elapsed() > deadline {
-            return Err(err(format!(
-                "only {done} of {} VMs made two passes over their data within {deadline:?}",
-                runs.len()
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    fleet.0.iter().map(|c| rollup(c.id())).collect()
-}
-
-fn mem_available_mib() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/meminfo").ok()?;
-    s.lines()
-        .find_map(|l| l.strip_prefix("MemAvailable:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map(|kib| kib / 1024)
 }
 
 /// Runs the timing and the sharing measurements.

@@ -12,6 +12,7 @@ pub mod microvm;
 pub mod microvm_snapshot;
 pub mod rest;
 pub mod throughput;
+mod vm_fleet;
 pub mod warm;
 
 use crate::agent::AgentError;
