@@ -5,7 +5,9 @@
 //! listens. The whole VMM process sits in the sandbox's cgroup, so guest memory,
 //! device threads and all are capped together. Unless disabled, each flint-vmm runs in
 //! its jail (`--jail`) as the first uid of a range leased for it alone, so two VMMs never
-//! share a uid.
+//! share a uid. A function with outbound networking gets a TAP made here before the
+//! VMM starts (`net::tap`, the namespace sandboxes' pairs and egress policy) and its
+//! address on the kernel command line (`ip=`).
 
 pub mod select;
 pub mod stderr_tail;
@@ -13,6 +15,8 @@ pub mod stderr_tail;
 use super::namespace::cgroup::SandboxCgroup;
 use super::namespace::cpu::CpuQuota;
 use super::namespace::uids::{UidLease, UidRanges};
+use super::net::tap::VmNet;
+use super::net::Network;
 use super::process::ProcessSandbox;
 use super::{BackendLimits, BoxFuture, Sandbox, SandboxBackend, SandboxError, SandboxSpec};
 use crate::limits::PIDS_MAX;
@@ -20,6 +24,7 @@ use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 use stderr_tail::{StderrTail, DRAIN_WAIT};
 
@@ -49,14 +54,23 @@ pub struct MicroVmConfig {
 pub struct MicroVmBackend {
     cfg: MicroVmConfig,
     uids: std::sync::Arc<UidRanges>,
+    network: Arc<Network>,
 }
 
 impl MicroVmBackend {
-    /// A backend; removes sandboxes a previous agent left behind.
-    pub fn new(cfg: MicroVmConfig) -> Self {
+    /// A backend whose outbound VMs get TAPs of `network`; removes sandboxes a previous
+    /// agent left behind (cgroups, per-VM directories, TAPs and the nftables table).
+    pub fn new(cfg: MicroVmConfig, network: Network) -> Self {
         let stale = super::namespace::sweep::remove_stale(&cfg.cgroup_parent);
         if stale > 0 {
             tracing::info!(stale, "removed microVMs left by an earlier run");
+        }
+        let stale = super::net::sweep::remove_leftovers();
+        if stale > 0 {
+            tracing::info!(
+                stale,
+                "removed microVM TAPs and the nftables table left by an earlier run"
+            );
         }
         if let Ok(rd) = std::fs::read_dir(&cfg.run_dir) {
             for e in rd.flatten().filter(|e| e.file_name() != "failed") {
@@ -69,6 +83,7 @@ impl MicroVmBackend {
         Self {
             cfg,
             uids: UidRanges::new(),
+            network: Arc::new(network),
         }
     }
 }
@@ -104,6 +119,10 @@ impl SandboxBackend for MicroVmBackend {
         }
     }
 
+    fn outbound_network(&self) -> bool {
+        true
+    }
+
     fn create<'a>(
         &'a self,
         spec: &'a SandboxSpec,
@@ -111,9 +130,6 @@ impl SandboxBackend for MicroVmBackend {
         Box::pin(async move {
             if !spec.ro_binds.is_empty() {
                 return Err(SandboxError::NoBinds("microvm"));
-            }
-            if spec.network != super::NetworkMode::None {
-                return Err(SandboxError::NoNetwork("microvm"));
             }
             let disk = root_disk(&spec.rootfs);
             if !disk.is_file() {
@@ -152,10 +168,32 @@ impl SandboxBackend for MicroVmBackend {
             } else {
                 None
             };
+            let net = match spec.network {
+                super::NetworkMode::None => None,
+                super::NetworkMode::Outbound => {
+                    let network = self.network.clone();
+                    let id = spec.id.clone();
+                    let owner = uid.as_ref().map(|l| l.base());
+                    let made =
+                        tokio::task::spawn_blocking(move || network.attach_tap(&id, owner)).await;
+                    match made {
+                        Ok(Ok(n)) => Some(n),
+                        Ok(Err(e)) => {
+                            let _ = std::fs::remove_dir_all(&dir);
+                            return Err(e.into());
+                        }
+                        Err(e) => {
+                            let _ = std::fs::remove_dir_all(&dir);
+                            return Err(SandboxError::Io(std::io::Error::other(e)));
+                        }
+                    }
+                }
+            };
             let mut vm = MicroVm {
                 proc: ProcessSandbox::new(&spec.id, cg),
                 dir,
                 uid,
+                net,
             };
             match vm.boot(&self.cfg, spec, &disk).await {
                 Ok(()) => Ok(Box::new(vm) as Box<dyn Sandbox>),
@@ -174,6 +212,8 @@ pub struct MicroVm {
     dir: PathBuf,
     /// The jailed VMM's uid range (its first uid and gid), held until the VM is gone.
     uid: Option<UidLease>,
+    /// The TAP and addresses of an outbound VM, deleted after the VMM is gone.
+    net: Option<VmNet>,
 }
 
 impl MicroVm {
@@ -215,8 +255,18 @@ impl MicroVm {
             .arg("--serial-log")
             .arg(&serial)
             .arg("--timings")
-            .arg(self.dir.join("timings.json"))
-            .stdin(Stdio::null())
+            .arg(self.dir.join("timings.json"));
+        if let Some(net) = &self.net {
+            cmd.arg("--net-tap")
+                .arg(net.tap())
+                .arg("--cmdline")
+                .arg(format!(
+                    "{} {}",
+                    flint_vmm::config::DEFAULT_CMDLINE,
+                    net.kernel_ip_param()
+                ));
+        }
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
@@ -379,6 +429,9 @@ impl Sandbox for MicroVm {
         Box::pin(async move {
             let result = self.proc.teardown().await;
             let _ = std::fs::remove_dir_all(&self.dir);
+            if let Some(net) = self.net.take() {
+                let _ = tokio::task::spawn_blocking(move || drop(net)).await;
+            }
             result
         })
     }
