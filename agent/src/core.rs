@@ -403,18 +403,24 @@ fn choose_backend(config: &Config) -> Arc<dyn SandboxBackend> {
         }
     };
     if microvm {
-        Arc::new(MicroVmBackend::new(MicroVmConfig {
-            vmm: config.vmm_path.clone(),
-            kernel: config.kernel.clone(),
-            run_dir: config.vm_run_dir.clone(),
-            cgroup_parent: config.cgroup_parent.clone(),
-            boot_timeout: config.vm_boot_timeout,
-            overhead_mb: 64,
-            jail: config.vm_jail,
-            snapshots: config
-                .vm_snapshots
-                .then(|| config.data_dir.join("vm-snapshots")),
-        }))
+        Arc::new(MicroVmBackend::new(
+            MicroVmConfig {
+                vmm: config.vmm_path.clone(),
+                kernel: config.kernel.clone(),
+                run_dir: config.vm_run_dir.clone(),
+                cgroup_parent: config.cgroup_parent.clone(),
+                boot_timeout: config.vm_boot_timeout,
+                overhead_mb: 64,
+                jail: config.vm_jail,
+                snapshots: config
+                    .vm_snapshots
+                    .then(|| config.data_dir.join("vm-snapshots")),
+            },
+            crate::sandbox::net::Network::new(
+                config.network.clone(),
+                &config.data_dir.join("network"),
+            ),
+        ))
     } else {
         Arc::new(NamespaceBackend::new(
             config.init_path.clone(),

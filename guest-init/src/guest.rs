@@ -1,9 +1,9 @@
 //! PID 1 of a microVM guest (`/sbin/init`): signal the VMM's boot timer, mount the
-//! kernel file systems, bring up lo, connect to the host over vsock, run the init loop,
-//! then power the VM off.
+//! kernel file systems, bring up lo (and eth0 when the VM has a network), connect to
+//! the host over vsock, run the init loop, then power the VM off.
 
 use crate::control::{self, Paths};
-use crate::{net, vsock};
+use crate::{guest_net, net, vsock};
 use nix::mount::{mount, MsFlags};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -26,6 +26,22 @@ pub fn run() -> ! {
         eprintln!("flint-init: {e}");
     }
     let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    match guest_net::setup_from_cmdline(&cmdline) {
+        Ok(Some((cfg, done))) => eprintln!(
+            "flint-init: {} {} via {:?} (address {} by the kernel), {} name servers",
+            cfg.device,
+            cfg.address,
+            cfg.gateway,
+            if done.address_was_set {
+                "set"
+            } else {
+                "not set"
+            },
+            cfg.dns.len()
+        ),
+        Ok(None) => {}
+        Err(e) => eprintln!("flint-init: network: {e}"),
+    }
     let port = vsock::port_from_cmdline(&cmdline);
     // After a snapshot restore the VMM resets the connection: dial again (Hello again).
     let reconnect = move || {

@@ -8,6 +8,7 @@ mod control;
 mod env;
 mod fd_stream;
 mod guest;
+mod guest_net;
 mod host_calls;
 mod host_link;
 mod host_mount;

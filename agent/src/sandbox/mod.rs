@@ -38,9 +38,6 @@ pub enum SandboxError {
     /// The backend cannot mount host directories
     #[error("the {0} sandbox backend cannot mount host directories (file-event triggers) yet")]
     NoBinds(&'static str),
-    /// The backend has no outbound networking
-    #[error("the {0} sandbox backend has no outbound networking yet: set the function's network to none")]
-    NoNetwork(&'static str),
     /// Every host uid range is held by a live sandbox
     #[error("all {0} host uid ranges are in use: too many sandboxes at once")]
     NoUidRange(u32),

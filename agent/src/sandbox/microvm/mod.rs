@@ -7,6 +7,10 @@
 //! its jail (`--jail`) as the first uid of a range leased for it alone, so two VMMs never
 //! share a uid. With snapshots on (`--vm-snapshots`, from_snapshot.rs) a VM is restored
 //! from a snapshot of one that already booted to flint-init's Hello, instead of booted.
+//! A function with outbound networking gets a TAP made here before the
+//! VMM starts (`net::tap`, the namespace sandboxes' pairs and egress policy) and its
+//! address on the kernel command line (`ip=`).
+//! Outbound VMs always boot: a snapshot holds the guest's `ip=` configuration.
 
 pub mod from_snapshot;
 pub mod select;
@@ -17,6 +21,8 @@ pub mod stderr_tail;
 use super::namespace::cgroup::SandboxCgroup;
 use super::namespace::cpu::CpuQuota;
 use super::namespace::uids::{UidLease, UidRanges};
+use super::net::tap::VmNet;
+use super::net::Network;
 use super::process::ProcessSandbox;
 use super::{BackendLimits, BoxFuture, Sandbox, SandboxBackend, SandboxError, SandboxSpec};
 use crate::limits::PIDS_MAX;
@@ -24,6 +30,7 @@ use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 use stderr_tail::{StderrTail, DRAIN_WAIT};
 
@@ -57,14 +64,23 @@ pub struct MicroVmBackend {
     cfg: MicroVmConfig,
     uids: std::sync::Arc<UidRanges>,
     snapshots: Option<snapshots::Snapshots>,
+    network: Arc<Network>,
 }
 
 impl MicroVmBackend {
-    /// A backend; removes sandboxes a previous agent left behind.
-    pub fn new(cfg: MicroVmConfig) -> Self {
+    /// A backend whose outbound VMs get TAPs of `network`; removes sandboxes a previous
+    /// agent left behind (cgroups, per-VM directories, TAPs and the nftables table).
+    pub fn new(cfg: MicroVmConfig, network: Network) -> Self {
         let stale = super::namespace::sweep::remove_stale(&cfg.cgroup_parent);
         if stale > 0 {
             tracing::info!(stale, "removed microVMs left by an earlier run");
+        }
+        let stale = super::net::sweep::remove_leftovers();
+        if stale > 0 {
+            tracing::info!(
+                stale,
+                "removed microVM TAPs and the nftables table left by an earlier run"
+            );
         }
         if let Ok(rd) = std::fs::read_dir(&cfg.run_dir) {
             for e in rd.flatten().filter(|e| e.file_name() != "failed") {
@@ -88,6 +104,7 @@ impl MicroVmBackend {
             cfg,
             uids: UidRanges::new(),
             snapshots,
+            network: Arc::new(network),
         }
     }
 
@@ -124,6 +141,7 @@ impl MicroVmBackend {
             proc: ProcessSandbox::new(id, cg),
             dir,
             uid,
+            net: None,
         })
     }
 
@@ -135,6 +153,24 @@ impl MicroVmBackend {
         launch: Launch<'_>,
     ) -> Result<MicroVm, SandboxError> {
         let mut vm = self.new_vm(id, spec.memory_mb)?;
+        if spec.network == super::NetworkMode::Outbound {
+            let network = self.network.clone();
+            let owned_id = id.to_string();
+            let owner = vm.uid.as_ref().map(|l| l.base());
+            let made =
+                tokio::task::spawn_blocking(move || network.attach_tap(&owned_id, owner)).await;
+            match made {
+                Ok(Ok(n)) => vm.net = Some(n),
+                Ok(Err(e)) => {
+                    let _ = vm.destroy().await;
+                    return Err(e.into());
+                }
+                Err(e) => {
+                    let _ = vm.destroy().await;
+                    return Err(SandboxError::Io(std::io::Error::other(e)));
+                }
+            }
+        }
         match vm.boot(&self.cfg, spec, launch).await {
             Ok(()) => Ok(vm),
             Err(e) => {
@@ -189,6 +225,10 @@ impl SandboxBackend for MicroVmBackend {
         }
     }
 
+    fn outbound_network(&self) -> bool {
+        true
+    }
+
     fn create<'a>(
         &'a self,
         spec: &'a SandboxSpec,
@@ -196,9 +236,6 @@ impl SandboxBackend for MicroVmBackend {
         Box::pin(async move {
             if !spec.ro_binds.is_empty() {
                 return Err(SandboxError::NoBinds("microvm"));
-            }
-            if spec.network != super::NetworkMode::None {
-                return Err(SandboxError::NoNetwork("microvm"));
             }
             let disk = root_disk(&spec.rootfs);
             if !disk.is_file() {
@@ -210,7 +247,10 @@ impl SandboxBackend for MicroVmBackend {
                     ),
                 )));
             }
-            if let Some(store) = &self.snapshots {
+            // An outbound VM's guest takes its address from the kernel command line
+            // (`ip=`) at boot, so a snapshot (with another VM's address) cannot serve it.
+            let restorable = spec.network == super::NetworkMode::None;
+            if let (Some(store), true) = (&self.snapshots, restorable) {
                 match from_snapshot::restore(self, store, spec, &disk).await {
                     Ok(vm) => return Ok(Box::new(vm) as Box<dyn Sandbox>),
                     Err(from_snapshot::FromSnapshotError::BootFailed(e)) => return Err(e),
@@ -236,6 +276,8 @@ pub struct MicroVm {
     dir: PathBuf,
     /// The jailed VMM's uid range (its first uid and gid), held until the VM is gone.
     uid: Option<UidLease>,
+    /// The TAP and addresses of an outbound VM, deleted after the VMM is gone.
+    net: Option<VmNet>,
 }
 
 impl MicroVm {
@@ -291,16 +333,24 @@ impl MicroVm {
                 cmd.arg("--restore-from").arg(dir);
             }
         }
-        // microVM networking hook: a VM with a network gets its own TAP here, as
-        // `--net-tap NAME`, for a boot and a restore alike (flint-vmm takes --net-tap
-        // with --restore-from and gives the restored virtio-net that TAP).
         cmd.arg("--vsock-uds")
             .arg(&uds)
             .arg("--serial-log")
             .arg(&serial)
             .arg("--timings")
-            .arg(self.dir.join("timings.json"))
-            .stdin(Stdio::null())
+            .arg(self.dir.join("timings.json"));
+        if let Some(net) = &self.net {
+            cmd.arg("--net-tap").arg(net.tap());
+            // Only a boot reads the command line (create() never restores an outbound VM).
+            if matches!(launch, Launch::Boot { .. }) {
+                cmd.arg("--cmdline").arg(format!(
+                    "{} {}",
+                    flint_vmm::config::DEFAULT_CMDLINE,
+                    net.kernel_ip_param()
+                ));
+            }
+        }
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
@@ -468,6 +518,9 @@ impl Sandbox for MicroVm {
         Box::pin(async move {
             let result = self.proc.teardown().await;
             let _ = std::fs::remove_dir_all(&self.dir);
+            if let Some(net) = self.net.take() {
+                let _ = tokio::task::spawn_blocking(move || drop(net)).await;
+            }
             result
         })
     }

@@ -5,13 +5,15 @@
 //! veth pair whose host end `flv<id>` is routed: a /31 of `--network-cidr` per
 //! sandbox ([`leases`]), no bridge, so sandboxes share no link. The nftables table
 //! ([`nft`]) masquerades their traffic and applies the egress policy. flint-init joins
-//! the namespace (`--netns-fd`) before it unshares the rest.
+//! the namespace (`--netns-fd`) before it unshares the rest. A microVM gets a TAP
+//! named the same way ([`tap`]) in place of the veth: same pairs, same table.
 
 pub mod cidr;
 pub mod ifconfig;
 pub mod leases;
 pub mod nft;
 pub mod sweep;
+pub mod tap;
 
 use cidr::{Cidr, CidrError, EgressRule};
 use leases::{Lease, Leases};

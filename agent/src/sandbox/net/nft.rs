@@ -21,6 +21,9 @@ pub fn ruleset(subnet: &Cidr, allow: &[EgressRule], deny: &[EgressRule]) -> Stri
         format!("ip daddr {subnet} drop"),
         "# Addresses a sandbox did not get (none can be set from inside).".to_string(),
         format!("ip saddr != {subnet} drop"),
+        "# Another sandbox's address (a microVM guest is root of its own eth0): the".to_string(),
+        "# source must route back through the link it came in on.".to_string(),
+        "fib saddr . iif oif missing drop".to_string(),
         "meta nfproto ipv6 drop".to_string(),
     ];
     for r in deny {
@@ -140,6 +143,7 @@ mod tests {
             "{r}"
         );
         assert!(r.contains("iifname \"flv*\" drop"));
+        assert!(r.contains("fib saddr . iif oif missing drop"), "{r}");
         assert!(r.contains("ip saddr 100.96.0.0/16 oifname != \"flv*\" masquerade"));
         let open = ruleset(&subnet, &[], &[]);
         assert!(
