@@ -33,6 +33,14 @@ const TITLES: &[(&str, &str)] = &[
         "microvm",
         "microVM: flint-vmm start to first guest instruction",
     ),
+    (
+        "cost_network",
+        "Cost of networking: none vs outbound, same run",
+    ),
+    (
+        "cost_isolation",
+        "Cost of isolation: this build vs an earlier one, same run",
+    ),
 ];
 
 fn title(id: &str) -> &'static str {
@@ -57,6 +65,8 @@ async fn agent(cfg: &Config, pool_off: bool) -> Result<Agent, AgentError> {
                 pool_off,
                 pool_warm: (!pool_off).then(|| "python3.11:128=2".to_string()),
                 keep_alive_s: 3600,
+                extra: Vec::new(),
+                own_netns: false,
             })
             .await
         }
@@ -153,6 +163,14 @@ pub async fn run(cfg: Config, command: String) -> Result<Results, RunError> {
             }
         };
         out.push(s);
+    }
+    for id in ["cost_network", "cost_isolation"] {
+        if cfg.wants(id) {
+            out.push(settle(
+                id,
+                scenarios::isolation_cost::run(&mut ctx, id).await,
+            ));
+        }
     }
     if cfg.wants("microvm") {
         out.push(settle("microvm", scenarios::microvm::run(&mut ctx)));

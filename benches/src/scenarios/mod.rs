@@ -7,6 +7,7 @@ pub mod cold;
 pub mod density;
 pub mod events;
 pub mod http;
+pub mod isolation_cost;
 pub mod microvm;
 pub mod rest;
 pub mod throughput;
