@@ -73,6 +73,11 @@ pub struct StartOptions {
     /// the flag: each keeps that many generic sandboxes ready whatever the demand.
     pub pool_warm: Vec<String>,
     pub keep_alive_s: u64,
+    /// More flags for flintd.
+    pub extra: Vec<String>,
+    /// Run flintd in a network namespace of its own (loopback up), so that what its
+    /// sandboxes' networking sets up (links, routes, nftables) stays out of the host's.
+    pub own_netns: bool,
 }
 
 /// A flintd the bench talks to.
@@ -142,7 +147,21 @@ impl Agent {
         let log_file = std::fs::File::create(&log)
             .map_err(|e| AgentError::Io(log.display().to_string(), e))?;
         let pool_off = o.pool_off && has_flag(&o.flintd, "--pool-max");
-        let mut cmd = Command::new(&o.flintd);
+        let mut cmd = if o.own_netns {
+            let mut c = Command::new("unshare");
+            c.args([
+                "--net",
+                "--",
+                "sh",
+                "-c",
+                "ip link set lo up && exec \"$0\" \"$@\"",
+            ])
+            .arg(&o.flintd);
+            c
+        } else {
+            Command::new(&o.flintd)
+        };
+        cmd.args(&o.extra);
         cmd.arg("--data-dir")
             .arg(tmp.path().join("data"))
             .arg("--socket")

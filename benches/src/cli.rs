@@ -20,11 +20,16 @@ pub const SCENARIOS: &[&str] = &[
     "microvm_snapshot",
 ];
 
+/// Scenarios that run only when named in `--only` (or, both, with
+/// `--compare-bin-dir`): they need an earlier build, and the network one runs flintd in a
+/// network namespace of its own (benches/README.md, "Cost of isolation and networking").
+pub const ON_REQUEST: &[&str] = &["cost_network", "cost_isolation"];
+
 /// Errors in the flags.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     /// An unknown scenario name was given
-    #[error("unknown scenario {0:?}: choose from {list}", list = SCENARIOS.join(", "))]
+    #[error("unknown scenario {0:?}: choose from {list}, {more}", list = SCENARIOS.join(", "), more = ON_REQUEST.join(", "))]
     UnknownScenario(String),
     /// The density budget is zero
     #[error("--density-budget-mb must be at least 1")]
@@ -73,6 +78,14 @@ pub struct Args {
     /// 1769 (one vCPU) measures Flint's own path without that limit.
     #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(128..=10240))]
     pub warm_memory_mb: u32,
+    /// flintd and flint-init of an earlier build (benches/build-rev.sh) for the
+    /// cost_isolation scenario's same-run comparison; turns on cost_network and
+    /// cost_isolation.
+    #[arg(long, value_name = "DIR")]
+    pub compare_bin_dir: Option<PathBuf>,
+    /// What to call that build in the results (e.g. its commit).
+    #[arg(long, value_name = "LABEL", default_value = "earlier build")]
+    pub compare_label: String,
     /// Run only these scenarios (comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
@@ -94,6 +107,8 @@ pub struct Config {
     pub images_dir: PathBuf,
     pub python: PathBuf,
     pub scenarios: Vec<String>,
+    /// The earlier build to compare with, and its label.
+    pub compare: Option<(PathBuf, String)>,
     /// Memory of the warm, throughput and http scenarios' functions (MB).
     pub warm_memory_mb: u32,
     /// Empty-pool cold starts (and each process baseline's samples).
@@ -128,15 +143,22 @@ impl TryFrom<Args> for Config {
 
     fn try_from(a: Args) -> Result<Config, CliError> {
         for s in &a.only {
-            if !SCENARIOS.contains(&s.as_str()) {
+            if !SCENARIOS.contains(&s.as_str()) && !ON_REQUEST.contains(&s.as_str()) {
                 return Err(CliError::UnknownScenario(s.clone()));
             }
         }
-        let scenarios = if a.only.is_empty() {
+        let mut scenarios: Vec<String> = if a.only.is_empty() {
             SCENARIOS.iter().map(|s| s.to_string()).collect()
         } else {
             a.only.clone()
         };
+        if a.compare_bin_dir.is_some() {
+            for s in ON_REQUEST {
+                if !scenarios.iter().any(|x| x == s) {
+                    scenarios.push(s.to_string());
+                }
+            }
+        }
         let bin_dir = match a.bin_dir {
             Some(d) => d,
             None => std::env::current_exe()
@@ -174,6 +196,7 @@ impl TryFrom<Args> for Config {
             images_dir: a.images_dir,
             python: a.python,
             scenarios,
+            compare: a.compare_bin_dir.map(|d| (d, a.compare_label)),
             cold_samples: if q { 5 } else { 100 },
             pool_samples: if q { 3 } else { 100 },
             warm: if q {

@@ -41,6 +41,14 @@ const TITLES: &[(&str, &str)] = &[
         "microvm_snapshot",
         "microVM: snapshot restore vs fresh boot, memory shared between restored VMs",
     ),
+    (
+        "cost_network",
+        "Cost of networking: none vs outbound, same run",
+    ),
+    (
+        "cost_isolation",
+        "Cost of isolation: this build vs an earlier one, same run",
+    ),
 ];
 
 fn title(id: &str) -> &'static str {
@@ -78,6 +86,8 @@ async fn agent_with(
                 pool_off,
                 pool_warm,
                 keep_alive_s: 3600,
+                extra: Vec::new(),
+                own_netns: false,
             })
             .await
         }
@@ -198,6 +208,14 @@ pub async fn run(cfg: Config, command: String) -> Result<Results, RunError> {
     }
     if cfg.wants("cold_runtimes") {
         out.push(cold_runtimes(&cfg, &mut ctx).await);
+    }
+    for id in ["cost_network", "cost_isolation"] {
+        if cfg.wants(id) {
+            out.push(settle(
+                id,
+                scenarios::isolation_cost::run(&mut ctx, id).await,
+            ));
+        }
     }
     if cfg.wants("microvm") {
         out.push(settle("microvm", scenarios::microvm::run(&mut ctx)));

@@ -355,7 +355,7 @@ def handler(e, c):
     return {
         'cmdline': read('/proc/1/cmdline'),
         'environ': read('/proc/1/environ'),
-        'mountinfo': read('/proc/self/mountinfo'),
+        'mountinfo': open('/proc/self/mountinfo').read(),
         'masked': {p: rdev(p) for p in ['/proc/kcore', '/proc/sysrq-trigger', '/proc/keys', '/proc/timer_list', '/proc/kallsyms']},
         'config_gz': read('/proc/config.gz'),
         'kallsyms': read('/proc/kallsyms'),
@@ -396,6 +396,8 @@ async fn proc_sys_and_dev_are_masked_inside_a_function() {
         "{v:#}"
     );
     let mountinfo = v["mountinfo"].as_str().unwrap();
+    eprintln!("mountinfo inside the function:\n{mountinfo}");
+    assert_no_host_paths(mountinfo, &agent.data_dir);
     // The root's line (not necessarily the first: mounts are listed by id, and the
     // /tmp disk flintd mounted before the sandbox existed has a lower one).
     let root = mountinfo
@@ -428,6 +430,39 @@ async fn proc_sys_and_dev_are_masked_inside_a_function() {
     assert!(v["cpu_count"].as_u64().unwrap() >= 1);
     assert_eq!(v["shm"], "/tmp", "/dev/shm is not inside /tmp");
     assert_eq!(v["shm_blocks"], v["tmp_blocks"]);
+}
+
+/// Fails if a mountinfo line seen inside a sandbox names the data directory, a loop
+/// device or any other host path: a mount's root (its path within its file system)
+/// is `/` unless the file system is the kernel's own (proc, sysfs, devtmpfs: their
+/// paths say nothing about the host's layout), its source is a name, not a path, and
+/// no option's value is an absolute path.
+fn assert_no_host_paths(mountinfo: &str, data_dir: &Path) {
+    let data = data_dir.display().to_string();
+    for line in mountinfo.lines() {
+        assert!(!line.contains(&data), "the data directory in: {line}");
+        assert!(!line.contains("/dev/loop"), "a loop device in: {line}");
+        let (mine, fs) = line
+            .split_once(" - ")
+            .unwrap_or_else(|| panic!("not a mountinfo line: {line}"));
+        let root = mine.split(' ').nth(3).unwrap_or_default();
+        let fs: Vec<&str> = fs.split(' ').collect();
+        let (fstype, source, options) = (fs[0], fs[1], fs.get(2).copied().unwrap_or_default());
+        assert!(
+            root == "/" || ["proc", "sysfs", "devtmpfs"].contains(&fstype),
+            "a host directory as a mount's root in: {line}"
+        );
+        assert!(
+            !source.starts_with('/'),
+            "a host path as the source in: {line}"
+        );
+        for opt in options.split(',') {
+            assert!(
+                !opt.split_once('=').is_some_and(|(_, v)| v.contains('/')),
+                "a host path in the options of: {line}"
+            );
+        }
+    }
 }
 
 /// Tries each denied system call (x86_64 numbers) through ctypes; returns the errno

@@ -75,6 +75,24 @@ fn status_field(pid: u32, field: &str) -> String {
         .to_string()
 }
 
+/// The only child of the process `pid` (the jailed VMM forks into its PID namespace).
+fn vmm_of(pid: u32) -> u32 {
+    let started = Instant::now();
+    loop {
+        let children =
+            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+        let all: Vec<u32> = children
+            .split_whitespace()
+            .map(|c| c.parse().expect("pid"))
+            .collect();
+        match all[..] {
+            [one] => return one,
+            [] if started.elapsed() < DEADLINE => std::thread::sleep(Duration::from_millis(2)),
+            _ => panic!("flint-vmm {pid} has children {all:?}, not one VMM"),
+        }
+    }
+}
+
 /// Every path under `root` (relative), depth first.
 fn tree(root: &Path) -> Vec<String> {
     let mut out = Vec::new();
@@ -118,7 +136,7 @@ fn a_jailed_vmm_is_confined_snapshots_and_is_restored_jailed() {
         "--snapshot-to",
         s(&snap),
     ]);
-    let pid = child.id();
+    let started_pid = child.id();
     let started = Instant::now();
     while std::fs::metadata(&serial).map(|m| m.len()).unwrap_or(0) < 2_000 {
         assert!(
@@ -128,6 +146,17 @@ fn a_jailed_vmm_is_confined_snapshots_and_is_restored_jailed() {
         std::thread::sleep(Duration::from_millis(2));
     }
 
+    // The VMM is the started process's only child, PID 1 of a PID namespace of its
+    // own; the started process (what flintd signals and waits for) is outside it.
+    let pid = vmm_of(started_pid);
+    assert_eq!(
+        status_field(pid, "NSpid"),
+        format!("{pid}\t1"),
+        "the VMM must be PID 1 of a namespace of its own"
+    );
+    let ns = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/pid")).expect("pid ns");
+    assert_ne!(ns("self"), ns(&pid.to_string()));
+    assert_eq!(ns("self"), ns(&started_pid.to_string()));
     // Confined while it runs.
     assert_eq!(
         status_field(pid, "Uid"),
@@ -174,8 +203,10 @@ fn a_jailed_vmm_is_confined_snapshots_and_is_restored_jailed() {
         .collect();
     assert_eq!(files, vec!["dev/kvm"], "nothing else in the jail: {seen:?}");
 
+    // Sent to the started process, as flintd does: it forwards it to the VMM.
     // SAFETY: kill(2) of our own child, not reaped yet.
-    assert_eq!(unsafe { libc::kill(pid as libc::pid_t, libc::SIGUSR1) }, 0);
+    let rc = unsafe { libc::kill(started_pid as libc::pid_t, libc::SIGUSR1) };
+    assert_eq!(rc, 0);
     let (status, stdout, stderr) = finish(child, &serial);
     assert_eq!(
         status,
@@ -279,4 +310,44 @@ fn bad_jail_settings_are_refused_before_anything_runs() {
         &kernel,
     );
     assert_eq!(status, Some(1), "{stderr}");
+}
+
+/// Waits until `pid` is gone (reaped by its parent), or panics.
+fn wait_gone(pid: u32) {
+    let started = Instant::now();
+    while Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "the VMM {pid} outlived its parent"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn a_jailed_vmm_ends_with_the_process_flintd_started() {
+    use std::os::unix::process::ExitStatusExt;
+    for signal in [libc::SIGTERM, libc::SIGKILL] {
+        let (_tmp, jail, work) = dirs();
+        let kernel = work.join("guest.elf");
+        std::fs::write(&kernel, elf_image(COUNTER, true)).expect("write guest");
+        std::fs::set_permissions(&kernel, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let serial = work.join("serial");
+        let mut child = spawn(&[
+            "--jail",
+            s(&jail),
+            "--kernel",
+            s(&kernel),
+            "--serial-log",
+            s(&serial),
+        ]);
+        let vmm = vmm_of(child.id());
+        // SAFETY: kill(2) of our own child, not reaped yet.
+        assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, signal) }, 0);
+        let status = child.wait().expect("wait");
+        assert_eq!(status.signal(), Some(signal), "{status:?}");
+        // SIGTERM: the parent killed the VMM before dying of it; SIGKILL: the VMM's
+        // parent-death signal did.
+        wait_gone(vmm);
+    }
 }

@@ -8,6 +8,7 @@ pub mod cold_runtimes;
 pub mod density;
 pub mod events;
 pub mod http;
+pub mod isolation_cost;
 pub mod microvm;
 pub mod microvm_snapshot;
 pub mod rest;

@@ -1,9 +1,10 @@
 //! Confinement of one flint-vmm process, in the spirit of Firecracker's jailer but done by
 //! flint-vmm itself (`--jail DIR --jail-uid U --jail-gid G`):
 //!
-//! 1. [`enter`], before the VM is built (the process is still single-threaded): new mount,
-//!    IPC and UTS namespaces (and a new, empty network namespace when the VM has no network
-//!    device); a tmpfs on DIR holding only the VM's files, each bind-mounted at its own
+//! 1. [`enter`], before the VM is built (the process is still single-threaded): a fork
+//!    into a new PID namespace whose PID 1 becomes the VMM while the parent waits for it
+//!    ([`pid_ns`]); new mount, IPC and UTS namespaces (and a new, empty network
+//!    namespace when the VM has no network device); a tmpfs on DIR holding only the VM's files, each bind-mounted at its own
 //!    path (inputs read-only, the directories of outputs read-write) and a private
 //!    `/dev/kvm` (and `/dev/net/tun`) node; then `pivot_root` into it, so the rest of the
 //!    host's file system is gone from the process.
@@ -17,6 +18,7 @@
 
 pub mod filters;
 mod mounts;
+mod pid_ns;
 mod plan;
 
 use std::path::PathBuf;
@@ -100,6 +102,9 @@ pub fn check(config: &JailConfig) -> Result<(), JailError> {
 /// Must run while the process has one thread.
 pub fn enter(config: &JailConfig, plan: &Plan) -> Result<(), JailError> {
     check(config)?;
+    // First, so that everything after runs as PID 1 of the new namespace (the parent
+    // waits there, pid_ns.rs).
+    pid_ns::enter()?;
     let mut flags = libc::CLONE_NEWNS | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
     if !plan.needs_network() {
         flags |= libc::CLONE_NEWNET;

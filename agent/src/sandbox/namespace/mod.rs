@@ -8,6 +8,7 @@ pub mod cgroup;
 pub mod code_mount;
 pub mod cpu;
 pub mod mount_api;
+pub mod own_cwd;
 pub mod sweep;
 pub mod tmp_disk;
 pub mod uids;

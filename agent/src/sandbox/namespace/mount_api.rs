@@ -4,14 +4,10 @@
 //! detached mount lives as long as a descriptor or an attachment holds it; nothing
 //! appears in flintd's mount table.
 
-use std::ffi::{CStr, CString};
+use std::ffi::CStr;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
 
-const OPEN_TREE_CLONE: libc::c_uint = 0x1;
-const AT_EMPTY_PATH: libc::c_uint = 0x1000;
 const FSOPEN_CLOEXEC: libc::c_uint = 0x1;
 const FSMOUNT_CLOEXEC: libc::c_uint = 0x1;
 const FSCONFIG_SET_FLAG: libc::c_uint = 0;
@@ -24,19 +20,6 @@ pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
 pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
 /// No device files.
 pub const MOUNT_ATTR_NODEV: u64 = 0x4;
-
-/// `struct mount_attr` of `mount_setattr(2)`.
-#[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
-}
-
-fn cpath(p: &Path) -> io::Result<CString> {
-    CString::new(p.as_os_str().as_bytes()).map_err(|_| io::ErrorKind::InvalidInput.into())
-}
 
 fn fd_result(rc: libc::c_long) -> io::Result<OwnedFd> {
     if rc < 0 {
@@ -53,58 +36,20 @@ fn unit_result(rc: libc::c_long) -> io::Result<()> {
     Ok(())
 }
 
-/// A detached copy (bind) of the directory tree at `dir`, with the mount attributes
-/// `attrs` set on it.
-pub fn clone_tree(dir: &Path, attrs: u64) -> io::Result<OwnedFd> {
-    let path = cpath(dir)?;
-    // SAFETY: `path` is NUL-terminated and outlives the call.
-    let tree = fd_result(unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            libc::AT_FDCWD,
-            path.as_ptr(),
-            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
-        )
-    })?;
-    set_attrs(&tree, attrs)?;
-    Ok(tree)
-}
-
-/// Sets mount attributes on the detached mount `tree`.
-pub fn set_attrs(tree: &OwnedFd, attrs: u64) -> io::Result<()> {
-    let attr = MountAttr {
-        attr_set: attrs,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    // SAFETY: `attr` is a valid struct of the size passed; the path is an empty,
-    // NUL-terminated string; `tree` is open.
-    unit_result(unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            tree.as_raw_fd(),
-            c"".as_ptr(),
-            AT_EMPTY_PATH,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    })
-}
-
-/// A new detached mount of a `fstype` file system on the block device `source`,
-/// with the string options `options` and the mount attributes `attrs`.
-pub fn mount_device(
+/// A new detached mount of a `fstype` file system from `source` (a block device's
+/// path for a disk file system; relative paths resolve against the calling thread's
+/// working directory, see [`super::own_cwd`]), with the string options `options`
+/// and the mount attributes `attrs`. `source` is what mountinfo shows as the source.
+pub fn mount_fs(
     fstype: &CStr,
-    source: &Path,
+    source: &CStr,
     options: &[(&CStr, Option<&CStr>)],
     attrs: u64,
 ) -> io::Result<OwnedFd> {
     // SAFETY: `fstype` is NUL-terminated.
     let fs =
         fd_result(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) })?;
-    let source = cpath(source)?;
-    config(&fs, FSCONFIG_SET_STRING, c"source", Some(&source))?;
+    config(&fs, FSCONFIG_SET_STRING, c"source", Some(source))?;
     for (key, value) in options {
         match value {
             Some(v) => config(&fs, FSCONFIG_SET_STRING, key, Some(v))?,
@@ -149,21 +94,72 @@ fn config(fs: &OwnedFd, cmd: libc::c_uint, key: &CStr, value: Option<&CStr>) -> 
     })
 }
 
+/// The mountinfo line of the detached mount `tree` once attached, as a sandbox
+/// sees it: attached on a thread of its own in a mount namespace of its own (which
+/// goes with the thread), at a temporary directory.
+#[cfg(test)]
+pub fn attached_line(tree: &OwnedFd) -> String {
+    let at = tempfile::tempdir().unwrap();
+    let target = std::ffi::CString::new(at.path().to_str().unwrap()).unwrap();
+    let line = std::thread::scope(|s| {
+        s.spawn(|| {
+            // SAFETY: this thread leaves flintd's file-system context and mount
+            // namespace; nothing else runs on it.
+            let rc = unsafe { libc::unshare(libc::CLONE_FS | libc::CLONE_NEWNS) };
+            assert_eq!(rc, 0, "{}", io::Error::last_os_error());
+            // SAFETY: NUL-terminated strings; no propagation back to the host's mounts.
+            let rc = unsafe {
+                libc::mount(
+                    std::ptr::null(),
+                    c"/".as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_REC | libc::MS_PRIVATE,
+                    std::ptr::null(),
+                )
+            };
+            assert_eq!(rc, 0, "{}", io::Error::last_os_error());
+            // SAFETY: `tree` is a detached mount; the strings are NUL-terminated.
+            let rc = unsafe {
+                libc::syscall(
+                    libc::SYS_move_mount,
+                    tree.as_raw_fd(),
+                    c"".as_ptr(),
+                    libc::AT_FDCWD,
+                    target.as_ptr(),
+                    0x4, // MOVE_MOUNT_F_EMPTY_PATH
+                )
+            };
+            assert_eq!(rc, 0, "{}", io::Error::last_os_error());
+            let table = std::fs::read_to_string("/proc/thread-self/mountinfo").unwrap();
+            table
+                .lines()
+                .find(|l| l.split(' ').nth(4) == target.to_str().ok())
+                .unwrap_or_else(|| panic!("not attached: {table}"))
+                .to_string()
+        })
+        .join()
+        .unwrap()
+    });
+    line
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn a_cloned_tree_is_read_only_and_absent_from_the_mount_table() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("f"), b"x").unwrap();
-        let tree = clone_tree(dir.path(), MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID).unwrap();
-        // Reading through the detached mount works; writing does not.
+    fn a_new_mount_is_absent_from_the_mount_table_and_shows_its_source() {
+        let tree = mount_fs(
+            c"tmpfs",
+            c"neutral-name",
+            &[(c"size", Some(c"1m"))],
+            MOUNT_ATTR_NOSUID,
+        )
+        .unwrap();
         let f = format!("/proc/self/fd/{}/f", tree.as_raw_fd());
+        std::fs::write(&f, b"x").unwrap();
         assert_eq!(std::fs::read(&f).unwrap(), b"x");
-        let w = std::fs::OpenOptions::new().write(true).open(&f);
-        assert_eq!(w.unwrap_err().raw_os_error(), Some(libc::EROFS));
         let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-        assert!(!table.contains(dir.path().to_str().unwrap()));
+        assert!(!table.contains("neutral-name"));
     }
 }

@@ -14,6 +14,7 @@
 //! detach any loop device still backed by a file of this directory.
 
 use super::mount_api::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID};
+use super::own_cwd;
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -225,17 +226,7 @@ impl TmpDisks {
         // The loop device holds the file open: its name is no longer needed.
         let _ = std::fs::remove_file(&image);
         let (loop_fd, dev) = attached?;
-        // noinit_itable: no background thread zeroing the inode tables (about 2 MB per
-        // disk written to the data directory's file system after every start); the
-        // disk lives as long as its sandbox and is never checked, so they stay
-        // uninitialised as mkfs's lazy_itable_init left them.
-        let tree = mount_api::mount_device(
-            c"ext4",
-            &dev,
-            &[(c"noinit_itable", None)],
-            MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
-        )
-        .map_err(io("mounting the ext4 file system"));
+        let tree = mount_named(&self.dir, id, &dev).map_err(io("mounting the ext4 file system"));
         // The mount (if any) holds the device now; closing ours arms auto-clear.
         drop(loop_fd);
         let tree = tree?;
@@ -245,6 +236,39 @@ impl TmpDisks {
             .map_err(io("setting /tmp's mode"))?;
         Ok(tree)
     }
+}
+
+/// Prefix of the directory holding the neutral name of a device being mounted.
+const NAME_PREFIX: &str = ".name-";
+/// The source a sandbox sees for its /tmp in mountinfo.
+const SOURCE: &std::ffi::CStr = c"tmp";
+
+/// Mounts the ext4 file system on the loop device `dev` with the source `tmp`
+/// rather than `/dev/loopN` (which mountinfo inside the sandbox would show): the
+/// kernel looks the device up by the name it is given, here a symbolic link `tmp`
+/// in a directory of its own under `dir`, made the working directory of the thread
+/// that mounts ([`own_cwd`]). The link and its directory go once it is mounted.
+fn mount_named(dir: &Path, id: &str, dev: &Path) -> io::Result<OwnedFd> {
+    let names = dir.join(format!("{NAME_PREFIX}{id}"));
+    std::fs::create_dir(&names)?;
+    let link = names.join(SOURCE.to_str().unwrap_or("tmp"));
+    // noinit_itable: no background thread zeroing the inode tables (about 2 MB per
+    // disk written to the data directory's file system after every start); the
+    // disk lives as long as its sandbox and is never checked, so they stay
+    // uninitialised as mkfs's lazy_itable_init left them.
+    let tree = std::os::unix::fs::symlink(dev, &link).and_then(|()| {
+        own_cwd::in_dir(&names, || {
+            mount_api::mount_fs(
+                c"ext4",
+                SOURCE,
+                &[(c"noinit_itable", None)],
+                MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+            )
+        })
+    });
+    let _ = std::fs::remove_file(&link);
+    let _ = std::fs::remove_dir(&names);
+    tree
 }
 
 /// The root directory of a detached mount.
@@ -346,13 +370,19 @@ fn attach_loop(image: &Path) -> Result<(OwnedFd, PathBuf), TmpDiskError> {
     )))
 }
 
-/// Removes image files in `dir` and detaches (or marks for auto-clear, when still
+/// Removes image files (and device names) in `dir` and detaches (or marks for auto-clear, when still
 /// mounted) loop devices backed by files there; returns how many things it removed.
 pub fn sweep(dir: &Path) -> usize {
     let mut n = 0;
     if let Ok(entries) = std::fs::read_dir(dir) {
         for e in entries.flatten() {
-            if std::fs::remove_file(e.path()).is_ok() {
+            let name = e.file_name();
+            let removed = if name.as_encoded_bytes().starts_with(NAME_PREFIX.as_bytes()) {
+                std::fs::remove_dir_all(e.path())
+            } else {
+                std::fs::remove_file(e.path())
+            };
+            if removed.is_ok() {
                 n += 1;
             }
         }
@@ -436,6 +466,15 @@ mod tests {
         assert!(written >= 16 * MIB, "only {written} bytes fit");
         assert_eq!(loop_devices_backed_under(dir.path()).len(), 1);
         drop(f);
+        // As the sandbox sees it once attached: source `tmp`, not `/dev/loopN`.
+        let line = mount_api::attached_line(&tree);
+        let (mine, fs) = line.split_once(" - ").unwrap();
+        assert_eq!(mine.split(' ').nth(3), Some("/"), "{line}");
+        assert_eq!(
+            fs.split(' ').take(2).collect::<Vec<_>>(),
+            ["ext4", "tmp"],
+            "{line}"
+        );
         drop(tree);
         // The loop device clears itself once the mount is gone (asynchronously).
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
