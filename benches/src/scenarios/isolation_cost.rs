@@ -44,7 +44,11 @@ fn start_options(bin: &Path, ctx: &Ctx, pool: bool, netns: bool) -> StartOptions
         init: bin.join("flint-init"),
         images_dir: ctx.cfg.images_dir.clone(),
         pool_off: !pool,
-        pool_warm: pool.then(|| "python3.11:128=2".to_string()),
+        pool_warm: if pool {
+            vec!["python3.11:128=2".to_string()]
+        } else {
+            Vec::new()
+        },
         keep_alive_s: 3600,
         extra: Vec::new(),
         own_netns: netns,
