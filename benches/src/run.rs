@@ -95,7 +95,7 @@ async fn agent_with(
 }
 
 /// The per-runtime cold starts: a flintd with the pool off and one whose pool keeps a
-/// sandbox of each prestarted runtime ready, both up while the cases run.
+/// sandbox of each runtime ready, both up while the cases run.
 async fn cold_runtimes(cfg: &Config, ctx: &mut Ctx) -> Scenario {
     use scenarios::cold_runtimes as cr;
     let cases = crate::runtime_cases::all(&cfg.images_dir);

@@ -1,8 +1,9 @@
 //! Per-runtime cold starts: for every runtime the images provide (and `provided` with a Go
 //! and a Rust binary), the first invocation of a new hello function with the warm pool off
-//! (empty pool) and, for runtimes whose runtime.json says `prestart`, with the runtime
-//! already started in a pool sandbox (pool hit: only samples whose timings say `pool_hit`
-//! count). Floor: the runtime's bare start in bubblewrap on the same image, interleaved
+//! (empty pool) and with a pool sandbox ready (pool hit: only samples whose timings say
+//! `pool_hit` count): for runtimes whose runtime.json says `prestart` the runtime is already
+//! started in it; for `provided` (the function's own `bootstrap`) it holds flint-init, and
+//! the bootstrap starts at hand-over. Floor: the runtime's bare start in bubblewrap on the same image, interleaved
 //! with the cold starts in a seeded order so host noise hits both.
 
 use super::{ms, Ctx, ScenarioError};
@@ -28,14 +29,14 @@ enum Step {
     Floor,
 }
 
-/// `--pool-warm` values for the pool flintd: one ready sandbox per prestarted runtime.
+/// `--pool-warm` values for the pool flintd: one ready sandbox per runtime.
 pub fn pool_warm(cases: &[(&str, Result<Case, CaseError>)]) -> Vec<String> {
     let mut v: Vec<String> = cases
         .iter()
         .filter_map(|(_, c)| c.as_ref().ok())
-        .filter(|c| c.prestart)
         .map(|c| format!("{}:{MEMORY_MB}=1", c.runtime))
         .collect();
+    v.sort();
     v.dedup();
     v
 }
@@ -80,8 +81,7 @@ async fn measure(
     p: &mut Progress,
 ) -> Result<Samples, ScenarioError> {
     let n = ctx.cfg.runtime_samples;
-    let hits = if case.prestart { n } else { 0 };
-    let mut steps: Vec<Step> = [(Step::Empty, n), (Step::PoolHit, hits), (Step::Floor, n)]
+    let mut steps: Vec<Step> = [(Step::Empty, n), (Step::PoolHit, n), (Step::Floor, n)]
         .iter()
         .flat_map(|(s, k)| std::iter::repeat_n(*s, *k))
         .collect();
@@ -166,7 +166,7 @@ fn slug(label: &str) -> String {
 }
 
 /// Runs every case against `empty` (flintd with the pool off) and `pool` (flintd with a
-/// ready sandbox per prestarted runtime).
+/// ready sandbox per runtime).
 pub async fn run(
     ctx: &mut Ctx,
     cases: Vec<(&'static str, Result<Case, CaseError>)>,
@@ -178,7 +178,7 @@ pub async fn run(
     let steps: usize = cases
         .iter()
         .filter_map(|(_, c)| c.as_ref().ok())
-        .map(|c| if c.prestart { 3 * n } else { 2 * n })
+        .map(|_| 3 * n)
         .sum();
     let mut p = Progress::new(ID, steps as u64);
     let mut rows = Vec::new();
@@ -248,8 +248,8 @@ pub async fn run(
         }
         if !case.prestart {
             s.note(format!(
-                "{label}: runtime.json has no \"prestart\": true, so a pool sandbox holds only \
-                 flint-init and no pool-hit row is measured"
+                "{label}: runtime.json has no \"prestart\": true: its pool sandbox holds \
+                 flint-init only, and the bootstrap starts at hand-over"
             ));
         }
         let st = |l: &str| s.stats(l);
@@ -296,7 +296,7 @@ pub async fn run(
          as the largest sample"
     ));
     s.note(if empty.pool_off {
-        "empty pool: flintd with --pool-max 0; pool hit: a second flintd with --pool-warm RUNTIME:1769=1 per prestarted runtime, refilled before the next sample"
+        "empty pool: flintd with --pool-max 0; pool hit: a second flintd with --pool-warm RUNTIME:1769=1 per runtime, refilled before the next sample"
     } else {
         "flintd has no --pool-max flag; empty-pool samples were checked to be cold starts without a pool hit"
     });
