@@ -31,3 +31,8 @@ pub mod timing;
 pub mod vcpu;
 #[cfg(target_arch = "x86_64")]
 pub mod vmm;
+
+/// The version of the snapshot format (vmm/README.md, "Snapshot format") this flint-vmm
+/// writes and restores. Outside the x86_64-only `snapshot` module so that flintd keys
+/// its snapshots by it on every architecture.
+pub const SNAPSHOT_FORMAT_VERSION: u32 = 1;

@@ -19,7 +19,7 @@ use cpu_model::CpuModel;
 /// The `format` field of every state file.
 pub const FORMAT_NAME: &str = "flint-vmm-snapshot";
 /// The format version this flint-vmm writes and the only one it restores.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = crate::SNAPSHOT_FORMAT_VERSION;
 /// The state file inside a snapshot directory.
 pub const STATE_FILE: &str = "state.json";
 /// The guest memory file inside a snapshot directory.

@@ -62,7 +62,7 @@ impl SnapshotKey {
         inputs += &identity("vmm", vmm)?;
         inputs += &format!(
             "memory_mb={memory_mb}\nvcpus={VCPUS}\nsnapshot_format={}\ninit_protocol={}\n",
-            flint_vmm::snapshot::FORMAT_VERSION,
+            flint_vmm::SNAPSHOT_FORMAT_VERSION,
             flint_proto::init::PROTOCOL_VERSION
         );
         let runtime = disk
