@@ -41,6 +41,7 @@ cargo clippy --target "$target" --workspace --all-targets --locked -- -D warning
 skipped=(
   "seccomp::tests::denied_calls_fail_with_eperm_and_clone3_with_enosys|installs a seccomp filter, which qemu-user cannot emulate"
   "seccomp::tests::clone_without_namespace_flags_and_ordinary_calls_still_work|installs a seccomp filter, which qemu-user cannot emulate"
+  "resume::tests::the_kernel_accepts_the_seed_and_the_reseed|calls the RNDADDENTROPY and RNDRESEEDCRNG ioctls, which qemu-user does not pass on (ENOSYS)"
   "sandbox_mask::tests::finds_the_argument_area_in_proc_stat|reads /proc/self/stat, which under qemu-user is the emulator's"
   "sandbox::namespace::mount_api::tests::|makes mounts (the x86_64 run of test.sh covers them)"
   "sandbox::namespace::tmp_disk::tests::|attaches loop devices and runs mkfs.ext4 (the x86_64 run covers them)"
