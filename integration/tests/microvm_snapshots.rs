@@ -449,6 +449,14 @@ async fn the_microvm_pool_is_filled_by_restoring_one_snapshot() {
     );
     assert_eq!(s["restore"], 2, "{s:?}");
     assert_eq!((s["boot"], s["restore_failed"]), (0, 0), "{s:?}");
+    // The guest prints `H` only after its Hello is on the wire, so flintd may count the
+    // VM ready before the letter reaches the serial log: give it a moment.
+    let t0 = std::time::Instant::now();
+    while serial_logs(&vm_dir).iter().any(|l| !l.ends_with('H'))
+        && t0.elapsed() < Duration::from_secs(5)
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     for log in serial_logs(&vm_dir) {
         // Restored mid-idle: the reset seen, connected again, Hello sent again (an `H`
         // before it when the snapshot caught the guest between sending Hello and
