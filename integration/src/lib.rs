@@ -269,6 +269,28 @@ impl TestAgent {
         names.len()
     }
 
+    /// Waits until the pool of (`runtime`, `memory_mb`) has a sandbox ready; fails after
+    /// `within` with the capacity report.
+    pub async fn wait_pool_ready(&self, runtime: &str, memory_mb: u32, within: Duration) {
+        let t0 = std::time::Instant::now();
+        loop {
+            let cap = self.capacity().await;
+            let ready = cap
+                .pools
+                .iter()
+                .find(|p| p.runtime == runtime && p.memory_mb == memory_mb)
+                .map_or(0, |p| p.ready);
+            if ready >= 1 {
+                return;
+            }
+            assert!(
+                t0.elapsed() < within,
+                "the {runtime} pool never had a sandbox ready: {cap:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// The Node API's capacity report.
     pub async fn capacity(&self) -> Capacity {
         self.client()

@@ -504,27 +504,6 @@ async fn java17_timeout_heap_exhaustion_and_cgroup_out_of_memory() {
     assert_eq!(leaked, 0, "ended instances not destroyed");
 }
 
-/// Waits until the java17 pool for `memory_mb` has a sandbox ready.
-async fn wait_java_pool_ready(agent: &TestAgent, memory_mb: u32) {
-    let t0 = Instant::now();
-    loop {
-        let cap = agent.capacity().await;
-        let ready = cap
-            .pools
-            .iter()
-            .find(|p| p.runtime == RUNTIME && p.memory_mb == memory_mb)
-            .map_or(0, |p| p.ready);
-        if ready >= 1 {
-            return;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "the {RUNTIME} pool never had a sandbox ready: {cap:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test]
 async fn warm_pool_prestarts_the_jvm_and_hands_it_the_function() {
     let code = java_bundle();
@@ -535,7 +514,9 @@ async fn warm_pool_prestarts_the_jvm_and_hands_it_the_function() {
         let mut req = java_function(name, "example.Hello::info", &code);
         req.environment.insert("GREETING".into(), greeting.into());
         c.functions.create_function(req).await.unwrap();
-        wait_java_pool_ready(&agent, 256).await;
+        agent
+            .wait_pool_ready(RUNTIME, 256, Duration::from_secs(30))
+            .await;
         let r = invoke_ok(&mut c, name, "[]").await;
         let t = r.timings.unwrap();
         assert!(t.cold_start && t.pool_hit, "expected a pool hit: {t:?}");
@@ -563,7 +544,9 @@ async fn warm_pool_prestarts_the_jvm_and_hands_it_the_function() {
     req.environment
         .insert("JAVA_TOOL_OPTIONS".into(), "-Dflint.test=yes".into());
     c.functions.create_function(req).await.unwrap();
-    wait_java_pool_ready(&agent, 256).await;
+    agent
+        .wait_pool_ready(RUNTIME, 256, Duration::from_secs(30))
+        .await;
     let r = invoke_ok(&mut c, "options", "[]").await;
     let t = r.timings.unwrap();
     assert!(t.cold_start && !t.pool_hit, "JAVA_TOOL_OPTIONS: {t:?}");

@@ -409,30 +409,12 @@ async fn timeout_and_out_of_memory_end_the_instance() {
     assert_eq!(leaked, 0, "ended instances not destroyed");
 }
 
-async fn wait_node_pool_ready(agent: &TestAgent, memory_mb: u32) {
-    let t0 = Instant::now();
-    loop {
-        let cap = agent.capacity().await;
-        let ready = cap
-            .pools
-            .iter()
-            .find(|p| p.runtime == RUNTIME && p.memory_mb == memory_mb)
-            .map_or(0, |p| p.ready);
-        if ready >= 1 {
-            return;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(20),
-            "the {RUNTIME} pool never had a sandbox ready: {cap:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test]
 async fn warm_pool_prestarts_node_and_hands_it_the_function() {
     let agent = TestAgent::start_args(300, &["--pool-warm", "nodejs18.x:256=1"]).await;
-    wait_node_pool_ready(&agent, 256).await;
+    agent
+        .wait_pool_ready(RUNTIME, 256, Duration::from_secs(20))
+        .await;
     // Give the pre-started Node a visible head start over the function's module.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut c = agent.client().await;

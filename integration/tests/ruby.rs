@@ -279,23 +279,9 @@ async fn timeout_and_out_of_memory_end_the_instance() {
 #[tokio::test]
 async fn warm_pool_prestarts_ruby_and_hands_it_the_function() {
     let agent = TestAgent::start_args(300, &["--pool-warm", "ruby3.2:256=1"]).await;
-    let t0 = Instant::now();
-    loop {
-        let cap = agent.capacity().await;
-        let ready = cap
-            .pools
-            .iter()
-            .find(|p| p.runtime == RUNTIME && p.memory_mb == 256)
-            .map_or(0, |p| p.ready);
-        if ready >= 1 {
-            break;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(20),
-            "the {RUNTIME} pool never had a sandbox ready: {cap:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    agent
+        .wait_pool_ready(RUNTIME, 256, Duration::from_secs(20))
+        .await;
     let mut c = agent.client().await;
     let code = "def handler(event:, context:)\n  { name: context.function_name, color: ENV['COLOR'], prestart: ENV['FLINT_PRESTART'], mem: context.memory_limit_in_mb }\nend\n";
     let mut req = ruby_function("pooled", "function.handler", &[("function.rb", code)]);
