@@ -25,6 +25,10 @@ pub const SCENARIOS: &[&str] = &[
 /// network namespace of its own (benches/README.md, "Cost of isolation and networking").
 pub const ON_REQUEST: &[&str] = &["cost_network", "cost_isolation"];
 
+/// The runtimes `--runtimes` can name (cold_runtimes' rows; `provided` is both the Go and
+/// the Rust function).
+pub const RUNTIMES: [&str; 5] = ["python3.11", "nodejs18.x", "ruby3.2", "java17", "provided"];
+
 /// Errors in the flags.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
@@ -34,6 +38,9 @@ pub enum CliError {
     /// The density budget is zero
     #[error("--density-budget-mb must be at least 1")]
     Budget,
+    /// An unknown runtime name was given to --runtimes
+    #[error("unknown runtime {0:?} in --runtimes: choose from {list}", list = RUNTIMES.join(", "))]
+    UnknownRuntime(String),
     /// The binaries directory could not be found
     #[error("cannot tell where the workspace binaries are: pass --bin-dir")]
     BinDir,
@@ -89,6 +96,10 @@ pub struct Args {
     /// Run only these scenarios (comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
+    /// cold_runtimes: measure only these runtimes (comma-separated names as in the
+    /// table: python3.11, nodejs18.x, ruby3.2, java17, provided); default all.
+    #[arg(long, value_delimiter = ',')]
+    pub runtimes: Vec<String>,
     /// Internal: serve the echo baseline on this Unix socket.
     #[arg(long, hide = true)]
     pub echo_server: Option<PathBuf>,
@@ -125,6 +136,8 @@ pub struct Config {
     pub vmm_runs: usize,
     /// cold_runtimes: samples of each kind (empty pool, pool hit, floor) per runtime.
     pub runtime_samples: usize,
+    /// cold_runtimes: the runtimes to measure (empty: all).
+    pub runtimes: Vec<String>,
     /// microvm_snapshot: fresh boots and restores (each) of the counting guest.
     pub snapshot_runs: usize,
     /// microvm_snapshot: VMs run at once for the shared-memory measurement.
@@ -146,6 +159,9 @@ impl TryFrom<Args> for Config {
             if !SCENARIOS.contains(&s.as_str()) && !ON_REQUEST.contains(&s.as_str()) {
                 return Err(CliError::UnknownScenario(s.clone()));
             }
+        }
+        if let Some(r) = a.runtimes.iter().find(|r| !RUNTIMES.contains(&r.as_str())) {
+            return Err(CliError::UnknownRuntime(r.clone()));
         }
         let mut scenarios: Vec<String> = if a.only.is_empty() {
             SCENARIOS.iter().map(|s| s.to_string()).collect()
@@ -221,6 +237,7 @@ impl TryFrom<Args> for Config {
             } else {
                 5
             },
+            runtimes: a.runtimes,
             snapshot_runs: if smoke {
                 2
             } else if full {
@@ -274,6 +291,12 @@ mod tests {
         assert!(matches!(
             cfg(&["--only", "nope"]),
             Err(CliError::UnknownScenario(_))
+        ));
+        let c = cfg(&["--runtimes", "java17,provided"]).unwrap();
+        assert_eq!(c.runtimes, ["java17", "provided"]);
+        assert!(matches!(
+            cfg(&["--runtimes", "java17,jav"]),
+            Err(CliError::UnknownRuntime(r)) if r == "jav"
         ));
         assert!(matches!(
             cfg(&["--density-budget-mb", "0"]),

@@ -98,7 +98,14 @@ async fn agent_with(
 /// sandbox of each runtime ready, both up while the cases run.
 async fn cold_runtimes(cfg: &Config, ctx: &mut Ctx) -> Scenario {
     use scenarios::cold_runtimes as cr;
-    let cases = crate::runtime_cases::all(&cfg.images_dir);
+    let mut cases = crate::runtime_cases::all(&cfg.images_dir);
+    if !cfg.runtimes.is_empty() {
+        // A label is the runtime's name, with the language after it for `provided`.
+        cases.retain(|(label, _)| {
+            let name = label.split(' ').next().unwrap_or(label);
+            cfg.runtimes.iter().any(|r| r == name)
+        });
+    }
     let warm = cr::pool_warm(&cases);
     let agents = match agent(cfg, true).await {
         Ok(e) => agent_with(cfg, false, warm).await.map(|p| (e, p)),

@@ -1,67 +1,56 @@
 package flint.runtime;
 
 import java.io.IOException;
-import java.net.URI;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
-import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
 
-/** The Lambda Runtime API client (HTTP/1.1 to AWS_LAMBDA_RUNTIME_API). */
+/** The Lambda Runtime API client (HTTP/1.1 to AWS_LAMBDA_RUNTIME_API, one connection). */
 final class RuntimeApi {
     /** One invocation as /runtime/invocation/next returned it. */
     record Invocation(String requestId, long deadlineMs, String functionArn, String traceId, byte[] event) {}
 
-    private final HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).build();
-    private final String base;
-    private final String functionUri;
+    private static final String BASE = "/2018-06-01/runtime";
+    private final HttpConn http;
 
     RuntimeApi(String hostPort) {
-        this.base = "http://" + hostPort + "/2018-06-01/runtime";
-        this.functionUri = "http://" + hostPort + "/flint/v1/function";
+        this.http = new HttpConn(hostPort);
     }
 
     /**
      * Warm pool: blocks until flint-init knows the function this pre-started JVM is for;
      * returns its answer, {"environment": {...}}.
      */
-    String waitForFunction() throws IOException, InterruptedException {
-        HttpResponse<String> r = http.send(HttpRequest.newBuilder(URI.create(functionUri)).GET().build(),
-                HttpResponse.BodyHandlers.ofString(java.nio.charset.StandardCharsets.UTF_8));
-        if (r.statusCode() != 200) throw new IOException("GET /flint/v1/function: HTTP " + r.statusCode());
-        return r.body();
+    String waitForFunction() throws IOException {
+        HttpConn.Response r = http.send("GET", "/flint/v1/function", null, null);
+        if (r.status() != 200) throw new IOException("GET /flint/v1/function: HTTP " + r.status());
+        return new String(r.body(), StandardCharsets.UTF_8);
     }
 
-    Invocation next() throws IOException, InterruptedException {
-        HttpResponse<byte[]> r = http.send(
-                HttpRequest.newBuilder(URI.create(base + "/invocation/next")).GET().build(),
-                HttpResponse.BodyHandlers.ofByteArray());
-        if (r.statusCode() != 200) throw new IOException("invocation/next: HTTP " + r.statusCode());
-        String id = r.headers().firstValue("Lambda-Runtime-Aws-Request-Id")
-                .orElseThrow(() -> new IOException("invocation/next: no Lambda-Runtime-Aws-Request-Id"));
-        long deadline = r.headers().firstValue("Lambda-Runtime-Deadline-Ms").map(Long::parseLong).orElse(0L);
-        return new Invocation(id, deadline,
-                r.headers().firstValue("Lambda-Runtime-Invoked-Function-Arn").orElse(""),
-                r.headers().firstValue("Lambda-Runtime-Trace-Id").orElse(null), r.body());
+    Invocation next() throws IOException {
+        HttpConn.Response r = http.send("GET", BASE + "/invocation/next", null, null);
+        if (r.status() != 200) throw new IOException("invocation/next: HTTP " + r.status());
+        String id = r.header("Lambda-Runtime-Aws-Request-Id");
+        if (id == null) throw new IOException("invocation/next: no Lambda-Runtime-Aws-Request-Id");
+        String deadline = r.header("Lambda-Runtime-Deadline-Ms");
+        String arn = r.header("Lambda-Runtime-Invoked-Function-Arn");
+        return new Invocation(id, deadline == null ? 0L : Long.parseLong(deadline), arn == null ? "" : arn,
+                r.header("Lambda-Runtime-Trace-Id"), r.body());
     }
 
-    void respond(String requestId, byte[] body) throws IOException, InterruptedException {
+    void respond(String requestId, byte[] body) throws IOException {
         post("/invocation/" + requestId + "/response", body, null);
     }
 
-    void error(String requestId, ErrorDoc doc) throws IOException, InterruptedException {
-        post("/invocation/" + requestId + "/error", doc.toJson().getBytes(java.nio.charset.StandardCharsets.UTF_8),
-                doc.errorType());
+    void error(String requestId, ErrorDoc doc) throws IOException {
+        post("/invocation/" + requestId + "/error", doc.toJson().getBytes(StandardCharsets.UTF_8), doc.errorType());
     }
 
-    void initError(ErrorDoc doc) throws IOException, InterruptedException {
-        post("/init/error", doc.toJson().getBytes(java.nio.charset.StandardCharsets.UTF_8), doc.errorType());
+    void initError(ErrorDoc doc) throws IOException {
+        post("/init/error", doc.toJson().getBytes(StandardCharsets.UTF_8), doc.errorType());
     }
 
-    private void post(String path, byte[] body, String errorType) throws IOException, InterruptedException {
-        HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(base + path))
-                .POST(HttpRequest.BodyPublishers.ofByteArray(body));
-        if (errorType != null) b.header("Lambda-Runtime-Function-Error-Type", errorType.replaceAll("[^\\x20-\\x7e]", "?"));
-        HttpResponse<Void> r = http.send(b.build(), HttpResponse.BodyHandlers.discarding());
-        if (r.statusCode() / 100 != 2) throw new IOException(path + ": HTTP " + r.statusCode());
+    private void post(String path, byte[] body, String errorType) throws IOException {
+        String type = errorType == null ? null : errorType.replaceAll("[^\\x20-\\x7e]", "?");
+        HttpConn.Response r = http.send("POST", BASE + path, body, type);
+        if (r.status() / 100 != 2) throw new IOException(path + ": HTTP " + r.status());
     }
 }
