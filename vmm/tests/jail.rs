@@ -342,6 +342,26 @@ fn a_jailed_vmm_ends_with_the_process_flintd_started() {
             s(&serial),
         ]);
         let vmm = vmm_of(child.id());
+        // Once the guest runs, the VMM has dropped its privileges (which clears a
+        // parent-death signal: it must have been armed again after).
+        let started = Instant::now();
+        while std::fs::metadata(&serial).map(|m| m.len()).unwrap_or(0) < 100 {
+            assert!(
+                started.elapsed() < DEADLINE,
+                "the jailed guest never counted"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert_eq!(status_field(vmm, "Uid").split('\t').next(), Some(NOBODY));
+        // The waiting parent, in the host's namespaces, holds no privilege either.
+        let parent = child.id();
+        assert_eq!(
+            status_field(parent, "Uid"),
+            format!("{NOBODY}\t{NOBODY}\t{NOBODY}\t{NOBODY}")
+        );
+        assert_eq!(status_field(parent, "CapEff"), "0000000000000000");
+        assert_eq!(status_field(parent, "NoNewPrivs"), "1");
+        assert_eq!(status_field(parent, "Seccomp"), "2", "filter mode");
         // SAFETY: kill(2) of our own child, not reaped yet.
         assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, signal) }, 0);
         let status = child.wait().expect("wait");
@@ -349,5 +369,11 @@ fn a_jailed_vmm_ends_with_the_process_flintd_started() {
         // SIGTERM: the parent killed the VMM before dying of it; SIGKILL: the VMM's
         // parent-death signal did.
         wait_gone(vmm);
+        // Ended by the kill, not by running its guest to the end (60,000 bytes).
+        let written = std::fs::metadata(&serial).map(|m| m.len()).unwrap_or(0);
+        assert!(
+            written < 60_000,
+            "the VMM ran on after its parent died ({written} bytes)"
+        );
     }
 }

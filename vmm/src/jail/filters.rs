@@ -5,6 +5,8 @@
 //!   other thread exists, so every thread inherits it: what the VMM needs to run, pause,
 //!   snapshot and end the VM (memory management, threads, signals to its own threads,
 //!   KVM ioctls, the devices' file and socket I/O, and the snapshot's files).
+//! - [`Kind::Supervisor`], the jail's waiting process outside the VMM's PID namespace:
+//!   signals, waiting for its child, exiting; not even read or write.
 //! - [`Kind::Vcpu`], stacked by each vCPU thread when it starts (and inherited by the
 //!   device worker threads the vCPUs start when the guest activates a device): no file
 //!   may be opened, created, renamed or removed by name, no signal sent, no process
@@ -28,7 +30,27 @@ pub enum Kind {
     Process,
     /// vCPU threads and the device workers they start.
     Vcpu,
+    /// The process outside the PID namespace that waits for the VMM (pid_ns.rs): signals,
+    /// waiting for its child, and its own end; nothing else.
+    Supervisor,
 }
+
+/// Everything the supervisor does: wait for signals and its child, signal the child,
+/// restore a default action and raise a signal on itself, and exit.
+const SUPERVISOR: &[libc::c_long] = &[
+    libc::SYS_rt_sigtimedwait,
+    libc::SYS_rt_sigprocmask,
+    libc::SYS_rt_sigaction,
+    libc::SYS_rt_sigreturn,
+    libc::SYS_restart_syscall,
+    libc::SYS_wait4,
+    libc::SYS_kill,
+    libc::SYS_tgkill,
+    libc::SYS_getpid,
+    libc::SYS_gettid,
+    libc::SYS_exit,
+    libc::SYS_exit_group,
+];
 
 /// System calls every thread makes: memory, threads, futexes, time, I/O on descriptors it
 /// holds, epoll and eventfds, and the Unix sockets of the vsock device.
@@ -131,6 +153,12 @@ const KVM_IOCTL_TYPE: u64 = 0xAE;
 fn rules(kind: Kind) -> Result<BTreeMap<i64, Vec<SeccompRule>>, JailError> {
     let err = |e: seccompiler::BackendError| JailError::Seccomp(e.to_string());
     let mut map: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
+    if kind == Kind::Supervisor {
+        for &nr in SUPERVISOR {
+            map.insert(nr, vec![]);
+        }
+        return Ok(map);
+    }
     for &nr in COMMON.iter().chain(COMMON_X86_64) {
         map.insert(nr, vec![]);
     }
@@ -147,6 +175,7 @@ fn rules(kind: Kind) -> Result<BTreeMap<i64, Vec<SeccompRule>>, JailError> {
         vec![SeccompRule::new(vec![unix]).map_err(err)?],
     );
     match kind {
+        Kind::Supervisor => {}
         Kind::Process => {
             for &nr in PROCESS_ONLY.iter().chain(PROCESS_ONLY_X86_64) {
                 map.insert(nr, vec![]);
@@ -210,6 +239,28 @@ mod tests {
     fn both_filters_compile() {
         assert!(!program(Kind::Process).expect("process").is_empty());
         assert!(!program(Kind::Vcpu).expect("vcpu").is_empty());
+        assert!(!program(Kind::Supervisor).expect("supervisor").is_empty());
+    }
+
+    #[test]
+    fn the_supervisor_can_only_wait_signal_and_exit() {
+        let sup = rules(Kind::Supervisor).expect("rules");
+        for nr in [
+            libc::SYS_openat,
+            libc::SYS_read,
+            libc::SYS_write,
+            libc::SYS_mmap,
+            libc::SYS_socket,
+            libc::SYS_ptrace,
+            libc::SYS_execve,
+            libc::SYS_clone,
+            libc::SYS_ioctl,
+        ] {
+            assert!(!sup.contains_key(&nr), "supervisor filter allows {nr}");
+        }
+        for nr in [libc::SYS_rt_sigtimedwait, libc::SYS_wait4, libc::SYS_kill] {
+            assert!(sup.contains_key(&nr), "supervisor filter lacks {nr}");
+        }
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! flint-vmm itself (`--jail DIR --jail-uid U --jail-gid G`):
 //!
 //! 1. [`enter`], before the VM is built (the process is still single-threaded): a fork
-//!    into a new PID namespace whose PID 1 becomes the VMM while the parent waits for it
-//!    ([`pid_ns`]); new mount, IPC and UTS namespaces (and a new, empty network
+//!    into a new PID namespace whose PID 1 becomes the VMM while the parent, dropped to
+//!    U and G under a seccomp filter of its own, waits for it ([`pid_ns`]); new mount, IPC and UTS namespaces (and a new, empty network
 //!    namespace when the VM has no network device); a tmpfs on DIR holding only the VM's files, each bind-mounted at its own
 //!    path (inputs read-only, the directories of outputs read-write) and a private
 //!    `/dev/kvm` (and `/dev/net/tun`) node; then `pivot_root` into it, so the rest of the
@@ -11,6 +11,7 @@
 //! 2. The VM is built as usual, opening its files by the same paths inside the jail.
 //! 3. [`drop_privileges`], before the vCPUs start: every supplementary group dropped, the
 //!    real, effective and saved ids set to U and G (which clears every capability),
+//!    the parent-death signal armed again (an id change clears it),
 //!    `PR_SET_NO_NEW_PRIVS`, and the process seccomp filter ([`filters`]); each vCPU thread
 //!    then stacks its own, narrower filter when it starts ([`enter_vcpu_thread`]).
 //!
@@ -104,7 +105,7 @@ pub fn enter(config: &JailConfig, plan: &Plan) -> Result<(), JailError> {
     check(config)?;
     // First, so that everything after runs as PID 1 of the new namespace (the parent
     // waits there, pid_ns.rs).
-    pid_ns::enter()?;
+    pid_ns::enter(config.uid, config.gid)?;
     let mut flags = libc::CLONE_NEWNS | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
     if !plan.needs_network() {
         flags |= libc::CLONE_NEWNET;
@@ -141,6 +142,8 @@ pub fn drop_privileges(config: &JailConfig) -> Result<(), JailError> {
             std::io::Error::last_os_error(),
         ));
     }
+    // The id change cleared the parent-death signal.
+    pid_ns::rearm_death_signal()?;
     // SAFETY: PR_SET_NO_NEW_PRIVS takes integer arguments only.
     if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
         return Err(sys("prctl(PR_SET_NO_NEW_PRIVS)", "")(
