@@ -788,6 +788,10 @@ for call in (lambda: c.get_layer_version(LayerName="boto", VersionNumber=2),
         print("accepted")
     except botocore.exceptions.ClientError as e:
         print("refused", e.response["Error"]["Code"], e.response["Error"]["Message"])
+c.publish_layer_version(LayerName="boto", Content={"ZipFile": zipped({"python/x.py": "X = 3\n"})})
+pager = c.get_paginator("list_layer_versions")
+print("pages", [[v["Version"] for v in p["LayerVersions"]]
+                for p in pager.paginate(LayerName="boto", PaginationConfig={"PageSize": 1})])
 "#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -862,6 +866,8 @@ async fn boto3_publishes_lists_gets_deletes_and_attaches_layers() {
             && lines[13].contains("less than or equal to 5"),
         "{stdout}"
     );
+    // boto3's paginator follows NextMarker (one version per page, newest first).
+    assert_eq!(lines[14], "pages [[3], [1]]", "{stdout}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
