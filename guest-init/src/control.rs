@@ -7,7 +7,8 @@ use crate::host_calls::HostCalls;
 use crate::host_link::HostLink;
 use crate::state::{error_doc, report_init_error, Shared};
 use crate::{
-    aws_local, env, host_mount, logs, mounts, process, reaper, resume, runtime_api, seccomp, unpack,
+    aws_local, env, host_mount, layers, logs, mounts, process, reaper, resume, runtime_api,
+    seccomp, unpack,
 };
 use flint_proto::frame::{read_frame, FrameError};
 use flint_proto::init::{guest_message::Msg, host_message, Configure, Hello, HostMessage, Prepare};
@@ -117,6 +118,7 @@ pub fn run(
     let calls = Arc::new(HostCalls::default());
     let mut prepared: Option<Prepare> = None;
     let mut configured = false;
+    let mut opt = layers::Opt::new(paths.opt.clone());
     let code = loop {
         let msg: HostMessage = match read_frame(&mut stream) {
             Ok(m) => m,
@@ -146,6 +148,10 @@ pub fn run(
             Some(host_message::Msg::Prepare(_)) => {
                 eprintln!("flint-init: ignoring a Prepare after Prepare or Configure");
             }
+            Some(host_message::Msg::Layer(layer)) if !configured => opt.add(layer),
+            Some(host_message::Msg::Layer(_)) => {
+                eprintln!("flint-init: ignoring a Layer after Configure");
+            }
             Some(host_message::Msg::Configure(cfg)) if !configured => {
                 configured = true;
                 // The descriptors come in order: the code's, then the layers'.
@@ -162,6 +168,7 @@ pub fn run(
                 let mounts = HostMounts {
                     code: code_mount,
                     opt: opt_mount,
+                    layers: &mut opt,
                 };
                 configure(cfg, mounts, prepared.as_ref(), &shared, &calls, paths);
             }
@@ -229,18 +236,21 @@ fn warm_up(p: &Prepare, shared: &Arc<Shared>, paths: &Paths) {
     }
 }
 
-/// The read-only mounts flintd sent with Configure (namespace sandbox).
-struct HostMounts {
+/// The read-only mounts flintd sent with Configure (namespace sandbox), and the
+/// layers that came as zips before it (microVM).
+struct HostMounts<'a> {
     /// The code, for /var/task.
     code: Option<OwnedFd>,
     /// The function's layers, for /opt.
     opt: Option<OwnedFd>,
+    /// The function's layers unpacked from Layer frames, to make read-only.
+    layers: &'a mut layers::Opt,
 }
 
 /// Handles Configure; every failure is reported to the host as InitError.
 fn configure(
     cfg: Configure,
-    host_mounts: HostMounts,
+    host_mounts: HostMounts<'_>,
     prepared: Option<&Prepare>,
     shared: &Arc<Shared>,
     calls: &Arc<HostCalls>,
@@ -328,14 +338,25 @@ fn setup_sandbox(tmp_mb: u32, shared: &Arc<Shared>, paths: &Paths) -> Result<(),
 
 /// Unpacks the code into /var/task and makes it read-only; or, when flintd sent the
 /// code as a read-only mount, attaches that over the (now read-only) empty /var/task,
-/// and the layers' read-only mount (if any) over the image's /opt.
+/// and the layers' read-only mount (if any) over the image's /opt. Layers that came
+/// as zips (microVM) are already in /opt: it is made read-only.
 fn install_code(
     cfg: &Configure,
-    host_mounts: HostMounts,
+    host_mounts: HostMounts<'_>,
     shared: &Arc<Shared>,
     paths: &Paths,
     at: Instant,
 ) -> Result<(), Failure> {
+    let installed = host_mounts.layers.finish(cfg.layer_count);
+    let (layer_count, layers_ns) = installed.map_err(|e| {
+        let error_type = if e.is_bad_zip() {
+            ZIP_ERROR
+        } else {
+            SETUP_ERROR
+        };
+        (error_type, e.to_string())
+    })?;
+    shared.lock().layers = layer_count;
     if cfg.code_mount {
         mounts::remount_readonly(&paths.task).map_err(|e| setup_failure(&e))?;
         let tree = host_mounts.code.ok_or_else(|| {
@@ -352,7 +373,7 @@ fn install_code(
         return Ok(());
     }
     let unpacked = unpack::unpack(&cfg.code_zip, &paths.task);
-    let unpack_ns = at.elapsed().as_nanos() as u64;
+    let unpack_ns = at.elapsed().as_nanos() as u64 + layers_ns;
     // Read-only even when unpacking failed half-way.
     mounts::remount_readonly(&paths.task).map_err(|e| setup_failure(&e))?;
     unpacked.map_err(|e| (ZIP_ERROR, e.to_string()))?;

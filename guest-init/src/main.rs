@@ -14,6 +14,7 @@ mod host_link;
 mod host_mount;
 mod http;
 mod launcher;
+mod layers;
 mod logs;
 mod mounts;
 mod net;

@@ -22,6 +22,8 @@ pub struct State {
     pub configured_at: Option<Instant>,
     /// Nanoseconds spent unpacking the code bundle.
     pub unpack_ns: u64,
+    /// Layers unpacked into /opt from Layer frames (reported in Ready).
+    pub layers: u32,
     /// Ready was sent to the host.
     pub ready_sent: bool,
     /// InitError was sent to the host.
@@ -194,6 +196,7 @@ impl Shared {
             self.link.report(Msg::Ready(Ready {
                 init_ns,
                 unpack_ns: st.unpack_ns,
+                layers: st.layers,
             }));
         }
         if let Some(prev) = st.in_flight.take() {

@@ -16,7 +16,7 @@ pub enum UnpackError {
     #[error("the code bundle is not a valid zip archive: {0}")]
     Zip(#[from] zip::result::ZipError),
     /// An entry's path is absolute, contains `..`, or is otherwise unusable
-    #[error("zip entry {0:?} has a path that escapes /var/task")]
+    #[error("zip entry {0:?} has a path that escapes the directory it unpacks into")]
     Escape(String),
     /// An entry is a symbolic link, which is not allowed
     #[error("zip entry {0:?} is a symbolic link; links are not allowed in code bundles")]
@@ -45,6 +45,17 @@ pub struct Stats {
 
 /// Unpacks `bundle` into the existing directory `dest`.
 pub fn unpack(bundle: &[u8], dest: &Path) -> Result<Stats, UnpackError> {
+    unpack_into(bundle, dest, false)
+}
+
+/// Unpacks `bundle` over what `dest` already holds (a layer over the ones before it):
+/// a file of the bundle replaces the file or directory at its path, and a directory
+/// replaces a file.
+pub fn unpack_over(bundle: &[u8], dest: &Path) -> Result<Stats, UnpackError> {
+    unpack_into(bundle, dest, true)
+}
+
+fn unpack_into(bundle: &[u8], dest: &Path, over: bool) -> Result<Stats, UnpackError> {
     let mut archive = zip::ZipArchive::new(Cursor::new(bundle))?;
     let mut stats = Stats::default();
     for i in 0..archive.len() {
@@ -60,11 +71,14 @@ pub fn unpack(bundle: &[u8], dest: &Path) -> Result<Stats, UnpackError> {
             source,
         };
         if entry.is_dir() {
-            make_dirs(dest, &rel).map_err(io_err)?;
+            make_dirs(dest, &rel, over).map_err(io_err)?;
             continue;
         }
         if let Some(parent) = rel.parent() {
-            make_dirs(dest, parent).map_err(io_err)?;
+            make_dirs(dest, parent, over).map_err(io_err)?;
+        }
+        if over {
+            remove_any(&path).map_err(io_err)?;
         }
         let mode = file_mode(entry.unix_mode());
         let mut out = OpenOptions::new()
@@ -98,11 +112,15 @@ fn file_mode(unix_mode: Option<u32>) -> u32 {
     }
 }
 
-/// Creates `dest/rel` and its parents with mode 0755.
-fn make_dirs(dest: &Path, rel: &Path) -> io::Result<()> {
+/// Creates `dest/rel` and its parents with mode 0755; with `over`, a file in the way
+/// is replaced by the directory.
+fn make_dirs(dest: &Path, rel: &Path, over: bool) -> io::Result<()> {
     let mut cur = dest.to_path_buf();
     for c in rel.components() {
         cur.push(c);
+        if over && fs::symlink_metadata(&cur).is_ok_and(|m| !m.is_dir()) {
+            fs::remove_file(&cur)?;
+        }
         match fs::create_dir(&cur) {
             Ok(()) => fs::set_permissions(&cur, fs::Permissions::from_mode(0o755))?,
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists && cur.is_dir() => {}
@@ -110,6 +128,16 @@ fn make_dirs(dest: &Path, rel: &Path) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Removes the file or directory tree at `path`, if any.
+fn remove_any(path: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => fs::remove_dir_all(path),
+        Ok(_) => fs::remove_file(path),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// The entry name as a relative path of plain components, or None if it is absolute,

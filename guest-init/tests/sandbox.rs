@@ -5,7 +5,7 @@
 
 use flint_proto::frame::{read_frame, write_frame};
 use flint_proto::init::{
-    guest_message::Msg, host_message, Configure, GuestMessage, HostMessage, Invoke, Shutdown,
+    guest_message::Msg, host_message, Configure, GuestMessage, HostMessage, Invoke, Layer, Shutdown,
 };
 use std::io::{Cursor, Write};
 use std::os::fd::AsRawFd;
@@ -52,6 +52,7 @@ fn make_rootfs(dir: &Path) {
         "tmp",
         "var/task",
         "var/runtime",
+        "opt",
         "bin",
         "etc",
     ] {
@@ -136,12 +137,22 @@ impl Sandbox {
     }
 
     fn configure(&mut self, code_zip: Vec<u8>, bootstrap: &str) {
+        self.configure_with_layers(code_zip, bootstrap, Vec::new());
+    }
+
+    /// Hello, then one Layer frame per layer (as flintd sends a microVM), then
+    /// Configure.
+    fn configure_with_layers(&mut self, code_zip: Vec<u8>, bootstrap: &str, layers: Vec<Layer>) {
         match self.recv() {
             Msg::Hello(h) => {
                 assert_eq!(h.protocol_version, flint_proto::init::PROTOCOL_VERSION);
                 assert!(!h.init_version.is_empty());
             }
             other => panic!("expected Hello first, got {other:?}"),
+        }
+        let layer_count = layers.len() as u32;
+        for layer in layers {
+            self.send(host_message::Msg::Layer(layer));
         }
         let mut environment = std::collections::HashMap::new();
         environment.insert(
@@ -159,6 +170,7 @@ impl Sandbox {
             bootstrap: vec![bootstrap.into()],
             runtime: "provided".into(),
             tmp_mb: 16,
+            layer_count,
             ..Default::default()
         }));
     }
@@ -398,4 +410,104 @@ fn sigterm_to_the_launcher_ends_the_sandbox() {
         Vec::<String>::new(),
         "processes left running after SIGTERM"
     );
+}
+
+/// A runtime that answers with what the function's layers left in /opt.
+const LAYERS_BOOTSTRAP: &str = r#"#!/bin/sh
+API="http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime"
+while true; do
+  wget -q -S -O /tmp/event "$API/invocation/next" 2> /tmp/headers
+  ID=$(grep -i "Lambda-Runtime-Aws-Request-Id" /tmp/headers | sed 's/.*: *//' | tr -d '\r ')
+  if touch /opt/probe 2>/dev/null; then RO=no; else RO=yes; fi
+  BODY="{\"m\":\"$(cat /opt/python/m.py)\",\"first\":\"$(cat /opt/python/first.py)\",\"tool\":\"$(cat /opt/bin/tool/x)\",\"opt_ro\":\"$RO\"}"
+  wget -q -O /dev/null --post-data "$BODY" "$API/invocation/$ID/response"
+done
+"#;
+
+#[test]
+fn layer_frames_are_unpacked_in_order_into_a_read_only_opt() {
+    let mut sb = Sandbox::start();
+    let layer = |index: u32, entries: &[(&str, u32, &str)]| Layer {
+        index,
+        arn: format!("arn:aws:lambda:local:000000000000:layer:l{index}:1"),
+        zip: zip_of(entries),
+    };
+    sb.configure_with_layers(
+        zip_of(&[("bootstrap", 0o755, LAYERS_BOOTSTRAP)]),
+        "/var/task/bootstrap",
+        vec![
+            layer(
+                0,
+                &[
+                    ("python/m.py", 0o644, "one"),
+                    ("python/first.py", 0o644, "kept"),
+                    ("bin/tool", 0o755, "a file"),
+                ],
+            ),
+            layer(
+                1,
+                &[("python/m.py", 0o644, "two"), ("bin/tool/x", 0o644, "dir")],
+            ),
+        ],
+    );
+    let mut logs = Vec::new();
+    match sb.recv_skip_logs(&mut logs) {
+        Msg::Ready(r) => assert_eq!(r.layers, 2, "Ready counts the layers installed"),
+        other => panic!(
+            "expected Ready, got {other:?}; logs: {}",
+            String::from_utf8_lossy(&logs)
+        ),
+    }
+    sb.send(host_message::Msg::Invoke(Invoke {
+        request_id: "req-1".into(),
+        payload: b"{}".to_vec(),
+        deadline_ms: 4_000_000_000_000,
+        ..Default::default()
+    }));
+    let resp = match sb.recv_skip_logs(&mut logs) {
+        Msg::Response(r) => r,
+        other => panic!(
+            "expected Response, got {other:?}; logs: {}",
+            String::from_utf8_lossy(&logs)
+        ),
+    };
+    let v: serde_json::Value = serde_json::from_slice(&resp.payload)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&resp.payload)));
+    assert_eq!(v["m"], "two", "the later layer's file wins: {v}");
+    assert_eq!(
+        v["first"], "kept",
+        "the earlier layer's other files stay: {v}"
+    );
+    assert_eq!(v["tool"], "dir", "a later directory replaces a file: {v}");
+    assert_eq!(v["opt_ro"], "yes", "/opt must be read-only: {v}");
+    sb.send(host_message::Msg::Shutdown(Shutdown {}));
+    assert_eq!(sb.wait_exit(Duration::from_secs(10)).code(), Some(0));
+}
+
+#[test]
+fn a_bad_layer_is_an_invalid_zip_naming_the_layer() {
+    let mut sb = Sandbox::start();
+    sb.configure_with_layers(
+        zip_of(&[("bootstrap", 0o755, LAYERS_BOOTSTRAP)]),
+        "/var/task/bootstrap",
+        vec![Layer {
+            index: 0,
+            arn: "arn:aws:lambda:local:000000000000:layer:broken:4".into(),
+            zip: b"PK\x03\x04 not a zip".to_vec(),
+        }],
+    );
+    match sb.recv_skip_logs(&mut Vec::new()) {
+        Msg::InitError(e) => {
+            assert_eq!(e.error_type, "Runtime.InvalidZipFileException");
+            let v: serde_json::Value = serde_json::from_slice(&e.payload).unwrap();
+            let msg = v["errorMessage"].as_str().unwrap();
+            assert!(
+                msg.contains("layer 0 (arn:aws:lambda:local:000000000000:layer:broken:4)"),
+                "{msg}"
+            );
+        }
+        other => panic!("expected InitError, got {other:?}"),
+    }
+    sb.send(host_message::Msg::Shutdown(Shutdown {}));
+    assert_eq!(sb.wait_exit(Duration::from_secs(10)).code(), Some(0));
 }

@@ -71,7 +71,6 @@ fn names_host_path(e: &FunctionError) -> bool {
 fn layer_code(e: &LayerError) -> Code {
     match e {
         LayerError::NotFound(_) => Code::NotFound,
-        LayerError::NoBackend(_) => Code::FailedPrecondition,
         LayerError::LowDisk(_) => Code::ResourceExhausted,
         LayerError::Code(c) => code_code(c),
         LayerError::Store(s) => store_code(s),

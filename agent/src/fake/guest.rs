@@ -67,6 +67,8 @@ pub(crate) struct Script {
     pub idle_output: String,
     /// After answering, the runtime exits (code, signal): it dies while idle.
     pub exit_when_idle: Option<(i32, i32)>,
+    /// Ready reports no layers whatever came (a flint-init that drops them).
+    pub drop_layers: bool,
 }
 
 impl Script {
@@ -82,6 +84,7 @@ impl Script {
             invoke_output: String::new(),
             idle_output: String::new(),
             exit_when_idle: None,
+            drop_layers: false,
         }
     }
 
@@ -127,6 +130,8 @@ struct Guest {
     writer: OwnedWriteHalf,
     /// The code bundle's version.txt, once configured.
     code: Option<String>,
+    /// The Layer frames that came before Configure: (index, ARN, version.txt).
+    layers: Vec<(u32, String, Option<String>)>,
     served: u64,
     /// The runtime exited or hangs: invocations are no longer answered.
     stuck: bool,
@@ -146,6 +151,7 @@ pub(crate) async fn run(stream: UnixStream, ctx: GuestCtx) {
         script,
         writer,
         code: None,
+        layers: Vec::new(),
         served: 0,
         stuck: false,
     };
@@ -173,6 +179,7 @@ pub(crate) async fn run(stream: UnixStream, ctx: GuestCtx) {
             H::Shutdown(_) => "Shutdown",
             H::Reply(_) => "Reply",
             H::Resume(_) => "Resume",
+            H::Layer(_) => "Layer",
         };
         g.ctx
             .journal
@@ -188,6 +195,10 @@ pub(crate) async fn run(stream: UnixStream, ctx: GuestCtx) {
             H::Reply(_) => continue,
             // Only restored microVMs get Resume; the fake guest has no state to refresh.
             H::Resume(_) => continue,
+            H::Layer(l) => {
+                g.layers.push((l.index, l.arn, version_of(&l.zip)));
+                continue;
+            }
         };
         if step.is_err() {
             return;
@@ -280,11 +291,17 @@ impl Guest {
         let output = self.script.init_output.clone();
         self.log("", &output).await?;
         let step = self.script.init.clone();
+        let layers = if self.script.drop_layers {
+            0
+        } else {
+            self.layers.len() as u32
+        };
         self.finish_init(
             step,
             G::Ready(Ready {
                 init_ns: 3_000,
                 unpack_ns: 1_000,
+                layers,
             }),
         )
         .await
@@ -357,6 +374,11 @@ impl Guest {
             "sandbox": self.ctx.sandbox_id,
             "served": self.served,
             "code": self.code,
+            "layers": self
+                .layers
+                .iter()
+                .map(|(i, arn, v)| serde_json::json!({"index": i, "arn": arn, "version": v}))
+                .collect::<Vec<_>>(),
             "event": event,
         });
         self.send(G::Response(InvokeResponse {

@@ -146,13 +146,18 @@ impl Agent {
         let (name, sha) = (f.name.clone(), f.code_sha256.clone());
         let mounts_code = self.backend().mounts_code();
         let layers = f.layers.clone();
-        let opt_mount = self
+        // The layers reach the sandbox as a mount of their tree on the host, or (a
+        // backend that cannot mount it) as zips flint-init unpacks; never not at all.
+        let (opt_mount, layer_frames) = self
             .blocking(move |agent| {
-                if layers.is_empty() || !mounts_code {
-                    return Ok::<_, InvokeError>(None);
+                if layers.is_empty() {
+                    return Ok::<_, InvokeError>((None, Vec::new()));
+                }
+                if !mounts_code {
+                    return Ok((None, agent.layer_frames(&layers)?));
                 }
                 let (dir, pin) = agent.opt_tree(&layers).map_err(InvokeError::from)?;
-                Ok(Some(CodeMount { dir, pin }))
+                Ok((Some(CodeMount { dir, pin }), Vec::new()))
             })
             .await?;
         let (code_zip, code_mount) = self
@@ -200,6 +205,7 @@ impl Agent {
             code_zip,
             code_mount: code_mount.is_some(),
             opt_mount: opt_mount.is_some(),
+            layer_count: layer_frames.len() as u32,
             bootstrap: rt.manifest.bootstrap.clone(),
             runtime: rt.manifest.name.clone(),
             function_arn: self.arn(&f.name),
@@ -219,6 +225,7 @@ impl Agent {
             retire_at: role.retire_at,
             code_mount,
             opt_mount,
+            layer_frames,
         })
     }
 }

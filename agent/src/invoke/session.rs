@@ -163,6 +163,9 @@ pub(crate) struct Binding<'a> {
     /// (namespace sandbox; Configure's `opt_mount` is set), pinned for the
     /// instance's life.
     pub opt_mount: Option<CodeMount>,
+    /// The function's layers as zips, in order (a backend without mounts; Configure's
+    /// `layer_count` is their number), sent before Configure.
+    pub layer_frames: Vec<flint_proto::init::Layer>,
 }
 
 /// The unpacked bundle an instance mounts, and its pin.
@@ -287,6 +290,18 @@ impl Stream {
     /// Sends one message.
     async fn send(&mut self, msg: H) -> Result<(), FrameError> {
         tokio_io::write_frame(&mut self.writer, &HostMessage { msg: Some(msg) }).await
+    }
+
+    /// Sends the function's layers, one frame each in order, then Configure.
+    async fn send_layers_and_configure(
+        &mut self,
+        layers: Vec<flint_proto::init::Layer>,
+        configure: Configure,
+    ) -> Result<(), FrameError> {
+        for layer in layers {
+            self.send(H::Layer(layer)).await?;
+        }
+        self.send(H::Configure(configure)).await
     }
 
     /// Sends Configure with read-only mounts of `dirs` attached, in order (the code
@@ -571,8 +586,13 @@ impl Session {
             stream.timings.sandbox_ns = 0;
             stream.timings.init_boot_ns = 0;
         }
+        let layer_count = binding.configure.layer_count;
         let sent = match (binding.code_mount, binding.opt_mount) {
-            (None, _) => stream.send(H::Configure(binding.configure)).await,
+            (None, _) => {
+                stream
+                    .send_layers_and_configure(binding.layer_frames, binding.configure)
+                    .await
+            }
             (Some(code), opt) => {
                 let mut dirs = vec![code.dir.as_path()];
                 if let Some(opt) = &opt {
@@ -593,6 +613,13 @@ impl Session {
             Err(e) => Err(StartError::Protocol(format!("sending Configure: {e}"))),
         };
         match waited {
+            Ok(Waited::Got(G::Ready(r))) if r.layers != layer_count => {
+                stream.destroy().await;
+                Err(StartError::Protocol(format!(
+                    "flint-init installed {} of the function's {layer_count} layers: rebuild flint-init",
+                    r.layers
+                )))
+            }
             Ok(Waited::Got(ready)) => {
                 if let G::Ready(r) = ready {
                     stream.timings.code_load_ns = r.unpack_ns;

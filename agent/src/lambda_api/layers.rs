@@ -1,9 +1,11 @@
 //! Layer operations on Lambda's `/2018-10-31/layers` paths: PublishLayerVersion,
 //! ListLayers, ListLayerVersions, GetLayerVersion, GetLayerVersionByArn,
-//! DeleteLayerVersion, in Lambda's shapes. Each calls the agent's own layer
-//! functions, as the gRPC service does.
+//! DeleteLayerVersion, in Lambda's shapes (the two lists paginated:
+//! [`super::layer_pages`]). Each calls the agent's own layer functions, as the gRPC
+//! service does.
 
 use super::errors::{layer_error, ApiError};
+use super::layer_pages::{page, Order};
 use super::request::{ApiRequest, ApiResponse, Outcome};
 use super::shapes::{code_sha256_b64, last_modified};
 use super::sigv4::percent_decode;
@@ -80,9 +82,13 @@ pub async fn route(api: &LambdaApi, req: &ApiRequest, caller: Option<&Caller>) -
         "ListLayers" => {
             let all = blocking(api, |a| a.list_layers()).await?;
             let runtime = req.param("CompatibleRuntime");
-            let layers: Vec<Value> = all
+            let matching: Vec<&LayerVersion> = all
                 .iter()
                 .filter(|l| matches_runtime(l, runtime.as_deref()))
+                .collect();
+            let (matching, next) = page(req, matching, Order::NamesAscending, |l| l.name.clone())?;
+            let layers: Vec<Value> = matching
+                .iter()
                 .map(|l| {
                     json!({
                         "LayerName": l.name,
@@ -91,7 +97,11 @@ pub async fn route(api: &LambdaApi, req: &ApiRequest, caller: Option<&Caller>) -
                     })
                 })
                 .collect();
-            Ok(ApiResponse::json(200, &json!({ "Layers": layers })))
+            let mut out = json!({ "Layers": layers });
+            if let Some(m) = next {
+                out["NextMarker"] = json!(m);
+            }
+            Ok(ApiResponse::json(200, &out))
         }
         "ListLayerVersions" => {
             let all = blocking(api, move |a| {
@@ -100,12 +110,22 @@ pub async fn route(api: &LambdaApi, req: &ApiRequest, caller: Option<&Caller>) -
             })
             .await?;
             let runtime = req.param("CompatibleRuntime");
-            let items: Vec<Value> = all
+            let matching: Vec<&LayerVersion> = all
                 .iter()
                 .filter(|l| matches_runtime(l, runtime.as_deref()))
+                .collect();
+            let (matching, next) = page(req, matching, Order::VersionsDescending, |l| {
+                l.version.to_string()
+            })?;
+            let items: Vec<Value> = matching
+                .iter()
                 .map(|l| version_item(&api.agent, l))
                 .collect();
-            Ok(ApiResponse::json(200, &json!({ "LayerVersions": items })))
+            let mut out = json!({ "LayerVersions": items });
+            if let Some(m) = next {
+                out["NextMarker"] = json!(m);
+            }
+            Ok(ApiResponse::json(200, &out))
         }
         "GetLayerVersion" | "GetLayerVersionByArn" => {
             let arn = req.param("Arn").unwrap_or_default();

@@ -25,6 +25,9 @@ mod functions;
 mod invoke;
 mod key_auth;
 pub mod keys;
+mod layer_pages;
+#[cfg(test)]
+mod layer_pages_tests;
 mod layers;
 pub(crate) mod names;
 mod request;

@@ -1,9 +1,12 @@
 //! Lambda layers: zip bundles published as numbered versions of a layer name
 //! (content-addressed in the code store, [`crate::code`]), attached to a function in
 //! order (at most five) and unpacked one over the other into a read-only /opt in its
-//! sandbox ([`tree`]). The registry side is [`crate::store::layers`].
+//! sandbox: on the host and mounted there ([`tree`], the namespace sandbox), or sent as
+//! zips that flint-init unpacks (`frames`, the microVM). The registry side is
+//! [`crate::store::layers`].
 
 pub mod arn;
+mod frames;
 pub mod tree;
 
 use crate::code::{check_bundle, CodeError};
@@ -46,9 +49,6 @@ pub enum LayerError {
     /// Too many compatible runtimes or too long a description
     #[error("{0}")]
     Invalid(String),
-    /// A backend that cannot mount /opt
-    #[error("the {0} sandbox backend cannot mount layers under /opt: run flintd with --sandbox namespace, or remove the function's layers")]
-    NoBackend(&'static str),
     /// A bad layer bundle
     #[error(transparent)]
     Code(#[from] CodeError),
@@ -163,8 +163,8 @@ impl Agent {
 
     /// The layer list a function asks for (version ARNs, in order), checked: at most
     /// five, each a live version of this agent (or one in `kept`, the function's
-    /// current list: a deleted version it already names stays), no layer twice, and a
-    /// backend that mounts /opt. Blocking: SQLite.
+    /// current list: a deleted version it already names stays), no layer twice. Every
+    /// backend carries layers (mounted, or as zips). Blocking: SQLite.
     pub(crate) fn resolve_layers(
         &self,
         arns: &[String],
@@ -172,9 +172,6 @@ impl Agent {
     ) -> Result<Vec<LayerRef>, LayerError> {
         if arns.len() > LAYERS_MAX {
             return Err(LayerError::TooMany(arns.len()));
-        }
-        if !arns.is_empty() && !self.backend().mounts_code() {
-            return Err(LayerError::NoBackend(self.backend().kind()));
         }
         let c = self.config();
         let mut seen = HashSet::new();
