@@ -112,7 +112,7 @@ fn timer_uart_and_virtio_interrupts() {
     );
     assert_eq!(
         cells(prop(&fdt, "/uart@9000000", "interrupts")),
-        [GIC_SPI, SERIAL_IRQ, IRQ_TYPE_LEVEL_HIGH]
+        [GIC_SPI, SERIAL_IRQ, IRQ_TYPE_EDGE_RISING]
     );
     assert_eq!(
         u64s(prop(&fdt, "/uart@9000000", "reg")),
