@@ -27,21 +27,15 @@ impl MmioDevice for SerialPort {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::devices::IrqLine;
+    use crate::devices::virtio::test_utils::CountingIrq;
     use crate::timing::BootTimes;
     use std::sync::Arc;
-
-    struct NoIrq;
-    impl IrqLine for NoIrq {
-        fn trigger(&self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
 
     #[test]
     fn registers_map_one_byte_each_and_the_rest_of_the_window_is_inert() {
         let times = Arc::new(BootTimes::new(std::time::Instant::now()));
-        let mut uart = SerialPort::new(Arc::new(NoIrq), Box::new(std::io::sink()), times);
+        let irq = Arc::new(CountingIrq::default());
+        let mut uart = SerialPort::new(irq.clone(), Box::new(std::io::sink()), times);
         // Scratch register (7) reads back what was written.
         uart.mmio_write(7, &[0x5a]);
         let mut b = [0u8; 1];
@@ -55,5 +49,8 @@ mod tests {
         uart.mmio_read(7, &mut wide);
         assert_eq!(wide, [0x5a, 0, 0, 0]);
         uart.mmio_write(7, &[]);
+        // Interrupt enable (register 1) with THR-empty set raises the line at once.
+        uart.mmio_write(1, &[0x02]);
+        assert_eq!(irq.count(), 1);
     }
 }

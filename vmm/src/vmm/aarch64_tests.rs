@@ -3,24 +3,11 @@
 //! the UART, and the command line does not announce the devices a second time.
 
 use super::*;
+use crate::arch::aarch64::fdt::tests::{cells, u64s};
 use crate::arch::aarch64::fdt::{GIC_SPI, IRQ_TYPE_EDGE_RISING};
 use crate::arch::aarch64::layout::fdt_addr;
 use crate::arch::aarch64::layout::{spi_intid, VIRTIO_MMIO_SIZE};
 use crate::config::RawVmConfig;
-
-fn cells(value: &[u8]) -> Vec<u32> {
-    value
-        .chunks_exact(4)
-        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
-}
-
-fn u64s(value: &[u8]) -> Vec<u64> {
-    value
-        .chunks_exact(8)
-        .map(|c| u64::from_be_bytes(c.try_into().expect("8 bytes")))
-        .collect()
-}
 
 #[test]
 fn the_device_tree_lists_every_attached_device_with_its_spi() {

@@ -165,4 +165,4 @@ fn timer(w: &mut FdtWriter) -> Result<(), FdtError> {
 
 #[cfg(test)]
 #[path = "fdt_tests.rs"]
-mod tests;
+pub(crate) mod tests;
