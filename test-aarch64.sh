@@ -2,7 +2,7 @@
 # Keeps Flint building for aarch64 hosts on this x86_64 machine (test.sh runs it as a
 # step; it also runs alone): adds the Rust target, checks and lints the whole workspace
 # for aarch64-unknown-linux-gnu, then runs the aarch64 unit tests of flint-init, the
-# namespace sandbox and flint-vmm's aarch64 machine under Debian's qemu-user-static.
+# namespace sandbox and flint-vmm (all its unit tests) under Debian's qemu-user-static.
 # Debian's cross gcc (images/host-deps.sh) compiles the bundled SQLite and links;
 # .cargo/config.toml names it and the qemu runner, for this target only.
 #
@@ -58,6 +58,6 @@ say "flint-init unit tests under qemu-aarch64-static (guest-init/tests/sandbox.r
 cargo test --target "$target" --locked -p flint-init --bins -- "${skip_args[@]}"
 say "namespace sandbox unit tests (flint-agent sandbox::namespace, sandbox::net) under qemu-aarch64-static"
 cargo test --target "$target" --locked -p flint-agent --lib -- sandbox::namespace:: sandbox::net:: "${skip_args[@]}"
-say "flint-vmm aarch64 machine (memory map, device tree, Image loader) and jail filters under qemu-aarch64-static"
-cargo test --target "$target" --locked -p flint-vmm --lib -- arch::aarch64:: jail::filters:: memory:: exit:: "${skip_args[@]}"
+say "flint-vmm unit tests under qemu-aarch64-static: the aarch64 machine (memory map, device tree with every device's SPI, Image loader, command line), the shared run loop's exit dispatch (MMIO UART, PSCI system events), the virtio devices, the jail filters (the tests that need aarch64 KVM are ignored: vmm/README.md, \"aarch64\")"
+cargo test --target "$target" --locked -p flint-vmm --lib -- "${skip_args[@]}"
 say "done"

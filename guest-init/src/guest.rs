@@ -8,8 +8,14 @@ use nix::mount::{mount, MsFlags};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// Physical address of the VMM's boot-timer MMIO page.
+/// Physical address of the VMM's boot-timer MMIO page (flint-vmm's
+/// `arch::*::layout::BOOT_TIMER_ADDR` of the same architecture).
+#[cfg(not(target_arch = "aarch64"))]
 pub const BOOT_TIMER_ADDR: i64 = 0xd000_0000;
+/// Physical address of the VMM's boot-timer MMIO page (flint-vmm's
+/// `arch::*::layout::BOOT_TIMER_ADDR` of the same architecture).
+#[cfg(target_arch = "aarch64")]
+pub const BOOT_TIMER_ADDR: i64 = 0x0900_1000;
 /// Value written there: "init started".
 pub const BOOT_TIMER_MAGIC: u8 = 123;
 

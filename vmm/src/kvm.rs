@@ -1,16 +1,18 @@
-//! The KVM virtual machine: VM file descriptor, in-kernel interrupt controllers and PIT,
-//! guest memory slots, and interrupt lines backed by irqfds.
+//! The KVM virtual machine: VM file descriptor, guest memory slots, and interrupt lines
+//! backed by irqfds. On x86_64 the VM gets its in-kernel interrupt controllers and PIT
+//! when it is created; on aarch64 the GICv3 comes later, once the vCPUs exist
+//! ([`crate::arch::aarch64::gic`]), and irqfd GSI `n` raises the GIC's SPI `n`.
 
 use std::sync::Arc;
 
-use kvm_bindings::{
-    kvm_pit_config, kvm_userspace_memory_region, CpuId, KVM_MAX_CPUID_ENTRIES,
-    KVM_PIT_SPEAKER_DUMMY,
-};
+use kvm_bindings::kvm_userspace_memory_region;
+#[cfg(target_arch = "x86_64")]
+use kvm_bindings::{kvm_pit_config, CpuId, KVM_MAX_CPUID_ENTRIES, KVM_PIT_SPEAKER_DUMMY};
 use kvm_ioctls::{Kvm, VcpuFd, VmFd};
 use vm_memory::{GuestMemory, GuestMemoryMmap, GuestMemoryRegion};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
+#[cfg(target_arch = "x86_64")]
 use crate::arch::current::layout::{KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR};
 use crate::arch::current::vcpu_state::{SaveCaps, VcpuStateError};
 use crate::devices::IrqLine;
@@ -36,12 +38,21 @@ pub struct KvmVm {
 }
 
 impl KvmVm {
-    /// Opens /dev/kvm and creates a VM with TSS, identity map, irqchip and PIT.
+    /// Opens /dev/kvm and creates a VM; on x86_64 with TSS, identity map, irqchip and PIT.
     pub fn new() -> Result<Self, KvmError> {
         let kvm = Kvm::new().map_err(KvmError::Open)?;
+        // On aarch64 kvm-ioctls asks for the host's largest IPA size.
         let vm = kvm
             .create_vm()
             .map_err(|e| KvmError::Ioctl("CREATE_VM", e))?;
+        #[cfg(target_arch = "x86_64")]
+        Self::create_x86_devices(&vm)?;
+        Ok(KvmVm { kvm, vm })
+    }
+
+    /// The x86_64 VM's TSS and identity map pages, in-kernel irqchip and PIT.
+    #[cfg(target_arch = "x86_64")]
+    fn create_x86_devices(vm: &VmFd) -> Result<(), KvmError> {
         vm.set_tss_address(KVM_TSS_ADDR as usize)
             .map_err(|e| KvmError::Ioctl("SET_TSS_ADDR", e))?;
         vm.set_identity_map_address(KVM_IDENTITY_MAP_ADDR)
@@ -54,7 +65,7 @@ impl KvmVm {
         };
         vm.create_pit2(pit)
             .map_err(|e| KvmError::Ioctl("CREATE_PIT2", e))?;
-        Ok(KvmVm { kvm, vm })
+        Ok(())
     }
 
     /// Registers every region of `mem` as a KVM memory slot.
@@ -76,6 +87,7 @@ impl KvmVm {
     }
 
     /// The CPUID leaves KVM supports on this host.
+    #[cfg(target_arch = "x86_64")]
     pub fn supported_cpuid(&self) -> Result<CpuId, KvmError> {
         self.kvm
             .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)

@@ -5,9 +5,9 @@
 //! powers off, resets or fails, reported as an [`exit::VmExit`]. [`snapshot`] writes a
 //! running VM to a directory and [`vmm::Vmm::restore`] brings it back in a new process.
 //!
-//! The run loop (`kvm`, `vcpu`, `vmm`, `loader`, `legacy`, `snapshot`) is built for x86_64
-//! hosts; on aarch64 the crate builds the shared devices and [`arch::aarch64`]'s machine
-//! pieces (vmm/README.md, "aarch64").
+//! The run loop (`kvm`, `vcpu`, `vmm`, `legacy`'s serial port and boot timer) is shared by
+//! x86_64 and aarch64 hosts; `loader` (PVH/bzImage), the port I/O devices and `snapshot`
+//! are x86_64-only, and aarch64 boots through [`arch::aarch64`] (vmm/README.md, "aarch64").
 
 pub mod arch;
 pub mod bus;
@@ -16,9 +16,7 @@ pub mod devices;
 pub mod exit;
 pub mod hostfix;
 pub mod jail;
-#[cfg(target_arch = "x86_64")]
 pub mod kvm;
-#[cfg(target_arch = "x86_64")]
 pub mod legacy;
 #[cfg(target_arch = "x86_64")]
 pub mod loader;
@@ -27,9 +25,7 @@ pub mod pause;
 #[cfg(target_arch = "x86_64")]
 pub mod snapshot;
 pub mod timing;
-#[cfg(target_arch = "x86_64")]
 pub mod vcpu;
-#[cfg(target_arch = "x86_64")]
 pub mod vmm;
 
 /// The version of the snapshot format (vmm/README.md, "Snapshot format") this flint-vmm

@@ -2,32 +2,23 @@
 //! snapshot) and exits when the guest does, with the reason in the exit status and a
 //! one-line JSON summary on stdout.
 
-#[cfg(target_arch = "x86_64")]
 use std::path::PathBuf;
-#[cfg(target_arch = "x86_64")]
 use std::sync::Arc;
 use std::time::Instant;
 
-#[cfg(target_arch = "x86_64")]
 use anyhow::Context;
-#[cfg(target_arch = "x86_64")]
 use clap::Parser;
 
 #[cfg(target_arch = "x86_64")]
-use flint_vmm::config::{self, RawVmConfig, RestoreConfig, VmConfig};
-#[cfg(target_arch = "x86_64")]
+use flint_vmm::config::RestoreConfig;
+use flint_vmm::config::{self, RawVmConfig, VmConfig};
 use flint_vmm::exit::ExitSummary;
 use flint_vmm::exit::EXIT_VMM_ERROR;
-#[cfg(target_arch = "x86_64")]
 use flint_vmm::hostfix;
-#[cfg(target_arch = "x86_64")]
 use flint_vmm::jail::{self, JailConfig, Plan};
-#[cfg(target_arch = "x86_64")]
 use flint_vmm::timing::BootTimes;
-#[cfg(target_arch = "x86_64")]
 use flint_vmm::vmm::Vmm;
 
-#[cfg(target_arch = "x86_64")]
 /// Flint's microVM monitor. Exit status: 0 power-off, 1 flint-vmm error, 2 guest reset,
 /// 3 guest crash, 4 KVM failure, 5 snapshot written, n = byte n written to the exit port
 /// 0xf4.
@@ -60,7 +51,10 @@ struct Cli {
     vm: RawVmConfig,
 }
 
-#[cfg(target_arch = "x86_64")]
+/// Why an aarch64 flint-vmm refuses the snapshot flags.
+const UNSUPPORTED_SNAPSHOTS: &str = "is not supported on this architecture: flint-vmm takes \
+     and restores snapshots on x86_64 hosts only (vmm/README.md, \"aarch64\")";
+
 fn run(start: Instant) -> anyhow::Result<i32> {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -78,6 +72,9 @@ fn run(start: Instant) -> anyhow::Result<i32> {
                 .to_string()))
         }
     };
+    if cfg!(not(target_arch = "x86_64")) && cli.snapshot_to.is_some() {
+        anyhow::bail!("--snapshot-to {UNSUPPORTED_SNAPSHOTS}");
+    }
     let snapshot_to = cli
         .snapshot_to
         .map(config::snapshot_dir)
@@ -94,6 +91,7 @@ fn run(start: Instant) -> anyhow::Result<i32> {
     });
     let times = Arc::new(BootTimes::new(start));
     let (mut vmm, serial_log, timings) = match cli.restore_from {
+        #[cfg(target_arch = "x86_64")]
         Some(dir) => {
             let restore = RestoreConfig::new(dir, cli.vm).context("invalid configuration")?;
             if let Some(jail) = &jail {
@@ -108,6 +106,8 @@ fn run(start: Instant) -> anyhow::Result<i32> {
             tracing::info!(dir = %restore.dir.display(), "restored");
             (vmm, restore.serial_log, restore.timings)
         }
+        #[cfg(not(target_arch = "x86_64"))]
+        Some(_) => anyhow::bail!("--restore-from {UNSUPPORTED_SNAPSHOTS}"),
         None => {
             let raw = cli.vm.resolve(cli.config.as_deref())?;
             let config = VmConfig::try_from(raw).context("invalid configuration")?;
@@ -147,7 +147,6 @@ fn run(start: Instant) -> anyhow::Result<i32> {
 }
 
 /// Builds a VM that boots `config`'s kernel.
-#[cfg(target_arch = "x86_64")]
 fn boot(config: &VmConfig, times: Arc<BootTimes>, pvm: bool) -> anyhow::Result<Vmm> {
     let vmm = Vmm::build(config, times, pvm).context("cannot build the VM")?;
     if vmm.workaround_applied() {
@@ -160,18 +159,6 @@ fn boot(config: &VmConfig, times: Arc<BootTimes>, pvm: bool) -> anyhow::Result<V
     }
     tracing::info!(cmdline = vmm.cmdline(), entry = ?vmm.entry(), "booting");
     Ok(vmm)
-}
-
-/// The VMM's run loop (KVM VM, vCPUs, devices, snapshots) is built for x86_64 hosts; the
-/// aarch64 build has the arm64 machine pieces (`flint_vmm::arch::aarch64`) but does not
-/// yet boot a guest, and says so instead of pretending.
-#[cfg(not(target_arch = "x86_64"))]
-fn run(_start: Instant) -> anyhow::Result<i32> {
-    anyhow::bail!(
-        "this flint-vmm was built for {}: booting a microVM needs the x86_64 build \
-         (vmm/README.md, \"aarch64\", says what the aarch64 build has)",
-        std::env::consts::ARCH
-    )
 }
 
 fn main() {

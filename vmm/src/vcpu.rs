@@ -1,5 +1,7 @@
-//! vCPU threads: each runs KVM_RUN in a loop and dispatches exits to the port bus, the
-//! MMIO bus, or ends the VM. The first vCPU to see the VM end reports why on a channel.
+//! vCPU threads: each runs KVM_RUN in a loop and dispatches exits to the port bus
+//! (x86_64), the MMIO bus, or ends the VM. The first vCPU to see the VM end reports why on
+//! a channel. Shared by both architectures: on aarch64 every device is on the MMIO bus and
+//! PSCI SYSTEM_OFF/SYSTEM_RESET arrive as KVM_EXIT_SYSTEM_EVENT.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc::Sender;
@@ -11,6 +13,7 @@ use kvm_ioctls::{VcpuExit, VcpuFd};
 use crate::arch::current::vcpu_state::{self, SaveCaps, VcpuState, VcpuStateError};
 use crate::bus::MmioBus;
 use crate::exit::VmExit;
+#[cfg(target_arch = "x86_64")]
 use crate::legacy::PioDevices;
 use crate::pause::PauseControl;
 use crate::timing::BootTimes;
@@ -19,6 +22,7 @@ use crate::timing::BootTimes;
 #[derive(Clone)]
 pub struct VcpuContext {
     /// Port I/O devices.
+    #[cfg(target_arch = "x86_64")]
     pub pio: Arc<PioDevices>,
     /// MMIO devices.
     pub mmio: Arc<MmioBus>,
@@ -69,6 +73,7 @@ enum Step {
 
 fn dispatch(exit: VcpuExit<'_>, ctx: &VcpuContext) -> Step {
     match exit {
+        #[cfg(target_arch = "x86_64")]
         VcpuExit::IoOut(port, data) => {
             ctx.times.mark_io_exit();
             match ctx.pio.write(port, data) {
@@ -76,6 +81,7 @@ fn dispatch(exit: VcpuExit<'_>, ctx: &VcpuContext) -> Step {
                 None => Step::Continue,
             }
         }
+        #[cfg(target_arch = "x86_64")]
         VcpuExit::IoIn(port, data) => {
             ctx.times.mark_io_exit();
             ctx.pio.read(port, data);
@@ -115,7 +121,7 @@ fn internal_error(vcpu: &mut VcpuFd) -> VmExit {
     // SAFETY: KVM_RUN just returned with exit_reason KVM_EXIT_INTERNAL_ERROR, so `internal`
     // is the member of the exit union KVM filled in; it is plain integers.
     let suberror = unsafe { run.__bindgen_anon_1.internal.suberror };
-    let rip = vcpu.get_regs().map(|r| r.rip).unwrap_or(0);
+    let ip = crate::arch::current::guest_ip(vcpu);
     let what = match suberror {
         1 => "emulation failure",
         2 => "simultaneous exceptions",
@@ -123,7 +129,7 @@ fn internal_error(vcpu: &mut VcpuFd) -> VmExit {
         _ => "unknown",
     };
     VmExit::KvmFailure(format!(
-        "KVM internal error: {what} (suberror {suberror}) at rip {rip:#x}"
+        "KVM internal error: {what} (suberror {suberror}) at {ip}"
     ))
 }
 
@@ -146,9 +152,9 @@ pub fn run_loop(vcpu: &mut VcpuFd, index: u8, ctx: &VcpuContext) -> RunEnd {
             Step::Stop(exit) => return RunEnd::Exit(exit),
             Step::InternalError => return RunEnd::Exit(internal_error(vcpu)),
             Step::Shutdown => {
-                let rip = vcpu.get_regs().map(|r| r.rip).unwrap_or(0);
+                let ip = crate::arch::current::guest_ip(vcpu);
                 return RunEnd::Exit(VmExit::Reset(format!(
-                    "triple fault (KVM_EXIT_SHUTDOWN) at rip {rip:#x}"
+                    "triple fault (KVM_EXIT_SHUTDOWN) at {ip}"
                 )));
             }
         }
@@ -220,14 +226,33 @@ mod tests {
     }
 
     fn ctx() -> VcpuContext {
+        ctx_with(MmioBus::new())
+    }
+
+    fn ctx_with(mmio: MmioBus) -> VcpuContext {
         let times = Arc::new(BootTimes::new(std::time::Instant::now()));
+        #[cfg(target_arch = "x86_64")]
         let serial = SerialPort::new(Arc::new(NoIrq), Box::new(std::io::sink()), times.clone());
         VcpuContext {
+            #[cfg(target_arch = "x86_64")]
             pio: Arc::new(PioDevices::new(serial)),
-            mmio: Arc::new(MmioBus::new()),
+            mmio: Arc::new(mmio),
             times,
             pause: Arc::new(PauseControl::default()),
             caps: Arc::new(SaveCaps::default()),
+        }
+    }
+
+    /// A serial log the test can read while the UART owns a writer into it.
+    #[derive(Clone, Default)]
+    struct SharedLog(Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for SharedLog {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("log").extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
         }
     }
 
@@ -240,6 +265,8 @@ mod tests {
         }
     }
 
+    /// On aarch64 this is how PSCI SYSTEM_OFF and SYSTEM_RESET end the VM: KVM answers the
+    /// guest's `hvc` and exits with a system event of kind shutdown or reset.
     #[test]
     fn system_events_map_to_power_off_reset_and_crash() {
         let c = ctx();
@@ -278,6 +305,41 @@ mod tests {
         assert!(matches!(dispatch(VcpuExit::Intr, &c), Step::Continue));
     }
 
+    /// The aarch64 machine's UART is an MMIO 16550: a guest store to its data register
+    /// reaches the serial log, a load of its line status register says "ready to send",
+    /// and both count as the first device exit. The same dispatch runs on x86_64.
+    #[test]
+    fn mmio_exits_reach_the_uart_on_the_mmio_bus() {
+        const UART: u64 = 0x0900_0000;
+        let log = SharedLog::default();
+        let times = Arc::new(BootTimes::new(std::time::Instant::now()));
+        let uart = SerialPort::new(Arc::new(NoIrq), Box::new(log.clone()), times);
+        let mut bus = MmioBus::new();
+        bus.insert(UART, 0x1000, Arc::new(std::sync::Mutex::new(uart)))
+            .expect("uart");
+        let c = ctx_with(bus);
+        for byte in b"OK" {
+            assert!(matches!(
+                dispatch(VcpuExit::MmioWrite(UART, &[*byte]), &c),
+                Step::Continue
+            ));
+        }
+        assert_eq!(*log.0.lock().expect("log"), b"OK");
+        let mut lsr = [0u8; 1];
+        assert!(matches!(
+            dispatch(VcpuExit::MmioRead(UART + 5, &mut lsr), &c),
+            Step::Continue
+        ));
+        assert_eq!(lsr[0] & 0x60, 0x60, "transmitter empty");
+        assert!(c.times.report().first_io_exit_us.is_some());
+        // Nothing mapped there: the write is dropped, the read floats high.
+        assert!(matches!(
+            dispatch(VcpuExit::MmioWrite(UART + 0x1000, &[1]), &c),
+            Step::Continue
+        ));
+    }
+
+    #[cfg(target_arch = "x86_64")]
     #[test]
     fn io_exits_reach_the_buses_and_mark_the_first_exit() {
         let c = ctx();

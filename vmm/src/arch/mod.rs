@@ -3,10 +3,10 @@
 //! runs. Everything outside `arch` is shared: the virtio devices, the MMIO bus, guest
 //! memory, the configuration and the jail.
 //!
-//! The x86_64 module drives the whole VMM today (PVH/bzImage loading, CPUID, MSRs, the
-//! legacy PIO devices, snapshots). The aarch64 module has the arm64 machine pieces (GICv3,
-//! the device tree, PSCI, the arm64 `Image` loader, the memory map); vmm/README.md
-//! ("aarch64") says what of it runs where.
+//! The x86_64 module has PVH/bzImage boot information, CPUID, MSRs, the LAPIC and the
+//! state snapshots save; the aarch64 module has the GICv3, the device tree, PSCI vCPU init,
+//! the arm64 `Image` loader and the memory map. Both feed the shared `crate::vmm` run loop;
+//! vmm/README.md ("aarch64") says what of aarch64 runs where.
 
 #[cfg(target_arch = "x86_64")]
 pub mod x86_64;

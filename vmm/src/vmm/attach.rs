@@ -56,12 +56,8 @@ pub fn attach_devices(
 
     let mut announced = Vec::new();
     let mut transports = Vec::new();
-    for (slot, device) in virtio.into_iter().enumerate() {
-        let irq = VIRTIO_IRQ_BASE + slot as u32;
-        if irq > IRQ_MAX {
-            return Err(VmmError::TooManyDevices);
-        }
-        let addr = VIRTIO_MMIO_BASE + slot as u64 * VIRTIO_MMIO_SIZE;
+    for (index, device) in virtio.into_iter().enumerate() {
+        let MmioAnnouncement { addr, irq } = slot(index)?;
         let line = kvm.irq_line(irq)?;
         let transport = Arc::new(Mutex::new(MmioTransport::new(device, mem.clone(), line)));
         bus.insert(addr, VIRTIO_MMIO_SIZE, transport.clone())?;
@@ -69,4 +65,18 @@ pub fn attach_devices(
         transports.push(transport);
     }
     Ok((announced, transports))
+}
+
+/// The window and interrupt line (an irqfd GSI; on aarch64 the GIC SPI of that number)
+/// of virtio-mmio slot `index`.
+pub fn slot(index: usize) -> Result<MmioAnnouncement, VmmError> {
+    let irq = u32::try_from(index)
+        .ok()
+        .and_then(|i| VIRTIO_IRQ_BASE.checked_add(i))
+        .filter(|irq| *irq <= IRQ_MAX)
+        .ok_or(VmmError::TooManyDevices)?;
+    Ok(MmioAnnouncement {
+        addr: VIRTIO_MMIO_BASE + index as u64 * VIRTIO_MMIO_SIZE,
+        irq,
+    })
 }

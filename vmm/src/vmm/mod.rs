@@ -2,11 +2,21 @@
 //! and runs it to its end: guest memory, the KVM VM, the kernel and its boot information,
 //! devices, and one thread per vCPU. With a snapshot directory set, SIGUSR1 pauses the
 //! vCPUs and writes the VM there (`snapshot.rs`).
+//!
+//! Shared by both architectures: the device attachment, the command line, the vCPU
+//! threads and the run loop. Building the machine is per architecture: x86_64 here
+//! (PVH/bzImage, boot information, MP table, port I/O devices), aarch64 in `aarch64.rs`
+//! (arm64 Image, GICv3, device tree, MMIO UART). Snapshots are x86_64-only.
 
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
 pub mod attach;
 pub mod cmdline;
+#[cfg(target_arch = "x86_64")]
 mod restore;
+#[cfg(target_arch = "x86_64")]
 pub use restore::restored_devices;
+#[cfg(target_arch = "x86_64")]
 mod snapshot;
 
 use std::fs::File;
@@ -18,19 +28,28 @@ use std::sync::{mpsc, Arc};
 use kvm_ioctls::VcpuFd;
 use vm_memory::GuestMemoryMmap;
 
+use crate::arch::current as arch;
+#[cfg(target_arch = "x86_64")]
 use crate::arch::current::layout::SERIAL_IRQ;
-use crate::arch::current::{self as arch, EntryMode};
+#[cfg(target_arch = "x86_64")]
+use crate::arch::current::EntryMode;
 use crate::bus::MmioBus;
+#[cfg(target_arch = "x86_64")]
 use crate::config::VmConfig;
 use crate::exit::VmExit;
+#[cfg(target_arch = "x86_64")]
 use crate::hostfix;
 use crate::kvm::KvmVm;
+#[cfg(target_arch = "x86_64")]
 use crate::legacy::serial::SerialPort;
+#[cfg(target_arch = "x86_64")]
 use crate::legacy::PioDevices;
 use crate::pause::{self, PauseControl};
+#[cfg(target_arch = "x86_64")]
 use crate::snapshot::MachineConfig;
 use crate::timing::BootTimes;
 use crate::vcpu::{self, VcpuContext, VmEvent};
+#[cfg(target_arch = "x86_64")]
 use cmdline::CmdlineAdditions;
 
 /// Errors while building or starting the VM.
@@ -42,12 +61,15 @@ pub enum VmmError {
     /// Guest memory could not be created
     #[error(transparent)]
     Memory(#[from] crate::memory::MemoryError),
+    #[cfg(target_arch = "x86_64")]
     /// The kernel could not be loaded
     #[error(transparent)]
     Loader(#[from] crate::loader::LoaderError),
+    #[cfg(target_arch = "x86_64")]
     /// Boot information could not be written
     #[error(transparent)]
     BootInfo(#[from] arch::boot_info::BootInfoError),
+    #[cfg(target_arch = "x86_64")]
     /// The MP table could not be written
     #[error(transparent)]
     Mptable(#[from] arch::mptable::MptableError),
@@ -90,12 +112,14 @@ pub enum VmmError {
     /// cannot restore vCPU {0}: {1}
     #[error("cannot restore vCPU {0}: {1}")]
     RestoreVcpu(u8, arch::vcpu_state::VcpuStateError),
+    #[cfg(target_arch = "x86_64")]
     /// VM state (interrupt controllers, PIT, clock)
     #[error("cannot save or restore the VM's interrupt controllers, PIT or clock: {0}")]
     VmState(#[from] arch::vm_state::VmStateError),
     /// the vCPUs did not pause within {0:?}
     #[error("the vCPUs did not pause within {0:?}")]
     PauseTimeout(std::time::Duration),
+    #[cfg(target_arch = "x86_64")]
     /// Snapshot files
     #[error(transparent)]
     Snapshot(#[from] crate::snapshot::SnapshotError),
@@ -108,9 +132,31 @@ pub enum VmmError {
     /// the snapshot does not fit this machine: {0}
     #[error("the snapshot does not fit this machine: {0}")]
     Mismatch(String),
+    /// cannot load the kernel {0}: {1}
+    #[cfg(target_arch = "aarch64")]
+    #[error("cannot load the kernel {0}: {1}")]
+    Image(PathBuf, arch::image::ImageError),
+    /// The device tree could not be written
+    #[cfg(target_arch = "aarch64")]
+    #[error(transparent)]
+    Fdt(#[from] arch::fdt::FdtError),
+    /// cannot write the device tree into guest memory: {0}
+    #[cfg(target_arch = "aarch64")]
+    #[error("cannot write the device tree into guest memory: {0}")]
+    FdtMemory(vm_memory::GuestMemoryError),
+    /// The GICv3 could not be created
+    #[cfg(target_arch = "aarch64")]
+    #[error(transparent)]
+    Gic(#[from] arch::gic::GicError),
+    /// snapshots are not supported on aarch64
+    #[cfg(target_arch = "aarch64")]
+    #[error("snapshots are not supported on aarch64: flint-vmm takes and restores them on x86_64 hosts only")]
+    SnapshotUnsupported,
 }
 
 /// A VM ready to run.
+// On aarch64 `kvm`, `mem` and `transports` are only kept alive (x86_64 snapshots read them).
+#[cfg_attr(target_arch = "aarch64", allow(dead_code))]
 pub struct Vmm {
     // Kept alive for the VM's lifetime: the VM fd owns the irqchip and irqfds.
     kvm: KvmVm,
@@ -118,7 +164,11 @@ pub struct Vmm {
     vcpus: Vec<VcpuFd>,
     ctx: VcpuContext,
     transports: Vec<attach::SharedTransport>,
+    #[cfg(target_arch = "x86_64")]
     machine: MachineConfig,
+    // The in-kernel GICv3's device fd, open as long as the VM.
+    #[cfg(target_arch = "aarch64")]
+    _gic: arch::gic::Gic,
     snapshot_to: Option<PathBuf>,
     cmdline: String,
     entry: Option<arch::BootEntry>,
@@ -137,11 +187,12 @@ fn serial_output(serial_log: Option<&Path>) -> Result<Box<dyn Write + Send>, Vmm
 /// The context every vCPU thread of a VM on `kvm` shares.
 fn vcpu_context(
     kvm: &KvmVm,
-    pio: PioDevices,
+    #[cfg(target_arch = "x86_64")] pio: PioDevices,
     bus: MmioBus,
     times: Arc<BootTimes>,
 ) -> Result<VcpuContext, VmmError> {
     Ok(VcpuContext {
+        #[cfg(target_arch = "x86_64")]
         pio: Arc::new(pio),
         mmio: Arc::new(bus),
         times,
@@ -152,6 +203,7 @@ fn vcpu_context(
 
 impl Vmm {
     /// Builds the VM. `pvm_detected` says whether the host is the kvm_pvm hypervisor.
+    #[cfg(target_arch = "x86_64")]
     pub fn build(
         config: &VmConfig,
         times: Arc<BootTimes>,
@@ -273,7 +325,13 @@ impl Vmm {
                 VmEvent::Exit(exit) => break exit,
                 VmEvent::SnapshotRequested => {
                     if let Some(dir) = self.snapshot_to.clone() {
+                        #[cfg(target_arch = "x86_64")]
                         break snapshot::take(&self, &dir, &threads, &rx)?;
+                        #[cfg(target_arch = "aarch64")]
+                        {
+                            let _ = (dir, &threads);
+                            return Err(VmmError::SnapshotUnsupported);
+                        }
                     }
                 }
                 // vCPUs only pause when a snapshot asks them to.

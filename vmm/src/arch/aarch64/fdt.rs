@@ -14,7 +14,7 @@ use super::layout::{
 pub const GIC_SPI: u32 = 0;
 /// `interrupts` cell 0: a private peripheral interrupt.
 pub const GIC_PPI: u32 = 1;
-/// `interrupts` cell 2: rising edge (virtio-mmio, raised by irqfd).
+/// `interrupts` cell 2: rising edge (the UART and virtio-mmio, raised by irqfds).
 pub const IRQ_TYPE_EDGE_RISING: u32 = 1;
 /// `interrupts` cell 2: level, active high.
 pub const IRQ_TYPE_LEVEL_HIGH: u32 = 4;
@@ -87,7 +87,8 @@ pub fn build(cfg: &FdtConfig) -> Result<Vec<u8>, FdtError> {
     w.property_string("compatible", "ns16550a")?;
     w.property_array_u64("reg", &[SERIAL_ADDR, SERIAL_SIZE])?;
     w.property_u32("clock-frequency", SERIAL_CLOCK_HZ)?;
-    w.property_array_u32("interrupts", &[GIC_SPI, SERIAL_IRQ, IRQ_TYPE_LEVEL_HIGH])?;
+    // Edge: the UART's interrupt is an irqfd, which pulses the line.
+    w.property_array_u32("interrupts", &[GIC_SPI, SERIAL_IRQ, IRQ_TYPE_EDGE_RISING])?;
     w.end_node(uart)?;
 
     for &(base, spi) in &cfg.virtio {
@@ -164,4 +165,4 @@ fn timer(w: &mut FdtWriter) -> Result<(), FdtError> {
 
 #[cfg(test)]
 #[path = "fdt_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -12,14 +12,16 @@ fn config(vcpus: u64) -> FdtConfig {
     }
 }
 
-fn cells(value: &[u8]) -> Vec<u32> {
+/// A property's big-endian 32-bit cells.
+pub(crate) fn cells(value: &[u8]) -> Vec<u32> {
     value
         .chunks_exact(4)
         .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
         .collect()
 }
 
-fn u64s(value: &[u8]) -> Vec<u64> {
+/// A property's big-endian 64-bit values.
+pub(crate) fn u64s(value: &[u8]) -> Vec<u64> {
     value
         .chunks_exact(8)
         .map(|c| u64::from_be_bytes(c.try_into().expect("8 bytes")))
@@ -112,7 +114,7 @@ fn timer_uart_and_virtio_interrupts() {
     );
     assert_eq!(
         cells(prop(&fdt, "/uart@9000000", "interrupts")),
-        [GIC_SPI, SERIAL_IRQ, IRQ_TYPE_LEVEL_HIGH]
+        [GIC_SPI, SERIAL_IRQ, IRQ_TYPE_EDGE_RISING]
     );
     assert_eq!(
         u64s(prop(&fdt, "/uart@9000000", "reg")),

@@ -79,6 +79,13 @@ pub fn virtio_slot(index: u32) -> (u64, u32) {
     )
 }
 
+/// The GIC interrupt id (INTID) of SPI `spi`. KVM's irqfd GSI `n` and the device tree's
+/// `<GIC_SPI n ...>` both name SPI `n`; the GIC itself (and a KVM_IRQ_LINE caller)
+/// counts INTIDs, which start at 32 for SPIs.
+pub const fn spi_intid(spi: u32) -> u32 {
+    SPI_BASE_INTID + spi
+}
+
 /// Base of vCPU `index`'s redistributor.
 pub fn redist_addr(index: u64) -> u64 {
     GIC_REDIST_ADDR + index * GIC_REDIST_SIZE
@@ -119,6 +126,17 @@ mod tests {
         // RAM not a multiple of 2 MiB: the tail is left unused, the DTB stays aligned.
         assert_eq!(fdt_addr((128 << 20) + 4096), RAM_START + (126 << 20));
         assert_eq!(fdt_addr(128 << 20) % KERNEL_ALIGN, 0);
+    }
+
+    #[test]
+    fn every_device_spi_is_an_intid_the_gic_was_sized_for() {
+        assert_eq!(spi_intid(SERIAL_IRQ), 32);
+        assert_eq!(spi_intid(VIRTIO_IRQ_BASE), 33);
+        // KVM_DEV_ARM_VGIC_GRP_NR_IRQS counts INTIDs: the last device SPI must be below it.
+        assert_eq!(spi_intid(IRQ_MAX), GIC_NR_IRQS - 1);
+        assert!(spi_intid(virtio_slot(IRQ_MAX - VIRTIO_IRQ_BASE).1) < GIC_NR_IRQS);
+        // KVM's limits: NR_IRQS a multiple of 32, at most 1024 INTIDs.
+        const { assert!(GIC_NR_IRQS.is_multiple_of(32) && GIC_NR_IRQS <= 1024) };
     }
 
     #[test]

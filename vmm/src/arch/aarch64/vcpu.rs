@@ -90,16 +90,25 @@ pub fn setup_boot_regs(vcpu: &VcpuFd, entry: u64, fdt_addr: u64) -> Result<(), V
     set(vcpu, "x0", core_reg(X0_OFFSET), fdt_addr)
 }
 
-/// Reads the vCPU's MPIDR_EL1 (KVM derives it from the vCPU id).
-pub fn mpidr(vcpu: &VcpuFd) -> Result<u64, VcpuSetupError> {
+/// Reads the vCPU's program counter.
+pub fn pc(vcpu: &VcpuFd) -> Result<u64, VcpuSetupError> {
+    get(vcpu, "pc", core_reg(PC_OFFSET))
+}
+
+fn get(vcpu: &VcpuFd, reg: &'static str, id: u64) -> Result<u64, VcpuSetupError> {
     let mut bytes = [0u8; 8];
-    vcpu.get_one_reg(MPIDR_EL1, &mut bytes)
+    vcpu.get_one_reg(id, &mut bytes)
         .map_err(|err| VcpuSetupError::Reg {
             op: "GET",
-            reg: "MPIDR_EL1",
+            reg,
             err,
         })?;
     Ok(u64::from_le_bytes(bytes))
+}
+
+/// Reads the vCPU's MPIDR_EL1 (KVM derives it from the vCPU id).
+pub fn mpidr(vcpu: &VcpuFd) -> Result<u64, VcpuSetupError> {
+    get(vcpu, "MPIDR_EL1", MPIDR_EL1)
 }
 
 #[cfg(test)]

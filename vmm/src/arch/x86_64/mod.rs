@@ -43,6 +43,11 @@ pub struct BootEntry {
     pub addr: u64,
 }
 
+/// Where a stopped vCPU was, for error messages: `rip 0x...`.
+pub fn guest_ip(vcpu: &VcpuFd) -> String {
+    format!("rip {:#x}", vcpu.get_regs().map(|r| r.rip).unwrap_or(0))
+}
+
 /// Configures vCPU `index` of `count`. Only the boot vCPU (index 0) gets boot registers;
 /// the others wait for the guest's INIT/SIPI in the in-kernel local APIC.
 pub fn setup_vcpu(
