@@ -2,6 +2,8 @@
 //! of CPU features (XSAVE, SMAP, SMEP, PCID, AVX, ...) that KVM nevertheless reports, so an
 //! unmodified Linux guest dies early with an emulation failure. When `kvm_pvm` is the
 //! host's KVM, the kernel command line gets `noxsave clearcpuid=...` to turn them off.
+//! A guest's `vmcall` never returns there either, so the vCPUs' CPUID also loses the KVM
+//! features that work through a hypercall (`arch::x86_64::cpuid::hide_hypercall_features`).
 //! Never applied on hardware KVM unless forced.
 
 use std::path::Path;

@@ -152,7 +152,8 @@ fn boot(config: &VmConfig, times: Arc<BootTimes>, pvm: bool) -> anyhow::Result<V
     if vmm.workaround_applied() {
         tracing::info!(
             "host KVM is the nested kvm_pvm hypervisor ({} exists): added `{}` to the \
-             kernel command line, because guests there cannot use those CPU features",
+             kernel command line, because guests there cannot use those CPU features, and \
+             hid the KVM features that need a hypercall (a vmcall never returns there)",
             hostfix::PVM_MODULE_PATH,
             hostfix::PVM_CMDLINE
         );

@@ -192,6 +192,39 @@ fn pvm_workaround_is_logged_only_when_applied() {
     );
 }
 
+/// 32-bit PVH code: exits with 2 unless CPUID 0x40000000 carries KVM's signature, else
+/// with 1 if CPUID 0x40000001 offers any KVM feature the guest uses through a hypercall
+/// (PV_UNHALT, PV_SEND_IPI, PV_SCHED_YIELD, HC_MAP_GPA_RANGE: mask 0x12880), else 0.
+const PROBE_HYPERCALL_FEATURES: &[u8] = &[
+    0xb8, 0x00, 0x00, 0x00, 0x40, // mov $0x40000000, %eax
+    0x0f, 0xa2, // cpuid
+    0x81, 0xfb, 0x4b, 0x56, 0x4d, 0x4b, // cmp $0x4b4d564b ("KVMK"), %ebx
+    0x75, 0x14, // jne no_kvm
+    0xb8, 0x01, 0x00, 0x00, 0x40, // mov $0x40000001, %eax
+    0x0f, 0xa2, // cpuid
+    0x25, 0x80, 0x28, 0x01, 0x00, // and $0x12880, %eax
+    0x0f, 0x95, 0xc0, // setnz %al
+    0xe6, 0xf4, // out %al, $0xf4
+    0xf4, 0xeb, 0xfd, // 1: hlt; jmp 1b
+    0xb0, 0x02, 0xe6, 0xf4, // no_kvm: mov $2, %al; out %al, $0xf4
+    0xf4, 0xeb, 0xfd, // 1: hlt; jmp 1b
+];
+
+/// On kvm_pvm a guest's `vmcall` never returns (vmm/README.md, "The host workaround"):
+/// with the workaround the guest is not offered the KVM features that need one. Without
+/// it the host's own list reaches the guest (on this host it includes them).
+#[test]
+fn pvm_workaround_hides_the_kvm_features_that_need_a_hypercall() {
+    let (_dir, on) = boot(PROBE_HYPERCALL_FEATURES, true, &["--pvm-workaround", "on"]);
+    assert_eq!(on.status, Some(0), "hypercall features offered: {on:?}");
+    let (_dir, off) = boot(PROBE_HYPERCALL_FEATURES, true, &["--pvm-workaround", "off"]);
+    assert_ne!(off.status, Some(2), "no KVM signature: {off:?}");
+    if Path::new("/sys/module/kvm_pvm").exists() {
+        // Measured here: kvm_pvm offers PV_UNHALT, PV_SEND_IPI and PV_SCHED_YIELD.
+        assert_eq!(off.status, Some(1), "{off:?}");
+    }
+}
+
 /// 32-bit PVH code: checks the virtio-mmio magic ("virt") of slots 0 and 1 and exits with
 /// `(device_id(slot 0) << 5) | device_id(slot 1)`, or 0x30 if a magic is wrong.
 const PROBE_VIRTIO_SLOTS: &[u8] = &[

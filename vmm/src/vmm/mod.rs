@@ -244,7 +244,11 @@ impl Vmm {
         );
         let ctx = vcpu_context(&kvm, PioDevices::new(serial), bus, times)?;
 
-        let supported = kvm.supported_cpuid()?;
+        let mut supported = kvm.supported_cpuid()?;
+        if workaround {
+            // kvm_pvm: a guest's vmcall never returns (vmm/README.md, "The host workaround").
+            arch::cpuid::hide_hypercall_features(&mut supported);
+        }
         let mut vcpus = Vec::with_capacity(usize::from(config.vcpus));
         for index in 0..config.vcpus {
             let vcpu = kvm.create_vcpu(u64::from(index))?;

@@ -1,5 +1,7 @@
 //! CPUID normalisation: the host's KVM-supported CPUID, adjusted per vCPU (hypervisor bit,
-//! APIC ids, leaf 0xb / 0x1f topology) and with the performance-monitoring leaf hidden.
+//! APIC ids, leaf 0xb / 0x1f topology) and with the performance-monitoring leaf hidden;
+//! on hosts whose hypercalls never return (`kvm_pvm`), without the KVM paravirtual
+//! features that work only through a hypercall ([`hide_hypercall_features`]).
 
 use kvm_bindings::{kvm_cpuid_entry2, CpuId};
 
@@ -13,6 +15,44 @@ const ECX_HYPERVISOR_BIT: u32 = 1 << 31;
 const EDX_HTT_BIT: u32 = 1 << 28;
 const TOPOLOGY_LEVEL_SMT: u32 = 1;
 const TOPOLOGY_LEVEL_CORE: u32 = 2;
+
+/// Where hypervisor leaves may start (KVM's may be moved up in steps of 0x100).
+const HYPERVISOR_LEAVES: std::ops::Range<u32> = 0x4000_0000..0x4001_0000;
+/// KVM's signature in ebx, ecx, edx of its base leaf: "KVMKVMKVM\0\0\0".
+const KVM_SIGNATURE: [u32; 3] = [0x4b4d_564b, 0x564b_4d56, 0x0000_004d];
+
+/// KVM paravirtual features (eax of the KVM base leaf + 1) that the guest uses by
+/// issuing a hypercall (`vmcall`), bit numbers from the KVM CPUID documentation:
+/// PV_UNHALT (7, spinlock kick: KVM_HC_KICK_CPU), PV_SEND_IPI (11, KVM_HC_SEND_IPI),
+/// PV_SCHED_YIELD (13, KVM_HC_SCHED_YIELD), HC_MAP_GPA_RANGE (16).
+pub const HYPERCALL_FEATURES: u32 = (1 << 7) | (1 << 11) | (1 << 13) | (1 << 16);
+
+/// Clears [`HYPERCALL_FEATURES`] from the KVM features leaf. For hosts on which a guest's
+/// `vmcall` never returns (the nested `kvm_pvm` hypervisor, see `crate::hostfix`): a guest
+/// told of these features would hang at its first IPI, spinlock kick or directed yield
+/// with more than one vCPU. Returns whether a KVM features leaf was found.
+pub fn hide_hypercall_features(cpuid: &mut CpuId) -> bool {
+    let base = cpuid
+        .as_slice()
+        .iter()
+        .find(|e| {
+            HYPERVISOR_LEAVES.contains(&e.function)
+                && e.function % 0x100 == 0
+                && [e.ebx, e.ecx, e.edx] == KVM_SIGNATURE
+        })
+        .map(|e| e.function);
+    let Some(base) = base else {
+        return false;
+    };
+    let mut found = false;
+    for entry in cpuid.as_mut_slice() {
+        if entry.function == base + 1 {
+            entry.eax &= !HYPERCALL_FEATURES;
+            found = true;
+        }
+    }
+    found
+}
 
 /// Number of APIC-id bits needed to number `count` CPUs.
 fn id_bits(count: u8) -> u32 {
@@ -133,6 +173,51 @@ mod tests {
         let mut e = entry(LEAF_PERFMON, 0);
         normalize_entry(&mut e, 0, 1);
         assert_eq!((e.eax, e.ebx, e.ecx, e.edx), (0, 0, 0, 0));
+    }
+
+    #[test]
+    fn hypercall_features_are_cleared_from_the_kvm_leaf_only() {
+        // What kvm_pvm reported here: CLOCKSOURCE(2), ASYNC_PF, STEAL_TIME, PV_EOI,
+        // PV_UNHALT, PV_TLB_FLUSH, PV_SEND_IPI, POLL_CONTROL, PV_SCHED_YIELD, stable bit.
+        let host = 0x0100_7efb;
+        let signature = |function| kvm_cpuid_entry2 {
+            function,
+            eax: function + 1,
+            ebx: KVM_SIGNATURE[0],
+            ecx: KVM_SIGNATURE[1],
+            edx: KVM_SIGNATURE[2],
+            ..Default::default()
+        };
+        let features = |function| kvm_cpuid_entry2 {
+            function,
+            eax: host,
+            ..Default::default()
+        };
+        let mut cpuid = CpuId::from_entries(&[
+            features(LEAF_FEATURES),
+            signature(0x4000_0000),
+            features(0x4000_0001),
+        ])
+        .expect("cpuid");
+        assert!(hide_hypercall_features(&mut cpuid));
+        let e = cpuid.as_slice();
+        assert_eq!(e[2].eax, 0x0100_567b);
+        assert_eq!(e[2].eax & HYPERCALL_FEATURES, 0);
+        assert_eq!(e[0].eax, host, "leaf 1 untouched");
+        // KVM's leaves moved up (Hyper-V's first): found by the signature.
+        let mut moved = CpuId::from_entries(&[
+            signature(0x4000_0100),
+            features(0x4000_0101),
+            features(0x4000_0001),
+        ])
+        .expect("cpuid");
+        assert!(hide_hypercall_features(&mut moved));
+        assert_eq!(moved.as_slice()[1].eax, 0x0100_567b);
+        assert_eq!(moved.as_slice()[2].eax, host);
+        // No KVM signature: nothing to do.
+        let mut none = CpuId::from_entries(&[features(0x4000_0001)]).expect("cpuid");
+        assert!(!hide_hypercall_features(&mut none));
+        assert_eq!(none.as_slice()[0].eax, host);
     }
 
     #[test]
