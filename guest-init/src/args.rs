@@ -4,7 +4,7 @@ use crate::launcher::{SandboxArgs, SandboxNet};
 use std::path::PathBuf;
 
 /// Usage text.
-pub const USAGE: &str = "usage: flint-init sandbox --rootfs DIR --fd N [--cgroup PATH]... [--hostname NAME] [--uid-base UID] [--netns-fd N --resolv-conf FILE] [--ro-bind HOST:/mnt/...]... [--tmp-fd N]\n       flint-init            (as PID 1 of a microVM guest)";
+pub const USAGE: &str = "usage: flint-init sandbox --rootfs DIR --fd N [--cgroup PATH]... [--hostname NAME] [--uid-base UID] [--netns-fd N --resolv-conf FILE] [--ro-bind HOST:/mnt/...]... [--tmp-fd N]\n       flint-init sandbox-parked --control-fd N [--cgroup PATH]...\n       flint-init            (as PID 1 of a microVM guest)";
 
 /// Hostname inside a sandbox when none is given.
 pub const DEFAULT_HOSTNAME: &str = "flint";
@@ -16,6 +16,8 @@ pub enum Command {
     Guest,
     /// The namespace sandbox launcher.
     Sandbox(SandboxArgs),
+    /// A launcher started ahead of need, waiting in its cgroups ([`crate::parked`]).
+    Parked(crate::parked::ParkedArgs),
     /// Print usage.
     Help,
 }
@@ -71,6 +73,7 @@ pub fn parse(argv: &[String], is_pid1: bool) -> Result<Command, ArgsError> {
     };
     match first.as_str() {
         "sandbox" => parse_sandbox(&argv[1..]).map(Command::Sandbox),
+        "sandbox-parked" => crate::parked::parse(&argv[1..]).map(Command::Parked),
         "-h" | "--help" | "help" => Ok(Command::Help),
         // The kernel may pass its unknown command-line words to init.
         _ if is_pid1 => Ok(Command::Guest),
@@ -78,7 +81,7 @@ pub fn parse(argv: &[String], is_pid1: bool) -> Result<Command, ArgsError> {
     }
 }
 
-fn parse_sandbox(argv: &[String]) -> Result<SandboxArgs, ArgsError> {
+pub(crate) fn parse_sandbox(argv: &[String]) -> Result<SandboxArgs, ArgsError> {
     let mut rootfs = None;
     let mut fd = None;
     let mut cgroups = Vec::new();

@@ -17,6 +17,7 @@ mod launcher;
 mod logs;
 mod mounts;
 mod net;
+mod parked;
 mod process;
 mod reaper;
 mod resume;
@@ -48,6 +49,13 @@ fn main() {
             Ok(code) => std::process::exit(code),
             Err(e) => {
                 eprintln!("flint-init: {e}");
+                std::process::exit(1);
+            }
+        },
+        Command::Parked(p) => match parked::run(&p) {
+            Ok(code) => std::process::exit(code),
+            Err(e) => {
+                eprintln!("flint-init: sandbox-parked: {e}");
                 std::process::exit(1);
             }
         },
