@@ -42,8 +42,10 @@ use tokio::io::AsyncBufReadExt;
 pub const PARKED_MEMORY_MB: u32 = MEMORY_MIN_MB;
 /// How long a new launcher may take to join its cgroups and say so.
 const READY_WAIT: Duration = Duration::from_secs(5);
-/// Pause after a failed refill before the next try.
+/// Pause after a failed refill before the next try; doubled after each failure in a row
+/// up to [`RETRY_MAX`].
 const RETRY_GAP: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(60);
 /// The byte a launcher sends once it is in its cgroups.
 const READY: u8 = b'R';
 
@@ -161,18 +163,23 @@ impl ParkedLaunchers {
     }
 
     async fn refill_loop(self: Arc<Self>) {
+        let mut gap = RETRY_GAP;
         loop {
             while !self.stopped.load(Ordering::SeqCst) && self.ready() < self.target {
                 match self.park_one().await {
                     Ok(p) if self.stopped.load(Ordering::SeqCst) => p.discard().await,
-                    Ok(p) => self
-                        .ready
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .push_back(p),
+                    Ok(p) => {
+                        gap = RETRY_GAP;
+                        self.ready
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push_back(p)
+                    }
                     Err(e) => {
-                        tracing::warn!(error = %e, "could not park a sandbox launcher");
-                        tokio::time::sleep(RETRY_GAP).await;
+                        tracing::warn!(error = %e, retry_in = ?gap, "could not park a sandbox launcher");
+                        // Woken early by a stop.
+                        let _ = tokio::time::timeout(gap, self.wake.notified()).await;
+                        gap = (gap * 2).min(RETRY_MAX);
                     }
                 }
             }
