@@ -402,3 +402,50 @@ impl Sandbox for NamespaceSandbox {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::RoBind;
+
+    #[test]
+    fn sandbox_words_name_no_descriptor_and_no_cgroup() {
+        // A parked launcher refuses these in its message: its descriptors come as
+        // SCM_RIGHTS and it is already in its cgroup.
+        let spec = SandboxSpec {
+            id: "sbx-0123456789ab".into(),
+            rootfs: "/images/python3.11/rootfs".into(),
+            memory_mb: 128,
+            tmp_mb: 512,
+            network: NetworkMode::Outbound,
+            ro_binds: vec![RoBind {
+                host: "/srv/in:box".into(),
+                guest: "/mnt/in".into(),
+            }],
+        };
+        let net = GuestNet {
+            netns_fd: 9,
+            resolv: "/var/lib/flint/network/resolv.conf".into(),
+        };
+        let words: Vec<String> = sandbox_words(&spec, 1 << 30, Some(&net))
+            .into_iter()
+            .map(|w| w.into_string().unwrap())
+            .collect();
+        for w in ["--fd", "--tmp-fd", "--netns-fd", "--cgroup"] {
+            assert!(!words.iter().any(|x| x == w), "{w} in {words:?}");
+        }
+        let joined = words.join(" ");
+        assert!(
+            joined.contains("--rootfs /images/python3.11/rootfs"),
+            "{joined}"
+        );
+        assert!(joined.contains("--uid-base 1073741824"), "{joined}");
+        assert!(joined.contains("--ro-bind /srv/in:box:/mnt/in"), "{joined}");
+        assert!(
+            joined.contains("--resolv-conf /var/lib/flint/network/resolv.conf"),
+            "{joined}"
+        );
+        let words = sandbox_words(&spec, 1 << 30, None);
+        assert!(!words.iter().any(|w| w == "--resolv-conf"));
+    }
+}
