@@ -15,7 +15,7 @@
 //! child (the sandbox's PID 1) inherits the cgroup by fork. End of file on the
 //! socket (flintd discarded the launcher, or is gone) ends the launcher quietly.
 
-use crate::args::{self, ArgsError};
+use crate::args::{self, ArgsError, ParkedArgs};
 use crate::launcher::{self, LaunchError, SandboxArgs};
 use nix::sys::socket::{recvmsg, send, ControlMessageOwned, MsgFlags};
 use std::io::IoSliceMut;
@@ -26,15 +26,6 @@ use std::path::PathBuf;
 pub const READY: u8 = b'R';
 /// The largest argument message accepted.
 const MAX_MESSAGE: usize = 64 * 1024;
-
-/// Validated `sandbox-parked` arguments.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParkedArgs {
-    /// The control socket (inherited from flintd).
-    pub control_fd: RawFd,
-    /// `cgroup.procs` files to join while parked.
-    pub cgroups: Vec<PathBuf>,
-}
 
 /// Errors of a parked launcher.
 #[derive(Debug, thiserror::Error)]
@@ -54,35 +45,6 @@ pub enum ParkedError {
     /// Running the sandbox failed
     #[error(transparent)]
     Launch(#[from] LaunchError),
-}
-
-/// Parses the flags after `sandbox-parked`.
-pub fn parse(argv: &[String]) -> Result<ParkedArgs, ArgsError> {
-    let mut control_fd = None;
-    let mut cgroups = Vec::new();
-    let mut it = argv.iter();
-    while let Some(flag) = it.next() {
-        let mut value = || {
-            it.next()
-                .cloned()
-                .ok_or_else(|| ArgsError::MissingValue(flag.clone()))
-        };
-        match flag.as_str() {
-            "--control-fd" => {
-                let v = value()?;
-                match v.parse::<i32>() {
-                    Ok(n) if n > 2 => control_fd = Some(n),
-                    _ => return Err(ArgsError::BadFd(v)),
-                }
-            }
-            "--cgroup" => cgroups.push(PathBuf::from(value()?)),
-            other => return Err(ArgsError::Unknown(other.to_string())),
-        }
-    }
-    Ok(ParkedArgs {
-        control_fd: control_fd.ok_or(ArgsError::Required("--control-fd"))?,
-        cgroups,
-    })
 }
 
 /// Runs a parked launcher; returns the exit code for the process.
@@ -175,37 +137,6 @@ fn sandbox_args(mut words: Vec<String>, fds: &[RawFd]) -> Result<SandboxArgs, Pa
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn v(s: &[&str]) -> Vec<String> {
-        s.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn flags_are_parsed() {
-        assert_eq!(
-            parse(&v(&[
-                "--control-fd",
-                "4",
-                "--cgroup",
-                "/a",
-                "--cgroup",
-                "/b"
-            ]))
-            .unwrap(),
-            ParkedArgs {
-                control_fd: 4,
-                cgroups: vec!["/a".into(), "/b".into()]
-            }
-        );
-        assert_eq!(
-            parse(&v(&["--cgroup", "/a"])),
-            Err(ArgsError::Required("--control-fd"))
-        );
-        assert_eq!(
-            parse(&v(&["--control-fd", "1"])),
-            Err(ArgsError::BadFd("1".into()))
-        );
-    }
 
     #[test]
     fn message_words_and_descriptors_make_the_sandbox_arguments() {
