@@ -140,6 +140,12 @@ pub struct RawConfig {
     /// cgroup (relative to each hierarchy's root) under which sandboxes are created.
     #[arg(long, env = "FLINT_CGROUP_PARENT", default_value = "flint")]
     pub cgroup_parent: String,
+    /// Namespace sandbox launchers kept waiting, each in a fresh sandbox cgroup, so a
+    /// cold start does not wait for the kernel to move a process into a cgroup (an RCU
+    /// grace period, about 10 ms, on hosts whose cgroup2 mount lacks favordynmods);
+    /// 0 turns this off. cgroup v1 hierarchies only (off on pure cgroup v2).
+    #[arg(long, env = "FLINT_PARKED_LAUNCHERS", default_value_t = 2)]
+    pub parked_launchers: usize,
     /// Invocations the agent runs at once, over all functions.
     #[arg(long, env = "FLINT_CONCURRENCY_LIMIT", default_value_t = 1000)]
     pub concurrency_limit: u32,
@@ -347,6 +353,8 @@ pub struct Config {
     /// An idle instance is frozen after this long (zero: at once).
     pub freeze_after: Duration,
     pub cgroup_parent: String,
+    /// Namespace launchers kept parked in their cgroups (0: none).
+    pub parked_launchers: usize,
     pub concurrency_limit: u32,
     pub function_rate_limit: u32,
     pub sandbox_pool: crate::pools::key::PoolConfig,
@@ -527,6 +535,7 @@ impl TryFrom<RawConfig> for Config {
             keep_alive: Duration::from_secs(raw.keep_alive),
             freeze_after: Duration::from_millis(raw.freeze_after_ms),
             cgroup_parent: raw.cgroup_parent,
+            parked_launchers: raw.parked_launchers,
             concurrency_limit: raw.concurrency_limit,
             function_rate_limit: raw.function_rate_limit,
             sandbox_pool: crate::pools::key::PoolConfig {

@@ -350,6 +350,7 @@ impl Agent {
     pub(crate) async fn shutdown_pools(&self) {
         self.sandbox_pool.shutdown().await;
         self.idle.shutdown().await;
+        self.backend.shutdown().await;
     }
 
     /// Runs blocking work (SQLite, file I/O) off the async workers; a panic in it
@@ -430,6 +431,7 @@ fn choose_backend(config: &Config) -> Arc<dyn SandboxBackend> {
                 &config.data_dir.join("network"),
             ),
             &config.data_dir.join("ephemeral"),
+            config.parked_launchers,
         ))
     }
 }

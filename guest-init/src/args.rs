@@ -1,10 +1,11 @@
 //! Command-line parsing: raw arguments to a validated `Command`.
 
 use crate::launcher::{SandboxArgs, SandboxNet};
+use std::os::fd::RawFd;
 use std::path::PathBuf;
 
 /// Usage text.
-pub const USAGE: &str = "usage: flint-init sandbox --rootfs DIR --fd N [--cgroup PATH]... [--hostname NAME] [--uid-base UID] [--netns-fd N --resolv-conf FILE] [--ro-bind HOST:/mnt/...]... [--tmp-fd N]\n       flint-init            (as PID 1 of a microVM guest)";
+pub const USAGE: &str = "usage: flint-init sandbox --rootfs DIR --fd N [--cgroup PATH]... [--hostname NAME] [--uid-base UID] [--netns-fd N --resolv-conf FILE] [--ro-bind HOST:/mnt/...]... [--tmp-fd N]\n       flint-init sandbox-parked --control-fd N [--cgroup PATH]...\n       flint-init            (as PID 1 of a microVM guest)";
 
 /// Hostname inside a sandbox when none is given.
 pub const DEFAULT_HOSTNAME: &str = "flint";
@@ -16,6 +17,8 @@ pub enum Command {
     Guest,
     /// The namespace sandbox launcher.
     Sandbox(SandboxArgs),
+    /// A launcher started ahead of need, waiting in its cgroups (parked.rs).
+    Parked(ParkedArgs),
     /// Print usage.
     Help,
 }
@@ -71,6 +74,7 @@ pub fn parse(argv: &[String], is_pid1: bool) -> Result<Command, ArgsError> {
     };
     match first.as_str() {
         "sandbox" => parse_sandbox(&argv[1..]).map(Command::Sandbox),
+        "sandbox-parked" => parse_parked(&argv[1..]).map(Command::Parked),
         "-h" | "--help" | "help" => Ok(Command::Help),
         // The kernel may pass its unknown command-line words to init.
         _ if is_pid1 => Ok(Command::Guest),
@@ -78,7 +82,7 @@ pub fn parse(argv: &[String], is_pid1: bool) -> Result<Command, ArgsError> {
     }
 }
 
-fn parse_sandbox(argv: &[String]) -> Result<SandboxArgs, ArgsError> {
+pub(crate) fn parse_sandbox(argv: &[String]) -> Result<SandboxArgs, ArgsError> {
     let mut rootfs = None;
     let mut fd = None;
     let mut cgroups = Vec::new();
@@ -151,6 +155,44 @@ fn parse_sandbox(argv: &[String]) -> Result<SandboxArgs, ArgsError> {
         net,
         ro_binds,
         tmp_fd,
+    })
+}
+
+/// Validated `sandbox-parked` arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParkedArgs {
+    /// The control socket (inherited from flintd).
+    pub control_fd: RawFd,
+    /// `cgroup.procs` files to join while parked.
+    pub cgroups: Vec<PathBuf>,
+}
+
+/// Parses the flags after `sandbox-parked`.
+pub(crate) fn parse_parked(argv: &[String]) -> Result<ParkedArgs, ArgsError> {
+    let mut control_fd = None;
+    let mut cgroups = Vec::new();
+    let mut it = argv.iter();
+    while let Some(flag) = it.next() {
+        let mut value = || {
+            it.next()
+                .cloned()
+                .ok_or_else(|| ArgsError::MissingValue(flag.clone()))
+        };
+        match flag.as_str() {
+            "--control-fd" => {
+                let v = value()?;
+                match v.parse::<i32>() {
+                    Ok(n) if n > 2 => control_fd = Some(n),
+                    _ => return Err(ArgsError::BadFd(v)),
+                }
+            }
+            "--cgroup" => cgroups.push(PathBuf::from(value()?)),
+            other => return Err(ArgsError::Unknown(other.to_string())),
+        }
+    }
+    Ok(ParkedArgs {
+        control_fd: control_fd.ok_or(ArgsError::Required("--control-fd"))?,
+        cgroups,
     })
 }
 
@@ -327,5 +369,32 @@ mod tests {
                 Err(ArgsError::BadUidBase(bad.into()))
             );
         }
+    }
+
+    #[test]
+    fn parked_flags_are_parsed() {
+        assert_eq!(
+            parse_parked(&v(&[
+                "--control-fd",
+                "4",
+                "--cgroup",
+                "/a",
+                "--cgroup",
+                "/b"
+            ]))
+            .unwrap(),
+            ParkedArgs {
+                control_fd: 4,
+                cgroups: vec!["/a".into(), "/b".into()]
+            }
+        );
+        assert_eq!(
+            parse_parked(&v(&["--cgroup", "/a"])),
+            Err(ArgsError::Required("--control-fd"))
+        );
+        assert_eq!(
+            parse_parked(&v(&["--control-fd", "1"])),
+            Err(ArgsError::BadFd("1".into()))
+        );
     }
 }

@@ -18,6 +18,7 @@ mod layers;
 mod logs;
 mod mounts;
 mod net;
+mod parked;
 mod process;
 mod reaper;
 mod resume;
@@ -49,6 +50,13 @@ fn main() {
             Ok(code) => std::process::exit(code),
             Err(e) => {
                 eprintln!("flint-init: {e}");
+                std::process::exit(1);
+            }
+        },
+        Command::Parked(p) => match parked::run(&p) {
+            Ok(code) => std::process::exit(code),
+            Err(e) => {
+                eprintln!("flint-init: sandbox-parked: {e}");
                 std::process::exit(1);
             }
         },

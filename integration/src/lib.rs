@@ -246,8 +246,44 @@ impl TestAgent {
         self.child.as_ref().expect("agent running").id()
     }
 
-    /// Sandbox cgroups that currently exist under this agent's parent.
+    /// Sandbox cgroups that currently exist under this agent's parent, but for the
+    /// cgroups of the running flintd's parked launchers (`--parked-launchers`: they
+    /// wait for a sandbox; any other run's are leftovers and count).
     pub fn sandbox_cgroups(&self) -> Vec<PathBuf> {
+        let parked = self.parked_prefix();
+        self.all_cgroups()
+            .into_iter()
+            .filter(|p| {
+                let name = p.file_name().unwrap_or_default().to_string_lossy();
+                parked.as_ref().is_none_or(|pre| !name.starts_with(pre))
+            })
+            .collect()
+    }
+
+    /// The cgroups of the running flintd's parked launchers (one per hierarchy each).
+    pub fn parked_cgroups(&self) -> Vec<PathBuf> {
+        let Some(pre) = self.parked_prefix() else {
+            return Vec::new();
+        };
+        self.all_cgroups()
+            .into_iter()
+            .filter(|p| {
+                p.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .starts_with(&pre)
+            })
+            .collect()
+    }
+
+    /// The name prefix of the running flintd's parked launcher cgroups.
+    fn parked_prefix(&self) -> Option<String> {
+        let pid = self.child.as_ref()?.id();
+        Some(format!("sbx-parked-{pid}-"))
+    }
+
+    /// Every cgroup directory under this agent's parent.
+    pub fn all_cgroups(&self) -> Vec<PathBuf> {
         let mut out = Vec::new();
         for root in cgroup_roots(&self.cgroup_parent) {
             if let Ok(rd) = std::fs::read_dir(&root) {

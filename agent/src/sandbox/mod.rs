@@ -115,6 +115,11 @@ pub trait SandboxBackend: Send + Sync {
         &'a self,
         spec: &'a SandboxSpec,
     ) -> BoxFuture<'a, Result<Box<dyn Sandbox>, SandboxError>>;
+    /// Stops what the backend keeps running ahead of need (the namespace backend's
+    /// parked launchers); called at agent stop, after every sandbox was destroyed.
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// One running sandbox.

@@ -73,6 +73,63 @@ impl SandboxCgroup {
         Ok(me)
     }
 
+    /// True on a cgroup v2 hierarchy.
+    pub fn v2(&self) -> bool {
+        self.cg.v2()
+    }
+
+    /// Gives a parked cgroup ([`super::parked`]) its sandbox's name `parent/id`: on v1
+    /// a rename of its directory in each hierarchy (within the same parent: no process
+    /// moves, no RCU wait). cgroup v2 cannot rename a cgroup.
+    pub fn rename(&mut self, parent: &str, id: &str) -> Result<(), SandboxError> {
+        if self.cg.v2() {
+            return Err(err(&self.path, "cgroup v2 cannot rename a cgroup"));
+        }
+        let path = format!("{parent}/{id}");
+        for dir in self.dirs() {
+            let to = dir.with_file_name(id);
+            std::fs::rename(&dir, &to).map_err(|e| {
+                err(
+                    &self.path,
+                    format!("renaming {} to {id}: {e}", dir.display()),
+                )
+            })?;
+        }
+        self.cg = Cgroup::load_with_specified_controllers(
+            hierarchies::auto(),
+            &path,
+            CONTROLLERS.iter().map(|s| s.to_string()).collect(),
+        );
+        self.path = path;
+        Ok(())
+    }
+
+    /// Sets the memory cap and the CPU weight of a sandbox of `memory_mb` (a parked
+    /// cgroup gets its sandbox's values here, before the sandbox's code runs).
+    pub fn set_limits(&mut self, memory_mb: u32) -> Result<(), SandboxError> {
+        let bytes = (u64::from(memory_mb) * 1024 * 1024).to_string();
+        if self.cg.v2() {
+            self.write("memory", "memory.max", &bytes)?;
+        } else {
+            self.write("memory", "memory.limit_in_bytes", &bytes)?;
+        }
+        self.cpu = CpuQuota::for_memory(memory_mb);
+        self.set_cpu_weight()
+    }
+
+    /// The cgroup's directories (one per hierarchy on v1).
+    fn dirs(&self) -> Vec<PathBuf> {
+        let mut dirs: Vec<PathBuf> = self
+            .cg
+            .subsystems()
+            .iter()
+            .map(|s| s.to_controller().path().to_path_buf())
+            .collect();
+        dirs.sort();
+        dirs.dedup();
+        dirs
+    }
+
     /// The directory of controller `name` ("memory", "cpu", ...; on v2 the one directory).
     fn dir(&self, name: &str) -> Option<PathBuf> {
         self.cg.subsystems().iter().find_map(|s| {
@@ -165,15 +222,10 @@ impl SandboxCgroup {
 
     /// The `cgroup.procs` files a process writes its pid to, to join.
     pub fn procs_files(&self) -> Vec<PathBuf> {
-        let mut files: Vec<PathBuf> = self
-            .cg
-            .subsystems()
-            .iter()
-            .map(|s| s.to_controller().path().join("cgroup.procs"))
-            .collect();
-        files.sort();
-        files.dedup();
-        files
+        self.dirs()
+            .into_iter()
+            .map(|d| d.join("cgroup.procs"))
+            .collect()
     }
 
     fn memory_dir(&self) -> Option<PathBuf> {
