@@ -85,6 +85,11 @@ pub struct Args {
     /// 1769 (one vCPU) measures Flint's own path without that limit.
     #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(128..=10240))]
     pub warm_memory_mb: u32,
+    /// Memory of the cost_network and cost_isolation scenarios' functions (MB; default
+    /// 128). At 128 MB the CPU quota (0.072 vCPU) paces the first invocation; 1769 gives
+    /// one vCPU.
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(128..=10240))]
+    pub cost_memory_mb: u32,
     /// flintd and flint-init of an earlier build (benches/build-rev.sh) for the
     /// cost_isolation scenario's same-run comparison; turns on cost_network and
     /// cost_isolation.
@@ -122,6 +127,8 @@ pub struct Config {
     pub compare: Option<(PathBuf, String)>,
     /// Memory of the warm, throughput and http scenarios' functions (MB).
     pub warm_memory_mb: u32,
+    /// Memory of the cost scenarios' functions (MB).
+    pub cost_memory_mb: u32,
     /// Empty-pool cold starts (and each process baseline's samples).
     pub cold_samples: usize,
     /// Pool-hit cold starts.
@@ -205,6 +212,7 @@ impl TryFrom<Args> for Config {
             quick: q,
             smoke,
             warm_memory_mb: a.warm_memory_mb,
+            cost_memory_mb: a.cost_memory_mb,
             seed: a.seed,
             out,
             endpoint: a.endpoint,

@@ -45,7 +45,7 @@ fn start_options(bin: &Path, ctx: &Ctx, pool: bool, netns: bool) -> StartOptions
         images_dir: ctx.cfg.images_dir.clone(),
         pool_off: !pool,
         pool_warm: if pool {
-            vec!["python3.11:128=2".to_string()]
+            vec![format!("python3.11:{}=2", ctx.cfg.cost_memory_mb)]
         } else {
             Vec::new()
         },
@@ -60,13 +60,14 @@ async fn deploy(
     name: &str,
     code: &[u8],
     network: &str,
+    memory_mb: u32,
 ) -> Result<(), ScenarioError> {
     c.functions
         .create_function(CreateFunctionRequest {
             name: name.into(),
             runtime: "python3.11".into(),
             handler: "app.handler".into(),
-            memory_mb: 128,
+            memory_mb,
             timeout_s: 30,
             code_zip: code.to_vec(),
             network: network.into(),
@@ -77,14 +78,14 @@ async fn deploy(
     Ok(())
 }
 
-/// Ready pool sandboxes for (python3.11, 128 MB, `network`); an earlier flintd reports
-/// no network, which counts as `none`.
-async fn ready(c: &Client, network: &str) -> Result<u32, ScenarioError> {
+/// Ready pool sandboxes for (python3.11, `memory_mb`, `network`); an earlier flintd
+/// reports no network, which counts as `none`.
+async fn ready(c: &Client, network: &str, memory_mb: u32) -> Result<u32, ScenarioError> {
     let cap = agent::capacity(c).await?;
     Ok(cap
         .pools
         .iter()
-        .filter(|p| p.runtime == "python3.11" && p.memory_mb == 128)
+        .filter(|p| p.runtime == "python3.11" && p.memory_mb == memory_mb)
         .filter(|p| p.network == network || (p.network.is_empty() && network == "none"))
         .map(|p| p.ready)
         .sum())
@@ -114,7 +115,7 @@ async fn measure(
         let c = &mut clients[i];
         if pool {
             let t0 = Instant::now();
-            while ready(c, sides[i].network).await? == 0 {
+            while ready(c, sides[i].network, ctx.cfg.cost_memory_mb).await? == 0 {
                 if t0.elapsed() > POOL_WAIT {
                     return Err(ScenarioError::Unexpected(format!(
                         "{}: no ready pool sandbox within {POOL_WAIT:?}",
@@ -125,7 +126,14 @@ async fn measure(
             }
         }
         let name = ctx.name(&format!("{id}-{what}{i}"), k);
-        deploy(c, &name, &ctx.code, sides[i].network).await?;
+        deploy(
+            c,
+            &name,
+            &ctx.code,
+            sides[i].network,
+            ctx.cfg.cost_memory_mb,
+        )
+        .await?;
         let (dt, r) = agent::invoke(c, &name, b"").await?;
         let t = r.timings.unwrap_or_default();
         if t.cold_start && t.pool_hit == pool {
@@ -239,7 +247,7 @@ pub async fn run(ctx: &mut Ctx, id: &str) -> Result<Scenario, ScenarioError> {
                 // The outbound pool is filled on demand: one outbound start asks for it.
                 let mut c = a.client().await?;
                 let name = ctx.name(&format!("{id}-prime"), 0);
-                deploy(&mut c, &name, &ctx.code, "outbound").await?;
+                deploy(&mut c, &name, &ctx.code, "outbound", ctx.cfg.cost_memory_mb).await?;
                 agent::invoke(&mut c, &name, b"").await?;
             }
             let what = phase(pool);
@@ -249,7 +257,7 @@ pub async fn run(ctx: &mut Ctx, id: &str) -> Result<Scenario, ScenarioError> {
             a.stop();
             r?;
         }
-        s.note("flintd ran in a network namespace of its own (loopback only): outbound sandboxes get their link, addresses and nftables rules there; no traffic is sent");
+        s.note(format!("flintd ran in a network namespace of its own (loopback only): outbound sandboxes get their link, addresses and nftables rules there; no traffic is sent; functions of {} MB (--cost-memory-mb)", ctx.cfg.cost_memory_mb));
         return Ok(s);
     }
     let Some((earlier, label)) = ctx.cfg.compare.clone() else {
@@ -284,8 +292,9 @@ pub async fn run(ctx: &mut Ctx, id: &str) -> Result<Scenario, ScenarioError> {
     }
     s.note(format!(
         "both flintds ran at once on the same host, samples alternated in a seeded order; \
-         {label}'s flintd and flint-init from {}",
-        earlier.display()
+         {label}'s flintd and flint-init from {}; functions of {} MB (--cost-memory-mb)",
+        earlier.display(),
+        ctx.cfg.cost_memory_mb
     ));
     Ok(s)
 }
