@@ -148,18 +148,19 @@ impl Agent {
         let layers = f.layers.clone();
         // The layers reach the sandbox as a mount of their tree on the host, or (a
         // backend that cannot mount it) as zips flint-init unpacks; never not at all.
-        let (opt_mount, layer_frames) = self
-            .blocking(move |agent| {
-                if layers.is_empty() {
-                    return Ok::<_, InvokeError>((None, Vec::new()));
-                }
+        // No blocking hop for the common function without layers.
+        let (opt_mount, layer_frames) = if layers.is_empty() {
+            (None, Vec::new())
+        } else {
+            self.blocking(move |agent| {
                 if !mounts_code {
-                    return Ok((None, agent.layer_frames(&layers)?));
+                    return Ok::<_, InvokeError>((None, agent.layer_frames(&layers)?));
                 }
                 let (dir, pin) = agent.opt_tree(&layers).map_err(InvokeError::from)?;
                 Ok((Some(CodeMount { dir, pin }), Vec::new()))
             })
-            .await?;
+            .await?
+        };
         let (code_zip, code_mount) = self
             .blocking(move |agent| {
                 let read = || match agent.code().get(&sha) {

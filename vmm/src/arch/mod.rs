@@ -5,7 +5,7 @@
 //!
 //! The x86_64 module has PVH/bzImage boot information, CPUID, MSRs, the LAPIC and the
 //! state snapshots save; the aarch64 module has the GICv3, the device tree, PSCI vCPU init,
-//! the arm64 `Image` loader and the memory map. Both feed the shared `crate::vmm` run loop;
+//! the arm64 `Image` loader and the memory map. Both feed the shared run loop in `vmm/`;
 //! vmm/README.md ("aarch64") says what of aarch64 runs where.
 
 #[cfg(target_arch = "x86_64")]

@@ -3,7 +3,7 @@
 //!
 //! `layout`, `fdt` and `image` are plain data and compile (and are unit-tested) on every
 //! host; `gic`, `vcpu` and `vcpu_state` make arm64-only KVM ioctls and exist only in
-//! aarch64 builds, where the shared `crate::vmm` wires them into a VM.
+//! aarch64 builds, where the shared `vmm/` code wires them into a VM.
 
 pub mod fdt;
 pub mod image;

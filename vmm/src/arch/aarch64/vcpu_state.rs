@@ -1,6 +1,6 @@
 //! vCPU state for snapshots on aarch64: not saved. flint-vmm refuses `--snapshot-to` and
 //! `--restore-from` on aarch64 before it builds a VM (vmm/README.md, "aarch64"); this
-//! module gives the shared run loop ([`crate::vcpu`]) the types it has on x86_64, and
+//! module gives the shared run loop (`vcpu.rs`) the types it has on x86_64, and
 //! [`save`] says why it cannot, should a pause ever be asked for.
 
 use kvm_ioctls::{Kvm, VcpuFd};
