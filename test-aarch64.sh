@@ -13,6 +13,12 @@
 # Nor are the tests that make mounts or loop devices on the host. The namespace
 # sandbox's tests that run here are its pure ones (cgroup files parsed, CPU shares, uid
 # ranges, sweeping directories, addresses, nft rules).
+#
+# The emulated tests run one at a time (RUST_TEST_THREADS=1): qemu-user can deadlock
+# when one guest thread forks (a test spawning `ip`) while others run, and a CI run
+# once hung that way for over an hour. Each run is also bounded (FLINT_QEMU_TEST_SECS,
+# default 300 s; the three take under 10 s here) so a stalled emulator fails the step
+# with the name of the test that was running instead of holding CI.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 target=aarch64-unknown-linux-gnu
@@ -54,10 +60,32 @@ for s in "${skipped[@]}"; do
   skip_args+=(--skip "${s%%|*}")
 done
 
-say "flint-init unit tests under qemu-aarch64-static (guest-init/tests/sandbox.rs needs namespaces: not run)"
-cargo test --target "$target" --locked -p flint-init --bins -- "${skip_args[@]}"
-say "namespace sandbox unit tests (flint-agent sandbox::namespace, sandbox::net) under qemu-aarch64-static"
-cargo test --target "$target" --locked -p flint-agent --lib -- sandbox::namespace:: sandbox::net:: "${skip_args[@]}"
-say "flint-vmm unit tests under qemu-aarch64-static: the aarch64 machine (memory map, device tree with every device's SPI, Image loader, command line), the shared run loop's exit dispatch (MMIO UART, PSCI system events), the virtio devices, the jail filters (the tests that need aarch64 KVM are ignored: vmm/README.md, \"aarch64\")"
-cargo test --target "$target" --locked -p flint-vmm --lib -- "${skip_args[@]}"
+export RUST_TEST_THREADS=1
+limit=${FLINT_QEMU_TEST_SECS:-300}
+# Builds the test binary first (no limit: compile time depends on the machine's load),
+# then runs it under qemu-user within `limit` seconds; libtest names each test before
+# it starts, so a hang shows which one.
+emulated_tests() {
+  local what=$1; shift
+  cargo test --target "$target" --locked --no-run "$@" 2>&1 | tail -n 3
+  say "$what under qemu-aarch64-static, one test at a time, at most ${limit}s"
+  local rc=0
+  timeout -k 10 "$limit" cargo test --target "$target" --locked "$@" -- "${filters[@]}" \
+    "${skip_args[@]}" || rc=$?
+  if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+    echo "test-aarch64: $what did not finish within ${limit}s under qemu-user: the test" \
+      "named last above stalled (set FLINT_QEMU_TEST_SECS to allow longer)" >&2
+  fi
+  return "$rc"
+}
+
+filters=()
+emulated_tests "flint-init unit tests (guest-init/tests/sandbox.rs needs namespaces: not run)" \
+  -p flint-init --bins
+filters=(sandbox::namespace:: sandbox::net::)
+emulated_tests "namespace sandbox unit tests (flint-agent sandbox::namespace, sandbox::net)" \
+  -p flint-agent --lib
+filters=()
+emulated_tests "flint-vmm unit tests: the aarch64 machine (memory map, device tree with every device's SPI, Image loader, command line), the shared run loop's exit dispatch (MMIO UART, PSCI system events), the virtio devices, the jail filters (the tests that need aarch64 KVM are ignored: vmm/README.md, \"aarch64\")" \
+  -p flint-vmm --lib
 say "done"
