@@ -43,6 +43,9 @@ pub enum AgentError {
         call: String,
         status: Box<tonic::Status>,
     },
+    /// Sandboxes kept starting or a pool stayed below its target
+    #[error("flintd did not settle within {0:?} (a sandbox still starting or a pool below its target: see its log for failing pool starts)")]
+    Unsettled(Duration),
     /// The function did not succeed
     #[error("invoking {name} gave status {code}, error {error:?}: {payload}")]
     Invoke {
@@ -435,6 +438,34 @@ pub async fn invoke(
 }
 
 /// The node's capacity (Node.GetCapacity).
+/// Whether an agent is settled: nothing starting (pool refills included) and every
+/// pool at or above its target.
+pub fn settled(cap: &Capacity) -> bool {
+    cap.sandboxes.as_ref().is_none_or(|s| s.starting == 0)
+        && cap.pools.iter().all(|p| p.ready >= p.target)
+}
+
+/// Waits (polling every 10 ms) until every agent of `clients` is [`settled`], at most
+/// `limit`. A pool hit sets off a refill (a sandbox and an interpreter starting, tens
+/// of ms of CPU); a sample taken while one runs, on the same agent or another, shares
+/// the CPU with it and measures that, not the hit.
+pub async fn wait_settled(clients: &[&Client], limit: Duration) -> Result<(), AgentError> {
+    let t0 = Instant::now();
+    loop {
+        let mut all = true;
+        for c in clients {
+            all &= settled(&capacity(c).await?);
+        }
+        if all {
+            return Ok(());
+        }
+        if t0.elapsed() > limit {
+            return Err(AgentError::Unsettled(limit));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 pub async fn capacity(c: &Client) -> Result<Capacity, AgentError> {
     Ok(NodeClient::new(c.channel.clone())
         .get_capacity(GetCapacityRequest {})

@@ -192,13 +192,14 @@ impl Agent {
         let mut retried = false;
         loop {
             let mut timings = Timings::default();
-            let (mut session, mut log, starting) =
+            let (mut session, mut log, starting, refill) =
                 match self.place(&f, &version, &mut timings).await? {
                     Placed::Ready {
                         session,
                         init_log,
                         starting,
-                    } => (*session, init_log, starting),
+                        refill,
+                    } => (*session, init_log, starting, refill),
                     Placed::InitFailed(failure) => {
                         return Ok(self.report_init_failure(&reporting, failure).await);
                     }
@@ -221,6 +222,8 @@ impl Agent {
                     log,
                 )
                 .await;
+            // A pool hit's first invocation has ended: its pool refills now.
+            drop(refill);
             self.release(session, &ran.result);
             if let (InvokeResult::ExitedIdle { .. }, Some(again)) = (&ran.result, again) {
                 tracing::info!(

@@ -9,6 +9,7 @@ use crate::core::Agent;
 use crate::limits::{INIT_TIMEOUT_S, TMP_MB};
 use crate::pools::key::PoolKey;
 use crate::pools::occupancy::{Guard, Phase};
+use crate::pools::prestart::RefillTicket;
 use crate::runtimes::Runtime;
 use crate::sandbox::{new_sandbox_id, SandboxSpec};
 use crate::store::Function;
@@ -25,6 +26,8 @@ pub(super) enum Placed {
         session: Box<Session>,
         init_log: Vec<u8>,
         starting: Option<Guard>,
+        /// A pool hit's refill, held until its first invocation ends.
+        refill: Option<RefillTicket>,
     },
     /// A cold start whose init failed (a function error, reported as such).
     InitFailed(super::session::InitFailure),
@@ -45,6 +48,7 @@ impl Agent {
                 session: Box::new(session),
                 init_log: Vec::new(),
                 starting: None,
+                refill: None,
             });
         }
         let starting = self
@@ -58,7 +62,8 @@ impl Agent {
                 return Err(t.into());
             }
         };
-        match self.start_instance(f, version).await? {
+        let (started, refill) = self.start_instance(f, version).await?;
+        match started {
             Started::Ready(mut session) => {
                 timings.cold_start = true;
                 timings.pool_hit = session.pool_hit();
@@ -69,19 +74,21 @@ impl Agent {
                     session: Box::new(session),
                     init_log,
                     starting: Some(starting),
+                    refill,
                 })
             }
             Started::InitFailed(failure) => Ok(Placed::InitFailed(failure)),
         }
     }
 
-    /// A new instance of `f`: from the sandbox pool when it has a sandbox ready, else
+    /// A new instance of `f`: from the sandbox pool when it has a sandbox ready (with
+    /// the ticket that holds the pool's refill back while the hit is served), else
     /// from a sandbox made now.
     async fn start_instance(
         self: &Arc<Self>,
         f: &Function,
         version: &str,
-    ) -> Result<Started, InvokeError> {
+    ) -> Result<(Started, Option<RefillTicket>), InvokeError> {
         let rt = self.runtime(&f.runtime)?;
         let init_timeout = Duration::from_secs(INIT_TIMEOUT_S);
         let err = |source: StartError| InvokeError::Sandbox {
@@ -109,9 +116,10 @@ impl Agent {
             None
         };
         if let Some(pre) = pool {
+            let refill = self.sandbox_pool().refill_after();
             let binding = self.binding(f, version, &rt).await?;
             match Session::bind(pre, binding, init_timeout).await {
-                Ok(started) => return Ok(started),
+                Ok(started) => return Ok((started, Some(refill))),
                 Err(e) => {
                     tracing::warn!(error = %e, "pre-started sandbox unusable; starting a new one");
                 }
@@ -132,6 +140,7 @@ impl Agent {
         );
         Session::start(self.backend().as_ref(), &sandbox, binding, init_timeout)
             .await
+            .map(|started| (started, None))
             .map_err(err)
     }
 

@@ -19,6 +19,16 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+/// The longest a pool hit delays its refill ([`SandboxPool::refill_after`]): about a
+/// pool hit's binding and a short first invocation; a long-running one does not hold
+/// the refill back.
+pub const REFILL_DEFER_MAX: Duration = Duration::from_millis(50);
+
+/// Held by a pool hit until its first invocation ends; dropping it starts the refill.
+pub(crate) struct RefillTicket {
+    _tx: tokio::sync::oneshot::Sender<()>,
+}
+
 #[derive(Default)]
 struct KeyState {
     ready: VecDeque<Prestarted>,
@@ -90,7 +100,11 @@ impl SandboxPool {
         self.config.max > 0
     }
 
-    /// Records a cold start for `key` and takes a ready sandbox, if any.
+    /// Records a cold start for `key` and takes a ready sandbox, if any. A miss sets
+    /// the refill off at once; after a hit the caller holds a [`RefillTicket`]
+    /// ([`refill_after`](Self::refill_after)) so that the refill (a sandbox and an
+    /// interpreter starting: tens of ms of CPU) does not compete with the hit's own
+    /// binding and first invocation.
     pub(crate) fn take(&self, key: &PoolKey) -> Option<Prestarted> {
         if !self.enabled() {
             return None;
@@ -110,14 +124,30 @@ impl SandboxPool {
             }
             found
         };
-        self.wake.notify_one();
         if found.is_some() {
             self.occupancy.bump();
+        } else {
+            self.wake.notify_one();
         }
         for c in dead {
             tokio::spawn(c.destroy());
         }
         found
+    }
+
+    /// The refill after a pool hit: it starts when the ticket is dropped (the hit's
+    /// first invocation has ended, or its binding failed) or [`REFILL_DEFER_MAX`]
+    /// after this call, whichever comes first.
+    pub(crate) fn refill_after(self: &Arc<Self>) -> RefillTicket {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let me = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(REFILL_DEFER_MAX, rx).await;
+            if let Some(me) = me.upgrade() {
+                me.wake.notify_one();
+            }
+        });
+        RefillTicket { _tx: tx }
     }
 
     /// Stops refilling and empties every pool (draining), or starts again.
@@ -316,5 +346,62 @@ mod tests {
         assert_eq!(peak(&VecDeque::new(), Duration::from_secs(1)), 0);
         let spread: VecDeque<_> = [0, 1000, 2000, 3000].into_iter().map(at).collect();
         assert_eq!(peak(&spread, Duration::from_secs(1)), 1);
+    }
+
+    fn pool() -> Arc<SandboxPool> {
+        let config = PoolConfig {
+            max: 2,
+            floors: BTreeMap::new(),
+            window: Duration::from_secs(60),
+            parallel_starts: 1,
+            tmp_mb: 512,
+        };
+        let backend = crate::fake::backend::FakeBackend::new(crate::fake::guest::Script::echo());
+        SandboxPool::new(config, backend, Occupancy::new())
+    }
+
+    /// Whether the refill loop is woken within `within`.
+    async fn woken(p: &SandboxPool, within: Duration) -> bool {
+        tokio::time::timeout(within, p.wake.notified())
+            .await
+            .is_ok()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pool_hit_refills_once_its_ticket_drops() {
+        let p = pool();
+        let ticket = p.refill_after();
+        assert!(
+            !woken(&p, Duration::from_millis(20)).await,
+            "woken while the hit is served"
+        );
+        drop(ticket);
+        assert!(
+            woken(&p, Duration::from_millis(1)).await,
+            "not woken after the hit"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_long_first_invocation_holds_the_refill_back_at_most_the_cap() {
+        let p = pool();
+        let _ticket = p.refill_after();
+        assert!(!woken(&p, REFILL_DEFER_MAX - Duration::from_millis(5)).await);
+        assert!(
+            woken(&p, Duration::from_millis(10)).await,
+            "not woken {REFILL_DEFER_MAX:?} after the hit"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_miss_refills_at_once() {
+        let p = pool();
+        let key = PoolKey {
+            runtime: "python3.11".into(),
+            memory_mb: 128,
+            network: Default::default(),
+        };
+        assert!(p.take(&key).is_none());
+        assert!(woken(&p, Duration::from_millis(1)).await);
     }
 }

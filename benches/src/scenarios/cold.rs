@@ -161,6 +161,9 @@ pub async fn pool(ctx: &mut Ctx, agent: &Agent) -> Result<Scenario, ScenarioErro
     let mut peer = Vec::new();
     let mut p = Progress::new(id, steps.len() as u64);
     for (i, step) in steps.into_iter().enumerate() {
+        // No sample (the baselines' included) shares the CPU with the refill the
+        // previous hit set off (agent::wait_settled).
+        agent::wait_settled(&[&c], POOL_WAIT).await?;
         match step {
             Step::Flint => {
                 let t0 = Instant::now();

@@ -90,6 +90,8 @@ async fn measure(
     let mut cp = pool.client().await?;
     let mut s = Samples::default();
     for (i, step) in steps.into_iter().enumerate() {
+        // No sample shares the CPU with a pool refill (agent::wait_settled).
+        agent::wait_settled(&[&cp], POOL_WAIT).await?;
         match step {
             Step::Empty => {
                 let name = ctx.name(&format!("rt-{}", slug(case.label)), i);

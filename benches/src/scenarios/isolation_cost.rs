@@ -35,6 +35,14 @@ struct Side<'a> {
 struct Series {
     total_ms: Vec<f64>,
     sandbox_ms: Vec<f64>,
+    /// A pool hit's phases (empty for an empty-pool start): flintd's bind until
+    /// Ready, the part of it that was flint-init's Configure until the runtime's first
+    /// /next, the invocation itself, and the rest of the client's time (the call,
+    /// placement and binding before Configure, the reply).
+    bind_ms: Vec<f64>,
+    runtime_init_ms: Vec<f64>,
+    invoke_ms: Vec<f64>,
+    outside_ms: Vec<f64>,
     skipped: usize,
 }
 
@@ -112,6 +120,10 @@ async fn measure(
     let what = if pool { "pool" } else { "cold" };
     let mut p = Progress::new(id, order.len() as u64);
     for (k, i) in order.into_iter().enumerate() {
+        // Every side settled: no sample shares the CPU with a pool refill, its own
+        // side's or the other's (agent::wait_settled).
+        let all: Vec<&Client> = clients.iter().collect();
+        agent::wait_settled(&all, POOL_WAIT).await?;
         let c = &mut clients[i];
         if pool {
             let t0 = Instant::now();
@@ -139,6 +151,13 @@ async fn measure(
         if t.cold_start && t.pool_hit == pool {
             out[i].total_ms.push(ms(dt));
             out[i].sandbox_ms.push(ns_ms(t.sandbox_ns));
+            if pool {
+                let (bind, run) = (ns_ms(t.init_duration_ns), ns_ms(t.duration_ns));
+                out[i].bind_ms.push(bind);
+                out[i].runtime_init_ms.push(ns_ms(t.runtime_init_ns));
+                out[i].invoke_ms.push(run);
+                out[i].outside_ms.push(ms(dt) - bind - run);
+            }
         } else {
             out[i].skipped += 1;
         }
@@ -170,6 +189,22 @@ fn report(s: &mut Scenario, what: &str, sides: &[Side<'_>], series: &[Series]) {
         } else {
             None
         };
+        for (phase, v) in [
+            ("bind until Ready", &r.bind_ms),
+            (
+                "of which flint-init's Configure until the first /next",
+                &r.runtime_init_ms,
+            ),
+            ("the invocation (Duration)", &r.invoke_ms),
+            (
+                "the rest of the client's time (call, placement, reply)",
+                &r.outside_ms,
+            ),
+        ] {
+            if !v.is_empty() {
+                s.add(&format!("{what}, {}: {phase}", side.label), "ms", false, v);
+            }
+        }
         if r.skipped > 0 {
             s.note(format!(
                 "{what}, {}: {} samples were not the kind measured (pool hit or miss) and are left out",
