@@ -67,7 +67,7 @@ limit=${FLINT_QEMU_TEST_SECS:-300}
 # it starts, so a hang shows which one.
 emulated_tests() {
   local what=$1; shift
-  cargo test --target "$target" --locked --no-run "$@" 2>&1 | tail -n 3
+  cargo test --target "$target" --locked --no-run "$@"
   say "$what under qemu-aarch64-static, one test at a time, at most ${limit}s"
   local rc=0
   timeout -k 10 "$limit" cargo test --target "$target" --locked "$@" -- "${filters[@]}" \

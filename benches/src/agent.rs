@@ -437,7 +437,6 @@ pub async fn invoke(
     Ok((dt, r))
 }
 
-/// The node's capacity (Node.GetCapacity).
 /// Whether an agent is settled: nothing starting (pool refills included) and every
 /// pool at or above its target.
 pub fn settled(cap: &Capacity) -> bool {
@@ -466,6 +465,7 @@ pub async fn wait_settled(clients: &[&Client], limit: Duration) -> Result<(), Ag
     }
 }
 
+/// The node's capacity (Node.GetCapacity).
 pub async fn capacity(c: &Client) -> Result<Capacity, AgentError> {
     Ok(NodeClient::new(c.channel.clone())
         .get_capacity(GetCapacityRequest {})
