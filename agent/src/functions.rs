@@ -396,6 +396,8 @@ impl Agent {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "unpacked code garbage collection"),
         }
+        // Removed directories' mount templates would hold their files.
+        crate::sandbox::namespace::code_mount::drop_stale_templates();
     }
 }
 

@@ -116,6 +116,8 @@ pub struct Store {
     rows: RwLock<HashMap<String, Function>>,
     /// Published versions and aliases as last read or written, kept as `rows` is.
     qualified: versions::Cache,
+    /// Which functions have file-event triggers, kept as `rows` is.
+    file_triggers: file_triggers::Index,
 }
 
 /// The registry's schema. Append a migration to change it; never edit a released one
@@ -234,6 +236,7 @@ macro_rules! function_columns {
 }
 
 // After the macro: versions read function rows with it.
+pub mod file_triggers;
 pub mod layers;
 pub mod versions;
 
@@ -245,6 +248,7 @@ impl Store {
             conn: Mutex::new(conn),
             rows: RwLock::new(HashMap::new()),
             qualified: versions::Cache::default(),
+            file_triggers: file_triggers::Index::default(),
         })
     }
 
@@ -266,6 +270,12 @@ impl Store {
             Some(f) => rows.insert(name.to_string(), f.clone()),
             None => rows.remove(name),
         };
+    }
+
+    /// The file-event trigger index, for the trigger table's writers (call with the
+    /// connection held, right after the statement).
+    pub(crate) fn file_triggers(&self) -> &file_triggers::Index {
+        &self.file_triggers
     }
 
     pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -421,6 +431,7 @@ impl Store {
         tx.commit()?;
         self.remember(name, None);
         self.qualified.forget_function(name);
+        self.file_triggers.function_deleted(name);
         Ok(f)
     }
 }

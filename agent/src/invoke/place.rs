@@ -103,10 +103,14 @@ impl Agent {
         // A function with mounts (file-event triggers), a /tmp size other than the
         // pool's or interpreter start options (JAVA_TOOL_OPTIONS...) needs a sandbox
         // made for it.
-        let name = f.name.clone();
-        let ro_binds = self
-            .blocking(move |a| a.files_mounts(&name).map_err(InvokeError::from))
-            .await?;
+        let ro_binds = match self.files_mounts_cached(&f.name) {
+            Some(none) => none,
+            None => {
+                let name = f.name.clone();
+                self.blocking(move |a| a.files_mounts(&name).map_err(InvokeError::from))
+                    .await?
+            }
+        };
         let start_options = crate::pools::key::sets_start_options(
             f.environment.keys().chain(f.secret_environment.keys()),
         );
@@ -170,38 +174,13 @@ impl Agent {
             })
             .await?
         };
-        let (code_zip, code_mount) = self
-            .blocking(move |agent| {
-                let read = || match agent.code().get(&sha) {
-                    Ok(z) => Ok(z),
-                    // Deleted (or its code replaced) since this invocation read it: a
-                    // deleted function is NOT_FOUND, as if the call had come a moment
-                    // later.
-                    Err(CodeError::Missing(sha)) => match agent.store().get(&name) {
-                        Ok(_) => Err(InvokeError::from(CodeError::Missing(sha))),
-                        Err(e) => Err(InvokeError::from(e)),
-                    },
-                    Err(e) => Err(InvokeError::from(e)),
-                };
-                if !mounts_code {
-                    return Ok((read()?, None));
-                }
-                // Pinned before it is looked at: a collection cannot remove it between.
-                let pin = agent.unpacked().pin(&sha);
-                let mut failed = None;
-                let dir = agent.unpacked().ensure(&pin, || {
-                    read().map_err(|e| {
-                        failed = Some(e);
-                        CodeError::Missing(sha.clone())
-                    })
-                });
-                match (dir, failed) {
-                    (Ok(dir), _) => Ok((Vec::new(), Some(CodeMount { dir, pin }))),
-                    (Err(_), Some(e)) => Err(e),
-                    (Err(e), None) => Err(InvokeError::from(e)),
-                }
-            })
-            .await?;
+        let (code_zip, code_mount) = match self.unpacked_mount(mounts_code, &sha) {
+            Some(ready) => (Vec::new(), Some(ready)),
+            None => {
+                self.blocking(move |agent| agent.code_for_start(&name, &sha, mounts_code))
+                    .await?
+            }
+        };
         let role = self.role_binding(f)?;
         let mut environment = f.environment.clone();
         environment.extend(self.role_keys().open_env(&f.name, &f.secret_environment)?);
@@ -237,6 +216,54 @@ impl Agent {
             opt_mount,
             layer_frames,
         })
+    }
+
+    /// The code's mount when the backend mounts code and the bundle is unpacked
+    /// already (every start of it after the first): no blocking hop.
+    fn unpacked_mount(&self, mounts_code: bool, sha: &str) -> Option<CodeMount> {
+        if !mounts_code {
+            return None;
+        }
+        // Pinned before it is looked at: a collection cannot remove it between.
+        let pin = self.unpacked().pin(sha);
+        let dir = self.unpacked().unpacked(&pin)?;
+        Some(CodeMount { dir, pin })
+    }
+
+    /// The code of `name` (bundle `sha`) for a start: the zip, or for a backend that
+    /// mounts code its unpacked directory, unpacked first if need be. Blocking.
+    fn code_for_start(
+        &self,
+        name: &str,
+        sha: &str,
+        mounts_code: bool,
+    ) -> Result<(Vec<u8>, Option<CodeMount>), InvokeError> {
+        let read = || match self.code().get(sha) {
+            Ok(z) => Ok(z),
+            // Deleted (or its code replaced) since this invocation read it: a deleted
+            // function is NOT_FOUND, as if the call had come a moment later.
+            Err(CodeError::Missing(sha)) => match self.store().get(name) {
+                Ok(_) => Err(InvokeError::from(CodeError::Missing(sha))),
+                Err(e) => Err(InvokeError::from(e)),
+            },
+            Err(e) => Err(InvokeError::from(e)),
+        };
+        if !mounts_code {
+            return Ok((read()?, None));
+        }
+        let pin = self.unpacked().pin(sha);
+        let mut failed = None;
+        let dir = self.unpacked().ensure(&pin, || {
+            read().map_err(|e| {
+                failed = Some(e);
+                CodeError::Missing(sha.to_string())
+            })
+        });
+        match (dir, failed) {
+            (Ok(dir), _) => Ok((Vec::new(), Some(CodeMount { dir, pin }))),
+            (Err(_), Some(e)) => Err(e),
+            (Err(e), None) => Err(InvokeError::from(e)),
+        }
     }
 }
 

@@ -81,7 +81,8 @@ fn spec_json(t: &Trigger) -> String {
 impl Store {
     /// Inserts a new trigger, if its function exists and its name is free.
     pub fn insert_trigger(&self, t: &Trigger) -> Result<(), TriggerError> {
-        let r = self.lock().execute(
+        let conn = self.lock();
+        let r = conn.execute(
             "INSERT INTO triggers (name, function, kind, spec, enabled, created, last_fire, \
              last_error, next_fire) \
              SELECT ?1, ?2, ?3, ?4, ?5, ?6, NULL, NULL, ?7 \
@@ -98,7 +99,10 @@ impl Store {
         );
         match r {
             Ok(0) => Err(TriggerError::NoFunction(t.function.clone())),
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                self.file_triggers().inserted(&t.function, t.kind.label());
+                Ok(())
+            }
             Err(rusqlite::Error::SqliteFailure(e, _))
                 if e.code == rusqlite::ErrorCode::ConstraintViolation =>
             {
@@ -209,13 +213,19 @@ impl Store {
 
     /// Deletes a trigger.
     pub fn delete_trigger(&self, name: &str) -> Result<(), TriggerError> {
-        let n = self
-            .lock()
-            .execute("DELETE FROM triggers WHERE name = ?1", params![name])
+        let conn = self.lock();
+        let gone: Option<(String, String)> = conn
+            .query_row(
+                "DELETE FROM triggers WHERE name = ?1 RETURNING function, kind",
+                params![name],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
             .map_err(StoreError::from)?;
-        if n == 0 {
+        let Some((function, kind)) = gone else {
             return Err(TriggerError::NotFound(name.to_string()));
-        }
+        };
+        self.file_triggers().deleted(&function, &kind);
         Ok(())
     }
 }
@@ -273,6 +283,43 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(&dir.path().join("flint.db")).unwrap();
         (dir, s)
+    }
+
+    #[test]
+    fn the_file_trigger_index_follows_inserts_and_deletes() {
+        let (dir, s) = store();
+        s.insert(&function("f")).unwrap();
+        s.insert(&function("g")).unwrap();
+        let files = |name: &str, function: &str| Trigger {
+            kind: TriggerKind::Files(serde_json::from_str(r#"{"dir": "/srv/up"}"#).unwrap()),
+            ..trigger(name, function)
+        };
+        s.insert_trigger(&trigger("sched", "f")).unwrap();
+        s.insert_trigger(&files("up1", "f")).unwrap();
+        // Not read yet: unknown without SQLite; then read from the table.
+        assert_eq!(s.cached_has_file_triggers("f"), None);
+        assert!(s.has_file_triggers("f").unwrap());
+        assert!(!s.has_file_triggers("g").unwrap());
+        assert_eq!(s.cached_has_file_triggers("g"), Some(false));
+        // Kept up to date by the writers.
+        s.insert_trigger(&files("up2", "f")).unwrap();
+        s.insert_trigger(&files("g1", "g")).unwrap();
+        assert_eq!(s.cached_has_file_triggers("g"), Some(true));
+        s.delete_trigger("up1").unwrap();
+        assert_eq!(s.cached_has_file_triggers("f"), Some(true));
+        s.delete_trigger("up2").unwrap();
+        assert_eq!(s.cached_has_file_triggers("f"), Some(false));
+        s.delete_trigger("sched").unwrap();
+        assert_eq!(s.cached_has_file_triggers("f"), Some(false));
+        s.delete("g", true).unwrap();
+        assert_eq!(s.cached_has_file_triggers("g"), Some(false));
+        // What the table says, read afresh.
+        s.insert(&function("g")).unwrap();
+        s.insert_trigger(&files("g2", "g")).unwrap();
+        let again = Store::open(&dir.path().join("flint.db")).unwrap();
+        assert!(!again.has_file_triggers("f").unwrap());
+        assert!(again.has_file_triggers("g").unwrap());
+        assert_eq!(s.cached_has_file_triggers("g"), Some(true));
     }
 
     #[test]

@@ -141,6 +141,13 @@ impl UnpackCache {
         }
     }
 
+    /// The pinned bundle's directory when it is unpacked already (one `stat`, so a
+    /// start whose code is there needs no blocking hop).
+    pub fn unpacked(&self, pin: &UnpackPin) -> Option<PathBuf> {
+        let path = self.path_of(&pin.sha256);
+        path.is_dir().then_some(path)
+    }
+
     /// The unpacked directory of the pinned bundle, unpacking it first (from the zip
     /// `read` returns) when it is not there yet. Blocking.
     pub fn ensure(

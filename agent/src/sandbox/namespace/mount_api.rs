@@ -94,6 +94,24 @@ fn config(fs: &OwnedFd, cmd: libc::c_uint, key: &CStr, value: Option<&CStr>) -> 
     })
 }
 
+/// A new detached mount of the same file system as the detached mount `tree`, with
+/// its attributes (`open_tree` with `OPEN_TREE_CLONE`): no new superblock. Kernels
+/// before 6.15 refuse to clone a mount that is not in the caller's mount namespace
+/// (EINVAL).
+pub fn clone_tree(tree: &OwnedFd) -> io::Result<OwnedFd> {
+    const OPEN_TREE_CLONE: libc::c_uint = 0x1;
+    const OPEN_TREE_CLOEXEC: libc::c_uint = libc::O_CLOEXEC as libc::c_uint;
+    // SAFETY: `tree` is an open descriptor; the empty path is NUL-terminated.
+    fd_result(unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | libc::AT_EMPTY_PATH as libc::c_uint,
+        )
+    })
+}
+
 /// The mountinfo line of the detached mount `tree` once attached, as a sandbox
 /// sees it: attached on a thread of its own in a mount namespace of its own (which
 /// goes with the thread), at a temporary directory.

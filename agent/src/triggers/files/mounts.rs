@@ -20,6 +20,9 @@ impl Agent {
     /// whose directories exist now.
     pub(crate) fn files_mounts(&self, function: &str) -> Result<Vec<RoBind>, StoreError> {
         let mut out = Vec::new();
+        if !self.store().has_file_triggers(function)? {
+            return Ok(out);
+        }
         for t in self.store().list_triggers(Some(function))? {
             let TriggerKind::Files(spec) = &t.kind else {
                 continue;
@@ -34,6 +37,12 @@ impl Agent {
             });
         }
         Ok(out)
+    }
+
+    /// [`files_mounts`](Self::files_mounts) when that needs no SQLite: none, for a
+    /// function known to have no file-event triggers.
+    pub(crate) fn files_mounts_cached(&self, function: &str) -> Option<Vec<RoBind>> {
+        (self.store().cached_has_file_triggers(function) == Some(false)).then(Vec::new)
     }
 
     /// Retires `function`'s idle instances: its mounts changed (a file-event trigger
