@@ -315,17 +315,26 @@ impl Agent {
         self.remove_cgroup_parent();
     }
 
-    /// Removes the (by now empty) cgroup parent directories flintd left in each hierarchy.
+    /// Removes the cgroup parent directories flintd left in each hierarchy. A flintd
+    /// that had to be killed leaves its sandboxes (frozen idle instances among them):
+    /// they are thawed, killed and removed as flintd's own start-up sweep would.
     fn remove_cgroup_parent(&self) {
         let Some(parent) = &self.cgroup_parent else {
             return;
         };
+        let left = flint_agent::sandbox::namespace::sweep::remove_on_stop(parent);
+        if !left.is_empty() {
+            eprintln!(
+                "flint-bench: {} sandbox cgroups of flintd's are still there after the sweep",
+                left.len()
+            );
+        }
         let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else {
             return;
         };
         for h in hierarchies.flatten() {
             let dir = h.path().join(parent);
-            // Sandbox cgroups flintd left behind (rmdir fails on any that still has a process).
+            // Anything else flintd left (rmdir fails on any that still has a process).
             if let Ok(children) = std::fs::read_dir(&dir) {
                 for c in children.flatten().filter(|c| c.path().is_dir()) {
                     let _ = std::fs::remove_dir(c.path());

@@ -259,12 +259,13 @@ impl IdleInstances {
         });
     }
 
-    /// Destroys every idle instance and waits for it (agent shutdown).
+    /// Destroys every idle instance, all at once, and waits for them (agent
+    /// shutdown: one after the other, hundreds of instances on a loaded host took
+    /// longer than a supervisor's stop timeout, and a killed flintd leaves its
+    /// instances frozen).
     pub async fn shutdown(&self) {
         let all: Vec<Session> = self.idle().drain().flat_map(|(_, v)| v).collect();
-        for inst in all {
-            inst.destroy().await;
-        }
+        crate::pools::destroy_all(all.into_iter().map(Session::destroy)).await;
     }
 }
 

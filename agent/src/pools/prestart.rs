@@ -319,9 +319,7 @@ impl SandboxPool {
                     starting,
                 )
             };
-            for c in ready {
-                c.destroy().await;
-            }
+            super::destroy_all(ready.into_iter().map(Prestarted::destroy)).await;
             if starting == 0 || Instant::now() > deadline {
                 return;
             }
