@@ -380,7 +380,8 @@ impl TestAgent {
     }
 }
 
-fn cgroup_roots(parent: &str) -> Vec<PathBuf> {
+/// The directories of cgroup parent `parent` in each hierarchy flintd uses.
+pub fn cgroup_roots(parent: &str) -> Vec<PathBuf> {
     let v2 = !Path::new("/sys/fs/cgroup/memory").exists();
     if v2 {
         vec![Path::new("/sys/fs/cgroup").join(parent)]

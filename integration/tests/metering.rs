@@ -374,12 +374,10 @@ async fn json_logs_carry_the_invoke_span_fields() {
     .unwrap();
     let st = child.wait().unwrap();
     // The agent removed its sandboxes; the parent cgroups are the test's to remove.
-    for c in ["memory", "pids", ""] {
-        let _ = std::fs::remove_dir(
-            std::path::Path::new("/sys/fs/cgroup")
-                .join(c)
-                .join(format!("flint-test-{}-jsonlog", std::process::id())),
-        );
+    for dir in
+        flint_integration::cgroup_roots(&format!("flint-test-{}-jsonlog", std::process::id()))
+    {
+        let _ = std::fs::remove_dir(dir);
     }
     assert!(st.success(), "flintd exited with {st}");
 

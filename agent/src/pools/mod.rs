@@ -45,6 +45,10 @@ mod tests {
         .await;
         assert_eq!(done.load(Ordering::SeqCst), 50);
         // One after the other this would be 5 s.
-        assert!(t0.elapsed() < Duration::from_millis(200), "{:?}", t0.elapsed());
+        assert!(
+            t0.elapsed() < Duration::from_millis(200),
+            "{:?}",
+            t0.elapsed()
+        );
     }
 }
