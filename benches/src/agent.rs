@@ -415,6 +415,30 @@ pub async fn deploy_on(
 
 /// Invokes synchronously; returns the client-side latency and the response, which must
 /// be a success.
+/// [`invoke`], retried while flintd throttles it (RESOURCE_EXHAUSTED: its start
+/// scheduler is full, as when hundreds of warm-up calls start instances at once), as a
+/// Lambda client retries TooManyRequestsException; gives up after `within`.
+pub async fn invoke_retrying(
+    c: &mut Client,
+    name: &str,
+    payload: &[u8],
+    within: Duration,
+) -> Result<(Duration, InvokeResponse), AgentError> {
+    let t0 = Instant::now();
+    let mut gap = Duration::from_millis(50);
+    loop {
+        match invoke(c, name, payload).await {
+            Err(AgentError::Rpc { status, .. })
+                if status.code() == tonic::Code::ResourceExhausted && t0.elapsed() < within =>
+            {
+                tokio::time::sleep(gap).await;
+                gap = (gap * 2).min(Duration::from_secs(1));
+            }
+            other => return other,
+        }
+    }
+}
+
 pub async fn invoke(
     c: &mut Client,
     name: &str,

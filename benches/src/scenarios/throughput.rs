@@ -12,6 +12,9 @@ use flint_agent::client::Client;
 use flint_proto::v1::{InvocationType, InvokeRequest, LogType};
 use std::time::{Duration, Instant};
 
+/// How long a warm-up call is retried while flintd throttles its cold start.
+const WARM_UP_WITHIN: Duration = Duration::from_secs(60);
+
 /// Completed requests and their latencies (ms) over a window.
 struct Window {
     rps: f64,
@@ -86,13 +89,18 @@ pub async fn run(
     let mut s = Scenario::new("throughput", "Throughput by concurrency");
     let (mut fl, mut el) = (Vec::new(), Vec::new());
     for &n in &levels {
-        // Warm-up: n concurrent invocations, twice, so n warm instances exist.
+        // Warm-up: n concurrent invocations, twice, so n warm instances exist (the cold
+        // starts a level needs are queued and throttled by flintd: retried).
         for _ in 0..2 {
             let mut set = tokio::task::JoinSet::new();
             for _ in 0..n {
                 let mut cl = c.clone();
                 let name = name.clone();
-                set.spawn(async move { agent::invoke(&mut cl, &name, b"").await.map(|_| ()) });
+                set.spawn(async move {
+                    agent::invoke_retrying(&mut cl, &name, b"", WARM_UP_WITHIN)
+                        .await
+                        .map(|_| ())
+                });
             }
             while let Some(r) = set.join_next().await {
                 r.map_err(|e| ScenarioError::Unexpected(format!("warm-up task: {e}")))??;
