@@ -79,17 +79,21 @@ pub fn read_only_tree(dir: &Path) -> io::Result<OwnedFd> {
         return new_overlay(dir);
     }
     let id = dir_id(dir)?;
-    if let Some(t) = templates().get(dir).filter(|t| t.id == id) {
-        match mount_api::clone_tree(&t.tree) {
-            Ok(tree) => return Ok(tree),
-            Err(e) => refuse_clones(&e),
-        }
+    // The lock is released at the end of this statement, before anything else.
+    let cloned = templates()
+        .get(dir)
+        .filter(|t| t.id == id)
+        .map(|t| mount_api::clone_tree(&t.tree));
+    match cloned {
+        Some(Ok(tree)) => return Ok(tree),
+        Some(Err(e)) => clone_failed(&e),
+        None => {}
     }
     let tree = new_overlay(dir)?;
     if CLONES.load(Ordering::Relaxed) {
         match mount_api::clone_tree(&tree) {
             Ok(template) => keep(dir, Template { id, tree: template }),
-            Err(e) => refuse_clones(&e),
+            Err(e) => clone_failed(&e),
         }
     }
     Ok(tree)
@@ -105,7 +109,14 @@ fn keep(dir: &Path, t: Template) {
     all.insert(dir.to_path_buf(), t);
 }
 
-fn refuse_clones(e: &io::Error) {
+/// A clone failed: EINVAL is a kernel that cannot clone a detached mount (no more
+/// templates from now on); anything else (EMFILE, ENOMEM) only costs this instance a
+/// new overlay.
+fn clone_failed(e: &io::Error) {
+    if e.raw_os_error() != Some(libc::EINVAL) {
+        tracing::warn!(error = %e, "code mount template not cloned: making a new overlay");
+        return;
+    }
     if CLONES.swap(false, Ordering::Relaxed) {
         tracing::info!(error = %e, "this kernel cannot clone a detached mount: every instance's code gets an overlay of its own");
         templates().clear();
