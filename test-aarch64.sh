@@ -51,6 +51,7 @@ skipped=(
   "sandbox_mask::tests::finds_the_argument_area_in_proc_stat|reads /proc/self/stat, which under qemu-user is the emulator's"
   "sandbox::namespace::mount_api::tests::|makes mounts (the x86_64 run of test.sh covers them)"
   "sandbox::namespace::code_mount::tests::the_code_is_read_only_and_named_by_no_host_path|makes an overlay mount with fsopen, which qemu-user does not pass on (ENOSYS; the x86_64 run covers it)"
+  "sandbox::namespace::code_mount::tests::instances_get_clones_of_the_template_while_it_is_the_same_directory|makes overlay mounts with fsopen and clones them with open_tree, which qemu-user does not pass on (ENOSYS; the x86_64 run covers it)"
   "sandbox::namespace::tmp_disk::tests::|attaches loop devices and runs mkfs.ext4 (the x86_64 run covers them)"
   "sandbox::namespace::uids::tests::leases_are_distinct_and_returned_on_drop|leases all 16,384 uid ranges, a linear search each: over 2 minutes in an emulated debug build (the x86_64 run covers it)"
 )
