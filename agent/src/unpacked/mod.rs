@@ -169,10 +169,10 @@ impl UnpackCache {
         pin: &UnpackPin,
         fill: impl FnOnce(&Path) -> Result<(), CodeError>,
     ) -> Result<PathBuf, CodeError> {
-        let path = self.path_of(&pin.sha256);
-        if path.is_dir() {
+        if let Some(path) = self.unpacked(pin) {
             return Ok(path);
         }
+        let path = self.path_of(&pin.sha256);
         let one = lock(&self.state)
             .unpacking
             .entry(pin.sha256.clone())

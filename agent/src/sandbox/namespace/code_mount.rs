@@ -64,7 +64,11 @@ fn dir_id(dir: &Path) -> io::Result<(u64, u64)> {
 
 /// Drops the templates whose directory is gone or is another directory now.
 pub fn drop_stale_templates() {
-    templates().retain(|dir, t| dir_id(dir).ok() == Some(t.id));
+    drop_stale(&mut templates());
+}
+
+fn drop_stale(all: &mut HashMap<PathBuf, Template>) {
+    all.retain(|dir, t| dir_id(dir).ok() == Some(t.id));
 }
 
 /// The empty directory beside the unpacked bundles (names starting with a dot are
@@ -102,7 +106,7 @@ pub fn read_only_tree(dir: &Path) -> io::Result<OwnedFd> {
 /// Keeps `t` as `dir`'s template, first dropping stale ones (and, when full, all).
 fn keep(dir: &Path, t: Template) {
     let mut all = templates();
-    all.retain(|dir, t| dir_id(dir).ok() == Some(t.id));
+    drop_stale(&mut all);
     if all.len() >= TEMPLATES_MAX {
         all.clear();
     }
