@@ -8,10 +8,12 @@ Run: /usr/bin/python3 -m unittest discover -s images/tests   (or images/tests/ru
 import json
 import os
 import queue
+import socket
 import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 import unittest
 
@@ -164,6 +166,16 @@ class InvocationTests(BootstrapCase):
             self.assertEqual(post.path, f"/invocation/req-{n}/response")
             self.assertEqual(post.json(), {"calls": n, "imports": 1})
         self.assertEqual(self.api.connections, 1, "the bootstrap must keep one keep-alive connection")
+
+    def test_a_5_mb_event_and_result(self):
+        self.write("app.py", "def handler(event, context):\n    return {'n': len(event['s']), 'back': event['s'][-3:] * 1000000}\n")
+        self.start("app.handler")
+        post = self.invoke("big", {"s": "x" * (5 * 1024 * 1024 - 3) + "end"})
+        self.assertEqual(post.path, "/invocation/big/response")
+        doc = post.json()
+        self.assertEqual(doc["n"], 5 * 1024 * 1024)
+        self.assertEqual(doc["back"], "end" * 1000000)
+        self.assertEqual(self.invoke("small", {"s": "ab"}).json(), {"n": 2, "back": "ab" * 1000000})
 
     def test_none_and_plain_values(self):
         self.write(
@@ -373,6 +385,73 @@ class InitErrorTests(BootstrapCase):
         self.start("app.handler")
         doc = self.expect_init_error("KeyError", "'cfg'")
         self.assertTrue(any("line 1, in <module>" in entry for entry in doc["stackTrace"]), doc["stackTrace"])
+
+
+class RuntimeIoTests(unittest.TestCase):
+    """The runtime module's own socket code (it avoids socket.py and the resolver)."""
+
+    @classmethod
+    def setUpClass(cls):
+        sys.path.insert(0, os.path.dirname(BOOTSTRAP))
+        import _flint_runtime
+
+        cls.rt = _flint_runtime
+
+    def pair(self, chunks):
+        """A reader on one end of a socket pair whose other end sends `chunks` and closes."""
+        a, b = socket.socketpair()
+        self.addCleanup(a.close)
+
+        def send():
+            with b:
+                for chunk in chunks:
+                    b.sendall(chunk)
+                    time.sleep(0.01)
+
+        sender = threading.Thread(target=send)
+        sender.start()
+        self.addCleanup(sender.join)
+        return self.rt.Reader(a)
+
+    def test_lines_across_chunks_and_the_limit(self):
+        r = self.pair([b"HTTP/1.1 200 OK\r", b"\nA: b\r\n\r\n", b"0123456789abc"])
+        self.assertEqual(r.readline(100), b"HTTP/1.1 200 OK\r\n")
+        self.assertEqual(r.readline(100), b"A: b\r\n")
+        self.assertEqual(r.readline(100), b"\r\n")
+        self.assertEqual(r.readline(4), b"0123", "a line longer than the limit is cut at the limit")
+        self.assertEqual(r.read(3), b"456")
+        self.assertEqual(r.readline(100), b"789abc", "at end of file, the rest without a newline")
+        self.assertEqual(r.readline(100), b"")
+
+    def test_a_large_body_and_a_short_one_at_end_of_file(self):
+        body = bytes(range(256)) * 8192  # 2 MiB
+        r = self.pair([b"x\n", body[:1000], body[1000:], b"tail"])
+        self.assertEqual(r.readline(10), b"x\n")
+        self.assertEqual(bytes(r.read(len(body))), body)
+        self.assertEqual(r.read(10), b"tail", "fewer bytes than asked for at end of file")
+        self.assertEqual(r.read(), b"")
+
+    def test_read_to_end_of_file(self):
+        r = self.pair([b"ab", b"cd", b"ef"])
+        self.assertEqual(r.read(1), b"a")
+        self.assertEqual(r.read(), b"bcdef")
+
+    def test_connect_numeric_and_by_name(self):
+        with socket.socket() as server:
+            server.bind(("127.0.0.1", 0))
+            server.listen(2)
+            port = server.getsockname()[1]
+            for host in ("127.0.0.1", "localhost"):
+                with self.subTest(host=host):
+                    sock = self.rt.connect((host, port))
+                    conn, _ = server.accept()
+                    try:
+                        sock.sendall(b"ping")
+                        self.assertEqual(conn.recv(4), b"ping")
+                    finally:
+                        sock.close()
+                        conn.close()
+        self.assertNotIn("socket", vars(self.rt), "the runtime must not import socket.py at start")
 
 
 if __name__ == "__main__":
