@@ -160,7 +160,10 @@ async fn filters_overflow_rescan_and_mark() {
     ]))
     .await
     .unwrap();
-    let drained: DateTime<Utc> = Utc::now();
+    // Later than the mark the task sets when it starts (it starts after this line, and
+    // a mark only moves forward): with Utc::now() the test failed whenever the
+    // millisecond turned in between.
+    let drained: DateTime<Utc> = Utc::now() + chrono::TimeDelta::seconds(5);
     tx.send(Msg::Drained(drained)).await.unwrap();
     tx.send(Msg::Overflow).await.unwrap();
     drop(tx);
