@@ -15,6 +15,7 @@ use flint_proto::init::{guest_message::Msg, host_message, Configure, Hello, Host
 use std::fs::File;
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::{AsFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
@@ -165,9 +166,15 @@ pub fn run(
                 } else {
                     None
                 };
+                let tmp_mount = if cfg.tmp_mount {
+                    stream.take_fd()
+                } else {
+                    None
+                };
                 let mounts = HostMounts {
                     code: code_mount,
                     opt: opt_mount,
+                    tmp: tmp_mount,
                     layers: &mut opt,
                 };
                 configure(cfg, mounts, prepared.as_ref(), &shared, &calls, paths);
@@ -243,6 +250,8 @@ struct HostMounts<'a> {
     code: Option<OwnedFd>,
     /// The function's layers, for /opt.
     opt: Option<OwnedFd>,
+    /// A /tmp of the function's size, replacing the pre-started sandbox's.
+    tmp: Option<OwnedFd>,
     /// The function's layers unpacked from Layer frames, to make read-only.
     layers: &'a mut layers::Opt,
 }
@@ -250,7 +259,7 @@ struct HostMounts<'a> {
 /// Handles Configure; every failure is reported to the host as InitError.
 fn configure(
     cfg: Configure,
-    host_mounts: HostMounts<'_>,
+    mut host_mounts: HostMounts<'_>,
     prepared: Option<&Prepare>,
     shared: &Arc<Shared>,
     calls: &Arc<HostCalls>,
@@ -261,21 +270,25 @@ fn configure(
         shared.init_error(error_type, error_doc(error_type, &message));
         return;
     }
+    let tmp = host_mounts.tmp.take();
     let result = match prepared {
         None => setup_sandbox(cfg.tmp_mb, shared, paths)
+            .and_then(|()| replace_tmp(tmp, paths))
             .and_then(|()| install_code(&cfg, host_mounts, shared, paths, at))
             .and_then(|()| start_runtime(&cfg.bootstrap, &env::compose(&cfg), shared, paths)),
-        Some(p) => install_code(&cfg, host_mounts, shared, paths, at).and_then(|()| {
-            if p.start_runtime {
-                let vars: std::collections::BTreeMap<_, _> =
-                    env::compose(&cfg).into_iter().collect();
-                let doc = serde_json::json!({ "environment": vars });
-                shared.set_function_env(doc.to_string().into_bytes());
-                Ok(())
-            } else {
-                start_runtime(&cfg.bootstrap, &env::compose(&cfg), shared, paths)
-            }
-        }),
+        Some(p) => replace_tmp(tmp, paths)
+            .and_then(|()| install_code(&cfg, host_mounts, shared, paths, at))
+            .and_then(|()| {
+                if p.start_runtime {
+                    let vars: std::collections::BTreeMap<_, _> =
+                        env::compose(&cfg).into_iter().collect();
+                    let doc = serde_json::json!({ "environment": vars });
+                    shared.set_function_env(doc.to_string().into_bytes());
+                    Ok(())
+                } else {
+                    start_runtime(&cfg.bootstrap, &env::compose(&cfg), shared, paths)
+                }
+            }),
     };
     if let Err((error_type, message)) = result {
         shared.init_error(error_type, error_doc(error_type, &message));
@@ -334,6 +347,37 @@ fn setup_sandbox(tmp_mb: u32, shared: &Arc<Shared>, paths: &Paths) -> Result<(),
         )
     })?;
     runtime_api::spawn(listener, shared.clone()).map_err(|e| setup_failure(&e))
+}
+
+/// Puts the /tmp that came with Configure in place of the one the sandbox has: a
+/// pre-started sandbox's /tmp has the pool's size, not the function's. Nothing has
+/// used the old one, as no function code ran in the sandbox yet. It is detached while
+/// a descriptor of it is held, and that descriptor is closed on a thread of its own:
+/// the old file system's teardown (ext4's unmount and its loop device's release, about
+/// 1 ms) then happens there, not on the way to the function's first invocation.
+fn replace_tmp(tmp: Option<OwnedFd>, paths: &Paths) -> Result<(), Failure> {
+    let Some(tree) = tmp else {
+        return Ok(());
+    };
+    let old = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+        .open(&paths.tmp)
+        .map_err(|e| setup_failure(&format!("opening {}: {e}", paths.tmp.display())))?;
+    nix::mount::umount2(&paths.tmp, nix::mount::MntFlags::MNT_DETACH).map_err(|e| {
+        setup_failure(&format!(
+            "detaching the pre-started sandbox's {}: {e}",
+            paths.tmp.display()
+        ))
+    })?;
+    host_mount::attach(tree, &paths.tmp).map_err(|e| setup_failure(&e))?;
+    let closer = std::thread::Builder::new()
+        .name("tmp-teardown".into())
+        .spawn(move || drop(old));
+    if let Err(e) = closer {
+        eprintln!("flint-init: the old /tmp is torn down on this thread: {e}");
+    }
+    Ok(())
 }
 
 /// Unpacks the code into /var/task and makes it read-only; or, when flintd sent the

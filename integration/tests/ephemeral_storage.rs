@@ -42,7 +42,11 @@ fn free_port() -> u16 {
 
 /// Fills /tmp of `name` and checks ENOSPC comes just past `size_mb`.
 async fn fills_to(c: &mut Client, name: &str, size_mb: u64) {
-    let r = json(&invoke_ok(c, name, "{}").await);
+    filled_to(name, &json(&invoke_ok(c, name, "{}").await), size_mb);
+}
+
+/// Checks the fill's result `r` says ENOSPC came just past `size_mb`.
+fn filled_to(name: &str, r: &serde_json::Value, size_mb: u64) {
     let written = r["written"].as_u64().unwrap();
     assert_eq!(r["errno"], 28, "{name}: ENOSPC expected: {r}");
     assert!(
@@ -108,7 +112,19 @@ print("updated", u["EphemeralStorage"]["Size"])
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tmp_has_the_functions_ephemeral_storage_size() {
     let addr = format!("127.0.0.1:{}", free_port());
-    let agent = TestAgent::start_args(300, &["--api-listen", &addr, "--region", REGION]).await;
+    // One pre-started 128 MB sandbox (made with the pool's 512 MB /tmp) waits for "big".
+    let agent = TestAgent::start_args(
+        300,
+        &[
+            "--api-listen",
+            &addr,
+            "--region",
+            REGION,
+            "--pool-warm",
+            "python3.11:128=1",
+        ],
+    )
+    .await;
     let mut c = agent.client().await;
     for (name, size) in [("big", 1024), ("default", 0)] {
         let mut req = python_function(name, APP);
@@ -126,8 +142,15 @@ async fn tmp_has_the_functions_ephemeral_storage_size() {
     assert!(e.message().contains("512-10240 MB"), "{}", e.message());
 
     // More than the memory size, no OOM, ENOSPC at the function's size; twice on the
-    // same instance.
-    fills_to(&mut c, "big", 1024).await;
+    // same instance. The first start is a pool hit: the pre-started sandbox's /tmp
+    // was replaced by one of the function's size with Configure.
+    agent
+        .wait_pool_ready("python3.11", 128, Duration::from_secs(60))
+        .await;
+    let first = invoke(&mut c, "big", "{}").await;
+    let t = first.timings.expect("timings");
+    assert!(t.cold_start && t.pool_hit, "expected a pool hit: {t:?}");
+    filled_to("big", &json(&first), 1024);
     fills_to(&mut c, "big", 1024).await;
     fills_to(&mut c, "default", 512).await;
     assert_eq!(agent.instances_of("big").await, 1);

@@ -8,8 +8,9 @@ pub mod lambda;
 pub mod init {
     include!(concat!(env!("OUT_DIR"), "/flint.init.v1.rs"));
 
-    /// The protocol version this build speaks; sent in `Hello`.
-    pub const PROTOCOL_VERSION: u32 = 2;
+    /// The protocol version this build speaks; sent in `Hello`. 3: Configure's
+    /// `tmp_mount` (an older flint-init would ignore it and keep the pool's /tmp).
+    pub const PROTOCOL_VERSION: u32 = 3;
 }
 
 /// The public gRPC API.

@@ -100,9 +100,10 @@ impl Agent {
             memory_mb: f.memory_mb,
             network: f.network,
         };
-        // A function with mounts (file-event triggers), a /tmp size other than the
-        // pool's or interpreter start options (JAVA_TOOL_OPTIONS...) needs a sandbox
-        // made for it.
+        // A function with mounts (file-event triggers) or interpreter start options
+        // (JAVA_TOOL_OPTIONS...) needs a sandbox made for it; so does a /tmp size other
+        // than the pool's, unless the backend can hand a pre-started sandbox a /tmp of
+        // that size with Configure.
         let ro_binds = match self.files_mounts_cached(&f.name) {
             Some(none) => none,
             None => {
@@ -114,14 +115,25 @@ impl Agent {
         let start_options = crate::pools::key::sets_start_options(
             f.environment.keys().chain(f.secret_environment.keys()),
         );
-        let pool = if ro_binds.is_empty() && f.ephemeral_storage_mb == TMP_MB && !start_options {
+        let other_tmp = f.ephemeral_storage_mb != TMP_MB;
+        let pool = if ro_binds.is_empty()
+            && !start_options
+            && (!other_tmp || self.backend().sized_tmp())
+        {
             self.sandbox_pool().take(&key)
         } else {
             None
         };
         if let Some(pre) = pool {
             let refill = self.sandbox_pool().refill_after();
-            let binding = self.binding(f, version, &rt).await?;
+            let mut binding = self.binding(f, version, &rt).await?;
+            if other_tmp {
+                let mb = f.ephemeral_storage_mb;
+                let tmp = self
+                    .blocking(move |a| a.backend().tmp_for_pool_hit(mb))
+                    .await;
+                binding.tmp_mount = Some(tmp.map_err(|e| err(StartError::Sandbox(e)))?);
+            }
             match Session::bind(pre, binding, init_timeout).await {
                 Ok(started) => return Ok((started, Some(refill))),
                 Err(e) => {
@@ -204,6 +216,8 @@ impl Agent {
             region: self.config().region.clone(),
             credentials: role.credentials,
             credentials_auth_token: role.auth_token,
+            // Set by Session::bind when a /tmp goes with it.
+            tmp_mount: false,
         };
         Ok(Binding {
             configure,
@@ -215,6 +229,7 @@ impl Agent {
             code_mount,
             opt_mount,
             layer_frames,
+            tmp_mount: None,
         })
     }
 

@@ -166,6 +166,9 @@ pub(crate) struct Binding<'a> {
     /// The function's layers as zips, in order (a backend without mounts; Configure's
     /// `layer_count` is their number), sent before Configure.
     pub layer_frames: Vec<flint_proto::init::Layer>,
+    /// A /tmp of the function's size for a pre-started sandbox made with the pool's
+    /// (Configure's `tmp_mount` is set; sent after the code and layers mounts).
+    pub tmp_mount: Option<std::os::fd::OwnedFd>,
 }
 
 /// The unpacked bundle an instance mounts, and its pin.
@@ -305,17 +308,20 @@ impl Stream {
     }
 
     /// Sends Configure with read-only mounts of `dirs` attached, in order (the code
-    /// for /var/task, then the layers for /opt when the function has any).
+    /// for /var/task, then the layers for /opt when the function has any), and then
+    /// `tmp` (a /tmp for a pre-started sandbox) when there is one.
     async fn send_with_code(
         &mut self,
         configure: Configure,
         dirs: &[&std::path::Path],
+        tmp: Option<&std::os::fd::OwnedFd>,
     ) -> Result<(), FrameError> {
         let mut trees = Vec::with_capacity(dirs.len());
         for dir in dirs {
             trees.push(crate::sandbox::namespace::code_mount::read_only_tree(dir)?);
         }
-        let fds: Vec<_> = trees.iter().map(|t| t.as_fd()).collect();
+        let mut fds: Vec<_> = trees.iter().map(|t| t.as_fd()).collect();
+        fds.extend(tmp.map(|t| t.as_fd()));
         let msg = HostMessage {
             msg: Some(H::Configure(configure)),
         };
@@ -587,10 +593,15 @@ impl Session {
             stream.timings.init_boot_ns = 0;
         }
         let layer_count = binding.configure.layer_count;
+        let mut configure = binding.configure;
+        configure.tmp_mount = binding.tmp_mount.is_some();
         let sent = match (binding.code_mount, binding.opt_mount) {
+            (None, _) if configure.tmp_mount => Err(FrameError::Io(std::io::Error::other(
+                "a /tmp mount goes with a code mount, and there is none",
+            ))),
             (None, _) => {
                 stream
-                    .send_layers_and_configure(binding.layer_frames, binding.configure)
+                    .send_layers_and_configure(binding.layer_frames, configure)
                     .await
             }
             (Some(code), opt) => {
@@ -598,7 +609,9 @@ impl Session {
                 if let Some(opt) = &opt {
                     dirs.push(opt.dir.as_path());
                 }
-                let sent = stream.send_with_code(binding.configure, &dirs).await;
+                let sent = stream
+                    .send_with_code(configure, &dirs, binding.tmp_mount.as_ref())
+                    .await;
                 stream.guest.code_pin = Some(code.pin);
                 stream.guest.opt_pin = opt.map(|o| o.pin);
                 sent

@@ -104,6 +104,18 @@ pub trait SandboxBackend: Send + Sync {
     fn sized_tmp(&self) -> bool {
         false
     }
+    /// A /tmp of `mb` MB for a pre-started sandbox bound to a function of that size
+    /// (its own /tmp has the pool's, [`crate::limits::TMP_MB`]): flint-init swaps it in
+    /// at Configure. Every backend whose [`SandboxBackend::sized_tmp`] is true gives
+    /// one; the others' pre-started sandboxes serve only functions of the pool's size.
+    /// Blocking (the disk may be made now).
+    fn tmp_for_pool_hit(&self, mb: u32) -> Result<std::os::fd::OwnedFd, SandboxError> {
+        Err(SandboxError::Io(std::io::Error::other(format!(
+            "the {} backend keeps its pre-started sandboxes' /tmp at {} MB, not {mb} MB",
+            self.kind(),
+            crate::limits::TMP_MB
+        ))))
+    }
     /// True when the code reaches the sandbox as a read-only mount of the bundle
     /// unpacked once on the host ([`crate::unpacked`]); false when flint-init unpacks
     /// the zip itself (the microVM: its memory is the VM's own).

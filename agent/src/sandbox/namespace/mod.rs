@@ -22,7 +22,7 @@ use cgroup::SandboxCgroup;
 use cpu::CpuQuota;
 use parked::{ParkedLauncher, ParkedLaunchers};
 use std::ffi::OsString;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -140,6 +140,11 @@ impl SandboxBackend for NamespaceBackend {
 
     fn mounts_code(&self) -> bool {
         true
+    }
+
+    fn tmp_for_pool_hit(&self, mb: u32) -> Result<OwnedFd, SandboxError> {
+        let id = format!("pool-hit-{}", uuid::Uuid::new_v4().simple());
+        Ok(self.tmp_disks.take(&id, mb)?)
     }
 
     fn create<'a>(
