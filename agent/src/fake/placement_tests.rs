@@ -247,8 +247,10 @@ async fn a_sandbox_that_cannot_be_made_fails_the_invocation_with_the_reason() {
     });
     let e = h.invoke("f", "{}").await.unwrap_err();
     assert!(
-        e.to_string()
-            .contains("flint-init speaks protocol 1, the agent 2: rebuild flint-init"),
+        e.to_string().contains(&format!(
+            "flint-init speaks protocol 1, the agent {}: rebuild flint-init",
+            flint_proto::init::PROTOCOL_VERSION
+        )),
         "{e}"
     );
     let ids = h.backend.created_ids();
