@@ -273,10 +273,10 @@ fn configure(
     let tmp = host_mounts.tmp.take();
     let result = match prepared {
         None => setup_sandbox(cfg.tmp_mb, shared, paths)
-            .and_then(|()| replace_tmp(tmp, paths))
+            .and_then(|()| replace_tmp(cfg.tmp_mount, tmp, paths))
             .and_then(|()| install_code(&cfg, host_mounts, shared, paths, at))
             .and_then(|()| start_runtime(&cfg.bootstrap, &env::compose(&cfg), shared, paths)),
-        Some(p) => replace_tmp(tmp, paths)
+        Some(p) => replace_tmp(cfg.tmp_mount, tmp, paths)
             .and_then(|()| install_code(&cfg, host_mounts, shared, paths, at))
             .and_then(|()| {
                 if p.start_runtime {
@@ -355,9 +355,15 @@ fn setup_sandbox(tmp_mb: u32, shared: &Arc<Shared>, paths: &Paths) -> Result<(),
 /// a descriptor of it is held, and that descriptor is closed on a thread of its own:
 /// the old file system's teardown (ext4's unmount and its loop device's release, about
 /// 1 ms) then happens there, not on the way to the function's first invocation.
-fn replace_tmp(tmp: Option<OwnedFd>, paths: &Paths) -> Result<(), Failure> {
-    let Some(tree) = tmp else {
-        return Ok(());
+fn replace_tmp(announced: bool, tmp: Option<OwnedFd>, paths: &Paths) -> Result<(), Failure> {
+    let tree = match tmp {
+        Some(tree) => tree,
+        None if announced => {
+            return Err(setup_failure(
+                &"Configure announced a /tmp mount but no descriptor came with it",
+            ))
+        }
+        None => return Ok(()),
     };
     let old = std::fs::OpenOptions::new()
         .read(true)
@@ -485,6 +491,20 @@ mod tests {
         assert!(!is_reset(&io(std::io::ErrorKind::BrokenPipe)));
         assert!(!is_reset(&FrameError::Closed));
         assert!(!is_reset(&FrameError::TooLarge(1)));
+    }
+
+    /// A /tmp announced by Configure but missing from the frame is an error, not the
+    /// pool's /tmp kept at the wrong size; nothing announced, nothing changes.
+    #[test]
+    fn an_announced_tmp_without_its_descriptor_is_refused() {
+        let paths = Paths {
+            tmp: PathBuf::from("/nonexistent/flint-test-tmp"),
+            ..Paths::default()
+        };
+        let (kind, message) = replace_tmp(true, None, &paths).unwrap_err();
+        assert_eq!(kind, SETUP_ERROR);
+        assert!(message.contains("no descriptor came with it"), "{message}");
+        assert!(replace_tmp(false, None, &paths).is_ok());
     }
 
     fn pair() -> (File, std::os::unix::net::UnixStream) {
