@@ -79,6 +79,9 @@ mod tests {
             b"null",
             b"[1, \"a]]]\\\"[[[\", {\"k\": [true]}]",
             "\"caf\u{e9}\"".as_bytes(),
+            // A lone surrogate escape is valid JSON (RFC 8259, section 8.2); Python's
+            // and Node's parsers take it, so it reaches the runtime as sent.
+            b"{\"s\": \"\\udddd\"}",
         ] {
             assert_eq!(check(ok), Ok(()), "{}", String::from_utf8_lossy(ok));
         }
