@@ -38,6 +38,9 @@ pub enum CodeError {
     /// Symbolic links are refused
     #[error("zip entry {0:?} is a symbolic link: replace it with the file it points to")]
     Symlink(String),
+    /// A file entry whose name is only the code root itself (".", "./.")
+    #[error("zip entry {0:?} is a file named after the code root itself: give it a file name or remove it")]
+    Unnamed(String),
     /// I/O in the code store
     #[error("code store I/O on {path}: {source}")]
     Io {
@@ -93,6 +96,9 @@ pub fn check_bundle(zip: &[u8]) -> Result<BundleInfo, CodeError> {
         if file.unix_mode().is_some_and(|m| m & S_IFMT == S_IFLNK) {
             return Err(CodeError::Symlink(name));
         }
+        if !file.is_dir() && names_the_root(&name) {
+            return Err(CodeError::Unnamed(name));
+        }
         unzipped = unzipped.saturating_add(file.size());
     }
     if unzipped > CODE_UNZIPPED_MAX {
@@ -134,6 +140,14 @@ fn check_real_size(
         return Err(CodeError::SizeMismatch { name, declared });
     }
     Ok(())
+}
+
+/// True when `name` (already [`is_enclosed`]) has no component but `.`: a
+/// directory entry so named is the code root (nothing to make), a file cannot be.
+pub(crate) fn names_the_root(name: &str) -> bool {
+    Path::new(name)
+        .components()
+        .all(|c| matches!(c, Component::CurDir))
 }
 
 /// True when `name` stays below the directory it is unpacked into.
@@ -354,6 +368,24 @@ pub(crate) mod tests {
                 "{bad} accepted"
             );
         }
+    }
+
+    #[test]
+    fn a_file_named_after_the_root_is_refused_a_directory_is_not() {
+        for bad in [".", "./.", "././."] {
+            let z = make_zip(&[(bad, b"x", None)]);
+            match check_bundle(&z) {
+                Err(e @ CodeError::Unnamed(_)) => assert!(e.to_string().contains("file name")),
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
+        let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        w.add_directory("./", SimpleFileOptions::default()).unwrap();
+        w.start_file("./app.py", SimpleFileOptions::default())
+            .unwrap();
+        w.write_all(b"x = 1\n").unwrap();
+        let z = w.finish().unwrap().into_inner();
+        assert_eq!(check_bundle(&z).unwrap().entries, 2);
     }
 
     /// Rewrites every uncompressed-size field of a one-entry zip (local header and

@@ -21,6 +21,9 @@ pub enum UnpackError {
     /// An entry is a symbolic link, which is not allowed
     #[error("zip entry {0:?} is a symbolic link; links are not allowed in code bundles")]
     Symlink(String),
+    /// A file entry whose name is only the directory itself (".", "./.")
+    #[error("zip entry {0:?} is a file named after the directory it unpacks into: give it a file name or remove it")]
+    Unnamed(String),
     /// An entry holds more data than its header declares (a crafted archive)
     #[error("zip entry {0:?} unpacks to more bytes than its header declares")]
     Oversized(String),
@@ -65,6 +68,9 @@ fn unpack_into(bundle: &[u8], dest: &Path, over: bool) -> Result<Stats, UnpackEr
             return Err(UnpackError::Symlink(name));
         }
         let rel = safe_relative(&name).ok_or_else(|| UnpackError::Escape(name.clone()))?;
+        if rel.as_os_str().is_empty() && !entry.is_dir() {
+            return Err(UnpackError::Unnamed(name));
+        }
         let path = dest.join(&rel);
         let io_err = |source| UnpackError::Io {
             path: path.clone(),
@@ -140,8 +146,8 @@ fn remove_any(path: &Path) -> io::Result<()> {
     }
 }
 
-/// The entry name as a relative path of plain components, or None if it is absolute,
-/// contains `..`, a NUL, or is empty.
+/// The entry name as a relative path of plain components (empty for a name of only
+/// `.`, the directory itself), or None if it is absolute, contains `..` or a NUL.
 fn safe_relative(name: &str) -> Option<PathBuf> {
     if name.contains('\0') || name.starts_with('/') || name.starts_with('\\') {
         return None;
@@ -154,7 +160,7 @@ fn safe_relative(name: &str) -> Option<PathBuf> {
             Component::ParentDir | Component::RootDir | Component::Prefix(_) => return None,
         }
     }
-    (!out.as_os_str().is_empty()).then_some(out)
+    (!name.is_empty()).then_some(out)
 }
 
 #[cfg(test)]
@@ -218,6 +224,19 @@ mod tests {
             assert!(matches!(r, Err(UnpackError::Escape(_))), "{bad}: {r:?}");
             assert!(!dir.path().join("evil").exists());
         }
+    }
+
+    #[test]
+    fn a_file_named_dot_is_refused_a_dot_directory_is_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        for bad in [".", "./."] {
+            let r = unpack(&zip_of(&[(bad, 0o644, b"x")]), dir.path());
+            assert!(matches!(r, Err(UnpackError::Unnamed(_))), "{bad}: {r:?}");
+        }
+        let z = zip_of(&[("./", 0o755, b""), ("./app.py", 0o644, b"x = 1\n")]);
+        let stats = unpack(&z, dir.path()).unwrap();
+        assert_eq!(stats, Stats { files: 1, bytes: 6 });
+        assert_eq!(fs::read(dir.path().join("app.py")).unwrap(), b"x = 1\n");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! Files get their Unix permission bits without setuid/setgid/sticky, plus read for
 //! everyone (the runtime's uid reads them); directories are 0755.
 
-use crate::code::is_enclosed;
+use crate::code::{is_enclosed, names_the_root};
 use crate::limits::{CODE_ENTRIES_MAX, CODE_UNZIPPED_MAX};
 use std::fs::{self, OpenOptions};
 use std::io::{self, Cursor, Read};
@@ -30,6 +30,11 @@ pub enum UnzipError {
     /// A symbolic link
     #[error("zip entry {0:?} is a symbolic link: replace it with the file it points to")]
     Symlink(String),
+    /// A file entry named after the directory itself
+    #[error(
+        "zip entry {0:?} is a file named after /var/task itself: give it a file name or remove it"
+    )]
+    Unnamed(String),
     /// An entry holds more than its header declares
     #[error("zip entry {0:?} unpacks to more bytes than its header declares")]
     Oversized(String),
@@ -68,6 +73,9 @@ fn unzip_into(bundle: &[u8], dest: &Path, over: bool) -> Result<u64, UnzipError>
         }
         if !is_enclosed(&name) {
             return Err(UnzipError::Escape(name));
+        }
+        if !entry.is_dir() && names_the_root(&name) {
+            return Err(UnzipError::Unnamed(name));
         }
         let rel: PathBuf = Path::new(&name)
             .components()
@@ -204,5 +212,20 @@ mod tests {
         let z = make_zip(&[("../x", b"1", None)]);
         assert!(matches!(unzip(&z, dir.path()), Err(UnzipError::Escape(_))));
         assert!(!dir.path().parent().unwrap().join("x").exists());
+    }
+
+    #[test]
+    fn a_file_named_dot_is_refused_a_dot_directory_is_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let z = make_zip(&[(".", b"1", None)]);
+        assert!(matches!(unzip(&z, dir.path()), Err(UnzipError::Unnamed(_))));
+        let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        let opts = zip::write::SimpleFileOptions::default();
+        w.add_directory("./", opts).unwrap();
+        w.start_file("./app.py", opts).unwrap();
+        std::io::Write::write_all(&mut w, b"x = 1\n").unwrap();
+        let z = w.finish().unwrap().into_inner();
+        assert_eq!(unzip(&z, dir.path()).unwrap(), 6);
+        assert_eq!(fs::read(dir.path().join("app.py")).unwrap(), b"x = 1\n");
     }
 }
