@@ -25,6 +25,12 @@ target="${CARGO_TARGET_DIR:-$PWD/target}"
 (cd "$src" && CARGO_TARGET_DIR="$target" cargo build --release --locked -p flint-agent -p flint-init >&2)
 mkdir -p "$out.tmp"
 cp "$target/release/flintd" "$target/release/flint-init" "$out.tmp/"
+# Cargo names a workspace crate's build by its path within the workspace, so REV's
+# build replaced this checkout's in place; and as REV's exported sources are older than
+# that build, the next `cargo build --release` here would find it fresh and keep REV's
+# binaries. Cleaning the workspace's own crates (not the dependencies) makes that build
+# compile them again.
+cargo clean --release -p flint-proto -p flint-vmm -p flint-agent -p flint-init >&2
 rm -rf "$out"
 mv "$out.tmp" "$out"
 echo "$out"

@@ -222,7 +222,8 @@ pub struct RawConfig {
     /// refused with TooManyRequestsException.
     #[arg(long, env = "FLINT_START_QUEUE_MS", default_value_t = 3000)]
     pub start_queue_ms: u64,
-    /// A cold start waits (within --start-queue-ms) while the host has less memory
+    /// A cold start that makes a sandbox (not a pool hit) waits (within
+    /// --start-queue-ms) while the host has less memory
     /// available (MemAvailable) than this many MB.
     #[arg(long, env = "FLINT_START_MIN_FREE_MB", default_value_t = 256)]
     pub start_min_free_mb: u64,

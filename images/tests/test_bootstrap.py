@@ -274,6 +274,56 @@ class InvocationTests(BootstrapCase):
         self.assertEqual(post.json(), ["late-fn", "512", None, "yes"])
 
 
+    def audit_compiles(self):
+        """A sitecustomize (on PYTHONPATH) that writes the bootstrap's compile and
+        socket.connect audit events to its stderr, in order."""
+        self.write(
+            "audit/sitecustomize.py",
+            """
+            import sys
+            def hook(event, args):
+                if event == "compile":
+                    sys.stderr.write(f"AUDIT compile {args[1]}\\n")
+                elif event == "socket.connect":
+                    sys.stderr.write("AUDIT connect\\n")
+            sys.addaudithook(hook)
+            """,
+        )
+        return {"PYTHONPATH": os.path.join(self.task.name, "audit")}
+
+    def audited(self, err):
+        return [line for line in err.splitlines() if line.startswith("AUDIT ")]
+
+    def test_prestarted_runtime_warms_the_compiler_before_it_asks_for_its_function(self):
+        # /var/task is read-only, so the handler's module is always compiled; the pool's
+        # runtime compiles a small module first, so that cost is not a pool hit's.
+        self.write("late.py", "def handler(event, context):\n    return 1\n")
+        env = self.audit_compiles()
+        env.update({"FLINT_PRESTART": "1"})
+        self.start("", env)
+        self.api.function_env.put(
+            {"AWS_LAMBDA_RUNTIME_API": self.api.address, "LAMBDA_TASK_ROOT": self.task.name,
+             "_HANDLER": "late.handler"}
+        )
+        self.assertEqual(self.invoke("req-w", {}).json(), 1)
+        _, err = self.stop_and_read()
+        events = self.audited(err)
+        late = os.path.join(self.task.name, "late.py")
+        self.assertIn("AUDIT compile <flint warm-up>", events, err)
+        self.assertIn(f"AUDIT compile {late}", events, err)
+        warm = events.index("AUDIT compile <flint warm-up>")
+        self.assertLess(warm, events.index("AUDIT connect"), events)
+        self.assertLess(warm, events.index(f"AUDIT compile {late}"), events)
+
+    def test_a_runtime_started_with_its_function_does_not_warm_up(self):
+        self.write("app.py", "def handler(event, context):\n    return 2\n")
+        self.start("app.handler", self.audit_compiles())
+        self.assertEqual(self.invoke("req-n", {}).json(), 2)
+        _, err = self.stop_and_read()
+        self.assertNotIn("AUDIT compile <flint warm-up>", self.audited(err), err)
+        self.assertIn(f"AUDIT compile {os.path.join(self.task.name, 'app.py')}", self.audited(err), err)
+
+
 class InvocationErrorTests(BootstrapCase):
     def test_exception_becomes_error_document_and_loop_continues(self):
         self.write(

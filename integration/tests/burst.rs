@@ -171,3 +171,41 @@ async fn cold_starts_are_refused_while_the_host_is_short_of_memory() {
     );
     assert_eq!(agent.sandbox_count(), 0, "no sandbox was started");
 }
+
+#[tokio::test]
+async fn a_pool_hit_is_served_while_the_host_is_short_of_memory() {
+    // The floor holds back starts that make a sandbox; a pre-started one's memory is in
+    // use already, so binding it to a function goes ahead.
+    let agent = TestAgent::start_args(
+        300,
+        &[
+            "--pool-warm",
+            "python3.11:128=1",
+            "--start-queue-ms",
+            "300",
+            "--start-min-free-mb",
+            "100000000",
+        ],
+    )
+    .await;
+    let mut c = agent.client().await;
+    let mut req = python_function("fed", "def handler(e, c):\n    return 7\n");
+    req.memory_mb = 128;
+    c.functions.create_function(req).await.unwrap();
+    agent
+        .wait_pool_ready("python3.11", 128, Duration::from_secs(60))
+        .await;
+    let r = c
+        .invocations
+        .invoke(InvokeRequest {
+            function_name: "fed".into(),
+            payload: b"{}".to_vec(),
+            ..Default::default()
+        })
+        .await
+        .expect("a pool hit below the memory floor")
+        .into_inner();
+    assert_eq!(r.payload, b"7");
+    let t = r.timings.expect("timings");
+    assert!(t.cold_start && t.pool_hit, "expected a pool hit: {t:?}");
+}

@@ -6,12 +6,14 @@ use super::session::{Binding, CodeMount, Session, StartError, Started};
 use super::{InvokeError, Timings};
 use crate::code::CodeError;
 use crate::core::Agent;
+use crate::limiter::Throttle;
 use crate::limits::{INIT_TIMEOUT_S, TMP_MB};
 use crate::pools::key::PoolKey;
 use crate::pools::occupancy::{Guard, Phase};
 use crate::pools::prestart::RefillTicket;
 use crate::runtimes::Runtime;
 use crate::sandbox::{new_sandbox_id, SandboxSpec};
+use crate::start_gate::StartSlot;
 use crate::store::Function;
 use flint_proto::init::Configure;
 use std::hash::{Hash, Hasher};
@@ -54,15 +56,12 @@ impl Agent {
         let starting = self
             .occupancy()
             .enter(&f.name, Phase::Starting, f.memory_mb);
-        let _slot = match self.start_gate().enter().await {
-            Ok(slot) => slot,
-            Err(t) => {
-                tracing::info!(error = %t, "cold start refused");
-                self.record_throttle(&f.name, t.name());
-                return Err(t.into());
-            }
-        };
-        let (started, refill) = self.start_instance(f, version).await?;
+        let slot = self
+            .start_gate()
+            .enter()
+            .await
+            .map_err(|t| self.refuse_start(f, t))?;
+        let (started, refill) = self.start_instance(f, version, &slot).await?;
         match started {
             Started::Ready(mut session) => {
                 timings.cold_start = true;
@@ -81,6 +80,13 @@ impl Agent {
         }
     }
 
+    /// A cold start the start gate refused: logged and counted.
+    fn refuse_start(&self, f: &Function, t: Throttle) -> InvokeError {
+        tracing::info!(error = %t, "cold start refused");
+        self.record_throttle(&f.name, t.name());
+        t.into()
+    }
+
     /// A new instance of `f`: from the sandbox pool when it has a sandbox ready (with
     /// the ticket that holds the pool's refill back while the hit is served), else
     /// from a sandbox made now.
@@ -88,6 +94,7 @@ impl Agent {
         self: &Arc<Self>,
         f: &Function,
         version: &str,
+        slot: &StartSlot,
     ) -> Result<(Started, Option<RefillTicket>), InvokeError> {
         let rt = self.runtime(&f.runtime)?;
         let init_timeout = Duration::from_secs(INIT_TIMEOUT_S);
@@ -141,6 +148,10 @@ impl Agent {
                 }
             }
         }
+        self.start_gate()
+            .room_for_sandbox(slot)
+            .await
+            .map_err(|t| self.refuse_start(f, t))?;
         let sandbox = SandboxSpec {
             id: new_sandbox_id(),
             rootfs: rt.rootfs.clone(),

@@ -638,6 +638,14 @@ impl Session {
                     stream.timings.code_load_ns = r.unpack_ns;
                     stream.timings.runtime_init_ns = r.init_ns;
                 }
+                tracing::debug!(
+                    function = binding.function,
+                    pool_hit,
+                    init_ms = t0.elapsed().as_secs_f64() * 1e3,
+                    code_load_ms = stream.timings.code_load_ns as f64 / 1e6,
+                    runtime_init_ms = stream.timings.runtime_init_ns as f64 / 1e6,
+                    "instance ready"
+                );
                 // Init ran unthrottled, as on Lambda; invocations get memory's CPU share.
                 if let Err(e) = stream.sandbox.limit_cpu() {
                     tracing::warn!(sandbox = %stream.sandbox.id(), function = binding.function, error = %e, "CPU quota not applied");
