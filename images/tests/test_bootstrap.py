@@ -503,6 +503,105 @@ class RuntimeIoTests(unittest.TestCase):
                         conn.close()
         self.assertNotIn("socket", vars(self.rt), "the runtime must not import socket.py at start")
 
+    def serve_raw(self, script):
+        """A raw Runtime API on a thread: `script(server)` accepts and answers by hand.
+        Returns a RuntimeApi client for it and the thread (joined at cleanup)."""
+        server = socket.socket()
+        server.bind(("127.0.0.1", 0))
+        server.listen(4)
+        server.settimeout(10)
+        self.addCleanup(server.close)
+        errors = []
+
+        def run():
+            try:
+                script(server)
+            except Exception as e:  # reported by the test, not lost on the thread
+                errors.append(e)
+
+        t = threading.Thread(target=run)
+        t.start()
+        self.addCleanup(lambda: (t.join(10), self.assertEqual(errors, [])))
+        # The client's sockets time out too: a runtime waiting for an answer that never
+        # comes fails the test instead of hanging it.
+        socket.setdefaulttimeout(10)
+        self.addCleanup(socket.setdefaulttimeout, None)
+        return self.rt.RuntimeApi("127.0.0.1:%d" % server.getsockname()[1])
+
+    @staticmethod
+    def read_requests(conn, n):
+        """Reads until `n` whole requests (heads and Content-Length bodies) arrived."""
+        data = b""
+        while True:
+            reqs, rest = [], data
+            while b"\r\n\r\n" in rest:
+                head, rest = rest.split(b"\r\n\r\n", 1)
+                length = 0
+                for line in head.split(b"\r\n")[1:]:
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                if len(rest) < length:
+                    break
+                reqs.append((head.split(b"\r\n")[0], rest[:length]))
+                rest = rest[length:]
+            if len(reqs) >= n:
+                return reqs
+            chunk = conn.recv(65536)
+            if not chunk:
+                return reqs
+            data += chunk
+
+    EVENT = (b"HTTP/1.1 200 OK\r\nLambda-Runtime-Aws-Request-Id: r2\r\n"
+             b"Content-Length: 2\r\n\r\n{}")
+    ACCEPTED = b"HTTP/1.1 202 Accepted\r\nContent-Length: 15\r\n\r\n{\"status\":\"OK\"}"
+
+    def test_the_outcome_and_the_next_request_go_out_together(self):
+        # The server answers nothing until it holds both requests: a runtime that
+        # waited for the POST's answer before asking for the next event would hang.
+        seen = []
+
+        def script(server):
+            conn, _ = server.accept()
+            with conn:
+                conn.settimeout(5)
+                seen.extend(self.read_requests(conn, 2))
+                conn.sendall(self.ACCEPTED + self.EVENT)
+
+        api = self.serve_raw(script)
+        headers, body = api.post_then_next("/invocation/r1/response", b"[1]")
+        api.close()
+        self.assertEqual(
+            seen,
+            [(b"POST /2018-06-01/runtime/invocation/r1/response HTTP/1.1", b"[1]"),
+             (b"GET /2018-06-01/runtime/invocation/next HTTP/1.1", b"")],
+        )
+        self.assertEqual((headers.get("Lambda-Runtime-Aws-Request-Id"), body), ("r2", b"{}"))
+
+    def test_a_connection_lost_before_the_answer_sends_the_outcome_again(self):
+        seen = []
+
+        def script(server):
+            conn, _ = server.accept()
+            with conn:
+                seen.extend(self.read_requests(conn, 2))
+            # Closed without an answer: the runtime connects again, POSTs again, asks.
+            conn, _ = server.accept()
+            with conn:
+                conn.settimeout(5)
+                seen.extend(self.read_requests(conn, 1))
+                conn.sendall(self.ACCEPTED)
+                seen.extend(self.read_requests(conn, 1))
+                conn.sendall(self.EVENT)
+
+        api = self.serve_raw(script)
+        headers, body = api.post_then_next("/invocation/r1/error", b"{}", "Boom")
+        api.close()
+        lines = [line for line, _ in seen]
+        self.assertEqual(lines[2:], [b"POST /2018-06-01/runtime/invocation/r1/error HTTP/1.1",
+                                     b"GET /2018-06-01/runtime/invocation/next HTTP/1.1"])
+        self.assertEqual(body, b"{}")
+
 
 if __name__ == "__main__":
     unittest.main()

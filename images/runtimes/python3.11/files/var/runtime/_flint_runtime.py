@@ -157,18 +157,23 @@ class RuntimeApi:
         self.sock = None
         self.rfile = None
 
-    def _exchange(self, method, target, body, headers):
+    def _connected(self):
         if self.sock is None:
             self.sock = connect(self.target)
             # Small request/response pairs: never wait for Nagle + delayed ACK.
             self.sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
             self.rfile = Reader(self.sock)
+        return self.sock
+
+    def _encode(self, method, target, body, headers):
         lines = [f"{method} {target} HTTP/1.1", f"Host: {self.host}"]
         lines += [f"{k}: {v}" for k, v in headers.items()]
         if body is not None:
             lines.append(f"Content-Length: {len(body)}")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        self.sock.sendall(head + body if body is not None else head)
+        return head + body if body is not None else head
+
+    def _read_response(self):
         status_line = self.rfile.readline(65537)
         if not status_line:
             raise ConnectionError("the Runtime API closed the connection")
@@ -194,6 +199,10 @@ class RuntimeApi:
         if resp_headers.get("Connection", "").lower() == "close":
             self.close()
         return Response(status, resp_headers), data
+
+    def _exchange(self, method, target, body, headers):
+        self._connected().sendall(self._encode(method, target, body, headers))
+        return self._read_response()
 
     def _request(self, method, path, body=None, headers=None, prefix=API_PREFIX):
         for attempt in (0, 1):
@@ -221,12 +230,51 @@ class RuntimeApi:
         return resp.headers, body
 
     def post(self, path, payload, error_type=None):
-        headers = {"Content-Type": "application/json"}
-        if error_type is not None:
-            headers[ERROR_TYPE_HEADER] = error_type
-        resp, body = self._request("POST", path, payload, headers)
-        if resp.status >= 300:
-            sys.stderr.write(f"[WARN] POST {path} returned HTTP {resp.status}: {body[:200]!r}\n")
+        resp, body = self._request("POST", path, payload, post_headers(error_type))
+        warn_if_refused(path, resp, body)
+
+    def post_then_next(self, path, payload, error_type=None):
+        """POSTs an invocation's outcome and asks for the next invocation in one write
+        (HTTP/1.1 pipelining; flint-init answers a connection's requests in order), so
+        flint-init reads both requests at once instead of waking again for the second.
+        Returns the next invocation as next_invocation() does. If the connection fails
+        before the POST's answer came, the POST is sent again on a new connection, as
+        post() would."""
+        try:
+            sock = self._connected()
+            sock.sendall(
+                self._encode("POST", API_PREFIX + path, payload, post_headers(error_type))
+                + self._encode("GET", API_PREFIX + "/invocation/next", None, {})
+            )
+            resp, body = self._read_response()
+        except (OSError, ValueError, ApiError):
+            self.close()
+            self.post(path, payload, error_type)
+            return self.next_invocation()
+        warn_if_refused(path, resp, body)
+        if self.sock is None:
+            # The server closed the connection after the POST's answer.
+            return self.next_invocation()
+        try:
+            resp, body = self._read_response()
+        except (OSError, ValueError, ApiError):
+            self.close()
+            return self.next_invocation()
+        if resp.status != 200:
+            raise RuntimeError(f"GET /invocation/next returned HTTP {resp.status}: {body[:200]!r}")
+        return resp.headers, body
+
+
+def post_headers(error_type):
+    headers = {"Content-Type": "application/json"}
+    if error_type is not None:
+        headers[ERROR_TYPE_HEADER] = error_type
+    return headers
+
+
+def warn_if_refused(path, resp, body):
+    if resp.status >= 300:
+        sys.stderr.write(f"[WARN] POST {path} returned HTTP {resp.status}: {body[:200]!r}\n")
 
 
 def to_json(value):
@@ -408,8 +456,8 @@ def function_env():
     }
 
 
-def handle_one(api, handler, env, logs):
-    headers, body = api.next_invocation()
+def handle_one(headers, body, handler, env, logs):
+    """Runs one invocation; returns what to POST: (path, payload, error type or None)."""
     request_id = headers.get("Lambda-Runtime-Aws-Request-Id", "")
     trace_id = headers.get("Lambda-Runtime-Trace-Id")
     if trace_id:
@@ -425,8 +473,7 @@ def handle_one(api, handler, env, logs):
     except ValueError as e:
         msg = f"Unable to unmarshal input: {e}"
         log_error("Runtime.UnmarshalError", msg, [])
-        api.post(path + "/error", error_doc(msg, "Runtime.UnmarshalError", request_id, []), "Runtime.UnmarshalError")
-        return
+        return path + "/error", error_doc(msg, "Runtime.UnmarshalError", request_id, []), "Runtime.UnmarshalError"
 
     try:
         result = handler(event, LambdaContext(request_id, headers, env))
@@ -434,8 +481,7 @@ def handle_one(api, handler, env, logs):
         error_type = type(e).__name__
         trace = user_trace(e)
         log_error(error_type, str(e), trace)
-        api.post(path + "/error", error_doc(str(e), error_type, request_id, trace), error_type)
-        return
+        return path + "/error", error_doc(str(e), error_type, request_id, trace), error_type
     finally:
         logs.maybe_install()
 
@@ -444,9 +490,8 @@ def handle_one(api, handler, env, logs):
     except (TypeError, ValueError) as e:
         msg = f"Unable to marshal response: {e}"
         log_error("Runtime.MarshalError", msg, [])
-        api.post(path + "/error", error_doc(msg, "Runtime.MarshalError", request_id, []), "Runtime.MarshalError")
-        return
-    api.post(path + "/response", payload)
+        return path + "/error", error_doc(msg, "Runtime.MarshalError", request_id, []), "Runtime.MarshalError"
+    return path + "/response", payload, None
 
 
 # A handler-sized module for warm_compiler().
@@ -504,8 +549,10 @@ def main():
     logs.maybe_install()
 
     env = function_env()
+    headers, body = api.next_invocation()
     while True:
-        handle_one(api, handler, env, logs)
+        path, payload, error_type = handle_one(headers, body, handler, env, logs)
+        headers, body = api.post_then_next(path, payload, error_type)
 
 
 def run():
