@@ -128,21 +128,22 @@ async fn a_burst_of_cold_calls_succeeds_or_is_throttled_at_once() {
     );
 }
 
+/// A flintd whose start floor no host meets, standing in for a host whose memory is
+/// taken; starts queue for at most 300 ms.
+async fn short_of_memory(extra: &[&str]) -> TestAgent {
+    let mut args = vec![
+        "--start-queue-ms",
+        "300",
+        "--start-min-free-mb",
+        "100000000",
+    ];
+    args.extend_from_slice(extra);
+    TestAgent::start_args(300, &args).await
+}
+
 #[tokio::test]
 async fn cold_starts_are_refused_while_the_host_is_short_of_memory() {
-    // A floor no host meets stands in for a host whose memory is taken.
-    let agent = TestAgent::start_args(
-        300,
-        &[
-            "--pool-max",
-            "0",
-            "--start-queue-ms",
-            "300",
-            "--start-min-free-mb",
-            "100000000",
-        ],
-    )
-    .await;
+    let agent = short_of_memory(&["--pool-max", "0"]).await;
     let mut c = agent.client().await;
     c.functions
         .create_function(python_function(
@@ -176,18 +177,7 @@ async fn cold_starts_are_refused_while_the_host_is_short_of_memory() {
 async fn a_pool_hit_is_served_while_the_host_is_short_of_memory() {
     // The floor holds back starts that make a sandbox; a pre-started one's memory is in
     // use already, so binding it to a function goes ahead.
-    let agent = TestAgent::start_args(
-        300,
-        &[
-            "--pool-warm",
-            "python3.11:128=1",
-            "--start-queue-ms",
-            "300",
-            "--start-min-free-mb",
-            "100000000",
-        ],
-    )
-    .await;
+    let agent = short_of_memory(&["--pool-warm", "python3.11:128=1"]).await;
     let mut c = agent.client().await;
     let mut req = python_function("fed", "def handler(e, c):\n    return 7\n");
     req.memory_mb = 128;
