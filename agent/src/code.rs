@@ -144,7 +144,7 @@ fn check_real_size(
 
 /// True when `name` (already [`is_enclosed`]) has no component but `.`: a
 /// directory entry so named is the code root (nothing to make), a file cannot be.
-pub(crate) fn names_the_root(name: &str) -> bool {
+fn names_the_root(name: &str) -> bool {
     Path::new(name)
         .components()
         .all(|c| matches!(c, Component::CurDir))

@@ -185,16 +185,7 @@ async fn a_pool_hit_is_served_while_the_host_is_short_of_memory() {
     agent
         .wait_pool_ready("python3.11", 128, Duration::from_secs(60))
         .await;
-    let r = c
-        .invocations
-        .invoke(InvokeRequest {
-            function_name: "fed".into(),
-            payload: b"{}".to_vec(),
-            ..Default::default()
-        })
-        .await
-        .expect("a pool hit below the memory floor")
-        .into_inner();
+    let r = invoke(&mut c, "fed", "{}").await;
     assert_eq!(r.payload, b"7");
     let t = r.timings.expect("timings");
     assert!(t.cold_start && t.pool_hit, "expected a pool hit: {t:?}");

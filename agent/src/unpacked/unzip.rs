@@ -5,7 +5,7 @@
 //! Files get their Unix permission bits without setuid/setgid/sticky, plus read for
 //! everyone (the runtime's uid reads them); directories are 0755.
 
-use crate::code::{is_enclosed, names_the_root};
+use crate::code::is_enclosed;
 use crate::limits::{CODE_ENTRIES_MAX, CODE_UNZIPPED_MAX};
 use std::fs::{self, OpenOptions};
 use std::io::{self, Cursor, Read};
@@ -74,13 +74,14 @@ fn unzip_into(bundle: &[u8], dest: &Path, over: bool) -> Result<u64, UnzipError>
         if !is_enclosed(&name) {
             return Err(UnzipError::Escape(name));
         }
-        if !entry.is_dir() && names_the_root(&name) {
-            return Err(UnzipError::Unnamed(name));
-        }
         let rel: PathBuf = Path::new(&name)
             .components()
             .filter(|c| matches!(c, Component::Normal(_)))
             .collect();
+        // No component but `.`: a directory entry is the root itself, a file cannot be.
+        if rel.as_os_str().is_empty() && !entry.is_dir() {
+            return Err(UnzipError::Unnamed(name));
+        }
         let path = dest.join(&rel);
         let io_err = |source| UnzipError::Io {
             path: path.clone(),
