@@ -43,6 +43,20 @@ pub struct RuntimeManifest {
     /// GET /flint/v1/function), so warm-pool sandboxes have it running already.
     #[serde(default)]
     pub prestart: bool,
+    /// The pre-started runtime, waiting for its function, has seeded no random
+    /// generator that the function's instances restored from one snapshot would then
+    /// share (a fresh kernel seed cannot reach one), so a microVM snapshot of that
+    /// function may be taken with it waiting (vmm/README.md). Only with `prestart`.
+    #[serde(default)]
+    pub snapshot_runtime: bool,
+}
+
+impl RuntimeManifest {
+    /// True when microVM snapshots of this runtime are taken with it started and
+    /// waiting for its function ([`Self::snapshot_runtime`] of a `prestart` runtime).
+    pub fn snapshots_with_runtime(&self) -> bool {
+        self.prestart && self.snapshot_runtime
+    }
 }
 
 /// One runnable runtime.
@@ -180,6 +194,7 @@ mod tests {
     fn every_recipe_in_the_repository_is_a_valid_catalogue_entry() {
         let recipes = Path::new(env!("CARGO_MANIFEST_DIR")).join("../images/runtimes");
         let mut prestart = BTreeMap::new();
+        let mut in_snapshot = BTreeMap::new();
         for entry in std::fs::read_dir(&recipes).unwrap() {
             let dir = entry.unwrap().path();
             let text = std::fs::read_to_string(dir.join("runtime.json")).unwrap();
@@ -190,6 +205,7 @@ mod tests {
                 dir.file_name().and_then(|n| n.to_str())
             );
             assert!(m.bootstrap[0].starts_with('/'), "{m:?}");
+            in_snapshot.insert(m.name.clone(), m.snapshots_with_runtime());
             prestart.insert(m.name, m.prestart);
         }
         assert_eq!(prestart.get("nodejs18.x"), Some(&true), "{prestart:?}");
@@ -198,5 +214,25 @@ mod tests {
         assert_eq!(prestart.get("ruby3.2"), Some(&true), "{prestart:?}");
         // The JVM takes on its function's environment at hand-over (Environment.java).
         assert_eq!(prestart.get("java17"), Some(&true), "{prestart:?}");
+        // Snapshotted waiting: the JVM and Python runtimes seed no generator before
+        // their function (images/tests checks Python's imports). V8 seeds Math.random
+        // at start and Ruby its default Random, which instances would then share.
+        let waiting: Vec<&str> = in_snapshot
+            .iter()
+            .filter(|(_, w)| **w)
+            .map(|(n, _)| n.as_str())
+            .collect();
+        assert_eq!(waiting, ["java17", "python3.11"], "{in_snapshot:?}");
+    }
+
+    #[test]
+    fn a_runtime_is_snapshotted_waiting_only_if_it_prestarts() {
+        let m = |json: &str| serde_json::from_str::<RuntimeManifest>(json).unwrap();
+        let both = m(r#"{"name":"a","bootstrap":["/b"],"prestart":true,"snapshot_runtime":true}"#);
+        assert!(both.snapshots_with_runtime());
+        let no_prestart = m(r#"{"name":"a","bootstrap":["/b"],"snapshot_runtime":true}"#);
+        assert!(!no_prestart.snapshots_with_runtime());
+        let default = m(r#"{"name":"a","bootstrap":["/b"],"prestart":true}"#);
+        assert!(!default.snapshots_with_runtime());
     }
 }

@@ -315,6 +315,40 @@ class InvocationTests(BootstrapCase):
         self.assertLess(warm, events.index("AUDIT connect"), events)
         self.assertLess(warm, events.index(f"AUDIT compile {late}"), events)
 
+    def test_prestarted_runtime_draws_no_generator_before_its_function(self):
+        # The manifest's snapshot_runtime: a microVM may be snapshotted with this
+        # runtime waiting, and every instance of the function restored from it would
+        # share a generator seeded before the snapshot. Only the function's own imports,
+        # after the restore (the first connect is the wait for it), may seed one.
+        self.write("late.py", "import random\ndef handler(event, context):\n    return 3\n")
+        self.write(
+            "audit/sitecustomize.py",
+            """
+            import sys
+            def hook(event, args):
+                if event == "import":
+                    sys.stderr.write(f"AUDIT import {args[0]}\\n")
+                elif event == "socket.connect":
+                    sys.stderr.write("AUDIT connect\\n")
+            sys.addaudithook(hook)
+            """,
+        )
+        env = {"PYTHONPATH": os.path.join(self.task.name, "audit"), "FLINT_PRESTART": "1"}
+        self.start("", env)
+        self.api.function_env.put(
+            {"AWS_LAMBDA_RUNTIME_API": self.api.address, "LAMBDA_TASK_ROOT": self.task.name,
+             "_HANDLER": "late.handler"}
+        )
+        self.assertEqual(self.invoke("req-g", {}).json(), 3)
+        _, err = self.stop_and_read()
+        events = self.audited(err)
+        waiting = events.index("AUDIT connect")
+        before = [e.split(" ", 2)[2] for e in events[:waiting] if e.startswith("AUDIT import ")]
+        self.assertIn("_flint_runtime", before, "the hook sees the runtime's own imports")
+        seeded = {"random", "_random", "secrets", "uuid", "tempfile", "ssl", "_ssl"}
+        self.assertEqual(sorted(seeded.intersection(before)), [], events)
+        self.assertIn("AUDIT import random", events[waiting:], "the function's own import")
+
     def test_a_runtime_started_with_its_function_does_not_warm_up(self):
         self.write("app.py", "def handler(event, context):\n    return 2\n")
         self.start("app.handler", self.audit_compiles())

@@ -10,9 +10,9 @@ use crate::limiter::Throttle;
 use crate::limits::{INIT_TIMEOUT_S, TMP_MB};
 use crate::pools::key::PoolKey;
 use crate::pools::occupancy::{Guard, Phase};
-use crate::pools::prestart::RefillTicket;
+use crate::pools::prestart::{prepare_message, RefillTicket};
 use crate::runtimes::Runtime;
-use crate::sandbox::{new_sandbox_id, SandboxSpec};
+use crate::sandbox::{new_sandbox_id, SandboxSpec, WaitingRuntime};
 use crate::start_gate::StartSlot;
 use crate::store::Function;
 use flint_proto::init::Configure;
@@ -152,6 +152,16 @@ impl Agent {
             .room_for_sandbox(slot)
             .await
             .map_err(|t| self.refuse_start(f, t))?;
+        // A runtime that may wait in a snapshot does so for the functions that could
+        // have taken a pool sandbox (the same Prepare serves them).
+        let waiting_runtime = (rt.manifest.snapshots_with_runtime()
+            && ro_binds.is_empty()
+            && !start_options
+            && !other_tmp)
+            .then(|| WaitingRuntime {
+                prepare: prepare_message(&rt, f.memory_mb, TMP_MB),
+                function: f.name.clone(),
+            });
         let sandbox = SandboxSpec {
             id: new_sandbox_id(),
             rootfs: rt.rootfs.clone(),
@@ -159,6 +169,7 @@ impl Agent {
             tmp_mb: f.ephemeral_storage_mb,
             network: f.network,
             ro_binds,
+            waiting_runtime,
         };
         let mut binding = self.binding(f, version, &rt).await?;
         crate::triggers::files::mounts::add_env(

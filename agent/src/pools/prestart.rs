@@ -286,15 +286,10 @@ impl SandboxPool {
             tmp_mb: self.config.tmp_mb,
             network: key.network,
             ro_binds: Vec::new(),
+            waiting_runtime: None,
         };
         let mut conn = Prestarted::open(self.backend.as_ref(), &spec).await?;
-        let prepare = Prepare {
-            bootstrap: rt.manifest.bootstrap.clone(),
-            runtime: rt.manifest.name.clone(),
-            memory_mb: key.memory_mb,
-            tmp_mb: self.config.tmp_mb,
-            start_runtime: rt.manifest.prestart,
-        };
+        let prepare = prepare_message(&rt, key.memory_mb, self.config.tmp_mb);
         if let Err(e) = conn
             .prepare(prepare, Duration::from_secs(crate::limits::INIT_TIMEOUT_S))
             .await
@@ -325,6 +320,18 @@ impl SandboxPool {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+}
+
+/// The Prepare that makes a sandbox of `rt` ready for any function of `memory_mb` MB:
+/// the warm pool's, and a microVM snapshot's taken with the runtime waiting.
+pub(crate) fn prepare_message(rt: &Runtime, memory_mb: u32, tmp_mb: u32) -> Prepare {
+    Prepare {
+        bootstrap: rt.manifest.bootstrap.clone(),
+        runtime: rt.manifest.name.clone(),
+        memory_mb,
+        tmp_mb,
+        start_runtime: rt.manifest.prestart,
     }
 }
 

@@ -76,6 +76,23 @@ pub struct SandboxSpec {
     /// Host directories mounted read-only inside (file-event triggers); empty for
     /// the generic sandboxes of the pre-started pool.
     pub ro_binds: Vec<RoBind>,
+    /// Set for a function's own start when its runtime may be snapshotted waiting
+    /// ([`crate::runtimes::RuntimeManifest::snapshots_with_runtime`]): a backend that
+    /// restores from snapshots may take one after this Prepare and hand out VMs whose
+    /// runtime already waits for its function. Other backends ignore it.
+    pub waiting_runtime: Option<WaitingRuntime>,
+}
+
+/// A runtime started before its function, in a snapshot only that function's
+/// instances restore.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WaitingRuntime {
+    /// What flint-init gets before the snapshot (the warm pool's Prepare).
+    pub prepare: flint_proto::init::Prepare,
+    /// The function whose instances alone share the snapshot: siblings restored from
+    /// one snapshot share the runtime's process state (address layout, stack canary,
+    /// hash seeds), so a snapshot with user space running never crosses functions.
+    pub function: String,
 }
 
 /// A host directory mounted read-only at `guest` inside a sandbox.

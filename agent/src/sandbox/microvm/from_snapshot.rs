@@ -7,6 +7,11 @@
 //! backend's first message on the new stream is Resume: fresh seed bytes and the host's
 //! time (guest-init/src/resume.rs). A restore that fails deletes the snapshot; the
 //! caller then boots the VM, and the next start builds the snapshot again.
+//!
+//! A function's start whose runtime may wait in a snapshot ([`SandboxSpec::waiting_runtime`])
+//! uses a snapshot of that function's own: the VM to snapshot is also sent the runtime's
+//! Prepare, and is snapshotted once flint-init reports Prepared (the runtime started and
+//! waiting for its function). Its restores then need only Configure.
 
 use super::snapshot_key::SnapshotKey;
 use super::snapshots::{self, Snapshots, StartCounts, STARTS};
@@ -57,7 +62,8 @@ pub async fn restore(
     disk: &Path,
 ) -> Result<MicroVm, FromSnapshotError> {
     let cfg = &backend.cfg;
-    let key = SnapshotKey::new(&cfg.kernel, disk, &cfg.vmm, spec.memory_mb)?;
+    let waiting = spec.waiting_runtime.as_ref();
+    let key = SnapshotKey::new(&cfg.kernel, disk, &cfg.vmm, spec.memory_mb, waiting)?;
     let dir = match store.ready(&key) {
         Some(dir) => dir,
         None => {
@@ -86,8 +92,13 @@ pub async fn restore(
     };
     match restored {
         Ok(vm) => {
-            StartCounts::bump(&STARTS.restores);
-            tracing::info!(sandbox = %spec.id, snapshot = %key.dir_name(), "microVM restored from its snapshot");
+            if waiting.is_some() {
+                StartCounts::bump(&STARTS.restores_waiting);
+                store.used(&key);
+            } else {
+                StartCounts::bump(&STARTS.restores);
+            }
+            tracing::info!(sandbox = %spec.id, snapshot = %key.dir_name(), runtime_waiting = waiting.is_some(), "microVM restored from its snapshot");
             Ok(vm)
         }
         Err(source) => {
@@ -98,7 +109,8 @@ pub async fn restore(
     }
 }
 
-/// Boots a VM to flint-init's Hello and snapshots it into the store.
+/// Boots a VM to flint-init's Hello (and, for a waiting runtime, Prepared) and
+/// snapshots it into the store.
 async fn build(
     backend: &MicroVmBackend,
     store: &Snapshots,
@@ -120,7 +132,7 @@ async fn build(
     };
     let result = match backend.start(&id, spec, launch).await {
         Ok(mut vm) => {
-            let r = snapshot_at_hello(&mut vm, backend.cfg.boot_timeout).await;
+            let r = snapshot_when_ready(&mut vm, backend.cfg.boot_timeout, spec).await;
             let _ = vm.destroy().await;
             r
         }
@@ -145,8 +157,13 @@ async fn build(
     Ok(dir)
 }
 
-/// Waits for Hello on `vm`'s stream, then has flint-vmm snapshot the VM and exit.
-async fn snapshot_at_hello(vm: &mut MicroVm, timeout: Duration) -> Result<(), String> {
+/// Waits for Hello on `vm`'s stream (and with a waiting runtime in `spec`, sends its
+/// Prepare and waits for Prepared), then has flint-vmm snapshot the VM and exit.
+async fn snapshot_when_ready(
+    vm: &mut MicroVm,
+    timeout: Duration,
+    spec: &SandboxSpec,
+) -> Result<(), String> {
     let mut stream = vm.take_stream().ok_or("the booted VM gave no stream")?;
     let hello = tokio::time::timeout(timeout, read_frame::<_, GuestMessage>(&mut stream)).await;
     match hello {
@@ -156,6 +173,20 @@ async fn snapshot_at_hello(vm: &mut MicroVm, timeout: Duration) -> Result<(), St
         Ok(Ok(other)) => return Err(format!("expected flint-init's Hello, got {other:?}")),
         Ok(Err(e)) => return Err(format!("reading flint-init's Hello: {e}")),
         Err(_) => return Err(format!("no Hello from flint-init within {timeout:?}")),
+    }
+    if let Some(w) = &spec.waiting_runtime {
+        let prepare = HostMessage {
+            msg: Some(host_message::Msg::Prepare(w.prepare.clone())),
+        };
+        write_frame(&mut stream, &prepare)
+            .await
+            .map_err(|e| format!("sending Prepare: {e}"))?;
+        let init_timeout = Duration::from_secs(crate::limits::INIT_TIMEOUT_S);
+        tokio::time::timeout(init_timeout, until_prepared(&mut stream))
+            .await
+            .map_err(|_| {
+                format!("the runtime did not wait for its function within {init_timeout:?}")
+            })??;
     }
     let child = vm.proc.child.as_mut().ok_or("flint-vmm is not running")?;
     let pid = child.id().ok_or("flint-vmm already exited")?;
@@ -178,6 +209,34 @@ async fn snapshot_at_hello(vm: &mut MicroVm, timeout: Duration) -> Result<(), St
         ));
     }
     Ok(())
+}
+
+/// Reads `stream` until flint-init reports Prepared; its InitError or the runtime's
+/// exit is the error. The runtime's output before it is dropped (it belongs to no
+/// function).
+async fn until_prepared(stream: &mut tokio::net::UnixStream) -> Result<(), String> {
+    loop {
+        let msg = read_frame::<_, GuestMessage>(&mut *stream)
+            .await
+            .map_err(|e| format!("reading flint-init's Prepared: {e}"))?;
+        match msg.msg {
+            Some(Msg::Prepared(_)) => return Ok(()),
+            Some(Msg::InitError(e)) => {
+                return Err(format!(
+                    "the runtime failed to start: {} {}",
+                    e.error_type,
+                    String::from_utf8_lossy(&e.payload)
+                ))
+            }
+            Some(Msg::RuntimeExit(x)) => {
+                return Err(format!(
+                    "the runtime exited before it waited for its function (code {}, signal {})",
+                    x.exit_code, x.signal
+                ))
+            }
+            _ => {}
+        }
+    }
 }
 
 /// The Resume message: [`SEED_BYTES`] from the host's CSPRNG and its wall-clock time.

@@ -6,7 +6,7 @@
 //! whose build failed is tried again only after [`BUILD_RETRY_AFTER`] (starts boot
 //! meanwhile). Counters of how microVMs started feed the agent's metrics.
 
-use super::snapshot_key::SnapshotKey;
+use super::snapshot_key::{SnapshotKey, FUNCTION_FAMILY};
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -17,6 +17,9 @@ use std::time::{Duration, Instant};
 /// The file in a snapshot directory naming its inputs.
 pub const KEY_FILE: &str = "flint-snapshot-key.txt";
 const BUILDING: &str = ".building";
+/// Most function snapshots (a runtime snapshotted waiting, one per function and memory
+/// size) kept; building one more deletes the least recently restored.
+pub const FUNCTION_SNAPSHOTS_KEPT: usize = 16;
 /// How long after a failed build starts of that key boot instead of building again.
 pub const BUILD_RETRY_AFTER: Duration = Duration::from_secs(300);
 
@@ -29,8 +32,10 @@ pub struct StartCounts {
     pub snapshot_builds: AtomicU64,
     /// Snapshot builds that failed (the start then boots).
     pub snapshot_build_failures: AtomicU64,
-    /// Restored from a snapshot, flint-init reconnected.
+    /// Restored from a snapshot taken at Hello, flint-init reconnected.
     pub restores: AtomicU64,
+    /// Restored from a function's snapshot taken with its runtime waiting.
+    pub restores_waiting: AtomicU64,
     /// Restores that failed and fell back to a boot (the snapshot is deleted).
     pub restore_failures: AtomicU64,
 }
@@ -41,18 +46,20 @@ pub static STARTS: StartCounts = StartCounts {
     snapshot_builds: AtomicU64::new(0),
     snapshot_build_failures: AtomicU64::new(0),
     restores: AtomicU64::new(0),
+    restores_waiting: AtomicU64::new(0),
     restore_failures: AtomicU64::new(0),
 };
 
 impl StartCounts {
     /// `(how, count)` pairs for the metric's `how` label.
-    pub fn samples(&self) -> [(&'static str, u64); 5] {
+    pub fn samples(&self) -> [(&'static str, u64); 6] {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
         [
             ("boot", g(&self.boots)),
             ("snapshot_build", g(&self.snapshot_builds)),
             ("snapshot_build_failed", g(&self.snapshot_build_failures)),
             ("restore", g(&self.restores)),
+            ("restore_runtime_waiting", g(&self.restores_waiting)),
             ("restore_failed", g(&self.restore_failures)),
         ]
     }
@@ -170,7 +177,51 @@ impl Snapshots {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::rename(tmp, &dir).map_err(io(&dir))?;
         self.remove_others(key);
+        if key.family.contains(FUNCTION_FAMILY) {
+            self.keep_recent_functions(FUNCTION_SNAPSHOTS_KEPT);
+        }
         Ok(dir)
+    }
+
+    /// Notes that `key`'s snapshot was restored just now (its key file's time), for
+    /// [`Self::keep_recent_functions`].
+    pub fn used(&self, key: &SnapshotKey) {
+        let file = self.dir(key).join(KEY_FILE);
+        let touched = std::fs::File::options()
+            .write(true)
+            .open(&file)
+            .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+        if let Err(e) = touched {
+            tracing::debug!(file = %file.display(), error = %e, "cannot mark a microVM snapshot used");
+        }
+    }
+
+    /// Deletes function snapshots beyond the `kept` most recently built or restored.
+    /// VMs running from a deleted one keep their mapping of its memory file.
+    fn keep_recent_functions(&self, kept: usize) {
+        let Ok(rd) = std::fs::read_dir(&self.root) else {
+            return;
+        };
+        let mut functions: Vec<(std::time::SystemTime, PathBuf)> = rd
+            .flatten()
+            .filter(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.contains(FUNCTION_FAMILY) && !name.ends_with(BUILDING)
+            })
+            .filter_map(|e| {
+                let at = std::fs::metadata(e.path().join(KEY_FILE))
+                    .ok()?
+                    .modified()
+                    .ok()?;
+                Some((at, e.path()))
+            })
+            .collect();
+        functions.sort();
+        let excess = functions.len().saturating_sub(kept);
+        for (_, dir) in functions.into_iter().take(excess) {
+            let _ = std::fs::remove_dir_all(&dir);
+            tracing::info!(snapshot = %dir.display(), kept, "deleted the least recently used function microVM snapshot");
+        }
     }
 
     /// Deletes a snapshot that failed to restore, so the next start builds it again.
@@ -260,5 +311,49 @@ mod tests {
         drop(s);
         Snapshots::open(&root).unwrap();
         assert!(!tmp.exists());
+    }
+
+    #[test]
+    fn function_snapshots_beside_the_pools_and_only_the_recent_ones_kept() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Snapshots::open(&d.path().join("vm-snapshots")).unwrap();
+        let build = |k: &SnapshotKey| {
+            let tmp = s.start_build(k).unwrap();
+            s.finish_build(k, &tmp).unwrap();
+        };
+        let pool = key("java17-128mb", "aa");
+        build(&pool);
+        let function = |n: usize| key(&format!("java17-128mb{FUNCTION_FAMILY}{n:012x}"), "cc");
+        let kept = FUNCTION_SNAPSHOTS_KEPT;
+        for n in 0..kept {
+            build(&function(n));
+        }
+        // The pool's Hello snapshot and a function's of the same runtime and size do
+        // not replace each other.
+        assert!(s.ready(&pool).is_some());
+        assert!((0..kept).all(|n| s.ready(&function(n)).is_some()));
+        // Restoring the oldest makes it recent; one more build deletes the next oldest.
+        let past = std::time::SystemTime::now() - Duration::from_secs(60);
+        for n in 0..kept {
+            let f = std::fs::File::options()
+                .write(true)
+                .open(s.dir(&function(n)).join(KEY_FILE))
+                .unwrap();
+            f.set_modified(past + Duration::from_secs(n as u64))
+                .unwrap();
+        }
+        s.used(&function(0));
+        build(&function(kept));
+        assert!(s.ready(&function(0)).is_some(), "restored recently");
+        assert!(s.ready(&function(1)).is_none(), "least recently used");
+        assert!((2..=kept).all(|n| s.ready(&function(n)).is_some()));
+        assert!(
+            s.ready(&pool).is_some(),
+            "the pool's snapshot is not counted"
+        );
+        // The pool's snapshot rebuilt from new inputs leaves the functions' alone.
+        build(&key("java17-128mb", "dd"));
+        assert!(s.ready(&pool).is_none());
+        assert!((2..=kept).all(|n| s.ready(&function(n)).is_some()));
     }
 }

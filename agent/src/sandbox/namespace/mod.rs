@@ -427,6 +427,7 @@ mod tests {
                 host: "/srv/in:box".into(),
                 guest: "/mnt/in".into(),
             }],
+            waiting_runtime: None,
         };
         let net = GuestNet {
             netns_fd: 9,
