@@ -215,14 +215,19 @@ mod tests {
         // The JVM takes on its function's environment at hand-over (Environment.java).
         assert_eq!(prestart.get("java17"), Some(&true), "{prestart:?}");
         // Snapshotted waiting: the JVM and Python runtimes seed no generator before
-        // their function (images/tests checks Python's imports). V8 seeds Math.random
-        // at start and Ruby its default Random, which instances would then share.
+        // their function (images/tests checks Python's imports), Ruby's seeds its
+        // default Random again when it gets its function. V8 seeds Math.random at start
+        // and JavaScript cannot seed it again: Node.js instances would share it.
         let waiting: Vec<&str> = in_snapshot
             .iter()
             .filter(|(_, w)| **w)
             .map(|(n, _)| n.as_str())
             .collect();
-        assert_eq!(waiting, ["java17", "python3.11"], "{in_snapshot:?}");
+        assert_eq!(
+            waiting,
+            ["java17", "python3.11", "ruby3.2"],
+            "{in_snapshot:?}"
+        );
     }
 
     #[test]

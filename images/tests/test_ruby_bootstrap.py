@@ -143,6 +143,16 @@ class InvocationTests(RubyCase):
         self.api.function_env.put(env)
         self.assertEqual(self.invoke("r1", {}).json(), ["image-fn", "hi", None])
 
+    def test_prestarted_runtime_seeds_its_generator_again_with_its_function(self):
+        # snapshot_runtime: instances restored from one snapshot of a waiting runtime
+        # must not share the generator Ruby seeded at start. RUBYOPT loads a file before
+        # the bootstrap that keeps the start's seed.
+        self.write("seed_at_start.rb", "$seed_at_start = Random.seed\n")
+        self.write("f.rb", "def handler(event:, context:)\n  [$seed_at_start.nil?, $seed_at_start == Random.seed]\nend\n")
+        self.start(None, {"RUBYOPT": "-r/var/task/seed_at_start.rb"}, prestart=True)
+        self.api.function_env.put(self.function_env("f.handler"))
+        self.assertEqual(self.invoke("r-seed", {}).json(), [False, False])
+
     def test_unparseable_event(self):
         self.write("f.rb", "def handler(event:, context:)\n  1\nend\n")
         self.start("f.handler")
