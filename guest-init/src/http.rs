@@ -5,6 +5,7 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::sync::Arc;
 
 /// Longest request line or header line accepted.
 const MAX_LINE: usize = 16 * 1024;
@@ -334,6 +335,12 @@ pub fn write_continue<W: Write>(w: &mut W) -> io::Result<()> {
 
 /// Writes `resp`; `keep_alive` chooses the Connection header.
 pub fn write_response<W: Write>(w: &mut W, resp: &Response, keep_alive: bool) -> io::Result<()> {
+    w.write_all(&response_bytes(resp, keep_alive))?;
+    w.flush()
+}
+
+/// `resp` as it goes on the wire: status line, headers, body.
+pub fn response_bytes(resp: &Response, keep_alive: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(256 + resp.body.len());
     out.extend_from_slice(
         format!("HTTP/1.1 {} {}\r\n", resp.status, reason(resp.status)).as_bytes(),
@@ -347,8 +354,7 @@ pub fn write_response<W: Write>(w: &mut W, resp: &Response, keep_alive: bool) ->
     let conn = if keep_alive { "keep-alive" } else { "close" };
     out.extend_from_slice(format!("Connection: {conn}\r\n\r\n").as_bytes());
     out.extend_from_slice(&resp.body);
-    w.write_all(&out)?;
-    w.flush()
+    out
 }
 
 /// Serves requests on one connection until it closes, a request is malformed (answered
@@ -359,27 +365,44 @@ pub fn serve_connection<H>(stream: TcpStream, mut handle: H)
 where
     H: FnMut(&RequestHead, &mut BufReader<TcpStream>) -> (Response, bool),
 {
+    serve_connection_answered_elsewhere(stream, |head, reader, _| {
+        let (resp, keep) = handle(head, reader);
+        (Some(resp), keep)
+    })
+}
+
+/// As [`serve_connection`], for a `handle` that may have had its request answered by
+/// another thread on the connection it is given (`None`: nothing left to write).
+pub fn serve_connection_answered_elsewhere<H>(stream: TcpStream, mut handle: H)
+where
+    H: FnMut(&RequestHead, &mut BufReader<TcpStream>, &Arc<TcpStream>) -> (Option<Response>, bool),
+{
     let _ = stream.set_nodelay(true);
-    let Ok(mut writer) = stream.try_clone() else {
+    let Ok(writer) = stream.try_clone() else {
         return;
     };
+    let writer = Arc::new(writer);
     let mut reader = BufReader::with_capacity(64 * 1024, stream);
     loop {
         let head = match read_head(&mut reader) {
             Ok(h) => h,
             Err(HttpError::Malformed(why)) => {
                 let resp = Response::error(400, "InvalidRequest", why);
-                let _ = write_response(&mut writer, &resp, false);
+                let _ = write_response(&mut &*writer, &resp, false);
                 return;
             }
             Err(_) => return,
         };
-        if head.expects_continue() && write_continue(&mut writer).is_err() {
+        if head.expects_continue() && write_continue(&mut &*writer).is_err() {
             return;
         }
-        let (resp, keep) = handle(&head, &mut reader);
+        let (resp, keep) = handle(&head, &mut reader, &writer);
         let keep = keep && head.keep_alive;
-        if write_response(&mut writer, &resp, keep).is_err() || !keep {
+        let written = match resp {
+            Some(resp) => write_response(&mut &*writer, &resp, keep).is_ok(),
+            None => true,
+        };
+        if !written || !keep {
             return;
         }
     }

@@ -9,6 +9,7 @@ mod env;
 mod fd_stream;
 mod guest;
 mod guest_net;
+mod handoff;
 mod host_calls;
 mod host_link;
 mod host_mount;

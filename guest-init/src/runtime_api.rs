@@ -1,9 +1,10 @@
 //! The AWS Lambda Runtime API (2018-06-01) server the runtime talks to on
 //! 127.0.0.1:9001: one thread per connection, keep-alive, routes mapped onto `Shared`.
 
+use crate::handoff::{next_response, Awaits, Parked};
 use crate::http::{self, HttpError, RequestHead, Response};
-use crate::state::{error_doc, Outcome, Shared};
-use flint_proto::init::Invoke;
+use crate::state::{error_doc, Outcome, Shared, Waited};
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::thread;
@@ -53,7 +54,9 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
 
 /// Serves requests on one connection until it closes or a request is malformed.
 fn serve_connection(stream: TcpStream, shared: &Shared) {
-    http::serve_connection(stream, |head, reader| handle(head, reader, shared));
+    http::serve_connection_answered_elsewhere(stream, |head, reader, socket| {
+        handle(head, reader, socket, shared)
+    });
 }
 
 enum Route<'a> {
@@ -92,36 +95,76 @@ fn route<'a>(method: &str, path: &'a str) -> Option<Route<'a>> {
     }
 }
 
-/// Handles one request; returns the response and whether the connection may be kept.
+/// Handles one request; returns the response (`None` when the control loop wrote it)
+/// and whether the connection may be kept.
 fn handle<R: std::io::BufRead>(
     head: &RequestHead,
     reader: &mut R,
+    socket: &Arc<TcpStream>,
     shared: &Shared,
-) -> (Response, bool) {
+) -> (Option<Response>, bool) {
+    let (resp, keep) = route_request(head, reader, socket, shared);
+    match resp {
+        Reply::Now(r) => (Some(r), keep),
+        Reply::Written { rest, ok } => {
+            let ok = ok && (rest.is_empty() || (&**socket).write_all(&rest).is_ok());
+            (None, keep && ok)
+        }
+    }
+}
+
+/// A request's answer: to write now, or written already by the control loop but for
+/// `rest`.
+enum Reply {
+    Now(Response),
+    Written { rest: Vec<u8>, ok: bool },
+}
+
+impl From<Response> for Reply {
+    fn from(r: Response) -> Self {
+        Reply::Now(r)
+    }
+}
+
+fn route_request<R: std::io::BufRead>(
+    head: &RequestHead,
+    reader: &mut R,
+    socket: &Arc<TcpStream>,
+    shared: &Shared,
+) -> (Reply, bool) {
     let body = http::read_body(reader, head, RESPONSE_LIMIT);
     let path = head.target.split('?').next().unwrap_or("");
     let Some(route) = route(&head.method, path) else {
         let keep = !matches!(body, Err(HttpError::TooLarge { drained: false, .. }));
         let msg = format!("no route for {} {}", head.method, path);
-        return (Response::error(404, "NotFound", &msg), keep && body.is_ok());
+        return (
+            Response::error(404, "NotFound", &msg).into(),
+            keep && body.is_ok(),
+        );
     };
     let body = match body {
         Ok(b) => b,
-        Err(HttpError::TooLarge { drained, .. }) => return (too_large(&route, shared), drained),
+        Err(HttpError::TooLarge { drained, .. }) => {
+            return (too_large(&route, shared).into(), drained)
+        }
         Err(HttpError::Malformed(why)) => {
-            return (Response::error(400, "InvalidRequest", why), false)
+            return (Response::error(400, "InvalidRequest", why).into(), false)
         }
         Err(e) => {
             return (
-                Response::error(400, "InvalidRequest", &e.to_string()),
+                Response::error(400, "InvalidRequest", &e.to_string()).into(),
                 false,
             )
         }
     };
+    let park = |awaits| Some(Parked::new(socket, head.keep_alive, awaits));
     let resp = match route {
-        Route::Next => match shared.next_invocation() {
-            Some(inv) => next_response(inv),
-            None => Response::error(500, "Runtime.Shutdown", "the sandbox is shutting down"),
+        Route::Next => match shared.next_invocation(park(Awaits::Invocation)) {
+            Waited::Got(inv) => next_response(inv),
+            Waited::Answered { rest, ok } => return (Reply::Written { rest, ok }, true),
+            Waited::Nothing => {
+                Response::error(500, "Runtime.Shutdown", "the sandbox is shutting down")
+            }
         },
         Route::Response(id) => finish(shared, id, Outcome::Response(body)),
         Route::Error(id) => {
@@ -140,16 +183,17 @@ fn handle<R: std::io::BufRead>(
             shared.init_error(&error_type, body);
             accepted()
         }
-        Route::Function => match shared.wait_function_env() {
-            Some(env) => Response::json(200, env),
-            None => Response::error(
+        Route::Function => match shared.wait_function_env(park(Awaits::Function)) {
+            Waited::Got(env) => Response::json(200, env),
+            Waited::Answered { rest, ok } => return (Reply::Written { rest, ok }, true),
+            Waited::Nothing => Response::error(
                 500,
                 "Runtime.Shutdown",
                 "no function: the sandbox is shutting down",
             ),
         },
     };
-    (resp, true)
+    (resp.into(), true)
 }
 
 fn accepted() -> Response {
@@ -199,36 +243,6 @@ fn error_type(head: &RequestHead, body: &[u8]) -> String {
         .and_then(|v| v.get("errorType")?.as_str().map(str::to_string))
         .filter(|t| !t.is_empty())
         .unwrap_or_else(|| "Unhandled".into())
-}
-
-fn next_response(inv: Invoke) -> Response {
-    let mut headers = vec![
-        ("Content-Type".to_string(), "application/json".to_string()),
-        ("Lambda-Runtime-Aws-Request-Id".into(), inv.request_id),
-        (
-            "Lambda-Runtime-Deadline-Ms".into(),
-            inv.deadline_ms.to_string(),
-        ),
-        (
-            "Lambda-Runtime-Invoked-Function-Arn".into(),
-            inv.invoked_function_arn,
-        ),
-        ("Lambda-Runtime-Trace-Id".into(), inv.trace_id),
-    ];
-    if !inv.client_context.is_empty() {
-        headers.push(("Lambda-Runtime-Client-Context".into(), inv.client_context));
-    }
-    if !inv.cognito_identity.is_empty() {
-        headers.push((
-            "Lambda-Runtime-Cognito-Identity".into(),
-            inv.cognito_identity,
-        ));
-    }
-    Response {
-        status: 200,
-        headers,
-        body: inv.payload,
-    }
 }
 
 #[cfg(test)]

@@ -2,9 +2,10 @@
 //! HTTP, and a Unix socketpair standing in for the host stream.
 
 use super::*;
+use crate::handoff::{Awaits, Parked};
 use crate::host_link::HostLink;
 use flint_proto::frame::read_frame;
-use flint_proto::init::{guest_message::Msg, GuestMessage};
+use flint_proto::init::{guest_message::Msg, GuestMessage, Invoke};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::os::unix::net::UnixStream;
@@ -401,4 +402,93 @@ fn runtime_killed_during_init_is_said_in_lambdas_words() {
         }
         other => panic!("expected InitError, got {other:?}"),
     }
+}
+
+/// Waits until a connection thread has parked its request for the control loop.
+fn wait_parked(shared: &Shared, awaits: Awaits) {
+    let t0 = Instant::now();
+    while !shared
+        .lock()
+        .parked
+        .as_ref()
+        .is_some_and(|p| p.awaits == awaits)
+    {
+        assert!(t0.elapsed() < Duration::from_secs(10), "nothing parked");
+        thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn a_parked_next_gets_a_payload_larger_than_the_socket_takes_at_once() {
+    let mut h = harness();
+    let mut c = Client::connect(h.addr);
+    let waiter = thread::spawn(move || {
+        let r = c.get_next();
+        (c, r)
+    });
+    assert!(matches!(h.recv(), Msg::Ready(_)));
+    wait_parked(&h.shared, Awaits::Invocation);
+    // 5 MiB: the control loop writes what the socket takes without blocking and the
+    // connection thread the rest, in order.
+    let payload: Vec<u8> = (0..5 << 20).map(|i| b'a' + (i % 26) as u8).collect();
+    h.invoke("req-big", &payload);
+    let (mut c, r) = waiter.join().unwrap();
+    assert_eq!(r.header("Lambda-Runtime-Aws-Request-Id"), Some("req-big"));
+    assert!(r.body == payload, "the body arrived whole and in order");
+    assert!(h.shared.lock().parked.is_none());
+    // The connection goes on: the response, then a queued invocation.
+    assert_eq!(c.post("invocation/req-big/response", "", b"1").status, 202);
+    assert!(matches!(h.recv(), Msg::Response(_)));
+    h.invoke("req-after", b"2");
+    assert_eq!(
+        c.get_next().header("Lambda-Runtime-Aws-Request-Id"),
+        Some("req-after")
+    );
+}
+
+#[test]
+fn a_parked_function_request_is_answered_by_the_thread_that_sets_the_environment() {
+    let (guest_end, _host) = UnixStream::pair().unwrap();
+    let shared = Arc::new(Shared::new(HostLink::new(Box::new(guest_end))));
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut runtime = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (conn, _) = listener.accept().unwrap();
+    let conn = Arc::new(conn);
+    let waiter = {
+        let (shared, conn) = (shared.clone(), conn.clone());
+        thread::spawn(move || {
+            shared.wait_function_env(Some(Parked::new(&conn, true, Awaits::Function)))
+        })
+    };
+    wait_parked(&shared, Awaits::Function);
+    shared.set_function_env(br#"{"environment":{"A":"1"}}"#.to_vec());
+    // set_function_env has returned: the answer is in the socket already, and the
+    // waiting thread was only told so (it writes nothing when nothing is left).
+    runtime.set_nonblocking(true).unwrap();
+    let mut got = vec![0u8; 512];
+    let n = runtime
+        .read(&mut got)
+        .expect("written before set_function_env returned");
+    let text = String::from_utf8_lossy(&got[..n]).into_owned();
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    assert!(text.ends_with(r#"{"environment":{"A":"1"}}"#), "{text}");
+    match waiter.join().unwrap() {
+        Waited::Answered { rest, ok } => assert!(ok && rest.is_empty()),
+        other => panic!("expected Answered, got {other:?}"),
+    }
+    // A later request is not parked-for: the environment is there to take.
+    assert!(matches!(shared.wait_function_env(None), Waited::Got(_)));
+}
+
+#[test]
+fn shutdown_takes_back_a_parked_next() {
+    let h = harness();
+    let mut c = Client::connect(h.addr);
+    let waiter = thread::spawn(move || c.get_next());
+    wait_parked(&h.shared, Awaits::Invocation);
+    h.shared.begin_shutdown();
+    let r = waiter.join().unwrap();
+    assert_eq!(r.status, 500);
+    assert_eq!(r.json()["errorType"], "Runtime.Shutdown");
+    assert!(h.shared.lock().parked.is_none());
 }

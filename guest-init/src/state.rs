@@ -2,7 +2,9 @@
 //! forwarder and the reaper: queued invocations, the one in flight, the runtime's pid,
 //! and the init milestones (Ready / InitError) that are reported to the host once.
 
+use crate::handoff::{self, Answer, Awaits, Parked};
 use crate::host_link::HostLink;
+use crate::http::Response;
 use crate::logs::LogPipe;
 use flint_proto::init::{
     guest_message::Msg, InitError, Invoke, InvokeError, InvokeResponse, Ready, RuntimeExit,
@@ -42,6 +44,75 @@ pub struct State {
     pub prepared_sent: bool,
     /// The function's environment as JSON, for a runtime started before Configure.
     pub function_env: Option<Vec<u8>>,
+    /// The runtime's request waiting for the host, for the control loop to answer.
+    pub parked: Option<Parked>,
+    /// How far the answer to a parked request has come.
+    pub answer: Answer,
+}
+
+/// What a runtime's request that waited for the host came to.
+#[derive(Debug)]
+pub enum Waited<T> {
+    /// What it waited for; its connection thread answers.
+    Got(T),
+    /// The control loop answered on the connection, all but `rest` (the connection
+    /// thread writes that); `ok` is false when the connection failed.
+    Answered { rest: Vec<u8>, ok: bool },
+    /// Shutting down, or init failed: nothing is coming.
+    Nothing,
+}
+
+impl State {
+    /// Takes connection `conn`'s answer once it is written; `None` while there is none
+    /// or another thread is still writing it.
+    fn answered(&mut self, conn: Option<i32>) -> Option<(Vec<u8>, bool)> {
+        let conn = conn?;
+        match &self.answer {
+            Answer::Sent { conn: c, .. } if *c == conn => {}
+            _ => return None,
+        }
+        match std::mem::take(&mut self.answer) {
+            Answer::Sent { rest, ok, .. } => Some((rest, ok)),
+            _ => None,
+        }
+    }
+
+    /// True while connection `conn`'s answer is being written by another thread.
+    fn being_answered(&self, conn: Option<i32>) -> bool {
+        matches!(self.answer, Answer::Writing(c) if Some(c) == conn)
+    }
+
+    /// Offers `parked` to the control loop, when no other request is parked and no
+    /// answer is under way; returns its connection when it was taken.
+    fn park(&mut self, parked: &mut Option<Parked>) -> Option<i32> {
+        if self.parked.is_some() || !matches!(self.answer, Answer::None) {
+            return None;
+        }
+        let p = parked.take()?;
+        let conn = p.conn;
+        self.parked = Some(p);
+        Some(conn)
+    }
+
+    /// Takes back connection `conn`'s parked request (its thread answers it now).
+    fn unpark(&mut self, conn: Option<i32>) {
+        if conn.is_some() && self.parked.as_ref().map(|p| p.conn) == conn {
+            self.parked = None;
+        }
+    }
+
+    /// The parked request when it waits for `awaits` and may be answered now.
+    fn take_parked(&mut self, awaits: Awaits) -> Option<Parked> {
+        let ready = !self.shutdown
+            && matches!(self.answer, Answer::None)
+            && self.parked.as_ref().is_some_and(|p| p.awaits == awaits);
+        if !ready {
+            return None;
+        }
+        let p = self.parked.take()?;
+        self.answer = Answer::Writing(p.conn);
+        Some(p)
+    }
 }
 
 /// How the runtime finished an invocation.
@@ -141,32 +212,65 @@ impl Shared {
             .report(Msg::Prepared(flint_proto::init::Prepared { prepare_ns }));
     }
 
-    /// Hands the function's environment (JSON) to a pre-started runtime.
+    /// Hands the function's environment (JSON) to a pre-started runtime: written to its
+    /// parked request here, else left for its connection thread.
     pub fn set_function_env(&self, json: Vec<u8>) {
-        self.lock().function_env = Some(json);
+        let mut st = self.lock();
+        st.function_env = Some(json.clone());
+        if let Some(p) = st.take_parked(Awaits::Function) {
+            drop(st);
+            let sent = handoff::answer(&p, &Response::json(200, json));
+            st = self.lock();
+            st.answer = sent;
+        }
+        drop(st);
         self.cv.notify_all();
     }
 
     /// A pre-started runtime waits for its function: reports Prepared the first time,
-    /// then blocks until the environment is set. None when init failed or the sandbox
-    /// is shutting down.
-    pub fn wait_function_env(&self) -> Option<Vec<u8>> {
+    /// then blocks until the environment is set, offering `parked` to be answered by
+    /// the control loop meanwhile.
+    pub fn wait_function_env(&self, mut parked: Option<Parked>) -> Waited<Vec<u8>> {
         self.report_prepared();
         let mut st = self.lock();
+        let mut conn = None;
         loop {
-            if let Some(env) = &st.function_env {
-                return Some(env.clone());
+            if let Some((rest, ok)) = st.answered(conn) {
+                return Waited::Answered { rest, ok };
             }
-            if st.shutdown || st.init_failed {
-                return None;
+            if !st.being_answered(conn) {
+                if let Some(env) = st.function_env.clone() {
+                    st.unpark(conn);
+                    return Waited::Got(env);
+                }
+                if st.shutdown || st.init_failed {
+                    st.unpark(conn);
+                    return Waited::Nothing;
+                }
+                if conn.is_none() {
+                    conn = st.park(&mut parked);
+                }
             }
             st = self.cv.wait(st).unwrap_or_else(|e| e.into_inner());
         }
     }
 
-    /// Queues an invocation from the host and wakes a waiting `/next`.
+    /// Hands an invocation from the host to the runtime: written to its parked `/next`
+    /// here, else queued for its connection thread.
     pub fn push_invoke(&self, inv: Invoke) {
-        self.lock().queue.push_back(inv);
+        let mut st = self.lock();
+        match st.take_parked(Awaits::Invocation) {
+            Some(p) => {
+                st.in_flight = Some(inv.request_id.clone());
+                drop(st);
+                let sent = handoff::answer(&p, &handoff::next_response(inv));
+                self.lock().answer = sent;
+            }
+            None => {
+                st.queue.push_back(inv);
+                drop(st);
+            }
+        }
         self.cv.notify_all();
     }
 
@@ -177,16 +281,19 @@ impl Shared {
     }
 
     /// The runtime asks for work: sends Ready on the first call, then blocks until an
-    /// invocation is queued (None when shutting down). An invocation still in flight is
-    /// reported to the host as failed with `NO_RESPONSE`.
-    pub fn next_invocation(&self) -> Option<Invoke> {
+    /// invocation comes, offering `parked` to be answered by the control loop
+    /// meanwhile. An invocation still in flight is reported to the host as failed with
+    /// `NO_RESPONSE`.
+    pub fn next_invocation(&self, mut parked: Option<Parked>) -> Waited<Invoke> {
         let mut st = self.lock();
         // A runtime started before Configure has no function yet: wait for it.
         while st.configured_at.is_none() && !st.shutdown && !st.init_failed {
             st = self.cv.wait(st).unwrap_or_else(|e| e.into_inner());
         }
         // Shutting down or failed before the function arrived: no invocation.
-        st.configured_at?;
+        if st.configured_at.is_none() {
+            return Waited::Nothing;
+        }
         if !st.ready_sent {
             st.ready_sent = true;
             let init_ns = st
@@ -210,13 +317,24 @@ impl Shared {
                 payload: doc,
             }));
         }
+        let mut conn = None;
         loop {
-            if st.shutdown {
-                return None;
+            if let Some((rest, ok)) = st.answered(conn) {
+                return Waited::Answered { rest, ok };
             }
-            if let Some(inv) = st.queue.pop_front() {
-                st.in_flight = Some(inv.request_id.clone());
-                return Some(inv);
+            if !st.being_answered(conn) {
+                if st.shutdown {
+                    st.unpark(conn);
+                    return Waited::Nothing;
+                }
+                if let Some(inv) = st.queue.pop_front() {
+                    st.unpark(conn);
+                    st.in_flight = Some(inv.request_id.clone());
+                    return Waited::Got(inv);
+                }
+                if conn.is_none() {
+                    conn = st.park(&mut parked);
+                }
             }
             st = self.cv.wait(st).unwrap_or_else(|e| e.into_inner());
         }
