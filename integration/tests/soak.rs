@@ -80,8 +80,10 @@ async fn ten_thousand_invocations_with_faults_leak_nothing() {
     let mut agent = TestAgent::start_with(2).await;
     let c = agent.client().await;
     let mut req = python_function("faulty", FAULTY);
-    // Long enough that a 128 MB allocation race reaches the OOM killer under load.
-    req.timeout_s = 3;
+    // Long enough that a 128 MB allocation race reaches the OOM killer: at 128 MB the
+    // instance's CPU share is 128/1769 of a core, and filling its memory until the
+    // kill took 2.9-5.6 s on a quiet 2-core host (256 MB: 1.8-3.5 s, 1769 MB: 1.1-1.6 s).
+    req.timeout_s = 8;
     c.clone().create_function_or_panic(req).await;
     // Warm up once so the fd baseline includes the steady state (pool, one instance).
     invoke(&mut c.clone(), "faulty", "{}").await;
