@@ -274,20 +274,22 @@ class InvocationTests(BootstrapCase):
         self.assertEqual(post.json(), ["late-fn", "512", None, "yes"])
 
 
-    def audit_compiles(self):
-        """A sitecustomize (on PYTHONPATH) that writes the bootstrap's compile and
-        socket.connect audit events to its stderr, in order."""
+    def audit_compiles(self, imports=False):
+        """A sitecustomize (on PYTHONPATH) that writes the bootstrap's compile (or,
+        with `imports`, import) and socket.connect audit events to its stderr, in
+        order."""
+        first = ("import", "args[0]") if imports else ("compile", "args[1]")
         self.write(
             "audit/sitecustomize.py",
             """
             import sys
             def hook(event, args):
-                if event == "compile":
-                    sys.stderr.write(f"AUDIT compile {args[1]}\\n")
+                if event == "%s":
+                    sys.stderr.write(f"AUDIT %s {%s}\\n")
                 elif event == "socket.connect":
                     sys.stderr.write("AUDIT connect\\n")
             sys.addaudithook(hook)
-            """,
+            """ % (first[0], first[0], first[1]),
         )
         return {"PYTHONPATH": os.path.join(self.task.name, "audit")}
 
@@ -321,19 +323,8 @@ class InvocationTests(BootstrapCase):
         # share a generator seeded before the snapshot. Only the function's own imports,
         # after the restore (the first connect is the wait for it), may seed one.
         self.write("late.py", "import random\ndef handler(event, context):\n    return 3\n")
-        self.write(
-            "audit/sitecustomize.py",
-            """
-            import sys
-            def hook(event, args):
-                if event == "import":
-                    sys.stderr.write(f"AUDIT import {args[0]}\\n")
-                elif event == "socket.connect":
-                    sys.stderr.write("AUDIT connect\\n")
-            sys.addaudithook(hook)
-            """,
-        )
-        env = {"PYTHONPATH": os.path.join(self.task.name, "audit"), "FLINT_PRESTART": "1"}
+        env = self.audit_compiles(imports=True)
+        env["FLINT_PRESTART"] = "1"
         self.start("", env)
         self.api.function_env.put(
             {"AWS_LAMBDA_RUNTIME_API": self.api.address, "LAMBDA_TASK_ROOT": self.task.name,

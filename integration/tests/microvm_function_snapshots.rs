@@ -25,7 +25,7 @@ use flint_integration::*;
 use flint_proto::v1::{CreateFunctionRequest, InvocationType, InvokeRequest, LogType};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use tiny_guest::{guest_image, payload, snapshot_dirs, starts};
+use tiny_guest::{snapshot_dirs, start_agent, starts};
 
 /// An images directory with python3.11 (the real one) and java17 (python3.11's root
 /// disk, java17's manifest).
@@ -93,31 +93,7 @@ async fn a_functions_cold_starts_restore_its_runtime_waiting() {
     let images = images_with_java(tmp.path());
     // This binary's only test: the variable names its images directory.
     std::env::set_var("FLINT_IMAGES_DIR", &images);
-    let kernel = tmp.path().join("hello-guest.elf");
-    std::fs::write(&kernel, guest_image(&payload("tiny-fn"))).unwrap();
-    let vm_dir = tmp.path().join("vm");
-    let metrics = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().to_string()
-    };
-    let agent = TestAgent::start_args(
-        300,
-        &[
-            "--sandbox",
-            "microvm",
-            "--kernel",
-            kernel.to_str().unwrap(),
-            "--vm-run-dir",
-            vm_dir.to_str().unwrap(),
-            "--vm-boot-timeout",
-            "10",
-            "--pool-max",
-            "0",
-            "--metrics-listen",
-            &metrics,
-        ],
-    )
-    .await;
+    let (agent, _vm_dir, metrics) = start_agent(tmp.path(), "tiny-fn", &["--pool-max", "0"]).await;
     let mut c = agent.client().await;
     for f in [
         java_function("orders", &[]),

@@ -14,7 +14,7 @@ mod tiny_guest;
 use flint_integration::*;
 use std::path::Path;
 use std::time::{Duration, Instant};
-use tiny_guest::{guest_image, payload, serial_logs, snapshot_dirs, starts};
+use tiny_guest::{guest_image, payload, serial_logs, snapshot_dirs, start_agent, starts};
 
 /// Everything worth seeing when a wait fails.
 fn diagnose(agent: &TestAgent, vm_dir: &Path, metrics: &str) -> String {
@@ -64,31 +64,9 @@ async fn the_microvm_pool_is_filled_by_restoring_one_snapshot() {
         disk.display()
     );
     let tmp = tempfile::tempdir().unwrap();
+    let (mut agent, vm_dir, metrics) =
+        start_agent(tmp.path(), "tiny-1", &["--pool-warm", "python3.11:128=2"]).await;
     let kernel = tmp.path().join("hello-guest.elf");
-    std::fs::write(&kernel, guest_image(&payload("tiny-1"))).unwrap();
-    let vm_dir = tmp.path().join("vm");
-    let metrics = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().to_string()
-    };
-    let mut agent = TestAgent::start_args(
-        300,
-        &[
-            "--sandbox",
-            "microvm",
-            "--kernel",
-            kernel.to_str().unwrap(),
-            "--vm-run-dir",
-            vm_dir.to_str().unwrap(),
-            "--vm-boot-timeout",
-            "10",
-            "--pool-warm",
-            "python3.11:128=2",
-            "--metrics-listen",
-            &metrics,
-        ],
-    )
-    .await;
 
     // One boot to Hello, snapshotted; both pool sandboxes restored from it.
     wait_pool(&agent, 2, &vm_dir, &metrics).await;
@@ -179,31 +157,10 @@ async fn the_microvm_pool_is_filled_by_restoring_one_snapshot() {
 #[tokio::test]
 async fn with_vm_snapshots_off_every_microvm_boots() {
     let tmp = tempfile::tempdir().unwrap();
-    let kernel = tmp.path().join("hello-guest.elf");
-    std::fs::write(&kernel, guest_image(&payload("tiny-off"))).unwrap();
-    let vm_dir = tmp.path().join("vm");
-    let metrics = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().to_string()
-    };
-    let agent = TestAgent::start_args(
-        300,
-        &[
-            "--sandbox",
-            "microvm",
-            "--kernel",
-            kernel.to_str().unwrap(),
-            "--vm-run-dir",
-            vm_dir.to_str().unwrap(),
-            "--vm-boot-timeout",
-            "10",
-            "--vm-snapshots",
-            "false",
-            "--pool-warm",
-            "python3.11:128=2",
-            "--metrics-listen",
-            &metrics,
-        ],
+    let (agent, vm_dir, metrics) = start_agent(
+        tmp.path(),
+        "tiny-off",
+        &["--vm-snapshots", "false", "--pool-warm", "python3.11:128=2"],
     )
     .await;
     wait_pool(&agent, 2, &vm_dir, &metrics).await;

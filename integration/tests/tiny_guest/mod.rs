@@ -7,11 +7,44 @@
 //! serial logs and snapshot directories the tests look at.
 #![allow(dead_code)]
 
+use flint_integration::TestAgent;
 use flint_proto::frame::encode;
 use flint_proto::init::{guest_message::Msg, GuestMessage, Hello, Prepared};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// A flintd on the microVM backend whose "kernel" is the tiny guest saying it is
+/// `init_version`, written into `dir` (with the VMs' run directory `dir/vm`), plus
+/// `extra` flags. Returns the agent, the run directory and its metrics address.
+pub async fn start_agent(
+    dir: &Path,
+    init_version: &str,
+    extra: &[&str],
+) -> (TestAgent, PathBuf, String) {
+    let kernel = dir.join("hello-guest.elf");
+    std::fs::write(&kernel, guest_image(&payload(init_version))).unwrap();
+    let vm_dir = dir.join("vm");
+    let metrics = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let mut args = vec![
+        "--sandbox",
+        "microvm",
+        "--kernel",
+        kernel.to_str().unwrap(),
+        "--vm-run-dir",
+        vm_dir.to_str().unwrap(),
+        "--vm-boot-timeout",
+        "10",
+        "--metrics-listen",
+        &metrics,
+    ];
+    args.extend_from_slice(extra);
+    let agent = TestAgent::start_args(300, &args).await;
+    (agent, vm_dir, metrics)
+}
 
 /// The tiny guest (32-bit code entered at 1 MiB through PVH), vsock on virtio-mmio
 /// slot 1 (0xd0002000, after the root disk). It sends the `len` bytes at 0x100800
