@@ -399,10 +399,15 @@ async fn timeout_and_out_of_memory_end_the_instance() {
     c.functions.create_function(req).await.unwrap();
     let r = invoke(&mut c, "heap", "{}").await;
     assert_eq!(r.function_error, "Unhandled");
-    assert_eq!(
-        json(&r)["errorType"],
-        "Runtime.OutOfMemory",
-        "{}",
+    // Either ends the instance. Which comes first depends on the host: at 128 MB's CPU
+    // share (1/14 of a core) the cgroup at its limit can keep reclaiming node's file
+    // pages instead of calling the OOM killer (seen on this nested host: 127 MB used,
+    // no kill within 90 s), so the timeout may win. The Buffer case above is the one
+    // that pins Runtime.OutOfMemory.
+    let error_type = json(&r)["errorType"].clone();
+    assert!(
+        error_type == "Runtime.OutOfMemory" || error_type == "Sandbox.Timedout",
+        "{error_type}: {}",
         r.log_result
     );
     let leaked = agent.wait_all_accounted(Duration::from_secs(10)).await;
